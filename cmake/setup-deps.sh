@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs reasonrt's build and test dependencies from Debian packages.
+# Idempotent: installs only what is missing, and does nothing when all is present.
+# Usage: cmake/setup-deps.sh [--no-test-deps]
+set -euo pipefail
+
+build_pkgs=(
+  cmake g++ make ninja-build ccache pkg-config
+  libabsl-dev        # Status, StatusOr, StrFormat, Span, containers
+  libeigen3-dev      # reference backend
+  libdnnl-dev        # CPU GEMM
+  libhwy-dev         # SIMD kernels with runtime dispatch
+  libpcre2-dev       # tokenizer regexes
+  libsimdjson-dev    # JSON
+  libutf8proc-dev    # NFC normalization
+  libcli11-dev       # command-line tool
+  libgtest-dev libgmock-dev googletest
+  libbenchmark-dev
+)
+test_pkgs=(
+  python3 python3-numpy python3-torch python3-jinja2 python3-pytest python3-pybind11 pybind11-dev
+)
+
+want=("${build_pkgs[@]}")
+if [[ "${1:-}" != "--no-test-deps" ]]; then want+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "setup-deps: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,69 @@
+// The reasonrt command-line tool.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_split.h"
+#include "examples/cli/commands.h"
+#include "lib/backends/cuda/device.h"
+#include "lib/models/synth.h"
+#include "reasonrt/cpu_features.h"
+
+int main(int argc, char** argv) {
+  using namespace reasonrt;
+  CLI::App app{"reasonrt: a runtime for DeepSeek-R1-family reasoning models"};
+  app.require_subcommand(1);
+
+  SynthOptions synth;
+  std::string synth_dtype = "bf16";
+  std::vector<std::string> synth_set;
+  CLI::App* synth_cmd = app.add_subcommand("synth", "write a synthetic checkpoint of a config");
+  synth_cmd->add_option("--config", synth.config_path, "config.json (or its folder)")->required();
+  synth_cmd->add_option("--out", synth.out_dir, "output folder")->required();
+  synth_cmd->add_option("--seed", synth.seed, "random seed");
+  synth_cmd->add_option("--layers", synth.layers, "override num_hidden_layers");
+  synth_cmd->add_flag("--fp8", synth.fp8, "projections as FP8 e4m3 with 128x128 block scales");
+  synth_cmd->add_option("--dtype", synth_dtype, "dtype of the other float tensors (bf16, f16, f32)");
+  synth_cmd->add_option("--set", synth_set, "override a config key: KEY=JSON (repeatable)");
+  synth_cmd->add_flag("--zeros", synth.zeros, "all-zero weights stored as file holes");
+  synth_cmd->add_option("--shard-bytes", synth.max_shard_bytes, "largest shard's data in bytes");
+
+  std::string inspect_dir;
+  CLI::App* inspect_cmd = app.add_subcommand("inspect", "describe a model folder");
+  inspect_cmd->add_option("dir", inspect_dir, "model folder")->required();
+
+  CLI::App* cpu_cmd = app.add_subcommand("devices", "print the CPU features and CUDA devices reasonrt detects");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (synth_cmd->parsed()) {
+    auto dtype = ParseDTypeName(synth_dtype);
+    if (!dtype.ok()) return cli::Fail(dtype.status());
+    synth.dtype = *dtype;
+    for (const std::string& kv : synth_set) {
+      std::vector<std::string> parts = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+      if (parts.size() != 2 || parts[0].empty()) {
+        return cli::Fail(absl::InvalidArgumentError("--set takes KEY=JSON, got '" + kv + "'"));
+      }
+      synth.overrides.emplace_back(parts[0], parts[1]);
+    }
+    const absl::Status s = WriteSyntheticModel(synth);
+    if (!s.ok()) return cli::Fail(s);
+    std::printf("wrote %s\n", synth.out_dir.c_str());
+    return 0;
+  }
+  if (inspect_cmd->parsed()) return cli::RunInspect(inspect_dir);
+  if (cpu_cmd->parsed()) {
+    std::printf("cpu:  %s\n", CpuFeaturesString(GetCpuFeatures()).c_str());
+    const auto gpus = cuda::ListDevices();
+    if (gpus.empty()) std::printf("cuda: no devices\n");
+    for (const auto& d : gpus) {
+      std::printf("cuda: %d %s sm_%d%d %.1f GiB, kernel smoke test %s\n", d.index, d.name.c_str(),
+                  d.compute_major, d.compute_minor, d.total_memory / double(1ull << 30),
+                  cuda::SmokeTestDevice(d.index) ? "ok" : "FAILED");
+    }
+    return 0;
+  }
+  return 0;
+}

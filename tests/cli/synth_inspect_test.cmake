@@ -1,0 +1,31 @@
+# Runs `reasonrt synth` on DeepSeek-R1's config (4 layers, FP8, sparse zeros) and checks
+# what `reasonrt inspect` reports.
+file(REMOVE_RECURSE ${OUT})
+execute_process(COMMAND ${CLI} synth --config ${CONFIG} --out ${OUT} --layers 4 --fp8 --zeros
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "synth failed (${rc}): ${out} ${err}")
+endif()
+execute_process(COMMAND ${CLI} inspect ${OUT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "inspect failed (${rc}): ${err}")
+endif()
+foreach(expect "architecture:  deepseek_v3" "inventory:     complete" "4608 bytes/token (bf16)"
+               "f8_e4m3 x" "in MTP layers (not loaded)")
+  string(FIND "${out}" "${expect}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "inspect output lacks '${expect}'")
+  endif()
+endforeach()
+# A folder with a pickle checkpoint only is refused with a message saying so.
+file(REMOVE_RECURSE ${OUT}_pickle)
+file(MAKE_DIRECTORY ${OUT}_pickle)
+file(COPY ${OUT}/config.json DESTINATION ${OUT}_pickle)
+file(WRITE ${OUT}_pickle/pytorch_model.bin "not really a pickle")
+execute_process(COMMAND ${CLI} inspect ${OUT}_pickle RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+string(FIND "${err}" "pickle" at)
+if(rc EQUAL 0 OR at EQUAL -1)
+  message(FATAL_ERROR "inspect of a pickle-only folder: rc ${rc}, '${err}'")
+endif()
+file(REMOVE_RECURSE ${OUT} ${OUT}_pickle)
