@@ -17,6 +17,16 @@ inline int Fail(const absl::Status& status) {
 
 int RunInspect(const std::string& dir);
 
+struct LogitsArgs {
+  std::string model;
+  std::string tokens;  // comma-separated ids
+  std::string out;     // .npy path
+  std::string backend = "auto";
+  int threads = 0;
+  bool decode = false;  // one token per forward call instead of one prefill
+};
+int RunLogits(const LogitsArgs& args);
+
 }  // namespace reasonrt::cli
 
 #endif  // REASONRT_EXAMPLES_CLI_COMMANDS_H_

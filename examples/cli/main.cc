@@ -33,6 +33,15 @@ int main(int argc, char** argv) {
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "describe a model folder");
   inspect_cmd->add_option("dir", inspect_dir, "model folder")->required();
 
+  cli::LogitsArgs logits;
+  CLI::App* logits_cmd = app.add_subcommand("logits", "write all-position logits of a token sequence as .npy");
+  logits_cmd->add_option("--model", logits.model, "model folder")->required();
+  logits_cmd->add_option("--tokens", logits.tokens, "comma-separated token ids")->required();
+  logits_cmd->add_option("--out", logits.out, "output .npy file")->required();
+  logits_cmd->add_option("--backend", logits.backend, "backend name (auto, reference, cpu)");
+  logits_cmd->add_option("-t,--threads", logits.threads, "threads (0: one per core)");
+  logits_cmd->add_flag("--decode", logits.decode, "run one token per forward call");
+
   CLI::App* cpu_cmd = app.add_subcommand("devices", "print the CPU features and CUDA devices reasonrt detects");
 
   CLI11_PARSE(app, argc, argv);
@@ -54,6 +63,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (inspect_cmd->parsed()) return cli::RunInspect(inspect_dir);
+  if (logits_cmd->parsed()) return cli::RunLogits(logits);
   if (cpu_cmd->parsed()) {
     std::printf("cpu:  %s\n", CpuFeaturesString(GetCpuFeatures()).c_str());
     const auto gpus = cuda::ListDevices();

@@ -1,0 +1,78 @@
+// `reasonrt logits --model DIR --tokens 1,2,3 --out FILE.npy`: all-position logits of one
+// sequence, as a float32 .npy of shape [T, vocab], for comparison with other implementations.
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "examples/cli/commands.h"
+#include "lib/core/strings.h"
+#include "reasonrt/model.h"
+
+namespace reasonrt::cli {
+namespace {
+
+absl::Status WriteNpy(const std::string& path, const std::vector<float>& values, int64_t rows,
+                      int64_t cols) {
+  std::string header = StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (", rows, ", ",
+                              cols, "), }");
+  // Magic (6) + version (2) + length (2) + header, padded with spaces to 64 bytes, '\n' last.
+  const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
+  header.append(total - 10 - header.size() - 1, ' ');
+  header += '\n';
+  std::ofstream out(path, std::ios::binary);
+  if (!out) return absl::PermissionDeniedError(StrCat(path, ": cannot write"));
+  const uint16_t len = static_cast<uint16_t>(header.size());
+  out.write("\x93NUMPY\x01\x00", 8);
+  out.put(static_cast<char>(len & 0xff));
+  out.put(static_cast<char>(len >> 8));
+  out.write(header.data(), static_cast<std::streamsize>(header.size()));
+  out.write(reinterpret_cast<const char*>(values.data()),
+            static_cast<std::streamsize>(values.size() * sizeof(float)));
+  return out ? absl::OkStatus() : absl::DataLossError(StrCat(path, ": write failed"));
+}
+
+}  // namespace
+
+int RunLogits(const LogitsArgs& args) {
+  std::vector<int32_t> tokens;
+  for (absl::string_view piece : absl::StrSplit(args.tokens, ',', absl::SkipWhitespace())) {
+    int32_t id;
+    if (!absl::SimpleAtoi(piece, &id)) {
+      return Fail(absl::InvalidArgumentError(StrCat("--tokens: '", ToStd(piece), "' is not an integer")));
+    }
+    tokens.push_back(id);
+  }
+  if (tokens.empty()) return Fail(absl::InvalidArgumentError("--tokens is empty"));
+  LoadOptions lo;
+  lo.backend = args.backend;
+  lo.num_threads = args.threads;
+  auto model = Model::Load(args.model, lo);
+  if (!model.ok()) return Fail(model.status());
+  SessionOptions so;
+  so.max_tokens = static_cast<int64_t>(tokens.size());
+  auto session = (*model)->NewSession(so);
+  if (!session.ok()) return Fail(session.status());
+  const int64_t vocab = (*model)->config().vocab_size;
+  std::vector<float> all;
+  // One prefill of all tokens, or one token at a time (--decode) to check the cache.
+  const size_t step = args.decode ? 1 : tokens.size();
+  for (size_t begin = 0; begin < tokens.size(); begin += step) {
+    Batch batch;
+    for (size_t i = begin; i < std::min(tokens.size(), begin + step); ++i) {
+      batch.Add(tokens[i], static_cast<int32_t>(i), 0, true);
+    }
+    auto logits = (*session)->Forward(batch);
+    if (!logits.ok()) return Fail(logits.status());
+    all.insert(all.end(), logits->values.begin(), logits->values.end());
+  }
+  const absl::Status s = WriteNpy(args.out, all, static_cast<int64_t>(tokens.size()), vocab);
+  if (!s.ok()) return Fail(s);
+  std::printf("wrote %s: [%zu, %lld] logits (%s backend)\n", args.out.c_str(), tokens.size(),
+              static_cast<long long>(vocab), std::string((*model)->backend_name()).c_str());
+  return 0;
+}
+
+}  // namespace reasonrt::cli

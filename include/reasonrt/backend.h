@@ -1,0 +1,185 @@
+// reasonrt/backend.h: the kernel interface every backend implements, and the registry.
+//
+// Basic usage (model code does this; applications rarely need to):
+//
+//   absl::StatusOr<std::unique_ptr<reasonrt::Backend>> be = reasonrt::CreateBackend("auto", {});
+//   // y[T, N] = x[T, K] . W[N, K]^T, W in its stored dtype (bf16, f16, f32, fp8 + scales)
+//   absl::Status s = (*be)->MatMul(x, reasonrt::Weight{w}, /*bias=*/nullptr, y);
+//
+// A backend is a small table of operations (ggml-backend and ONNX Runtime execution
+// providers are the models). The public methods below validate shapes and dtypes and
+// return InvalidArgument naming the operand at fault; they then call the protected Do*
+// methods, which a backend implements and which may assume valid arguments. Activations
+// are f32 and row-major; weights stay in their stored dtype. Optional operations say so
+// and have a default built from the others. Models are written against this interface
+// and never name a backend; backends never know which model calls them.
+//
+// A Backend object is used by one thread at a time (a Session's); it may use a thread
+// pool of its own inside an operation.
+#ifndef REASONRT_BACKEND_H_
+#define REASONRT_BACKEND_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "reasonrt/export.h"
+#include "reasonrt/tensor.h"
+
+namespace reasonrt {
+
+// A projection weight as stored: data [out, in] in f32, f16, bf16 or f8_e4m3; for f8_e4m3,
+// scale_inv holds the f32 scale of each 128x128 block, [ceil(out/128), ceil(in/128)].
+struct Weight {
+  TensorView data;
+  TensorView scale_inv;
+};
+
+// Which dims of a head RoPE rotates together: (i, i + d/2) for Qwen2 and Llama,
+// (2i, 2i + 1) for DeepSeek.
+enum class RopeLayout : uint8_t { kHalfSplit, kInterleaved };
+
+// Tokens per block of the paged KV cache.
+inline constexpr int64_t kKvBlockSize = 16;
+
+// One layer of a paged KV cache: k [blocks, kKvBlockSize, kv_heads, k_dim] and
+// v [blocks, kKvBlockSize, kv_heads, v_dim], in f32 or bf16. Token slot s lives in block
+// s / kKvBlockSize at offset s % kKvBlockSize.
+struct PagedKvLayer {
+  TensorView k;
+  TensorView v;
+};
+
+// The query rows of one sequence in an Attention call. Row i of the sequence sits at
+// position first_position + i and attends (causally) to the sequence's cached positions
+// 0 .. first_position + i, found through block_table.
+struct AttentionSequence {
+  absl::Span<const int32_t> block_table;
+  int64_t query_begin = 0;  // first row in q / out
+  int64_t query_count = 0;
+  int64_t first_position = 0;
+};
+
+class RRT_API Backend {
+ public:
+  virtual ~Backend();
+
+  virtual std::string_view name() const = 0;
+  virtual Device device() const = 0;
+
+  // New zeroed memory on this backend's device.
+  virtual absl::StatusOr<TensorView> Allocate(DType dtype, absl::Span<const int64_t> shape);
+
+  // y[T, N] = x[T, K] . W[N, K]^T (+ bias[N], any float dtype). x and y f32; y must not
+  // alias x.
+  absl::Status MatMul(const TensorView& x, const Weight& w, const TensorView* bias,
+                      const TensorView& y);
+
+  // (optional) The MoE form: for each group g, the rows rows[g] of x times weights[g]
+  // into the same rows of y (rows of different groups may coincide only if y is
+  // overwritten per group, so callers give disjoint y rows). Defaults to gathering the
+  // rows and calling MatMul per group.
+  absl::Status GroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
+                             absl::Span<const std::vector<int32_t>> rows, const TensorView& y);
+
+  // y[T, H] = x / sqrt(mean(x^2) + eps) * gain[H] (gain in any float dtype). y may be x.
+  absl::Status RmsNorm(const TensorView& x, const TensorView& gain, float eps, const TensorView& y);
+
+  // Rotates, in place, x[T, heads, rotary_dims] (rows may be strided; the last dim is
+  // contiguous) by the angle positions[t] * inv_freq[i] (computed in f32 as
+  // float(position) * inv_freq[i]), then scales cos and sin by cos_sin_scale.
+  // inv_freq has rotary_dims / 2 entries.
+  absl::Status Rope(const TensorView& x, absl::Span<const int32_t> positions,
+                    absl::Span<const float> inv_freq, RopeLayout layout,
+                    float cos_sin_scale = 1.0f);
+
+  // Writes k[T, kv_heads, k_dim] and v[T, kv_heads, v_dim] (f32) into the cache slots
+  // `slots[t]` (converting to the cache dtype). A layer without values (v empty, as the
+  // latent cache of MLA) stores k only.
+  absl::Status StoreKv(const TensorView& k, const TensorView& v, absl::Span<const int64_t> slots,
+                       const PagedKvLayer& cache);
+
+  // out[T, heads, v_dim] = softmax(scale * q . k^T over the causal window) . v, per
+  // sequence, q[T, heads, k_dim] (f32). Grouped-query attention: head h reads kv head
+  // h / (heads / kv_heads).
+  absl::Status Attention(const TensorView& q, const PagedKvLayer& cache,
+                         absl::Span<const AttentionSequence> sequences, float scale,
+                         const TensorView& out);
+
+  // out = silu(gate) * up, all [T, I]. out may alias gate.
+  absl::Status SiluMul(const TensorView& gate, const TensorView& up, const TensorView& out);
+
+  // out[T, H] (f32) = rows ids[t] of table[V, H] (any float dtype). An id outside [0, V)
+  // is InvalidArgument.
+  absl::Status Embedding(const TensorView& table, absl::Span<const int32_t> ids,
+                         const TensorView& out);
+
+  // out = a + b, same shapes; out may alias a or b.
+  absl::Status Add(const TensorView& a, const TensorView& b, const TensorView& out);
+
+  // Row-wise over the last dim of [T, N]. out may alias x.
+  absl::Status Softmax(const TensorView& x, const TensorView& out);
+  absl::Status LogSoftmax(const TensorView& x, const TensorView& out);
+
+  // The k largest values of each row of x[T, N] in decreasing order (ties: lower index
+  // first), values [T, k] f32 and indices [T, k] i32.
+  absl::Status TopK(const TensorView& x, int64_t k, const TensorView& values,
+                    const TensorView& indices);
+
+  // (optional) Copies src to dst (same dtype and shape, both contiguous). Defaults to
+  // memcpy, which suits CPU memory.
+  virtual absl::Status Copy(const TensorView& src, const TensorView& dst);
+
+ protected:
+  virtual absl::Status DoMatMul(const TensorView& x, const Weight& w, const TensorView* bias,
+                                const TensorView& y) = 0;
+  virtual absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
+                                       absl::Span<const std::vector<int32_t>> rows,
+                                       const TensorView& y);
+  virtual absl::Status DoRmsNorm(const TensorView& x, const TensorView& gain, float eps,
+                                 const TensorView& y) = 0;
+  virtual absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,
+                              absl::Span<const float> inv_freq, RopeLayout layout,
+                              float cos_sin_scale) = 0;
+  virtual absl::Status DoStoreKv(const TensorView& k, const TensorView& v,
+                                 absl::Span<const int64_t> slots, const PagedKvLayer& cache) = 0;
+  virtual absl::Status DoAttention(const TensorView& q, const PagedKvLayer& cache,
+                                   absl::Span<const AttentionSequence> sequences, float scale,
+                                   const TensorView& out) = 0;
+  virtual absl::Status DoSiluMul(const TensorView& gate, const TensorView& up,
+                                 const TensorView& out) = 0;
+  virtual absl::Status DoEmbedding(const TensorView& table, absl::Span<const int32_t> ids,
+                                   const TensorView& out) = 0;
+  virtual absl::Status DoAdd(const TensorView& a, const TensorView& b, const TensorView& out) = 0;
+  virtual absl::Status DoSoftmax(const TensorView& x, const TensorView& out, bool log) = 0;
+  virtual absl::Status DoTopK(const TensorView& x, int64_t k, const TensorView& values,
+                              const TensorView& indices) = 0;
+};
+
+struct BackendOptions {
+  int num_threads = 0;  // 0: one per core
+};
+
+using BackendFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Backend>>(const BackendOptions&)>;
+
+// Makes `name` available to CreateBackend. Higher `priority` wins for "auto". Returns
+// AlreadyExists for a taken name. Thread-safe.
+RRT_API absl::Status RegisterBackend(std::string name, int priority, BackendFactory factory);
+
+// A new backend by name ("reference", "cpu", ...), or the highest-priority one for "auto".
+// NotFound lists the registered names. Thread-safe.
+RRT_API absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name,
+                                                               const BackendOptions& options);
+
+// Registered names, highest priority first.
+RRT_API std::vector<std::string> RegisteredBackends();
+
+}  // namespace reasonrt
+
+#endif  // REASONRT_BACKEND_H_

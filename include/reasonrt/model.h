@@ -1,0 +1,59 @@
+// reasonrt/model.h: loading a model folder.
+//
+// Basic usage:
+//
+//   absl::StatusOr<std::unique_ptr<reasonrt::Model>> model =
+//       reasonrt::Model::Load("/models/DeepSeek-R1-Distill-Qwen-1.5B");
+//   if (!model.ok()) { /* message names the file, key or tensor at fault */ }
+//   const reasonrt::ModelConfig& cfg = (*model)->config();
+//   auto session = (*model)->NewSession({});
+//
+// Load reads config.json, maps the safetensors weights (zero-copy: weights stay in their
+// stored dtype in the page cache, nothing is converted up front) and checks that every
+// tensor the architecture needs is present with the right shape. A Model is immutable
+// and safe to share across threads; any number of sessions may use it at once, and
+// sessions stay valid after the Model object is destroyed.
+#ifndef REASONRT_MODEL_H_
+#define REASONRT_MODEL_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "reasonrt/export.h"
+#include "reasonrt/model_config.h"
+#include "reasonrt/session.h"
+
+namespace reasonrt {
+
+struct LoadOptions {
+  std::string backend = "auto";  // "auto", "reference", "cpu", ...
+  int num_threads = 0;           // 0: one per core
+};
+
+class RRT_API Model {
+ public:
+  // Errors: NotFound (missing files), InvalidArgument (malformed files, wrong shapes),
+  // Unimplemented (architectures or features this build does not run).
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path,
+                                                     const LoadOptions& options = {});
+  ~Model();
+
+  const ModelConfig& config() const;
+  // The backend sessions use.
+  std::string_view backend_name() const;
+
+  // A new session with its own KV cache. ResourceExhausted if the cache cannot be allocated.
+  absl::StatusOr<std::unique_ptr<Session>> NewSession(const SessionOptions& options = {}) const;
+
+  struct Impl;
+
+ private:
+  explicit Model(std::shared_ptr<const Impl> impl);
+  std::shared_ptr<const Impl> impl_;  // sessions share it: a Model may go before its sessions
+};
+
+}  // namespace reasonrt
+
+#endif  // REASONRT_MODEL_H_

@@ -1,0 +1,350 @@
+// The backend front end: argument validation, optional-op defaults, the registry.
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "lib/backends/builtin.h"
+#include "lib/core/status_macros.h"
+#include "lib/core/strings.h"
+#include "reasonrt/backend.h"
+
+namespace reasonrt {
+namespace {
+
+absl::Status Bad(std::string_view op, std::string_view what) {
+  return absl::InvalidArgumentError(StrCat(op, ": ", what));
+}
+
+// x must be contiguous f32 of the given rank.
+absl::Status CheckActivation(std::string_view op, std::string_view name, const TensorView& t,
+                             int rank) {
+  if (t.empty() && t.num_elements() != 0) return Bad(op, StrCat(name, " has no data"));
+  if (t.dtype() != DType::kF32) return Bad(op, StrCat(name, " must be f32, is ", t.DebugString()));
+  if (t.rank() != rank) return Bad(op, StrCat(name, " must have rank ", rank, ", is ", t.DebugString()));
+  if (!t.is_contiguous()) return Bad(op, StrCat(name, " must be contiguous"));
+  return absl::OkStatus();
+}
+
+absl::Status CheckWritable(std::string_view op, std::string_view name, const TensorView& t) {
+  if (t.read_only()) return Bad(op, StrCat(name, " is read-only"));
+  return absl::OkStatus();
+}
+
+bool IsWeightFloat(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16; }
+
+absl::Status CheckWeight(std::string_view op, const Weight& w, int64_t k) {
+  const TensorView& d = w.data;
+  if (d.rank() != 2 || !d.is_contiguous()) return Bad(op, StrCat("weight must be a contiguous matrix, is ", d.DebugString()));
+  if (d.dim(1) != k) return Bad(op, StrCat("weight ", d.DebugString(), " does not take ", k, " inputs"));
+  if (d.dtype() == DType::kF8E4M3) {
+    const std::vector<int64_t> want = {Fp8ScaleBlocks(d.dim(0)), Fp8ScaleBlocks(d.dim(1))};
+    if (w.scale_inv.dtype() != DType::kF32 || w.scale_inv.rank() != 2 ||
+        std::vector<int64_t>(w.scale_inv.shape().begin(), w.scale_inv.shape().end()) != want ||
+        !w.scale_inv.is_contiguous()) {
+      return Bad(op, StrCat("fp8 weight ", d.DebugString(), " needs f32 scales ", ShapeString(want),
+                            ", got ", w.scale_inv.DebugString()));
+    }
+  } else if (!IsWeightFloat(d.dtype())) {
+    return Bad(op, StrCat("weight dtype ", DTypeName(d.dtype()), " is not supported"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCache(std::string_view op, const PagedKvLayer& c) {
+  if (c.k.rank() != 4 || !c.k.is_contiguous() || c.k.dim(1) != kKvBlockSize ||
+      (c.k.dtype() != DType::kF32 && c.k.dtype() != DType::kBF16)) {
+    return Bad(op, StrCat("cache k must be f32/bf16 [blocks, ", kKvBlockSize, ", heads, dim], is ",
+                          c.k.DebugString()));
+  }
+  if (!c.v.empty()) {
+    if (c.v.rank() != 4 || !c.v.is_contiguous() || c.v.dim(0) != c.k.dim(0) ||
+        c.v.dim(1) != kKvBlockSize || c.v.dim(2) != c.k.dim(2) || c.v.dtype() != c.k.dtype()) {
+      return Bad(op, StrCat("cache v ", c.v.DebugString(), " does not match k ", c.k.DebugString()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+struct Registry {
+  std::mutex mu;
+  struct Entry {
+    std::string name;
+    int priority;
+    BackendFactory factory;
+  };
+  std::vector<Entry> entries;
+};
+
+Registry& GetRegistry() {
+  static Registry* registry = [] {
+    auto* r = new Registry();
+    for (auto& [name, priority, factory] : BuiltinBackends()) {
+      r->entries.push_back({std::move(name), priority, std::move(factory)});
+    }
+    return r;
+  }();
+  return *registry;
+}
+
+}  // namespace
+
+Backend::~Backend() = default;
+
+absl::StatusOr<TensorView> Backend::Allocate(DType dtype, absl::Span<const int64_t> shape) {
+  return TensorView::Allocate(dtype, shape);
+}
+
+absl::Status Backend::Copy(const TensorView& src, const TensorView& dst) {
+  if (src.dtype() != dst.dtype() || src.num_elements() != dst.num_elements() ||
+      !src.is_contiguous() || !dst.is_contiguous() || dst.read_only()) {
+    return Bad("Copy", StrCat("cannot copy ", src.DebugString(), " to ", dst.DebugString()));
+  }
+  std::memcpy(dst.mutable_data(), src.data(), static_cast<size_t>(src.byte_size()));
+  return absl::OkStatus();
+}
+
+absl::Status Backend::MatMul(const TensorView& x, const Weight& w, const TensorView* bias,
+                             const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckActivation("MatMul", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("MatMul", "y", y, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("MatMul", "y", y));
+  RRT_RETURN_IF_ERROR(CheckWeight("MatMul", w, x.dim(1)));
+  if (y.dim(0) != x.dim(0) || y.dim(1) != w.data.dim(0)) {
+    return Bad("MatMul", StrCat("y is ", y.DebugString(), ", expected [", x.dim(0), ", ", w.data.dim(0), "]"));
+  }
+  if (x.data() == y.data() && x.num_elements() > 0) return Bad("MatMul", "y aliases x");
+  if (bias != nullptr && (bias->rank() != 1 || bias->dim(0) != w.data.dim(0) ||
+                          !IsWeightFloat(bias->dtype()) || !bias->is_contiguous())) {
+    return Bad("MatMul", StrCat("bias ", bias->DebugString(), " does not match ", w.data.dim(0), " outputs"));
+  }
+  if (x.dim(0) == 0) return absl::OkStatus();
+  return DoMatMul(x, w, bias, y);
+}
+
+absl::Status Backend::GroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
+                                    absl::Span<const std::vector<int32_t>> rows,
+                                    const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckActivation("GroupedMatMul", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("GroupedMatMul", "y", y, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("GroupedMatMul", "y", y));
+  if (weights.size() != rows.size()) return Bad("GroupedMatMul", "weights and rows differ in count");
+  if (y.dim(0) != x.dim(0)) return Bad("GroupedMatMul", "x and y differ in rows");
+  for (size_t g = 0; g < weights.size(); ++g) {
+    RRT_RETURN_IF_ERROR(CheckWeight("GroupedMatMul", weights[g], x.dim(1)));
+    if (weights[g].data.dim(0) != y.dim(1)) return Bad("GroupedMatMul", StrCat("group ", g, " has the wrong output width"));
+    for (int32_t r : rows[g]) {
+      if (r < 0 || r >= x.dim(0)) return Bad("GroupedMatMul", StrCat("row ", r, " of group ", g, " out of range"));
+    }
+  }
+  return DoGroupedMatMul(x, weights, rows, y);
+}
+
+absl::Status Backend::DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
+                                      absl::Span<const std::vector<int32_t>> rows,
+                                      const TensorView& y) {
+  for (size_t g = 0; g < weights.size(); ++g) {
+    const int64_t n = static_cast<int64_t>(rows[g].size());
+    if (n == 0) continue;
+    RRT_ASSIGN_OR_RETURN(TensorView xs, Allocate(DType::kF32, {n, x.dim(1)}));
+    RRT_ASSIGN_OR_RETURN(TensorView ys, Allocate(DType::kF32, {n, y.dim(1)}));
+    RRT_RETURN_IF_ERROR(Embedding(x, rows[g], xs));
+    RRT_RETURN_IF_ERROR(MatMul(xs, weights[g], nullptr, ys));
+    const float* src = ys.data_as<float>();
+    float* dst = y.mutable_data_as<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(dst + rows[g][i] * y.dim(1), src + i * y.dim(1), sizeof(float) * y.dim(1));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Backend::RmsNorm(const TensorView& x, const TensorView& gain, float eps,
+                              const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckActivation("RmsNorm", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("RmsNorm", "y", y, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("RmsNorm", "y", y));
+  if (x.shape() != y.shape()) return Bad("RmsNorm", "x and y differ in shape");
+  if (gain.rank() != 1 || gain.dim(0) != x.dim(1) || !IsWeightFloat(gain.dtype())) {
+    return Bad("RmsNorm", StrCat("gain ", gain.DebugString(), " does not match ", x.DebugString()));
+  }
+  if (!(eps >= 0.0f)) return Bad("RmsNorm", "eps must be >= 0");
+  return DoRmsNorm(x, gain, eps, y);
+}
+
+absl::Status Backend::Rope(const TensorView& x, absl::Span<const int32_t> positions,
+                           absl::Span<const float> inv_freq, RopeLayout layout,
+                           float cos_sin_scale) {
+  if (x.dtype() != DType::kF32 || x.rank() != 3 || x.stride(2) != 1 ||
+      x.stride(1) < x.dim(2) || x.stride(0) < x.dim(1) * x.stride(1)) {
+    return Bad("Rope", StrCat("x must be f32 [T, heads, dims] with contiguous dims, is ", x.DebugString()));
+  }
+  RRT_RETURN_IF_ERROR(CheckWritable("Rope", "x", x));
+  if (x.dim(2) % 2 != 0 || static_cast<int64_t>(inv_freq.size()) * 2 != x.dim(2)) {
+    return Bad("Rope", StrCat(inv_freq.size(), " frequencies do not fit ", x.dim(2), " rotary dims"));
+  }
+  if (static_cast<int64_t>(positions.size()) != x.dim(0)) return Bad("Rope", "one position per row is needed");
+  for (int32_t p : positions) {
+    if (p < 0) return Bad("Rope", StrCat("negative position ", p));
+  }
+  return DoRope(x, positions, inv_freq, layout, cos_sin_scale);
+}
+
+absl::Status Backend::StoreKv(const TensorView& k, const TensorView& v,
+                              absl::Span<const int64_t> slots, const PagedKvLayer& cache) {
+  RRT_RETURN_IF_ERROR(CheckCache("StoreKv", cache));
+  RRT_RETURN_IF_ERROR(CheckActivation("StoreKv", "k", k, 3));
+  if (k.dim(1) != cache.k.dim(2) || k.dim(2) != cache.k.dim(3)) {
+    return Bad("StoreKv", StrCat("k ", k.DebugString(), " does not match the cache ", cache.k.DebugString()));
+  }
+  if (!cache.v.empty()) {
+    RRT_RETURN_IF_ERROR(CheckActivation("StoreKv", "v", v, 3));
+    if (v.dim(0) != k.dim(0) || v.dim(1) != cache.v.dim(2) || v.dim(2) != cache.v.dim(3)) {
+      return Bad("StoreKv", StrCat("v ", v.DebugString(), " does not match the cache ", cache.v.DebugString()));
+    }
+  }
+  if (static_cast<int64_t>(slots.size()) != k.dim(0)) return Bad("StoreKv", "one slot per row is needed");
+  const int64_t capacity = cache.k.dim(0) * kKvBlockSize;
+  for (int64_t s : slots) {
+    if (s < 0 || s >= capacity) return Bad("StoreKv", StrCat("slot ", s, " outside the cache (", capacity, ")"));
+  }
+  return DoStoreKv(k, v, slots, cache);
+}
+
+absl::Status Backend::Attention(const TensorView& q, const PagedKvLayer& cache,
+                                absl::Span<const AttentionSequence> sequences, float scale,
+                                const TensorView& out) {
+  RRT_RETURN_IF_ERROR(CheckCache("Attention", cache));
+  RRT_RETURN_IF_ERROR(CheckActivation("Attention", "q", q, 3));
+  RRT_RETURN_IF_ERROR(CheckActivation("Attention", "out", out, 3));
+  RRT_RETURN_IF_ERROR(CheckWritable("Attention", "out", out));
+  if (cache.v.empty()) return Bad("Attention", "the cache has no values");
+  const int64_t heads = q.dim(1), kv_heads = cache.k.dim(2);
+  if (heads % kv_heads != 0) return Bad("Attention", StrCat(kv_heads, " kv heads do not divide ", heads, " heads"));
+  if (q.dim(2) != cache.k.dim(3)) return Bad("Attention", "q and cached k differ in head dim");
+  if (out.dim(0) != q.dim(0) || out.dim(1) != heads || out.dim(2) != cache.v.dim(3)) {
+    return Bad("Attention", StrCat("out is ", out.DebugString(), ", expected [", q.dim(0), ", ", heads, ", ", cache.v.dim(3), "]"));
+  }
+  for (const AttentionSequence& s : sequences) {
+    if (s.query_begin < 0 || s.query_count < 0 || s.query_begin + s.query_count > q.dim(0) ||
+        s.first_position < 0) {
+      return Bad("Attention", "sequence rows out of range");
+    }
+    const int64_t last = s.first_position + s.query_count;  // positions needed: [0, last)
+    if (static_cast<int64_t>(s.block_table.size()) * kKvBlockSize < last) {
+      return Bad("Attention", StrCat("block table of ", s.block_table.size(), " blocks cannot hold ", last, " positions"));
+    }
+    for (int32_t b : s.block_table) {
+      if (b < 0 || b >= cache.k.dim(0)) return Bad("Attention", StrCat("block ", b, " outside the cache"));
+    }
+  }
+  return DoAttention(q, cache, sequences, scale, out);
+}
+
+absl::Status Backend::SiluMul(const TensorView& gate, const TensorView& up, const TensorView& out) {
+  RRT_RETURN_IF_ERROR(CheckActivation("SiluMul", "gate", gate, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("SiluMul", "up", up, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("SiluMul", "out", out, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("SiluMul", "out", out));
+  if (gate.shape() != up.shape() || gate.shape() != out.shape()) return Bad("SiluMul", "shapes differ");
+  return DoSiluMul(gate, up, out);
+}
+
+absl::Status Backend::Embedding(const TensorView& table, absl::Span<const int32_t> ids,
+                                const TensorView& out) {
+  RRT_RETURN_IF_ERROR(CheckActivation("Embedding", "out", out, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("Embedding", "out", out));
+  if (table.rank() != 2 || !table.is_contiguous() || !IsWeightFloat(table.dtype())) {
+    return Bad("Embedding", StrCat("table must be a contiguous float matrix, is ", table.DebugString()));
+  }
+  if (out.dim(0) != static_cast<int64_t>(ids.size()) || out.dim(1) != table.dim(1)) {
+    return Bad("Embedding", StrCat("out is ", out.DebugString(), ", expected [", ids.size(), ", ", table.dim(1), "]"));
+  }
+  for (int32_t id : ids) {
+    if (id < 0 || id >= table.dim(0)) {
+      return Bad("Embedding", StrCat("id ", id, " outside [0, ", table.dim(0), ")"));
+    }
+  }
+  return DoEmbedding(table, ids, out);
+}
+
+absl::Status Backend::Add(const TensorView& a, const TensorView& b, const TensorView& out) {
+  for (const TensorView* t : {&a, &b, &out}) {
+    if (t->dtype() != DType::kF32 || !t->is_contiguous()) return Bad("Add", "operands must be contiguous f32");
+  }
+  RRT_RETURN_IF_ERROR(CheckWritable("Add", "out", out));
+  if (a.shape() != b.shape() || a.shape() != out.shape()) return Bad("Add", "shapes differ");
+  return DoAdd(a, b, out);
+}
+
+absl::Status Backend::Softmax(const TensorView& x, const TensorView& out) {
+  RRT_RETURN_IF_ERROR(CheckActivation("Softmax", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("Softmax", "out", out, 2));
+  if (x.shape() != out.shape()) return Bad("Softmax", "shapes differ");
+  return DoSoftmax(x, out, false);
+}
+
+absl::Status Backend::LogSoftmax(const TensorView& x, const TensorView& out) {
+  RRT_RETURN_IF_ERROR(CheckActivation("LogSoftmax", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("LogSoftmax", "out", out, 2));
+  if (x.shape() != out.shape()) return Bad("LogSoftmax", "shapes differ");
+  return DoSoftmax(x, out, true);
+}
+
+absl::Status Backend::TopK(const TensorView& x, int64_t k, const TensorView& values,
+                           const TensorView& indices) {
+  RRT_RETURN_IF_ERROR(CheckActivation("TopK", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("TopK", "values", values, 2));
+  if (k < 1 || k > x.dim(1)) return Bad("TopK", StrCat("k = ", k, " outside [1, ", x.dim(1), "]"));
+  if (values.dim(0) != x.dim(0) || values.dim(1) != k) return Bad("TopK", "values has the wrong shape");
+  if (indices.dtype() != DType::kI32 || indices.rank() != 2 || indices.dim(0) != x.dim(0) ||
+      indices.dim(1) != k || !indices.is_contiguous()) {
+    return Bad("TopK", "indices must be contiguous i32 [T, k]");
+  }
+  return DoTopK(x, k, values, indices);
+}
+
+// ---- registry ----
+
+absl::Status RegisterBackend(std::string name, int priority, BackendFactory factory) {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  for (const auto& e : r.entries) {
+    if (e.name == name) return absl::AlreadyExistsError(StrCat("backend '", name, "' is already registered"));
+  }
+  r.entries.push_back({std::move(name), priority, std::move(factory)});
+  return absl::OkStatus();
+}
+
+std::vector<std::string> RegisteredBackends() {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  std::vector<const Registry::Entry*> sorted;
+  for (const auto& e : r.entries) sorted.push_back(&e);
+  std::stable_sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->priority > b->priority; });
+  std::vector<std::string> names;
+  for (auto* e : sorted) names.push_back(e->name);
+  return names;
+}
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name,
+                                                       const BackendOptions& options) {
+  const std::vector<std::string> names = RegisteredBackends();
+  const std::string wanted = name == "auto" && !names.empty() ? names.front() : std::string(name);
+  BackendFactory factory;
+  {
+    Registry& r = GetRegistry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    for (const auto& e : r.entries) {
+      if (e.name == wanted) factory = e.factory;
+    }
+  }
+  if (!factory) {
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    return absl::NotFoundError(StrCat("no backend '", name, "' (registered: ", list, ")"));
+  }
+  return factory(options);
+}
+
+}  // namespace reasonrt

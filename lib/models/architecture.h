@@ -1,0 +1,44 @@
+// lib/models/architecture.h: what the runtime needs from an architecture (dense.cc,
+// deepseek.cc): its cache shape and a forward pass over a planned batch.
+#ifndef REASONRT_LIB_MODELS_ARCHITECTURE_H_
+#define REASONRT_LIB_MODELS_ARCHITECTURE_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "reasonrt/backend.h"
+#include "reasonrt/model_config.h"
+#include "reasonrt/safetensors.h"
+
+namespace reasonrt {
+
+class PagedKvCache;
+struct KvCacheShape;
+
+// A batch laid out for the kernels: rows grouped by sequence, cache slots assigned.
+struct ForwardPlan {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> positions;
+  std::vector<int64_t> slots;                  // cache slot of each row
+  std::vector<AttentionSequence> sequences;    // contiguous row ranges
+  std::vector<int32_t> logit_rows;             // rows whose logits are wanted
+};
+
+class ArchitectureModel {
+ public:
+  virtual ~ArchitectureModel() = default;
+  virtual KvCacheShape CacheShape(DType dtype) const = 0;
+  // Writes logits [plan.logit_rows.size(), vocab] into `logits`.
+  virtual absl::Status Forward(Backend& backend, const PagedKvCache& cache,
+                               const ForwardPlan& plan, float* logits) const = 0;
+};
+
+// qwen2 and llama. Weights are views into `checkpoint`, which must outlive the model.
+absl::StatusOr<std::unique_ptr<ArchitectureModel>> CreateDenseModel(const ModelConfig& config,
+                                                                   const Checkpoint& checkpoint);
+
+}  // namespace reasonrt
+
+#endif  // REASONRT_LIB_MODELS_ARCHITECTURE_H_

@@ -1,0 +1,139 @@
+// qwen2 and llama: pre-norm decoder layers of grouped-query attention and a SwiGLU MLP.
+#include <cmath>
+
+#include "lib/core/status_macros.h"
+#include "lib/core/strings.h"
+#include "lib/models/architecture.h"
+#include "lib/models/rope.h"
+#include "lib/runtime/kv_cache.h"
+
+namespace reasonrt {
+namespace {
+
+struct DenseLayer {
+  TensorView input_norm, post_norm;
+  Weight q, k, v, o, gate, up, down;
+  TensorView q_bias, k_bias, v_bias;  // empty without attention_bias
+};
+
+class DenseModel final : public ArchitectureModel {
+ public:
+  static absl::StatusOr<std::unique_ptr<ArchitectureModel>> Create(const ModelConfig& c,
+                                                                   const Checkpoint& ckpt) {
+    auto m = std::unique_ptr<DenseModel>(new DenseModel(c));
+    RRT_ASSIGN_OR_RETURN(m->rope_, ComputeRope(c));
+    auto get = [&](const std::string& name) { return ckpt.Get(name); };
+    auto weight = [&](const std::string& prefix) -> absl::StatusOr<Weight> {
+      Weight w;
+      RRT_ASSIGN_OR_RETURN(w.data, get(prefix + ".weight"));
+      if (w.data.dtype() == DType::kF8E4M3) {
+        RRT_ASSIGN_OR_RETURN(w.scale_inv, get(prefix + ".weight_scale_inv"));
+      }
+      return w;
+    };
+    RRT_ASSIGN_OR_RETURN(m->embed_, get("model.embed_tokens.weight"));
+    RRT_ASSIGN_OR_RETURN(m->final_norm_, get("model.norm.weight"));
+    if (c.tie_word_embeddings) {
+      m->lm_head_.data = m->embed_;
+    } else {
+      RRT_ASSIGN_OR_RETURN(m->lm_head_, weight("lm_head"));
+    }
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      const std::string p = StrCat("model.layers.", i);
+      DenseLayer l;
+      RRT_ASSIGN_OR_RETURN(l.input_norm, get(p + ".input_layernorm.weight"));
+      RRT_ASSIGN_OR_RETURN(l.post_norm, get(p + ".post_attention_layernorm.weight"));
+      RRT_ASSIGN_OR_RETURN(l.q, weight(p + ".self_attn.q_proj"));
+      RRT_ASSIGN_OR_RETURN(l.k, weight(p + ".self_attn.k_proj"));
+      RRT_ASSIGN_OR_RETURN(l.v, weight(p + ".self_attn.v_proj"));
+      RRT_ASSIGN_OR_RETURN(l.o, weight(p + ".self_attn.o_proj"));
+      RRT_ASSIGN_OR_RETURN(l.gate, weight(p + ".mlp.gate_proj"));
+      RRT_ASSIGN_OR_RETURN(l.up, weight(p + ".mlp.up_proj"));
+      RRT_ASSIGN_OR_RETURN(l.down, weight(p + ".mlp.down_proj"));
+      if (c.attention_bias) {
+        RRT_ASSIGN_OR_RETURN(l.q_bias, get(p + ".self_attn.q_proj.bias"));
+        RRT_ASSIGN_OR_RETURN(l.k_bias, get(p + ".self_attn.k_proj.bias"));
+        RRT_ASSIGN_OR_RETURN(l.v_bias, get(p + ".self_attn.v_proj.bias"));
+      }
+      m->layers_.push_back(std::move(l));
+    }
+    return std::unique_ptr<ArchitectureModel>(std::move(m));
+  }
+
+  KvCacheShape CacheShape(DType dtype) const override {
+    return {cfg_.num_hidden_layers, cfg_.num_key_value_heads, cfg_.head_dim, cfg_.head_dim, dtype};
+  }
+
+  absl::Status Forward(Backend& be, const PagedKvCache& cache, const ForwardPlan& plan,
+                       float* logits) const override {
+    const int64_t t = static_cast<int64_t>(plan.tokens.size());
+    const int64_t h = cfg_.hidden_size, hd = cfg_.head_dim;
+    const int64_t nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads;
+    const int64_t inter = cfg_.intermediate_size;
+    const float eps = static_cast<float>(cfg_.rms_norm_eps);
+    auto alloc = [&](std::initializer_list<int64_t> shape) { return be.Allocate(DType::kF32, shape); };
+    RRT_ASSIGN_OR_RETURN(TensorView x, alloc({t, h}));        // residual stream
+    RRT_ASSIGN_OR_RETURN(TensorView normed, alloc({t, h}));
+    RRT_ASSIGN_OR_RETURN(TensorView q, alloc({t, nh * hd}));
+    RRT_ASSIGN_OR_RETURN(TensorView k, alloc({t, nkv * hd}));
+    RRT_ASSIGN_OR_RETURN(TensorView v, alloc({t, nkv * hd}));
+    RRT_ASSIGN_OR_RETURN(TensorView attn, alloc({t, nh * hd}));
+    RRT_ASSIGN_OR_RETURN(TensorView proj, alloc({t, h}));
+    RRT_ASSIGN_OR_RETURN(TensorView gate, alloc({t, inter}));
+    RRT_ASSIGN_OR_RETURN(TensorView up, alloc({t, inter}));
+    RRT_ASSIGN_OR_RETURN(TensorView q3, q.Reshape({t, nh, hd}));
+    RRT_ASSIGN_OR_RETURN(TensorView k3, k.Reshape({t, nkv, hd}));
+    RRT_ASSIGN_OR_RETURN(TensorView v3, v.Reshape({t, nkv, hd}));
+    RRT_ASSIGN_OR_RETURN(TensorView attn3, attn.Reshape({t, nh, hd}));
+    auto bias = [](const TensorView& b) { return b.empty() ? nullptr : &b; };
+
+    RRT_RETURN_IF_ERROR(be.Embedding(embed_, plan.tokens, x));
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const DenseLayer& l = layers_[i];
+      // x = x + o(attention(rope(q), rope(k), v))   with q, k, v from rmsnorm(x)
+      RRT_RETURN_IF_ERROR(be.RmsNorm(x, l.input_norm, eps, normed));
+      RRT_RETURN_IF_ERROR(be.MatMul(normed, l.q, bias(l.q_bias), q));
+      RRT_RETURN_IF_ERROR(be.MatMul(normed, l.k, bias(l.k_bias), k));
+      RRT_RETURN_IF_ERROR(be.MatMul(normed, l.v, bias(l.v_bias), v));
+      RRT_RETURN_IF_ERROR(be.Rope(q3, plan.positions, rope_.inv_freq, rope_.layout, rope_.cos_sin_scale));
+      RRT_RETURN_IF_ERROR(be.Rope(k3, plan.positions, rope_.inv_freq, rope_.layout, rope_.cos_sin_scale));
+      RRT_RETURN_IF_ERROR(be.StoreKv(k3, v3, plan.slots, cache.Layer(i)));
+      RRT_RETURN_IF_ERROR(be.Attention(q3, cache.Layer(i), plan.sequences, rope_.softmax_scale, attn3));
+      RRT_RETURN_IF_ERROR(be.MatMul(attn, l.o, nullptr, proj));
+      RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
+      // x = x + down(silu(gate(n)) * up(n))   with n = rmsnorm(x)
+      RRT_RETURN_IF_ERROR(be.RmsNorm(x, l.post_norm, eps, normed));
+      RRT_RETURN_IF_ERROR(be.MatMul(normed, l.gate, nullptr, gate));
+      RRT_RETURN_IF_ERROR(be.MatMul(normed, l.up, nullptr, up));
+      RRT_RETURN_IF_ERROR(be.SiluMul(gate, up, gate));
+      RRT_RETURN_IF_ERROR(be.MatMul(gate, l.down, nullptr, proj));
+      RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
+    }
+    // Final norm and head only for the rows whose logits are wanted.
+    const int64_t n_out = static_cast<int64_t>(plan.logit_rows.size());
+    if (n_out == 0) return absl::OkStatus();
+    RRT_ASSIGN_OR_RETURN(TensorView selected, alloc({n_out, h}));
+    RRT_ASSIGN_OR_RETURN(TensorView selected_normed, alloc({n_out, h}));
+    RRT_RETURN_IF_ERROR(be.Embedding(x, plan.logit_rows, selected));
+    RRT_RETURN_IF_ERROR(be.RmsNorm(selected, final_norm_, eps, selected_normed));
+    RRT_ASSIGN_OR_RETURN(TensorView out, TensorView::Borrow(logits, DType::kF32, {n_out, cfg_.vocab_size}));
+    return be.MatMul(selected_normed, lm_head_, nullptr, out);
+  }
+
+ private:
+  explicit DenseModel(const ModelConfig& c) : cfg_(c) {}
+  ModelConfig cfg_;
+  RopeParams rope_;
+  TensorView embed_, final_norm_;
+  Weight lm_head_;
+  std::vector<DenseLayer> layers_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ArchitectureModel>> CreateDenseModel(const ModelConfig& config,
+                                                                   const Checkpoint& checkpoint) {
+  return DenseModel::Create(config, checkpoint);
+}
+
+}  // namespace reasonrt

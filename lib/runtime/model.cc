@@ -1,0 +1,197 @@
+// Model::Load and the Session implementation.
+#include <algorithm>
+#include <map>
+
+#include "lib/core/status_macros.h"
+#include "lib/core/strings.h"
+#include "lib/models/architecture.h"
+#include "lib/models/tensor_inventory.h"
+#include "lib/runtime/kv_cache.h"
+#include "reasonrt/backend.h"
+#include "reasonrt/model.h"
+
+namespace reasonrt {
+
+struct Model::Impl {
+  ModelConfig config;
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<ArchitectureModel> arch;
+  LoadOptions options;
+  std::string backend_name;
+};
+
+namespace {
+
+class SessionImpl final : public Session {
+ public:
+  SessionImpl(std::shared_ptr<const Model::Impl> model, std::unique_ptr<Backend> backend,
+              std::unique_ptr<PagedKvCache> cache)
+      : model_holder_(std::move(model)), model_(*model_holder_), backend_(std::move(backend)), cache_(std::move(cache)) {}
+
+  absl::StatusOr<Logits> Forward(const Batch& batch) override {
+    RRT_ASSIGN_OR_RETURN(Plan plan, MakePlan(batch));
+    // Grow every sequence's cache first; undo all of it if any part fails.
+    std::map<int32_t, int64_t> old_lengths;
+    for (const auto& [seq, count] : plan.counts) old_lengths[seq] = cache_->Length(seq);
+    int64_t blocks = 0;
+    for (const auto& [seq, count] : plan.counts) blocks += cache_->BlocksNeeded(seq, count);
+    if (blocks > cache_->free_blocks()) {
+      return absl::ResourceExhaustedError(StrCat(
+          "KV cache is full: the batch needs ", blocks, " more blocks of ", kKvBlockSize,
+          " tokens, ", cache_->free_blocks(), " are free (capacity ",
+          cache_->total_blocks() * kKvBlockSize, " tokens)"));
+    }
+    auto rollback = [&] {
+      for (const auto& [seq, length] : old_lengths) {
+        if (length == 0) {
+          cache_->Remove(seq);
+        } else {
+          cache_->Truncate(seq, length);
+        }
+      }
+    };
+    for (const auto& [seq, count] : plan.counts) {
+      const absl::Status s = cache_->Append(seq, count);
+      if (!s.ok()) {
+        rollback();
+        return s;
+      }
+    }
+    ForwardPlan& fp = plan.forward;
+    for (size_t r = 0; r < fp.tokens.size(); ++r) {
+      fp.slots.push_back(cache_->Slot(plan.row_seq[r], fp.positions[r]));
+    }
+    for (size_t i = 0; i < fp.sequences.size(); ++i) {
+      fp.sequences[i].block_table = cache_->BlockTable(plan.sequence_ids[i]);
+    }
+    Logits out;
+    out.vocab_size = model_.config.vocab_size;
+    out.batch_rows = plan.logit_batch_rows;
+    out.values.resize(fp.logit_rows.size() * static_cast<size_t>(out.vocab_size));
+    const absl::Status s = model_.arch->Forward(*backend_, *cache_, fp, out.values.data());
+    if (!s.ok()) {
+      rollback();
+      return s;
+    }
+    return out;
+  }
+
+  int64_t SequenceLength(int32_t seq) const override { return cache_->Length(seq); }
+  void RemoveSequence(int32_t seq) override { cache_->Remove(seq); }
+  absl::Status ForkSequence(int32_t src, int32_t dst) override { return cache_->Fork(src, dst); }
+  int64_t FreeTokens() const override { return cache_->free_blocks() * kKvBlockSize; }
+
+ private:
+  struct Plan {
+    ForwardPlan forward;
+    std::vector<int32_t> row_seq;          // sequence of each planned row
+    std::vector<int32_t> sequence_ids;     // sequence of each forward.sequences entry
+    std::vector<std::pair<int32_t, int64_t>> counts;  // tokens per sequence
+    std::vector<int32_t> logit_batch_rows;
+  };
+
+  // Validates the batch and groups its rows by sequence (stable), keeping each
+  // sequence's rows in batch order.
+  absl::StatusOr<Plan> MakePlan(const Batch& b) const {
+    const size_t n = b.tokens.size();
+    if (n == 0) return absl::InvalidArgumentError("Forward: empty batch");
+    if (b.positions.size() != n || b.seq_ids.size() != n || b.want_logits.size() != n) {
+      return absl::InvalidArgumentError(StrCat("Forward: batch has ", n, " tokens but ", b.positions.size(),
+                                               " positions, ", b.seq_ids.size(), " sequence ids and ",
+                                               b.want_logits.size(), " logits flags"));
+    }
+    const int64_t vocab = model_.config.vocab_size;
+    std::map<int32_t, std::vector<int32_t>> rows_of;  // seq -> batch rows
+    for (size_t r = 0; r < n; ++r) {
+      if (b.tokens[r] < 0 || b.tokens[r] >= vocab) {
+        return absl::InvalidArgumentError(StrCat("Forward: token ", b.tokens[r], " at row ", r,
+                                                 " is outside the vocabulary [0, ", vocab, ")"));
+      }
+      if (b.seq_ids[r] < 0) return absl::InvalidArgumentError(StrCat("Forward: negative sequence id at row ", r));
+      rows_of[b.seq_ids[r]].push_back(static_cast<int32_t>(r));
+    }
+    Plan plan;
+    std::vector<int32_t> planned_row_of(n);
+    for (const auto& [seq, rows] : rows_of) {
+      const int64_t length = cache_->Length(seq);
+      AttentionSequence s;
+      s.query_begin = static_cast<int64_t>(plan.forward.tokens.size());
+      s.query_count = static_cast<int64_t>(rows.size());
+      s.first_position = length;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const int32_t r = rows[i];
+        if (b.positions[r] != length + static_cast<int64_t>(i)) {
+          return absl::InvalidArgumentError(StrCat(
+              "Forward: row ", r, " of sequence ", seq, " has position ", b.positions[r],
+              ", expected ", length + static_cast<int64_t>(i), " (sequences grow one position at a time)"));
+        }
+        if (b.positions[r] >= model_.config.max_position_embeddings) {
+          return absl::OutOfRangeError(StrCat("Forward: position ", b.positions[r],
+                                              " is past max_position_embeddings (",
+                                              model_.config.max_position_embeddings, ")"));
+        }
+        planned_row_of[r] = static_cast<int32_t>(plan.forward.tokens.size());
+        plan.forward.tokens.push_back(b.tokens[r]);
+        plan.forward.positions.push_back(b.positions[r]);
+        plan.row_seq.push_back(seq);
+      }
+      plan.forward.sequences.push_back(s);
+      plan.sequence_ids.push_back(seq);
+      plan.counts.emplace_back(seq, static_cast<int64_t>(rows.size()));
+    }
+    for (size_t r = 0; r < n; ++r) {
+      if (b.want_logits[r]) {
+        plan.forward.logit_rows.push_back(planned_row_of[r]);
+        plan.logit_batch_rows.push_back(static_cast<int32_t>(r));
+      }
+    }
+    return plan;
+  }
+
+  std::shared_ptr<const Model::Impl> model_holder_;
+  const Model::Impl& model_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<PagedKvCache> cache_;
+};
+
+}  // namespace
+
+Session::~Session() = default;
+
+Model::Model(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+const ModelConfig& Model::config() const { return impl_->config; }
+std::string_view Model::backend_name() const { return impl_->backend_name; }
+
+absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
+                                                   const LoadOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  RRT_ASSIGN_OR_RETURN(impl->config, LoadModelConfig(path));
+  RRT_ASSIGN_OR_RETURN(impl->checkpoint, Checkpoint::Open(path));
+  RRT_RETURN_IF_ERROR(CheckInventory(impl->config, *impl->checkpoint, nullptr));
+  if (impl->config.is_deepseek()) {
+    return absl::UnimplementedError(StrCat(path, ": ", ArchitectureName(impl->config.architecture),
+                                           " models do not run in this build yet"));
+  }
+  RRT_ASSIGN_OR_RETURN(impl->arch, CreateDenseModel(impl->config, *impl->checkpoint));
+  // Resolve "auto" once so that every session uses the same backend.
+  BackendOptions bo;
+  bo.num_threads = options.num_threads;
+  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> probe, CreateBackend(options.backend, bo));
+  impl->backend_name = std::string(probe->name());
+  return std::unique_ptr<Model>(new Model(std::shared_ptr<const Impl>(std::move(impl))));
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Model::NewSession(const SessionOptions& options) const {
+  BackendOptions bo;
+  bo.num_threads = impl_->options.num_threads;
+  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(impl_->backend_name, bo));
+  RRT_ASSIGN_OR_RETURN(std::unique_ptr<PagedKvCache> cache,
+                       PagedKvCache::Create(*backend, impl_->arch->CacheShape(options.kv_dtype),
+                                            options.max_tokens));
+  return std::unique_ptr<Session>(new SessionImpl(impl_, std::move(backend), std::move(cache)));
+}
+
+}  // namespace reasonrt
