@@ -13,3 +13,4 @@ if [[ ! -f "$model/model.safetensors" ]]; then
 fi
 "$cli" devices
 "$cli" inspect "$model"
+"$cli" logits --model "$model" --tokens 151646,40,1079,264,3460,13 --out "$build_dir/demo/logits.npy"

@@ -1,5 +1,7 @@
 // `reasonrt logits --model DIR --tokens 1,2,3 --out FILE.npy`: all-position logits of one
 // sequence, as a float32 .npy of shape [T, vocab], for comparison with other implementations.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -57,6 +59,7 @@ int RunLogits(const LogitsArgs& args) {
   if (!session.ok()) return Fail(session.status());
   const int64_t vocab = (*model)->config().vocab_size;
   std::vector<float> all;
+  const auto start = std::chrono::steady_clock::now();
   // One prefill of all tokens, or one token at a time (--decode) to check the cache.
   const size_t step = args.decode ? 1 : tokens.size();
   for (size_t begin = 0; begin < tokens.size(); begin += step) {
@@ -70,8 +73,19 @@ int RunLogits(const LogitsArgs& args) {
   }
   const absl::Status s = WriteNpy(args.out, all, static_cast<int64_t>(tokens.size()), vocab);
   if (!s.ok()) return Fail(s);
-  std::printf("wrote %s: [%zu, %lld] logits (%s backend)\n", args.out.c_str(), tokens.size(),
-              static_cast<long long>(vocab), std::string((*model)->backend_name()).c_str());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("wrote %s: [%zu, %lld] logits in %.2f s (%s backend)\n", args.out.c_str(),
+              tokens.size(), static_cast<long long>(vocab), seconds,
+              std::string((*model)->backend_name()).c_str());
+  // The most likely next tokens after the last position.
+  const float* last = all.data() + (tokens.size() - 1) * vocab;
+  std::vector<int32_t> order(static_cast<size_t>(vocab));
+  for (int32_t i = 0; i < vocab; ++i) order[i] = i;
+  std::partial_sort(order.begin(), order.begin() + 5, order.end(),
+                    [last](int32_t a, int32_t b) { return last[a] > last[b]; });
+  std::printf("next-token top 5 after position %zu:", tokens.size() - 1);
+  for (int i = 0; i < 5; ++i) std::printf(" %d (%.3f)", order[i], last[order[i]]);
+  std::printf("\n");
   return 0;
 }
 

@@ -1,0 +1,220 @@
+// Sessions: batching, the paged cache (sharing, copy-on-write, capacity), bad batches.
+#include <cmath>
+
+#include "gtest/gtest.h"
+#include "lib/models/synth.h"
+#include "lib/runtime/kv_cache.h"
+#include "reasonrt/model.h"
+#include "tests/testing/temp_dir.h"
+
+namespace reasonrt {
+namespace {
+
+const char kTiny[] = R"({"model_type":"qwen2","hidden_size":64,"num_hidden_layers":2,
+  "num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":96,"vocab_size":300,
+  "max_position_embeddings":256,"rms_norm_eps":1e-6,"bos_token_id":290,"eos_token_id":291})";
+
+class SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::WriteFile(tmp_.file("config.json"), kTiny);
+    SynthOptions o;
+    o.config_path = tmp_.file("config.json");
+    o.out_dir = tmp_.file("model");
+    ASSERT_TRUE(WriteSyntheticModel(o).ok());
+    LoadOptions lo;
+    lo.backend = "reference";
+    auto m = Model::Load(o.out_dir, lo);
+    ASSERT_TRUE(m.ok()) << m.status();
+    model_ = std::move(*m);
+  }
+
+  std::unique_ptr<Session> NewSession(int64_t max_tokens = 256) {
+    SessionOptions so;
+    so.max_tokens = max_tokens;
+    return *model_->NewSession(so);
+  }
+
+  // Logits of every position of `tokens` run alone, one prefill.
+  std::vector<std::vector<float>> Alone(const std::vector<int32_t>& tokens) {
+    auto s = NewSession();
+    Batch b;
+    for (size_t i = 0; i < tokens.size(); ++i) b.Add(tokens[i], static_cast<int32_t>(i), 7, true);
+    auto out = s->Forward(b);
+    EXPECT_TRUE(out.ok()) << out.status();
+    std::vector<std::vector<float>> rows;
+    for (size_t i = 0; i < tokens.size(); ++i) rows.emplace_back(out->Row(i).begin(), out->Row(i).end());
+    return rows;
+  }
+
+  testing::TempDir tmp_;
+  std::unique_ptr<Model> model_;
+};
+
+void ExpectNear(absl::Span<const float> a, const std::vector<float>& b, float tol = 1e-5f) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], tol) << i;
+}
+
+TEST_F(SessionTest, InterleavedBatchEqualsEachSequenceAlone) {
+  const std::vector<int32_t> a = {5, 17, 200, 3, 99, 42, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};
+  const std::vector<int32_t> b = {250, 1, 2};
+  const auto want_a = Alone(a), want_b = Alone(b);
+  auto s = NewSession();
+  // Prefill both, interleaved rows, then decode both in one batch.
+  Batch prefill;
+  size_t ia = 0, ib = 0;
+  while (ia + 1 < a.size() || ib + 1 < b.size()) {
+    if (ia + 1 < a.size()) { prefill.Add(a[ia], static_cast<int32_t>(ia), 1, true); ++ia; }
+    if (ib + 1 < b.size()) { prefill.Add(b[ib], static_cast<int32_t>(ib), 2, true); ++ib; }
+  }
+  auto out = s->Forward(prefill);
+  ASSERT_TRUE(out.ok()) << out.status();
+  for (size_t r = 0; r < out->batch_rows.size(); ++r) {
+    const int32_t row = out->batch_rows[r];
+    const bool is_a = prefill.seq_ids[row] == 1;
+    ExpectNear(out->Row(r), (is_a ? want_a : want_b)[prefill.positions[row]]);
+  }
+  Batch decode;
+  decode.Add(b.back(), static_cast<int32_t>(b.size() - 1), 2, true);
+  decode.Add(a.back(), static_cast<int32_t>(a.size() - 1), 1, true);
+  out = s->Forward(decode);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ExpectNear(out->Row(0), want_b.back());
+  ExpectNear(out->Row(1), want_a.back());
+  EXPECT_EQ(s->SequenceLength(1), static_cast<int64_t>(a.size()));
+  EXPECT_EQ(s->SequenceLength(2), static_cast<int64_t>(b.size()));
+}
+
+TEST_F(SessionTest, OnlyRequestedRowsGetLogits) {
+  auto s = NewSession();
+  Batch b;
+  b.Add(1, 0, 0, false);
+  b.Add(2, 1, 0, true);
+  b.Add(3, 2, 0, false);
+  auto out = s->Forward(b);
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->batch_rows, std::vector<int32_t>{1});
+  EXPECT_EQ(out->values.size(), 300u);
+  ExpectNear(out->Row(0), Alone({1, 2, 3})[1]);
+}
+
+TEST_F(SessionTest, ForkSharesThePromptAndCopiesOnWrite) {
+  const std::vector<int32_t> prompt = {4, 8, 15, 16, 23, 42, 4, 8, 15, 16, 23, 42, 1, 2, 3, 4, 5, 6, 7, 8};
+  auto s = NewSession();
+  Batch b;
+  for (size_t i = 0; i < prompt.size(); ++i) b.Add(prompt[i], static_cast<int32_t>(i), 0, false);
+  ASSERT_TRUE(s->Forward(b).ok());
+  const int64_t free_before = s->FreeTokens();
+  ASSERT_TRUE(s->ForkSequence(0, 1).ok());
+  EXPECT_EQ(s->FreeTokens(), free_before);  // no block copied yet
+  EXPECT_FALSE(s->ForkSequence(0, 1).ok());  // exists
+  EXPECT_FALSE(s->ForkSequence(9, 10).ok());  // unknown source
+  // The two continue differently; each must match its own sequence run alone.
+  std::vector<int32_t> ca = prompt, cb = prompt;
+  ca.push_back(100);
+  cb.push_back(200);
+  Batch step;
+  step.Add(100, static_cast<int32_t>(prompt.size()), 0, true);
+  step.Add(200, static_cast<int32_t>(prompt.size()), 1, true);
+  auto out = s->Forward(step);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ExpectNear(out->Row(0), Alone(ca).back());
+  ExpectNear(out->Row(1), Alone(cb).back());
+  // The shared partial block (positions 16..19) was copied for one of them.
+  EXPECT_EQ(s->FreeTokens(), free_before - kKvBlockSize);
+  s->RemoveSequence(0);
+  s->RemoveSequence(1);
+  EXPECT_EQ(s->FreeTokens(), 256);
+}
+
+TEST_F(SessionTest, FullCacheIsAnErrorAndChangesNothing) {
+  auto s = NewSession(32);  // two blocks
+  Batch b;
+  for (int i = 0; i < 30; ++i) b.Add(i, i, 0, false);
+  ASSERT_TRUE(s->Forward(b).ok());
+  Batch more;
+  for (int i = 30; i < 35; ++i) more.Add(i, i, 0, true);
+  more.Add(1, 0, 5, true);
+  auto out = s->Forward(more);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted) << out.status();
+  EXPECT_NE(out.status().message().find("KV cache is full"), absl::string_view::npos);
+  EXPECT_EQ(s->SequenceLength(0), 30);
+  EXPECT_EQ(s->SequenceLength(5), 0);
+  Batch fits;
+  fits.Add(30, 30, 0, true);
+  EXPECT_TRUE(s->Forward(fits).ok());
+}
+
+TEST_F(SessionTest, BadBatchesAreRefused) {
+  auto s = NewSession();
+  auto expect_bad = [&](const Batch& b, const char* what) {
+    auto out = s->Forward(b);
+    ASSERT_FALSE(out.ok()) << what;
+    EXPECT_NE(out.status().message().find(what), absl::string_view::npos) << out.status();
+    EXPECT_EQ(s->SequenceLength(0), 0) << what;
+  };
+  expect_bad(Batch{}, "empty batch");
+  Batch b;
+  b.Add(1, 0, 0, true);
+  b.positions.pop_back();
+  expect_bad(b, "positions");
+  Batch oov;
+  oov.Add(300, 0, 0, true);
+  expect_bad(oov, "outside the vocabulary");
+  Batch neg;
+  neg.Add(-1, 0, 0, true);
+  expect_bad(neg, "outside the vocabulary");
+  Batch gap;
+  gap.Add(1, 1, 0, true);
+  expect_bad(gap, "expected 0");
+  Batch twice;
+  twice.Add(1, 0, 0, true);
+  twice.Add(2, 0, 0, true);
+  expect_bad(twice, "expected 1");
+  Batch negseq;
+  negseq.Add(1, 0, -3, true);
+  expect_bad(negseq, "negative sequence id");
+}
+
+TEST_F(SessionTest, PositionsPastTheModelsRangeAreRefused) {
+  auto s = NewSession(512);
+  Batch b;
+  for (int i = 0; i < 256; ++i) b.Add(1, i, 0, false);
+  ASSERT_TRUE(s->Forward(b).ok());
+  Batch past;
+  past.Add(1, 256, 0, true);
+  EXPECT_EQ(s->Forward(past).status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST_F(SessionTest, SessionOutlivesItsModel) {
+  auto s = NewSession();
+  model_.reset();
+  Batch b;
+  b.Add(1, 0, 0, true);
+  EXPECT_TRUE(s->Forward(b).ok());
+}
+
+TEST(ModelLoadTest, ErrorsNameTheProblem) {
+  testing::TempDir tmp;
+  EXPECT_EQ(Model::Load(tmp.path()).status().code(), absl::StatusCode::kNotFound);
+  testing::WriteFile(tmp.file("config.json"), kTiny);
+  SynthOptions o;
+  o.config_path = tmp.file("config.json");
+  o.out_dir = tmp.file("m");
+  ASSERT_TRUE(WriteSyntheticModel(o).ok());
+  LoadOptions lo;
+  lo.backend = "no-such-backend";
+  auto m = Model::Load(o.out_dir, lo);
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(m.status().message().find("reference"), absl::string_view::npos) << m.status();
+  // A config that disagrees with the weights.
+  testing::WriteFile(tmp.file("m/config.json"),
+                     std::string(kTiny).replace(std::string(kTiny).find("96"), 2, "128"));
+  auto bad = Model::Load(o.out_dir);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("gate_proj"), absl::string_view::npos) << bad.status();
+}
+
+}  // namespace
+}  // namespace reasonrt
