@@ -27,6 +27,17 @@ struct LogitsArgs {
 };
 int RunLogits(const LogitsArgs& args);
 
+struct BenchArgs {
+  std::string model;
+  int prompt = 128;
+  int decode = 64;
+  int threads = 0;
+  int reps = 3;
+  std::string backend = "auto";
+  bool json = false;
+};
+int RunBench(const BenchArgs& args);
+
 }  // namespace reasonrt::cli
 
 #endif  // REASONRT_EXAMPLES_CLI_COMMANDS_H_

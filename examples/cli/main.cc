@@ -42,6 +42,16 @@ int main(int argc, char** argv) {
   logits_cmd->add_option("-t,--threads", logits.threads, "threads (0: one per core)");
   logits_cmd->add_flag("--decode", logits.decode, "run one token per forward call");
 
+  cli::BenchArgs bench;
+  CLI::App* bench_cmd = app.add_subcommand("bench", "prompt and decode speed against measured bandwidth and GEMM peak");
+  bench_cmd->add_option("--model", bench.model, "model folder")->required();
+  bench_cmd->add_option("-p,--prompt", bench.prompt, "prompt tokens (0: skip)");
+  bench_cmd->add_option("-n,--decode", bench.decode, "decoded tokens (0: skip)");
+  bench_cmd->add_option("-t,--threads", bench.threads, "threads (0: one per core)");
+  bench_cmd->add_option("-r,--reps", bench.reps, "repetitions (median reported)");
+  bench_cmd->add_option("--backend", bench.backend, "backend name");
+  bench_cmd->add_flag("--json", bench.json, "print one JSON object");
+
   CLI::App* cpu_cmd = app.add_subcommand("devices", "print the CPU features and CUDA devices reasonrt detects");
 
   CLI11_PARSE(app, argc, argv);
@@ -64,6 +74,7 @@ int main(int argc, char** argv) {
   }
   if (inspect_cmd->parsed()) return cli::RunInspect(inspect_dir);
   if (logits_cmd->parsed()) return cli::RunLogits(logits);
+  if (bench_cmd->parsed()) return cli::RunBench(bench);
   if (cpu_cmd->parsed()) {
     std::printf("cpu:  %s\n", CpuFeaturesString(GetCpuFeatures()).c_str());
     const auto gpus = cuda::ListDevices();

@@ -7,6 +7,9 @@ std::vector<std::tuple<std::string, int, BackendFactory>> BuiltinBackends() {
   out.emplace_back("reference", 0, [](const BackendOptions&) -> absl::StatusOr<std::unique_ptr<Backend>> {
     return NewReferenceBackend();
   });
+  out.emplace_back("cpu", 10, [](const BackendOptions& o) -> absl::StatusOr<std::unique_ptr<Backend>> {
+    return NewCpuBackend(o);
+  });
   return out;
 }
 

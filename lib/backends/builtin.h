@@ -15,6 +15,7 @@ std::vector<std::tuple<std::string, int, BackendFactory>> BuiltinBackends();
 
 // One registration function per backend folder.
 std::unique_ptr<Backend> NewReferenceBackend();
+std::unique_ptr<Backend> NewCpuBackend(const BackendOptions& options);
 
 }  // namespace reasonrt
 

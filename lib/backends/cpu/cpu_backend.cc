@@ -1,0 +1,300 @@
+// The fast CPU backend: SIMD GEMV for decode, oneDNN GEMM for prompts, threaded small ops.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "lib/backends/builtin.h"
+#include "lib/backends/cpu/gemv_kernels.h"
+#include "lib/backends/cpu/onednn_gemm.h"
+#include "lib/core/status_macros.h"
+#include "lib/core/thread_pool.h"
+#include "reasonrt/backend.h"
+
+namespace reasonrt {
+namespace {
+
+// Up to this many activation rows a matmul streams the weight through the GEMV kernels
+// (4 rows per pass); beyond it, GEMM.
+constexpr int64_t kGemvMaxRows = 8;
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const BackendOptions& options)
+      : pool_(options.num_threads), gemm_(pool_.num_threads()) {}
+
+  std::string_view name() const override { return "cpu"; }
+  Device device() const override { return Device{}; }
+
+ protected:
+  absl::Status DoMatMul(const TensorView& x, const Weight& w, const TensorView* bias,
+                        const TensorView& y) override {
+    const int64_t m = x.dim(0), k = x.dim(1), n = w.data.dim(0);
+    const DType dtype = w.data.dtype();
+    float* ys = y.mutable_data_as<float>();
+    if (m > kGemvMaxRows && cpu::OneDnnGemm::Supports(dtype)) {
+      RRT_RETURN_IF_ERROR(Gemm(x, w, y));
+    } else {
+      const float* xs = x.data_as<float>();
+      const float* scales = dtype == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
+      pool_.ParallelFor(n, 16, [&](int64_t n0, int64_t n1) {
+        for (int64_t r = 0; r < m; r += 4) {
+          cpu::Gemv(dtype, w.data.data(), scales, xs + r * k, std::min<int64_t>(4, m - r), k, n0,
+                    n1, ys + r * n, n);
+        }
+      });
+    }
+    if (bias != nullptr) {
+      std::vector<float> b(n);
+      ConvertToF32(bias->dtype(), bias->data(), b.data(), static_cast<size_t>(n));
+      for (int64_t r = 0; r < m; ++r) {
+        for (int64_t j = 0; j < n; ++j) ys[r * n + j] += b[j];
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DoRmsNorm(const TensorView& x, const TensorView& gain, float eps,
+                         const TensorView& y) override {
+    const int64_t h = x.dim(1);
+    std::vector<float> g(h);
+    ConvertToF32(gain.dtype(), gain.data(), g.data(), static_cast<size_t>(h));
+    pool_.ParallelFor(x.dim(0), 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* in = x.data_as<float>() + r * h;
+        float* out = y.mutable_data_as<float>() + r * h;
+        float sum_sq = 0.0f;
+        for (int64_t i = 0; i < h; ++i) sum_sq += in[i] * in[i];
+        const float inv = 1.0f / std::sqrt(sum_sq / static_cast<float>(h) + eps);
+        for (int64_t i = 0; i < h; ++i) out[i] = in[i] * inv * g[i];
+      }
+    });
+    return absl::OkStatus();
+  }
+
+  absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,
+                      absl::Span<const float> inv_freq, RopeLayout layout,
+                      float cos_sin_scale) override {
+    const int64_t half = x.dim(2) / 2;
+    pool_.ParallelFor(x.dim(0), 1, [&](int64_t t0, int64_t t1) {
+      std::vector<float> cs(half), sn(half);
+      for (int64_t t = t0; t < t1; ++t) {
+        for (int64_t i = 0; i < half; ++i) {
+          const float angle = static_cast<float>(positions[t]) * inv_freq[i];
+          cs[i] = std::cos(angle) * cos_sin_scale;
+          sn[i] = std::sin(angle) * cos_sin_scale;
+        }
+        for (int64_t h = 0; h < x.dim(1); ++h) {
+          float* v = x.mutable_data_as<float>() + t * x.stride(0) + h * x.stride(1);
+          const int64_t step = layout == RopeLayout::kHalfSplit ? 1 : 2;
+          const int64_t offset = layout == RopeLayout::kHalfSplit ? half : 1;
+          for (int64_t i = 0; i < half; ++i) {
+            float& a = v[i * step];
+            float& b = v[i * step + offset];
+            const float a0 = a, b0 = b;
+            a = a0 * cs[i] - b0 * sn[i];
+            b = b0 * cs[i] + a0 * sn[i];
+          }
+        }
+      }
+    });
+    return absl::OkStatus();
+  }
+
+  absl::Status DoStoreKv(const TensorView& k, const TensorView& v, absl::Span<const int64_t> slots,
+                         const PagedKvLayer& cache) override {
+    auto store = [&](const TensorView& src, const TensorView& dst) {
+      const int64_t width = src.dim(1) * src.dim(2);
+      const size_t elem = DTypeSize(dst.dtype());
+      for (int64_t t = 0; t < src.dim(0); ++t) {
+        char* out = static_cast<char*>(dst.mutable_data()) + slots[t] * width * elem;
+        ConvertFromF32(dst.dtype(), src.data_as<float>() + t * width, out, static_cast<size_t>(width));
+      }
+    };
+    store(k, cache.k);
+    if (!cache.v.empty()) store(v, cache.v);
+    return absl::OkStatus();
+  }
+
+  // One task per (query row, kv head): the group of query heads sharing that kv head
+  // reads each cached key and value once.
+  absl::Status DoAttention(const TensorView& q, const PagedKvLayer& cache,
+                           absl::Span<const AttentionSequence> sequences, float scale,
+                           const TensorView& out) override {
+    const int64_t heads = q.dim(1), dk = q.dim(2), kv_heads = cache.k.dim(2), dv = cache.v.dim(3);
+    const int64_t group = heads / kv_heads;
+    const bool f32_cache = cache.k.dtype() == DType::kF32;
+    struct Task {
+      const AttentionSequence* seq;
+      int64_t i;
+      int64_t kvh;
+    };
+    std::vector<Task> tasks;
+    for (const AttentionSequence& s : sequences) {
+      for (int64_t i = 0; i < s.query_count; ++i) {
+        for (int64_t kvh = 0; kvh < kv_heads; ++kvh) tasks.push_back({&s, i, kvh});
+      }
+    }
+    // Long rows first so the threads finish together.
+    std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) {
+      return a.seq->first_position + a.i > b.seq->first_position + b.i;
+    });
+    pool_.ParallelFor(static_cast<int64_t>(tasks.size()), 1, [&](int64_t b, int64_t e) {
+      std::vector<float> scores, key(dk), value(dv);
+      for (int64_t ti = b; ti < e; ++ti) {
+        const Task& task = tasks[ti];
+        const AttentionSequence& s = *task.seq;
+        const int64_t row = s.query_begin + task.i;
+        const int64_t n_keys = s.first_position + task.i + 1;
+        scores.assign(static_cast<size_t>(group * n_keys), 0.0f);
+        auto cached = [&](const TensorView& c, int64_t p, int64_t width, float* buf) -> const float* {
+          const int64_t slot = s.block_table[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize;
+          const int64_t offset = (slot * kv_heads + task.kvh) * width;
+          if (f32_cache) return c.data_as<float>() + offset;
+          ConvertToF32(c.dtype(), c.data_as<uint16_t>() + offset, buf, static_cast<size_t>(width));
+          return buf;
+        };
+        for (int64_t p = 0; p < n_keys; ++p) {
+          const float* kp = cached(cache.k, p, dk, key.data());
+          for (int64_t g = 0; g < group; ++g) {
+            const float* qv = q.data_as<float>() + (row * heads + task.kvh * group + g) * dk;
+            float dot = 0.0f;
+            for (int64_t d = 0; d < dk; ++d) dot += qv[d] * kp[d];
+            scores[g * n_keys + p] = dot * scale;
+          }
+        }
+        for (int64_t g = 0; g < group; ++g) {
+          float* sc = scores.data() + g * n_keys;
+          const float mx = *std::max_element(sc, sc + n_keys);
+          float total = 0.0f;
+          for (int64_t p = 0; p < n_keys; ++p) {
+            sc[p] = std::exp(sc[p] - mx);
+            total += sc[p];
+          }
+          const float inv = 1.0f / total;
+          for (int64_t p = 0; p < n_keys; ++p) sc[p] *= inv;
+          float* o = out.mutable_data_as<float>() + (row * heads + task.kvh * group + g) * dv;
+          std::fill(o, o + dv, 0.0f);
+        }
+        for (int64_t p = 0; p < n_keys; ++p) {
+          const float* vp = cached(cache.v, p, dv, value.data());
+          for (int64_t g = 0; g < group; ++g) {
+            const float weight = scores[g * n_keys + p];
+            float* o = out.mutable_data_as<float>() + (row * heads + task.kvh * group + g) * dv;
+            for (int64_t d = 0; d < dv; ++d) o[d] += weight * vp[d];
+          }
+        }
+      }
+    });
+    return absl::OkStatus();
+  }
+
+  absl::Status DoSiluMul(const TensorView& gate, const TensorView& up, const TensorView& out) override {
+    const float* g = gate.data_as<float>();
+    const float* u = up.data_as<float>();
+    float* o = out.mutable_data_as<float>();
+    pool_.ParallelFor(gate.num_elements(), 4096, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    });
+    return absl::OkStatus();
+  }
+
+  absl::Status DoEmbedding(const TensorView& table, absl::Span<const int32_t> ids,
+                           const TensorView& out) override {
+    const int64_t h = table.dim(1);
+    const size_t row_bytes = static_cast<size_t>(h) * DTypeSize(table.dtype());
+    for (size_t t = 0; t < ids.size(); ++t) {
+      ConvertToF32(table.dtype(), static_cast<const char*>(table.data()) + ids[t] * row_bytes,
+                   out.mutable_data_as<float>() + t * h, static_cast<size_t>(h));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DoAdd(const TensorView& a, const TensorView& b, const TensorView& out) override {
+    const float* pa = a.data_as<float>();
+    const float* pb = b.data_as<float>();
+    float* po = out.mutable_data_as<float>();
+    for (int64_t i = 0; i < a.num_elements(); ++i) po[i] = pa[i] + pb[i];
+    return absl::OkStatus();
+  }
+
+  absl::Status DoSoftmax(const TensorView& x, const TensorView& out, bool log) override {
+    const int64_t n = x.dim(1);
+    pool_.ParallelFor(x.dim(0), 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* in = x.data_as<float>() + r * n;
+        float* o = out.mutable_data_as<float>() + r * n;
+        const float m = *std::max_element(in, in + n);
+        double total = 0.0;
+        for (int64_t i = 0; i < n; ++i) total += std::exp(static_cast<double>(in[i] - m));
+        const double log_total = std::log(total);
+        for (int64_t i = 0; i < n; ++i) {
+          o[i] = log ? static_cast<float>((in[i] - m) - log_total)
+                     : static_cast<float>(std::exp(static_cast<double>(in[i] - m)) / total);
+        }
+      }
+    });
+    return absl::OkStatus();
+  }
+
+  absl::Status DoTopK(const TensorView& x, int64_t k, const TensorView& values,
+                      const TensorView& indices) override {
+    const int64_t n = x.dim(1);
+    pool_.ParallelFor(x.dim(0), 1, [&](int64_t r0, int64_t r1) {
+      std::vector<int32_t> order(n);
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* in = x.data_as<float>() + r * n;
+        std::iota(order.begin(), order.end(), 0);
+        auto key = [in](int32_t i) { return std::isnan(in[i]) ? -INFINITY : in[i]; };
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+          return key(a) > key(b) || (key(a) == key(b) && a < b);
+        });
+        for (int64_t i = 0; i < k; ++i) {
+          values.mutable_data_as<float>()[r * k + i] = in[order[i]];
+          indices.mutable_data_as<int32_t>()[r * k + i] = order[i];
+        }
+      }
+    });
+    return absl::OkStatus();
+  }
+
+ private:
+  // oneDNN per thread on a slice of the output columns (weight rows).
+  absl::Status Gemm(const TensorView& x, const Weight& w, const TensorView& y) {
+    const int64_t m = x.dim(0), k = x.dim(1), n = w.data.dim(0);
+    const DType dtype = w.data.dtype();
+    const uint16_t* xb = nullptr;
+    if (dtype == DType::kBF16) {
+      x_bf16_.resize(static_cast<size_t>(m * k));
+      pool_.ParallelFor(m * k, 1 << 14, [&](int64_t b, int64_t e) {
+        ConvertFromF32(DType::kBF16, x.data_as<float>() + b, x_bf16_.data() + b, static_cast<size_t>(e - b));
+      });
+      xb = x_bf16_.data();
+    }
+    const int threads = pool_.num_threads();
+    const int64_t per = ((n + threads - 1) / threads + 63) / 64 * 64;
+    std::vector<absl::Status> status(threads);
+    pool_.RunOnEachThread([&](int t) {
+      const int64_t n0 = std::min<int64_t>(n, t * per), n1 = std::min<int64_t>(n, n0 + per);
+      if (n0 >= n1) return;
+      const char* wp = static_cast<const char*>(w.data.data()) + n0 * k * DTypeSize(dtype);
+      status[t] = gemm_[t].Run(dtype, x.data_as<float>(), xb, m, k, wp, n1 - n0,
+                               y.mutable_data_as<float>() + n0, n);
+    });
+    for (const absl::Status& s : status) RRT_RETURN_IF_ERROR(s);
+    return absl::OkStatus();
+  }
+
+  ThreadPool pool_;
+  std::vector<cpu::OneDnnGemm> gemm_;
+  std::vector<uint16_t> x_bf16_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> NewCpuBackend(const BackendOptions& options) {
+  return std::make_unique<CpuBackend>(options);
+}
+
+}  // namespace reasonrt

@@ -1,0 +1,178 @@
+// Decode GEMV kernels, compiled once per instruction set and dispatched at run time.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "lib/backends/cpu/gemv_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "lib/backends/cpu/gemv_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace reasonrt::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Loads lanes(df) weights starting at `p` as f32. FP8 yields the value times 2^-120
+// (exponent bits placed as f32's; the caller multiplies 2^120 back into the scale).
+template <DType kType>
+HWY_INLINE VF LoadWeights(DF df, const void* p, int64_t i) {
+  if constexpr (kType == DType::kF32) {
+    return hn::LoadU(df, static_cast<const float*>(p) + i);
+  } else if constexpr (kType == DType::kBF16) {
+    const hn::RebindToUnsigned<DF> du32;
+    const hn::Rebind<uint16_t, DF> du16;
+    const auto bits = hn::PromoteTo(du32, hn::LoadU(du16, static_cast<const uint16_t*>(p) + i));
+    return hn::BitCast(df, hn::ShiftLeft<16>(bits));
+  } else if constexpr (kType == DType::kF16) {
+    const hn::Rebind<hwy::float16_t, DF> df16;
+    return hn::PromoteTo(df, hn::LoadU(df16, static_cast<const hwy::float16_t*>(p) + i));
+  } else {  // kF8E4M3: sign to bit 31, the other 7 bits to 26..20
+    const hn::RebindToUnsigned<DF> du32;
+    const hn::Rebind<uint8_t, DF> du8;
+    const auto b = hn::PromoteTo(du32, hn::LoadU(du8, static_cast<const uint8_t*>(p) + i));
+    const auto sign = hn::ShiftLeft<24>(hn::And(b, hn::Set(du32, 0x80u)));
+    const auto mag = hn::ShiftLeft<20>(hn::And(b, hn::Set(du32, 0x7fu)));
+    return hn::BitCast(df, hn::Or(sign, mag));
+  }
+}
+
+template <DType kType>
+float LoadScalarWeight(const void* p, int64_t i) {
+  if constexpr (kType == DType::kF32) return static_cast<const float*>(p)[i];
+  if constexpr (kType == DType::kBF16) return Bf16ToF32(static_cast<const uint16_t*>(p)[i]);
+  if constexpr (kType == DType::kF16) return F16ToF32(static_cast<const uint16_t*>(p)[i]);
+  if constexpr (kType == DType::kF8E4M3) {
+    // Same 2^-120 convention as LoadWeights.
+    return Fp8E4M3ToF32(static_cast<const uint8_t*>(p)[i]) * 7.52316384526264e-37f;
+  }
+  return 0.0f;
+}
+
+// Dot products of `kRows` x rows with 2 weight rows over k in [k0, k1), added to acc.
+template <DType kType, int kRows>
+HWY_INLINE void DotRange(const float* x, int64_t k_dim, const void* w0, const void* w1,
+                         int64_t k0, int64_t k1, float (*acc)[2]) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  VF s0[kRows], s1[kRows];
+  for (int m = 0; m < kRows; ++m) s0[m] = s1[m] = hn::Zero(df);
+  int64_t k = k0;
+  for (; k + lanes <= k1; k += lanes) {
+    const VF a = LoadWeights<kType>(df, w0, k);
+    const VF b = LoadWeights<kType>(df, w1, k);
+    for (int m = 0; m < kRows; ++m) {
+      const VF xv = hn::LoadU(df, x + m * k_dim + k);
+      s0[m] = hn::MulAdd(xv, a, s0[m]);
+      s1[m] = hn::MulAdd(xv, b, s1[m]);
+    }
+  }
+  for (int m = 0; m < kRows; ++m) {
+    float r0 = hn::GetLane(hn::SumOfLanes(df, s0[m]));
+    float r1 = hn::GetLane(hn::SumOfLanes(df, s1[m]));
+    for (int64_t kk = k; kk < k1; ++kk) {
+      r0 += x[m * k_dim + kk] * LoadScalarWeight<kType>(w0, kk);
+      r1 += x[m * k_dim + kk] * LoadScalarWeight<kType>(w1, kk);
+    }
+    acc[m][0] += r0;
+    acc[m][1] += r1;
+  }
+}
+
+template <DType kType, int kRows>
+void GemvRows(const void* w, const float* scale_inv, const float* x, int64_t k_dim,
+              int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+  const size_t elem = DTypeSize(kType);
+  const auto row_ptr = [&](int64_t n) { return static_cast<const char*>(w) + n * k_dim * elem; };
+  const int64_t k_blocks = (k_dim + kFp8BlockSize - 1) / kFp8BlockSize;
+  for (int64_t n = n_begin; n < n_end; n += 2) {
+    const int64_t n1 = n + 1 < n_end ? n + 1 : n;  // an odd tail computes its row twice
+    float acc[kRows][2] = {};
+    if constexpr (kType == DType::kF8E4M3) {
+      // Per 128-wide K block: dot, then times that block's scale (and 2^120).
+      const float* s0 = scale_inv + (n / kFp8BlockSize) * k_blocks;
+      const float* s1 = scale_inv + (n1 / kFp8BlockSize) * k_blocks;
+      for (int64_t b = 0; b < k_blocks; ++b) {
+        float part[kRows][2] = {};
+        const int64_t k0 = b * kFp8BlockSize;
+        const int64_t k1 = k0 + kFp8BlockSize < k_dim ? k0 + kFp8BlockSize : k_dim;
+        DotRange<kType, kRows>(x, k_dim, row_ptr(n), row_ptr(n1), k0, k1, part);
+        const float f0 = s0[b] * 1.329227995784916e36f, f1 = s1[b] * 1.329227995784916e36f;
+        for (int m = 0; m < kRows; ++m) {
+          acc[m][0] += part[m][0] * f0;
+          acc[m][1] += part[m][1] * f1;
+        }
+      }
+    } else {
+      DotRange<kType, kRows>(x, k_dim, row_ptr(n), row_ptr(n1), 0, k_dim, acc);
+    }
+    for (int m = 0; m < kRows; ++m) {
+      y[m * ldy + n] = acc[m][0];
+      if (n1 != n) y[m * ldy + n1] = acc[m][1];
+    }
+  }
+}
+
+template <DType kType>
+void GemvType(const void* w, const float* scale_inv, const float* x, int64_t rows,
+              int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+  switch (rows) {
+    case 1: return GemvRows<kType, 1>(w, scale_inv, x, k_dim, n_begin, n_end, y, ldy);
+    case 2: return GemvRows<kType, 2>(w, scale_inv, x, k_dim, n_begin, n_end, y, ldy);
+    case 3: return GemvRows<kType, 3>(w, scale_inv, x, k_dim, n_begin, n_end, y, ldy);
+    default: return GemvRows<kType, 4>(w, scale_inv, x, k_dim, n_begin, n_end, y, ldy);
+  }
+}
+
+void GemvImpl(DType dtype, const void* w, const float* scale_inv, const float* x, int64_t rows,
+              int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+  switch (dtype) {
+    case DType::kF32: return GemvType<DType::kF32>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
+    case DType::kBF16: return GemvType<DType::kBF16>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
+    case DType::kF16: return GemvType<DType::kF16>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
+    case DType::kF8E4M3: return GemvType<DType::kF8E4M3>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
+    default: return;
+  }
+}
+
+const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
+
+// Sum of n floats, four independent accumulators: a pure streaming read.
+float SumImpl(const float* p, int64_t n) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  VF a = hn::Zero(df), b = a, c = a, d = a;
+  int64_t i = 0;
+  for (; i + 4 * lanes <= n; i += 4 * lanes) {
+    a = hn::Add(a, hn::LoadU(df, p + i));
+    b = hn::Add(b, hn::LoadU(df, p + i + lanes));
+    c = hn::Add(c, hn::LoadU(df, p + i + 2 * lanes));
+    d = hn::Add(d, hn::LoadU(df, p + i + 3 * lanes));
+  }
+  float total = hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a, b), hn::Add(c, d))));
+  for (; i < n; ++i) total += p[i];
+  return total;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace reasonrt::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace reasonrt::cpu {
+
+HWY_EXPORT(GemvImpl);
+HWY_EXPORT(TargetNameImpl);
+HWY_EXPORT(SumImpl);
+
+float StreamSum(const float* p, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumImpl)(p, n); }
+
+void Gemv(DType dtype, const void* w, const float* scale_inv, const float* x, int64_t rows,
+          int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(GemvImpl)(dtype, w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
+}
+
+const char* GemvTargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
+
+}  // namespace reasonrt::cpu
+#endif
