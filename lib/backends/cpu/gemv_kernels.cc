@@ -5,6 +5,8 @@
 #include "hwy/highway.h"
 #include "lib/backends/cpu/gemv_kernels.h"
 
+#include <vector>
+
 HWY_BEFORE_NAMESPACE();
 namespace reasonrt::cpu {
 namespace HWY_NAMESPACE {
@@ -113,6 +115,89 @@ void GemvRows(const void* w, const float* scale_inv, const float* x, int64_t k_d
   }
 }
 
+// bf16 without shuffles: a u32 lane holds the pair (2i, 2i+1); `<< 16` makes element 2i
+// an f32 and `& 0xffff0000` element 2i+1. x comes deinterleaved: xe[j] = x[2j], xo[j] =
+// x[2j+1], per row of x, each row k_dim/2 long.
+// How far ahead of the loads the bf16 kernel prefetches, in u32 (bf16 pairs).
+constexpr int64_t kPrefetchU32 = 256;
+
+// kW weight rows per pass. One row keeps each thread on a single sequential stream, which
+// the hardware prefetcher follows best, but loads x once per weight vector; four rows
+// share each x load, for x too large for L1 (long rows).
+template <int kRows, int kW>
+void GemvBf16Pairs(const uint16_t* w, const float* xe, const float* xo, const float* x,
+                   int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t half = k_dim / 2;
+  const int64_t vec_end = (half / lanes) * lanes;  // pairs handled by vectors
+  const auto hi_mask = hn::Set(du, 0xffff0000u);
+  for (int64_t n = n_begin; n < n_end; n += kW) {
+    const uint32_t* wr[kW];
+    for (int r = 0; r < kW; ++r) {
+      const int64_t row = n + r < n_end ? n + r : n_end - 1;  // a short tail repeats its last row
+      wr[r] = reinterpret_cast<const uint32_t*>(w + row * k_dim);
+    }
+    VF acc[kRows][kW];
+    for (int m = 0; m < kRows; ++m) {
+      for (int r = 0; r < kW; ++r) acc[m][r] = hn::Zero(df);
+    }
+    for (int64_t j = 0; j < vec_end; j += lanes) {
+      VF even[kW], odd[kW];
+      for (int r = 0; r < kW; ++r) {
+        __builtin_prefetch(wr[r] + j + kPrefetchU32);
+        const auto v = hn::LoadU(du, wr[r] + j);
+        even[r] = hn::BitCast(df, hn::ShiftLeft<16>(v));
+        odd[r] = hn::BitCast(df, hn::And(v, hi_mask));
+      }
+      for (int m = 0; m < kRows; ++m) {
+        const VF e = hn::LoadU(df, xe + m * half + j);
+        const VF o = hn::LoadU(df, xo + m * half + j);
+        for (int r = 0; r < kW; ++r) acc[m][r] = hn::MulAdd(o, odd[r], hn::MulAdd(e, even[r], acc[m][r]));
+      }
+    }
+    for (int m = 0; m < kRows; ++m) {
+      for (int r = 0; r < kW && n + r < n_end; ++r) {
+        float sum = hn::GetLane(hn::SumOfLanes(df, acc[m][r]));
+        const uint16_t* row = reinterpret_cast<const uint16_t*>(wr[r]);
+        for (int64_t k = 2 * vec_end; k < k_dim; ++k) sum += x[m * k_dim + k] * Bf16ToF32(row[k]);
+        y[m * ldy + n + r] = sum;
+      }
+    }
+  }
+}
+
+void GemvBf16(const uint16_t* w, const float* x, int64_t rows, int64_t k_dim, int64_t n_begin,
+              int64_t n_end, float* y, int64_t ldy) {
+  const int64_t half = k_dim / 2;
+  thread_local std::vector<float> split;
+  split.resize(static_cast<size_t>(2 * rows * half));
+  float* xe = split.data();
+  float* xo = split.data() + rows * half;
+  for (int64_t m = 0; m < rows; ++m) {
+    for (int64_t j = 0; j < half; ++j) {
+      xe[m * half + j] = x[m * k_dim + 2 * j];
+      xo[m * half + j] = x[m * k_dim + 2 * j + 1];
+    }
+  }
+  const bool x_fits_l1 = rows * k_dim * static_cast<int64_t>(sizeof(float)) <= 16 * 1024;
+  if (x_fits_l1) {
+    switch (rows) {
+      case 1: return GemvBf16Pairs<1, 1>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
+      case 2: return GemvBf16Pairs<2, 1>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
+      case 3: return GemvBf16Pairs<3, 1>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
+      default: return GemvBf16Pairs<4, 1>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
+    }
+  }
+  switch (rows) {
+    case 1: return GemvBf16Pairs<1, 4>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
+    case 2: return GemvBf16Pairs<2, 4>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
+    case 3: return GemvBf16Pairs<3, 4>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
+    default: return GemvBf16Pairs<4, 4>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
+  }
+}
+
 template <DType kType>
 void GemvType(const void* w, const float* scale_inv, const float* x, int64_t rows,
               int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
@@ -128,7 +213,7 @@ void GemvImpl(DType dtype, const void* w, const float* scale_inv, const float* x
               int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
   switch (dtype) {
     case DType::kF32: return GemvType<DType::kF32>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
-    case DType::kBF16: return GemvType<DType::kBF16>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
+    case DType::kBF16: return GemvBf16(static_cast<const uint16_t*>(w), x, rows, k_dim, n_begin, n_end, y, ldy);
     case DType::kF16: return GemvType<DType::kF16>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
     case DType::kF8E4M3: return GemvType<DType::kF8E4M3>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
     default: return;
