@@ -6,7 +6,10 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_split.h"
 #include "examples/cli/commands.h"
+#include "absl/strings/str_join.h"
+#include "lib/backends/cpu/gemv_kernels.h"
 #include "lib/backends/cuda/device.h"
+#include "reasonrt/backend.h"
 #include "lib/models/synth.h"
 #include "reasonrt/cpu_features.h"
 
@@ -77,6 +80,8 @@ int main(int argc, char** argv) {
   if (bench_cmd->parsed()) return cli::RunBench(bench);
   if (cpu_cmd->parsed()) {
     std::printf("cpu:  %s\n", CpuFeaturesString(GetCpuFeatures()).c_str());
+    std::printf("simd: %s kernels; backends: %s\n", cpu::GemvTargetName(),
+                absl::StrJoin(RegisteredBackends(), ", ").c_str());
     const auto gpus = cuda::ListDevices();
     if (gpus.empty()) std::printf("cuda: no devices\n");
     for (const auto& d : gpus) {

@@ -122,6 +122,13 @@ const CpuFeatures& GetCpuFeatures() {
         }
       }
     }
+    // Keep the implications detection guarantees: no AVX-512 extension without AVX-512F,
+    // nothing AVX without AVX.
+    if (!f.avx) f.avx2 = f.fma = f.f16c = f.avx512f = f.avx_vnni = false;
+    if (!f.avx512f) {
+      f.avx512bw = f.avx512vl = f.avx512dq = f.avx512_vnni = f.avx512_bf16 = f.avx512_fp16 = false;
+    }
+    if (!f.amx_tile) f.amx_bf16 = f.amx_int8 = false;
     return f;
   }();
   return features;

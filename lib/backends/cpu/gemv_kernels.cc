@@ -4,6 +4,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "lib/backends/cpu/gemv_kernels.h"
+#include "reasonrt/cpu_features.h"
 
 #include <vector>
 
@@ -246,18 +247,40 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace reasonrt::cpu {
 
+namespace {
+// Honors RRT_CPU_DISABLE (see cpu_features.h) for the SIMD dispatch too, once.
+void ApplyCpuOverrides() {
+  static const bool done = [] {
+    const CpuFeatures& f = GetCpuFeatures();
+    int64_t disabled = 0;
+    if (!f.avx512f || !f.avx512bw) disabled |= HWY_AVX3 | HWY_AVX3_DL;
+    if (!f.avx2 || !f.fma) disabled |= HWY_AVX2;
+    if (disabled != 0) hwy::DisableTargets(disabled);
+    return true;
+  }();
+  (void)done;
+}
+}  // namespace
+
 HWY_EXPORT(GemvImpl);
 HWY_EXPORT(TargetNameImpl);
 HWY_EXPORT(SumImpl);
 
-float StreamSum(const float* p, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumImpl)(p, n); }
+float StreamSum(const float* p, int64_t n) {
+  ApplyCpuOverrides();
+  return HWY_DYNAMIC_DISPATCH(SumImpl)(p, n);
+}
 
 void Gemv(DType dtype, const void* w, const float* scale_inv, const float* x, int64_t rows,
           int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+  ApplyCpuOverrides();
   HWY_DYNAMIC_DISPATCH(GemvImpl)(dtype, w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
 }
 
-const char* GemvTargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
+const char* GemvTargetName() {
+  ApplyCpuOverrides();
+  return HWY_DYNAMIC_DISPATCH(TargetNameImpl)();
+}
 
 }  // namespace reasonrt::cpu
 #endif

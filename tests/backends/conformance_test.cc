@@ -1,0 +1,253 @@
+// Every op of every built backend against the reference backend, per dtype.
+//
+// Tolerances: ops computed in f32 on both sides agree to 1e-5 of the largest value.
+// MatMul's bound is per output element, |got - want| <= tol * sum_i |x_i * w_i| + 1e-6,
+// with tol = 2^-8 where a backend rounds activations to bf16 for a bf16-weight GEMM (the
+// prompt-processing path, more than 8 rows) and 1e-5 where it keeps them f32.
+#include <cmath>
+#include <random>
+
+#include "gtest/gtest.h"
+#include "reasonrt/backend.h"
+
+namespace reasonrt {
+namespace {
+
+std::mt19937& Rng() {
+  static std::mt19937 rng(42);
+  return rng;
+}
+
+TensorView Random(DType dtype, std::initializer_list<int64_t> shape, float lo = -1.0f,
+                  float hi = 1.0f) {
+  TensorView t = *TensorView::Allocate(dtype, shape);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(t.num_elements());
+  for (float& f : v) f = u(Rng());
+  ConvertFromF32(dtype, v.data(), t.mutable_data(), v.size());
+  return t;
+}
+
+TensorView Zeros(DType dtype, std::initializer_list<int64_t> shape) {
+  return *TensorView::Allocate(dtype, shape);
+}
+
+std::vector<float> AsF32(const TensorView& t) {
+  std::vector<float> v(t.num_elements());
+  ConvertToF32(t.dtype(), t.data(), v.data(), v.size());
+  return v;
+}
+
+std::vector<float> Dequantized(const Weight& w) {
+  const int64_t n = w.data.dim(0), k = w.data.dim(1);
+  std::vector<float> out(n * k);
+  if (w.data.dtype() == DType::kF8E4M3) {
+    DequantizeFp8Blocks(w.data.data_as<uint8_t>(), w.scale_inv.data_as<float>(), n, k, out.data());
+  } else {
+    ConvertToF32(w.data.dtype(), w.data.data(), out.data(), out.size());
+  }
+  return out;
+}
+
+void ExpectAllNear(const TensorView& got, const TensorView& want, float rel, const std::string& what) {
+  const std::vector<float> g = AsF32(got), w = AsF32(want);
+  ASSERT_EQ(g.size(), w.size()) << what;
+  float scale = 0.0f;
+  for (float v : w) scale = std::max(scale, std::fabs(v));
+  for (size_t i = 0; i < g.size(); ++i) {
+    ASSERT_NEAR(g[i], w[i], rel * scale + 1e-6f) << what << " at " << i;
+  }
+}
+
+class ConformanceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    ref_ = *CreateBackend("reference", {});
+    auto b = CreateBackend(GetParam(), {});
+    ASSERT_TRUE(b.ok()) << b.status();
+    be_ = std::move(*b);
+  }
+  std::unique_ptr<Backend> ref_, be_;
+};
+
+TEST_P(ConformanceTest, MatMulEveryDtypeAndPath) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3}) {
+    for (int64_t m : {1, 2, 3, 4, 5, 8, 9, 33}) {
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 200}, {130, 256}, {67, 1000}, {16, 4600}}) {
+        const std::string what = std::string(DTypeName(dtype)) + " m=" + std::to_string(m) +
+                                 " n=" + std::to_string(n) + " k=" + std::to_string(k);
+        TensorView x = Random(DType::kF32, {m, k});
+        Weight w{Random(dtype, {n, k}), {}};
+        if (dtype == DType::kF8E4M3) {
+          w.scale_inv = Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
+        }
+        TensorView bias = Random(DType::kBF16, {n});
+        TensorView y = Zeros(DType::kF32, {m, n}), y_ref = Zeros(DType::kF32, {m, n});
+        ASSERT_TRUE(be_->MatMul(x, w, &bias, y).ok()) << what;
+        ASSERT_TRUE(ref_->MatMul(x, w, &bias, y_ref).ok()) << what;
+        const std::vector<float> wf = Dequantized(w), xf = AsF32(x);
+        const float tol = dtype == DType::kBF16 && m > 8 ? std::ldexp(1.0f, -8) : 1e-5f;
+        for (int64_t r = 0; r < m; ++r) {
+          for (int64_t j = 0; j < n; ++j) {
+            float mag = 0.0f;
+            for (int64_t i = 0; i < k; ++i) mag += std::fabs(xf[r * k + i] * wf[j * k + i]);
+            ASSERT_NEAR(y.data_as<float>()[r * n + j], y_ref.data_as<float>()[r * n + j],
+                        tol * mag + 1e-6f) << what << " at " << r << "," << j;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(ConformanceTest, GroupedMatMul) {
+  const int64_t t = 10, k = 96, n = 40;
+  TensorView x = Random(DType::kF32, {t, k});
+  std::vector<Weight> experts = {{Random(DType::kBF16, {n, k}), {}}, {Random(DType::kBF16, {n, k}), {}},
+                                 {Random(DType::kF32, {n, k}), {}}};
+  std::vector<std::vector<int32_t>> rows = {{0, 3, 9}, {}, {1, 2, 4, 5, 6, 7, 8}};
+  TensorView y = Zeros(DType::kF32, {t, n}), y_ref = Zeros(DType::kF32, {t, n});
+  ASSERT_TRUE(be_->GroupedMatMul(x, experts, rows, y).ok());
+  ASSERT_TRUE(ref_->GroupedMatMul(x, experts, rows, y_ref).ok());
+  ExpectAllNear(y, y_ref, 1e-5f, "GroupedMatMul");
+}
+
+TEST_P(ConformanceTest, SmallOps) {
+  for (DType gain_dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    TensorView x = Random(DType::kF32, {7, 300}, -3.0f, 3.0f);
+    TensorView gain = Random(gain_dtype, {300}, 0.5f, 1.5f);
+    TensorView y = Zeros(DType::kF32, {7, 300}), y_ref = Zeros(DType::kF32, {7, 300});
+    ASSERT_TRUE(be_->RmsNorm(x, gain, 1e-6f, y).ok());
+    ASSERT_TRUE(ref_->RmsNorm(x, gain, 1e-6f, y_ref).ok());
+    ExpectAllNear(y, y_ref, 1e-5f, "RmsNorm");
+  }
+  TensorView g = Random(DType::kF32, {5, 333}, -8.0f, 8.0f), u = Random(DType::kF32, {5, 333});
+  TensorView o = Zeros(DType::kF32, {5, 333}), o_ref = Zeros(DType::kF32, {5, 333});
+  ASSERT_TRUE(be_->SiluMul(g, u, o).ok());
+  ASSERT_TRUE(ref_->SiluMul(g, u, o_ref).ok());
+  ExpectAllNear(o, o_ref, 1e-5f, "SiluMul");
+  ASSERT_TRUE(be_->Add(g, u, o).ok());
+  ASSERT_TRUE(ref_->Add(g, u, o_ref).ok());
+  ExpectAllNear(o, o_ref, 0.0f, "Add");
+  ASSERT_TRUE(be_->Softmax(g, o).ok());
+  ASSERT_TRUE(ref_->Softmax(g, o_ref).ok());
+  ExpectAllNear(o, o_ref, 1e-5f, "Softmax");
+  ASSERT_TRUE(be_->LogSoftmax(g, o).ok());
+  ASSERT_TRUE(ref_->LogSoftmax(g, o_ref).ok());
+  ExpectAllNear(o, o_ref, 1e-5f, "LogSoftmax");
+  for (DType table_dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    TensorView table = Random(table_dtype, {50, 64});
+    const std::vector<int32_t> ids = {3, 0, 49, 3, 17};
+    TensorView e = Zeros(DType::kF32, {5, 64}), e_ref = Zeros(DType::kF32, {5, 64});
+    ASSERT_TRUE(be_->Embedding(table, ids, e).ok());
+    ASSERT_TRUE(ref_->Embedding(table, ids, e_ref).ok());
+    ExpectAllNear(e, e_ref, 0.0f, "Embedding");
+  }
+}
+
+TEST_P(ConformanceTest, TopKWithTies) {
+  TensorView x = Random(DType::kF32, {4, 100});
+  float* p = x.mutable_data_as<float>();
+  p[10] = p[20] = p[30] = 5.0f;  // a three-way tie at the top of row 0
+  p[100 + 7] = NAN;              // NaN ranks last
+  TensorView v = Zeros(DType::kF32, {4, 6}), v_ref = Zeros(DType::kF32, {4, 6});
+  TensorView i = Zeros(DType::kI32, {4, 6}), i_ref = Zeros(DType::kI32, {4, 6});
+  ASSERT_TRUE(be_->TopK(x, 6, v, i).ok());
+  ASSERT_TRUE(ref_->TopK(x, 6, v_ref, i_ref).ok());
+  ExpectAllNear(v, v_ref, 0.0f, "TopK values");
+  for (int j = 0; j < 24; ++j) EXPECT_EQ(i.data_as<int32_t>()[j], i_ref.data_as<int32_t>()[j]) << j;
+  EXPECT_EQ(i.data_as<int32_t>()[0], 10);
+  EXPECT_EQ(i.data_as<int32_t>()[1], 20);
+}
+
+TEST_P(ConformanceTest, RopeBothLayoutsOnStridedViews) {
+  for (RopeLayout layout : {RopeLayout::kHalfSplit, RopeLayout::kInterleaved}) {
+    // The rotary part is the last 16 dims of 48-wide heads (DeepSeek's q layout).
+    TensorView full = Random(DType::kF32, {6, 3, 48});
+    TensorView full_ref = *TensorView::Allocate(DType::kF32, {6, 3, 48});
+    std::memcpy(full_ref.mutable_data(), full.data(), full.byte_size());
+    TensorView part = *full.Slice(2, 32, 48), part_ref = *full_ref.Slice(2, 32, 48);
+    const std::vector<int32_t> pos = {0, 1, 2, 1000, 70000, 9};
+    std::vector<float> inv_freq(8);
+    for (int i = 0; i < 8; ++i) inv_freq[i] = 1.0f / std::pow(10000.0f, 2.0f * i / 16.0f);
+    ASSERT_TRUE(be_->Rope(part, pos, inv_freq, layout, 1.25f).ok());
+    ASSERT_TRUE(ref_->Rope(part_ref, pos, inv_freq, layout, 1.25f).ok());
+    ExpectAllNear(full, full_ref, 1e-6f, "Rope");
+  }
+}
+
+TEST_P(ConformanceTest, PagedAttentionPrefillAndDecode) {
+  for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
+    const int64_t heads = 6, kv_heads = 2, dk = 32, dv = 24, blocks = 12;
+    PagedKvLayer cache{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
+                       Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+    PagedKvLayer cache_ref{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
+                           Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+    // Sequence A: 37 cached positions in blocks {5, 0, 9}; this call: its last 3 rows.
+    // Sequence B: 1 new row at position 20 in blocks {2, 7}.
+    const std::vector<int32_t> table_a = {5, 0, 9}, table_b = {2, 7};
+    auto slot = [](const std::vector<int32_t>& t, int64_t p) { return t[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize; };
+    std::vector<int64_t> slots;
+    for (int64_t p = 0; p < 37; ++p) slots.push_back(slot(table_a, p));
+    for (int64_t p = 0; p < 21; ++p) slots.push_back(slot(table_b, p));
+    const int64_t rows = static_cast<int64_t>(slots.size());
+    TensorView k = Random(DType::kF32, {rows, kv_heads, dk}), v = Random(DType::kF32, {rows, kv_heads, dv});
+    ASSERT_TRUE(be_->StoreKv(k, v, slots, cache).ok());
+    ASSERT_TRUE(ref_->StoreKv(k, v, slots, cache_ref).ok());
+    ExpectAllNear(cache.k, cache_ref.k, 0.0f, "StoreKv k");
+    ExpectAllNear(cache.v, cache_ref.v, 0.0f, "StoreKv v");
+    TensorView q = Random(DType::kF32, {4, heads, dk}, -2.0f, 2.0f);
+    std::vector<AttentionSequence> seqs = {{table_a, 0, 3, 34}, {table_b, 3, 1, 20}};
+    TensorView out = Zeros(DType::kF32, {4, heads, dv}), out_ref = Zeros(DType::kF32, {4, heads, dv});
+    ASSERT_TRUE(be_->Attention(q, cache, seqs, 0.17f, out).ok());
+    ASSERT_TRUE(ref_->Attention(q, cache_ref, seqs, 0.17f, out_ref).ok());
+    ExpectAllNear(out, out_ref, 1e-5f, "Attention");
+  }
+}
+
+TEST_P(ConformanceTest, FrontEndRefusesBadArguments) {
+  TensorView x = Random(DType::kF32, {2, 8});
+  TensorView y = Zeros(DType::kF32, {2, 4});
+  Weight w{Random(DType::kBF16, {4, 8}), {}};
+  EXPECT_TRUE(be_->MatMul(x, w, nullptr, y).ok());
+  Weight wrong_k{Random(DType::kBF16, {4, 9}), {}};
+  EXPECT_FALSE(be_->MatMul(x, wrong_k, nullptr, y).ok());
+  Weight fp8_no_scale{Random(DType::kF8E4M3, {4, 8}), {}};
+  EXPECT_FALSE(be_->MatMul(x, fp8_no_scale, nullptr, y).ok());
+  EXPECT_FALSE(be_->MatMul(x, w, nullptr, x).ok());  // y aliases x / wrong shape
+  TensorView table = Random(DType::kF32, {10, 8});
+  const std::vector<int32_t> bad_ids = {3, 10};
+  EXPECT_FALSE(be_->Embedding(table, bad_ids, x).ok());
+  TensorView k = Random(DType::kF32, {1, 1, 8});
+  PagedKvLayer cache{Zeros(DType::kF32, {2, kKvBlockSize, 1, 8}), Zeros(DType::kF32, {2, kKvBlockSize, 1, 8})};
+  const std::vector<int64_t> outside = {2 * kKvBlockSize};
+  EXPECT_FALSE(be_->StoreKv(k, k, outside, cache).ok());
+  const std::vector<int32_t> table_bad = {5};
+  std::vector<AttentionSequence> seqs = {{table_bad, 0, 1, 0}};
+  TensorView out = Zeros(DType::kF32, {1, 1, 8});
+  EXPECT_FALSE(be_->Attention(k, cache, seqs, 1.0f, out).ok());
+  TensorView v = Zeros(DType::kF32, {1, 3}), idx = Zeros(DType::kI32, {1, 3});
+  EXPECT_FALSE(be_->TopK(Random(DType::kF32, {1, 2}), 3, v, idx).ok());
+}
+
+std::vector<std::string> FastBackends() {
+  std::vector<std::string> out;
+  for (const std::string& name : RegisteredBackends()) {
+    if (name != "reference") out.push_back(name);
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(FastBackends()));
+
+TEST(BackendRegistryTest, AutoPicksTheFastestAndUnknownIsNotFound) {
+  auto names = RegisteredBackends();
+  ASSERT_GE(names.size(), 2u);
+  EXPECT_EQ(names.back(), "reference");
+  EXPECT_EQ((*CreateBackend("auto", {}))->name(), names.front());
+  EXPECT_EQ(CreateBackend("nope", {}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(RegisterBackend("reference", 1, nullptr).code(), absl::StatusCode::kAlreadyExists);
+}
+
+}  // namespace
+}  // namespace reasonrt
