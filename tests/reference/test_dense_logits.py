@@ -63,12 +63,22 @@ def reference(model, tokens):
         return dense_reference.forward(cfg, read_model(str(model)), tokens).numpy()
 
 
-def assert_close(got, want):
+# The reference backend and the cpu backend's decode path keep activations in f32: max
+# |diff| <= 1e-3 * max |logit| and the same argmax at every position. The cpu backend's
+# prompt GEMM rounds activations to bf16 (with bf16 weights, as fast runtimes do), which
+# moves logits by up to ~3e-3 of the largest: that path gets a 1e-2 bound, and its argmax
+# must agree wherever the reference's top two are further apart than twice that bound.
+TIGHT, BF16_ACTIVATIONS = 1e-3, 1e-2
+
+
+def assert_close(got, want, rel=TIGHT):
     assert got.shape == want.shape
     scale = np.abs(want).max()
     diff = np.abs(got - want).max()
-    assert diff <= 1e-3 * scale, f"max |diff| {diff} > 1e-3 * {scale}"
-    mismatch = np.nonzero(got.argmax(1) != want.argmax(1))[0]
+    assert diff <= rel * scale, f"max |diff| {diff} > {rel} * {scale}"
+    top2 = np.sort(want, axis=1)[:, -2:]
+    decided = (top2[:, 1] - top2[:, 0]) > 2 * rel * scale if rel > TIGHT else np.ones(len(want), bool)
+    mismatch = np.nonzero((got.argmax(1) != want.argmax(1)) & decided)[0]
     assert mismatch.size == 0, f"argmax differs at positions {mismatch[:10]}"
 
 
@@ -76,20 +86,33 @@ def tokens_for(n, vocab, seed=0):
     return np.random.default_rng(seed).integers(0, vocab, n).tolist()
 
 
+def check_all_backends(model, toks, tmp_path, decode=True):
+    want = reference(model, toks)
+    assert_close(ours(model, toks, tmp_path, "--backend", "reference"), want)
+    assert_close(ours(model, toks, tmp_path, "--backend", "cpu"), want, BF16_ACTIVATIONS)
+    if decode:
+        # One token per forward call through the KV cache: the cpu backend's decode path.
+        assert_close(ours(model, toks, tmp_path, "--backend", "cpu", "--decode"), want)
+
+
 def test_tiny_qwen2_prefill_and_decode(tmp_path):
     model = synth(tmp_path, "qwen", TINY_QWEN)
     toks = tokens_for(37, 512)
-    want = reference(model, toks)
-    assert_close(ours(model, toks, tmp_path, "--backend", "reference"), want)
-    # One token per forward call through the KV cache gives the same logits.
-    assert_close(ours(model, toks, tmp_path, "--backend", "reference", "--decode"), want)
+    check_all_backends(model, toks, tmp_path)
+    assert_close(ours(model, toks, tmp_path, "--backend", "reference", "--decode"), reference(model, toks))
+
+
+def test_f16_and_f32_checkpoints(tmp_path):
+    for dtype in ("f16", "f32"):
+        model = synth(tmp_path, "qwen_" + dtype, TINY_QWEN, extra=["--dtype", dtype])
+        check_all_backends(model, tokens_for(20, 512, seed=5), tmp_path)
 
 
 def test_tiny_llama3_tied_long_sequence(tmp_path):
     # Past 8192 positions the llama3 low-frequency scaling matters.
     model = synth(tmp_path, "llama", TINY_LLAMA_TIED)
     toks = tokens_for(8300, 400, seed=1)
-    assert_close(ours(model, toks, tmp_path, "--backend", "reference"), reference(model, toks))
+    check_all_backends(model, toks, tmp_path, decode=False)
 
 
 @pytest.mark.parametrize("config", ["r1-distill-qwen-1.5b.json", "r1-distill-llama-8b.json"])
@@ -98,5 +121,5 @@ def test_real_shapes_two_layers(tmp_path, config):
     if not os.path.exists(path):
         pytest.skip(f"no {path}")
     model = synth(tmp_path, "real", config_file=path, extra=["--layers", "2" if "qwen" in config else "1"])
-    toks = tokens_for(6, 1000, seed=2)
-    assert_close(ours(model, toks, tmp_path, "--backend", "reference"), reference(model, toks))
+    toks = tokens_for(12, 1000, seed=2)
+    check_all_backends(model, toks, tmp_path)
