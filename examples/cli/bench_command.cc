@@ -31,29 +31,33 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Best-of-reps read bandwidth (GB/s) over a buffer far larger than the caches, read by
-// `threads` threads, each its own slice.
-double MeasureReadBandwidth(int threads, int reps) {
-  const int64_t n = int64_t{1} << 28;  // 1 GiB of floats
-  std::vector<float> buf(static_cast<size_t>(n));
-  ThreadPool pool(threads);
-  pool.ParallelFor(n, 1 << 20, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) buf[i] = static_cast<float>(i & 7);
-  });
-  double best = 0.0;
-  volatile float sink = 0.0f;
-  for (int r = 0; r < reps; ++r) {
-    std::vector<float> partial(pool.num_threads());
-    const auto t0 = Clock::now();
-    pool.ParallelFor(n, 1 << 20, [&](int64_t b, int64_t e) {
-      const float s = cpu::StreamSum(buf.data() + b, e - b);
-      partial[b * pool.num_threads() / n] += s;
+// Read bandwidth (GB/s): the best of `passes` reads of a buffer far larger than the caches,
+// each thread summing its own slice with SIMD.
+class BandwidthProbe {
+ public:
+  explicit BandwidthProbe(int threads) : pool_(threads), buf_(static_cast<size_t>(kFloats)) {
+    pool_.ParallelFor(kFloats, 1 << 20, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) buf_[i] = static_cast<float>(i & 7);
     });
-    best = std::max(best, n * 4.0 / Seconds(t0) / 1e9);
-    for (float p : partial) sink = sink + p;
   }
-  return best;
-}
+  double Measure(int passes) {
+    double best = 0.0;
+    for (int r = 0; r < passes; ++r) {
+      const auto t0 = Clock::now();
+      pool_.ParallelFor(kFloats, 1 << 20, [&](int64_t b, int64_t e) {
+        sink_ = sink_ + cpu::StreamSum(buf_.data() + b, e - b);
+      });
+      best = std::max(best, kFloats * 4.0 / Seconds(t0) / 1e9);
+    }
+    return best;
+  }
+
+ private:
+  static constexpr int64_t kFloats = int64_t{1} << 28;  // 1 GiB
+  ThreadPool pool_;
+  std::vector<float> buf_;
+  volatile float sink_ = 0.0f;
+};
 
 // Bytes of weights one decoded token reads: every layer's tensors and the head (the
 // embedding contributes one row).
@@ -105,22 +109,35 @@ int RunBench(const BenchArgs& args) {
   std::mt19937 rng(1);
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(cfg.vocab_size - 1));
 
+  // These machines are shared and their bandwidth drifts: every repetition measures its
+  // roofline right before and after itself, and the ratios are taken per repetition.
+  BandwidthProbe probe(threads);
+  const int64_t bytes_per_token = WeightBytesPerToken(cfg, **ckpt);
+  const double flops_per_token = MatmulFlopsPerToken(cfg);
+
   // Prompt processing: one prefill of `prompt` tokens, logits for the last.
-  std::vector<double> pp;
+  std::vector<double> pp, pp_ratio, peaks;
   for (int r = 0; r < args.reps + 1 && args.prompt > 0; ++r) {
     (*session)->RemoveSequence(0);
     Batch b;
     for (int i = 0; i < args.prompt; ++i) b.Add(token(rng), i, 0, i == args.prompt - 1);
+    const double peak_before = r > 0 ? cpu::OneDnnGemm::MeasureBf16PeakGflops(512, 8960, 1536, threads, 2) : 0;
     const auto t0 = Clock::now();
     auto out = (*session)->Forward(b);
     if (!out.ok()) return Fail(out.status());
-    if (r > 0) pp.push_back(args.prompt / Seconds(t0));  // the first run warms up
+    const double tokens_per_s = args.prompt / Seconds(t0);
+    if (r == 0) continue;  // the first run warms up
+    const double peak = (peak_before + cpu::OneDnnGemm::MeasureBf16PeakGflops(512, 8960, 1536, threads, 2)) / 2;
+    pp.push_back(tokens_per_s);
+    peaks.push_back(peak);
+    if (peak > 0) pp_ratio.push_back(tokens_per_s * flops_per_token / 1e9 / peak);
   }
   // Decode: `decode` tokens one at a time from an empty context (llama-bench's tg).
-  std::vector<double> tg;
+  std::vector<double> tg, tg_ratio, bandwidths;
   for (int r = 0; r < args.reps + 1 && args.decode > 0; ++r) {
     (*session)->RemoveSequence(0);
     int32_t next = token(rng);
+    const double bw_before = r > 0 ? probe.Measure(2) : 0;
     const auto t0 = Clock::now();
     for (int i = 0; i < args.decode; ++i) {
       Batch b;
@@ -129,14 +146,19 @@ int RunBench(const BenchArgs& args) {
       if (!out.ok()) return Fail(out.status());
       next = static_cast<int32_t>(std::max_element(out->values.begin(), out->values.end()) - out->values.begin());
     }
-    if (r > 0) tg.push_back(args.decode / Seconds(t0));
+    const double tokens_per_s = args.decode / Seconds(t0);
+    if (r == 0) continue;
+    const double bw_after = probe.Measure(2);
+    const double bw = (bw_before + bw_after) / 2;
+    if (std::getenv("RRT_BENCH_VERBOSE")) std::fprintf(stderr, "rep %d: %.2f tokens/s, bandwidth %.2f before, %.2f after\n", r, tokens_per_s, bw_before, bw_after);
+    tg.push_back(tokens_per_s);
+    bandwidths.push_back(bw);
+    tg_ratio.push_back(tokens_per_s * bytes_per_token / 1e9 / bw);
   }
-  const double bandwidth = MeasureReadBandwidth(threads, 5);
-  const double peak = cpu::OneDnnGemm::MeasureBf16PeakGflops(512, 8960, 1536, threads, 3);
-  const int64_t bytes_per_token = WeightBytesPerToken(cfg, **ckpt);
-  const double flops_per_token = MatmulFlopsPerToken(cfg);
-  const double pp_ts = pp.empty() ? 0.0 : Median(pp);
-  const double tg_ts = tg.empty() ? 0.0 : Median(tg);
+  auto median_or_zero = [](const std::vector<double>& v) { return v.empty() ? 0.0 : Median(v); };
+  const double pp_ts = median_or_zero(pp), tg_ts = median_or_zero(tg);
+  const double bandwidth = median_or_zero(bandwidths), peak = median_or_zero(peaks);
+  const double decode_ratio = median_or_zero(tg_ratio), prompt_ratio = median_or_zero(pp_ratio);
   const double decode_gbs = tg_ts * bytes_per_token / 1e9;
   const double pp_gflops = pp_ts * flops_per_token / 1e9;
   if (args.json) {
@@ -150,19 +172,18 @@ int RunBench(const BenchArgs& args) {
         args.model.c_str(), std::string((*model)->backend_name()).c_str(), threads,
         CpuFeaturesString(GetCpuFeatures()).c_str(), args.prompt, args.decode, args.reps, pp_ts,
         tg_ts, static_cast<long long>(bytes_per_token), bandwidth, decode_gbs,
-        bandwidth > 0 ? decode_gbs / bandwidth : 0.0, pp_gflops, peak,
-        peak > 0 ? pp_gflops / peak : 0.0);
+        decode_ratio, pp_gflops, peak, prompt_ratio);
     return 0;
   }
   std::printf("model            %s (%s, %s backend, %d threads, kernels %s)\n", args.model.c_str(),
               std::string(ArchitectureName(cfg.architecture)).c_str(),
               std::string((*model)->backend_name()).c_str(), threads, cpu::GemvTargetName());
   std::printf("prompt pp%-6d  %8.2f tokens/s  %8.1f GFLOP/s = %5.1f%% of oneDNN bf16 peak %.1f GFLOP/s\n",
-              args.prompt, pp_ts, pp_gflops, peak > 0 ? 100 * pp_gflops / peak : 0.0, peak);
+              args.prompt, pp_ts, pp_gflops, 100 * prompt_ratio, peak);
   std::printf("decode tg%-6d  %8.2f tokens/s  %8.2f GB/s   = %5.1f%% of read bandwidth %.2f GB/s\n",
-              args.decode, tg_ts, decode_gbs, bandwidth > 0 ? 100 * decode_gbs / bandwidth : 0.0,
-              bandwidth);
-  std::printf("weights read per token %.1f MB; median of %d repetitions\n", bytes_per_token / 1e6, args.reps);
+              args.decode, tg_ts, decode_gbs, 100 * decode_ratio, bandwidth);
+  std::printf("weights read per token %.1f MB; medians of %d repetitions, each ratio against the\n"
+              "roofline measured right around that repetition\n", bytes_per_token / 1e6, args.reps);
   return 0;
 }
 

@@ -80,6 +80,13 @@ class RRT_API Backend {
   absl::Status MatMul(const TensorView& x, const Weight& w, const TensorView* bias,
                       const TensorView& y);
 
+  // (optional) Several weights applied to the same x: ys[i] = x . weights[i]^T (+ biases[i],
+  // which may be null), as for q/k/v or gate/up projections. Defaults to one MatMul each;
+  // a backend may run them as one parallel pass.
+  absl::Status MatMulShared(const TensorView& x, absl::Span<const Weight* const> weights,
+                            absl::Span<const TensorView* const> biases,
+                            absl::Span<const TensorView* const> ys);
+
   // (optional) The MoE form: for each group g, the rows rows[g] of x times weights[g]
   // into the same rows of y (rows of different groups may coincide only if y is
   // overwritten per group, so callers give disjoint y rows). Defaults to gathering the
@@ -138,6 +145,9 @@ class RRT_API Backend {
  protected:
   virtual absl::Status DoMatMul(const TensorView& x, const Weight& w, const TensorView* bias,
                                 const TensorView& y) = 0;
+  virtual absl::Status DoMatMulShared(const TensorView& x, absl::Span<const Weight* const> weights,
+                                      absl::Span<const TensorView* const> biases,
+                                      absl::Span<const TensorView* const> ys);
   virtual absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
                                        absl::Span<const std::vector<int32_t>> rows,
                                        const TensorView& y);

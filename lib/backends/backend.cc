@@ -122,6 +122,38 @@ absl::Status Backend::MatMul(const TensorView& x, const Weight& w, const TensorV
   return DoMatMul(x, w, bias, y);
 }
 
+absl::Status Backend::MatMulShared(const TensorView& x, absl::Span<const Weight* const> weights,
+                                   absl::Span<const TensorView* const> biases,
+                                   absl::Span<const TensorView* const> ys) {
+  if (weights.size() != ys.size() || biases.size() != ys.size()) {
+    return Bad("MatMulShared", "weights, biases and outputs differ in count");
+  }
+  RRT_RETURN_IF_ERROR(CheckActivation("MatMulShared", "x", x, 2));
+  for (size_t i = 0; i < ys.size(); ++i) {
+    const TensorView& y = *ys[i];
+    RRT_RETURN_IF_ERROR(CheckActivation("MatMulShared", "y", y, 2));
+    RRT_RETURN_IF_ERROR(CheckWritable("MatMulShared", "y", y));
+    RRT_RETURN_IF_ERROR(CheckWeight("MatMulShared", *weights[i], x.dim(1)));
+    if (y.dim(0) != x.dim(0) || y.dim(1) != weights[i]->data.dim(0) || y.data() == x.data()) {
+      return Bad("MatMulShared", StrCat("output ", i, " is ", y.DebugString(), ", expected [",
+                                        x.dim(0), ", ", weights[i]->data.dim(0), "]"));
+    }
+    const TensorView* b = biases[i];
+    if (b != nullptr && (b->rank() != 1 || b->dim(0) != y.dim(1) || !IsWeightFloat(b->dtype()))) {
+      return Bad("MatMulShared", StrCat("bias ", i, " ", b->DebugString(), " does not match"));
+    }
+  }
+  if (x.dim(0) == 0) return absl::OkStatus();
+  return DoMatMulShared(x, weights, biases, ys);
+}
+
+absl::Status Backend::DoMatMulShared(const TensorView& x, absl::Span<const Weight* const> weights,
+                                     absl::Span<const TensorView* const> biases,
+                                     absl::Span<const TensorView* const> ys) {
+  for (size_t i = 0; i < ys.size(); ++i) RRT_RETURN_IF_ERROR(DoMatMul(x, *weights[i], biases[i], *ys[i]));
+  return absl::OkStatus();
+}
+
 absl::Status Backend::GroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
                                     absl::Span<const std::vector<int32_t>> rows,
                                     const TensorView& y) {

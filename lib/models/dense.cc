@@ -85,16 +85,15 @@ class DenseModel final : public ArchitectureModel {
     RRT_ASSIGN_OR_RETURN(TensorView k3, k.Reshape({t, nkv, hd}));
     RRT_ASSIGN_OR_RETURN(TensorView v3, v.Reshape({t, nkv, hd}));
     RRT_ASSIGN_OR_RETURN(TensorView attn3, attn.Reshape({t, nh, hd}));
-    auto bias = [](const TensorView& b) { return b.empty() ? nullptr : &b; };
+    auto bias = [](const TensorView& b) -> const TensorView* { return b.empty() ? nullptr : &b; };
 
     RRT_RETURN_IF_ERROR(be.Embedding(embed_, plan.tokens, x));
     for (size_t i = 0; i < layers_.size(); ++i) {
       const DenseLayer& l = layers_[i];
       // x = x + o(attention(rope(q), rope(k), v))   with q, k, v from rmsnorm(x)
       RRT_RETURN_IF_ERROR(be.RmsNorm(x, l.input_norm, eps, normed));
-      RRT_RETURN_IF_ERROR(be.MatMul(normed, l.q, bias(l.q_bias), q));
-      RRT_RETURN_IF_ERROR(be.MatMul(normed, l.k, bias(l.k_bias), k));
-      RRT_RETURN_IF_ERROR(be.MatMul(normed, l.v, bias(l.v_bias), v));
+      RRT_RETURN_IF_ERROR(be.MatMulShared(normed, {&l.q, &l.k, &l.v},
+                                          {bias(l.q_bias), bias(l.k_bias), bias(l.v_bias)}, {&q, &k, &v}));
       RRT_RETURN_IF_ERROR(be.Rope(q3, plan.positions, rope_.inv_freq, rope_.layout, rope_.cos_sin_scale));
       RRT_RETURN_IF_ERROR(be.Rope(k3, plan.positions, rope_.inv_freq, rope_.layout, rope_.cos_sin_scale));
       RRT_RETURN_IF_ERROR(be.StoreKv(k3, v3, plan.slots, cache.Layer(i)));
@@ -103,8 +102,7 @@ class DenseModel final : public ArchitectureModel {
       RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
       // x = x + down(silu(gate(n)) * up(n))   with n = rmsnorm(x)
       RRT_RETURN_IF_ERROR(be.RmsNorm(x, l.post_norm, eps, normed));
-      RRT_RETURN_IF_ERROR(be.MatMul(normed, l.gate, nullptr, gate));
-      RRT_RETURN_IF_ERROR(be.MatMul(normed, l.up, nullptr, up));
+      RRT_RETURN_IF_ERROR(be.MatMulShared(normed, {&l.gate, &l.up}, {nullptr, nullptr}, {&gate, &up}));
       RRT_RETURN_IF_ERROR(be.SiluMul(gate, up, gate));
       RRT_RETURN_IF_ERROR(be.MatMul(gate, l.down, nullptr, proj));
       RRT_RETURN_IF_ERROR(be.Add(x, proj, x));

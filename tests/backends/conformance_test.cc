@@ -100,6 +100,24 @@ TEST_P(ConformanceTest, MatMulEveryDtypeAndPath) {
   }
 }
 
+TEST_P(ConformanceTest, MatMulSharedInput) {
+  for (int64_t m : {1, 3, 12}) {
+    TensorView x = Random(DType::kF32, {m, 96});
+    Weight a{Random(DType::kBF16, {40, 96}), {}}, b{Random(DType::kF32, {8, 96}), {}},
+        c{Random(DType::kF16, {17, 96}), {}};
+    TensorView bias = Random(DType::kF32, {8});
+    std::vector<TensorView> ys, refs;
+    for (int64_t n : {40, 8, 17}) {
+      ys.push_back(Zeros(DType::kF32, {m, n}));
+      refs.push_back(Zeros(DType::kF32, {m, n}));
+    }
+    ASSERT_TRUE(be_->MatMulShared(x, {&a, &b, &c}, {nullptr, &bias, nullptr}, {&ys[0], &ys[1], &ys[2]}).ok());
+    ASSERT_TRUE(ref_->MatMulShared(x, {&a, &b, &c}, {nullptr, &bias, nullptr}, {&refs[0], &refs[1], &refs[2]}).ok());
+    for (int i = 0; i < 3; ++i) ExpectAllNear(ys[i], refs[i], m > 8 ? 1e-2f : 1e-5f, "MatMulShared");
+    EXPECT_FALSE(be_->MatMulShared(x, {&a, &b}, {nullptr}, {&ys[0], &ys[1]}).ok());
+  }
+}
+
 TEST_P(ConformanceTest, GroupedMatMul) {
   const int64_t t = 10, k = 96, n = 40;
   TensorView x = Random(DType::kF32, {t, k});

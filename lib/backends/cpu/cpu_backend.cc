@@ -45,12 +45,44 @@ class CpuBackend final : public Backend {
         }
       });
     }
-    if (bias != nullptr) {
-      std::vector<float> b(n);
-      ConvertToF32(bias->dtype(), bias->data(), b.data(), static_cast<size_t>(n));
-      for (int64_t r = 0; r < m; ++r) {
-        for (int64_t j = 0; j < n; ++j) ys[r * n + j] += b[j];
+    if (bias != nullptr) AddBias(*bias, y);
+    return absl::OkStatus();
+  }
+
+  static void AddBias(const TensorView& bias, const TensorView& y) {
+    const int64_t n = y.dim(1);
+    std::vector<float> b(n);
+    ConvertToF32(bias.dtype(), bias.data(), b.data(), static_cast<size_t>(n));
+    float* ys = y.mutable_data_as<float>();
+    for (int64_t r = 0; r < y.dim(0); ++r) {
+      for (int64_t j = 0; j < n; ++j) ys[r * n + j] += b[j];
+    }
+  }
+
+  // Decode: the weights' rows as one range split across the threads, one parallel pass.
+  absl::Status DoMatMulShared(const TensorView& x, absl::Span<const Weight* const> weights,
+                              absl::Span<const TensorView* const> biases,
+                              absl::Span<const TensorView* const> ys) override {
+    const int64_t m = x.dim(0), k = x.dim(1);
+    if (m > kGemvMaxRows) return Backend::DoMatMulShared(x, weights, biases, ys);
+    std::vector<int64_t> starts = {0};
+    for (const Weight* w : weights) starts.push_back(starts.back() + w->data.dim(0));
+    pool_.ParallelFor(starts.back(), 16, [&](int64_t b, int64_t e) {
+      for (size_t i = 0; i < weights.size(); ++i) {
+        const int64_t n0 = std::max(b, starts[i]) - starts[i];
+        const int64_t n1 = std::min(e, starts[i + 1]) - starts[i];
+        if (n0 >= n1) continue;
+        const Weight& w = *weights[i];
+        const int64_t n = w.data.dim(0);
+        const float* scales = w.data.dtype() == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
+        for (int64_t r = 0; r < m; r += 4) {
+          cpu::Gemv(w.data.dtype(), w.data.data(), scales, x.data_as<float>() + r * k,
+                    std::min<int64_t>(4, m - r), k, n0, n1, ys[i]->mutable_data_as<float>() + r * n, n);
+        }
       }
+    });
+    for (size_t i = 0; i < weights.size(); ++i) {
+      if (biases[i] != nullptr) AddBias(*biases[i], *ys[i]);
     }
     return absl::OkStatus();
   }
