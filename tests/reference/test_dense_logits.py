@@ -120,6 +120,6 @@ def test_real_shapes_two_layers(tmp_path, config):
     path = os.path.join(CONFIGS, config)
     if not os.path.exists(path):
         pytest.skip(f"no {path}")
-    model = synth(tmp_path, "real", config_file=path, extra=["--layers", "2" if "qwen" in config else "1"])
+    model = synth(tmp_path, "real", config_file=path, extra=["--layers", "2"])
     toks = tokens_for(12, 1000, seed=2)
     check_all_backends(model, toks, tmp_path)
