@@ -36,6 +36,9 @@ Setup Make(DType dtype, int64_t m, int64_t n, int64_t k) {
   for (float& v : tmp) v = u(rng);
   const int64_t copies = std::max<int64_t>(1, kColdBytes / (n * k * static_cast<int64_t>(DTypeSize(dtype))));
   for (int64_t c = 0; c < copies; ++c) {
+    // Distinct contents per copy, so no page of one copy equals a page of another (a
+    // hypervisor merging identical pages would turn DRAM reads into cache hits).
+    for (float& v : tmp) v = u(rng);
     s.w.push_back(*TensorView::Allocate(dtype, {n, k}));
     ConvertFromF32(dtype, tmp.data(), s.w.back().mutable_data(), tmp.size());
   }

@@ -35,9 +35,15 @@ double Median(std::vector<double> v) {
 // each thread summing its own slice with SIMD.
 class BandwidthProbe {
  public:
+  // Random contents: a repetitive pattern lets a hypervisor merge identical pages (KSM),
+  // and the probe would then read cache, not DRAM.
   explicit BandwidthProbe(int threads) : pool_(threads), buf_(static_cast<size_t>(kFloats)) {
     pool_.ParallelFor(kFloats, 1 << 20, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) buf_[i] = static_cast<float>(i & 7);
+      uint64_t state = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(b + 1);
+      for (int64_t i = b; i < e; ++i) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        buf_[i] = static_cast<float>(state >> 40);
+      }
     });
   }
   double Measure(int passes) {

@@ -75,17 +75,22 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
                              const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  const int64_t threads = std::min<int64_t>(num_threads(), (n + grain - 1) / grain);
+  const int64_t max_chunks = (n + grain - 1) / grain;
+  const int64_t threads = std::min<int64_t>(num_threads(), max_chunks);
   if (threads <= 1) {
     fn(0, n);
     return;
   }
-  // Equal chunks, rounded to the grain.
-  const int64_t per = (n / threads + grain - 1) / grain * grain;
-  std::function<void(int)> job = [&](int t) {
-    const int64_t begin = std::min<int64_t>(n, t * per);
-    const int64_t end = t == threads - 1 ? n : std::min<int64_t>(n, begin + per);
-    if (t < threads && begin < end) fn(begin, end);
+  // Several chunks per thread, taken dynamically: a thread that gets less memory
+  // bandwidth or started late takes fewer, and all finish together.
+  const int64_t chunks = std::min<int64_t>(max_chunks, threads * 8);
+  const int64_t chunk = ((n + chunks - 1) / chunks + grain - 1) / grain * grain;
+  std::atomic<int64_t> next{0};
+  std::function<void(int)> job = [&](int) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c * chunk < n;
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
+      fn(c * chunk, std::min(n, (c + 1) * chunk));
+    }
   };
   Dispatch(job);
 }

@@ -25,8 +25,8 @@ class ThreadPool {
 
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Calls fn(begin, end) over disjoint chunks covering [0, n), each at least `grain`
-  // long (but the last), spread over the threads. Returns when all chunks are done.
+  // Calls fn(begin, end) over disjoint chunks covering [0, n), each a multiple of `grain`
+  // long (but the last), which the threads take dynamically. Returns when all are done.
   void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
   // Calls fn(thread_index) once on each thread.

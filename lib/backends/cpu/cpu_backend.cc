@@ -226,7 +226,7 @@ class CpuBackend final : public Backend {
     const float* g = gate.data_as<float>();
     const float* u = up.data_as<float>();
     float* o = out.mutable_data_as<float>();
-    pool_.ParallelFor(gate.num_elements(), 4096, [&](int64_t b, int64_t e) {
+    pool_.ParallelFor(gate.num_elements(), 1 << 15, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
     });
     return absl::OkStatus();
