@@ -103,6 +103,7 @@ int RunBench(const BenchArgs& args) {
   LoadOptions lo;
   lo.backend = args.backend;
   lo.num_threads = threads;
+  lo.weights_in_memory = args.in_memory;
   auto model = Model::Load(args.model, lo);
   if (!model.ok()) return Fail(model.status());
   auto ckpt = Checkpoint::Open(args.model);

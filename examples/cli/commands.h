@@ -35,6 +35,7 @@ struct BenchArgs {
   int reps = 3;
   std::string backend = "auto";
   bool json = false;
+  bool in_memory = false;
 };
 int RunBench(const BenchArgs& args);
 

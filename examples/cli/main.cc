@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("-r,--reps", bench.reps, "repetitions (median reported)");
   bench_cmd->add_option("--backend", bench.backend, "backend name");
   bench_cmd->add_flag("--json", bench.json, "print one JSON object");
+  bench_cmd->add_flag("--no-mmap", bench.in_memory, "read the weights into memory instead of mapping them");
 
   CLI::App* cpu_cmd = app.add_subcommand("devices", "print the CPU features and CUDA devices reasonrt detects");
 

@@ -30,6 +30,10 @@ namespace reasonrt {
 struct LoadOptions {
   std::string backend = "auto";  // "auto", "reference", "cpu", ...
   int num_threads = 0;           // 0: one per core
+  // Read the weight files into anonymous memory (huge pages where allowed) instead of
+  // mapping them: the whole files are read up front (MTP layers included) and held in
+  // process memory; decode streams them from there.
+  bool weights_in_memory = false;
 };
 
 class RRT_API Model {

@@ -58,7 +58,10 @@ struct TensorInfo {
 class RRT_API SafetensorsFile {
  public:
   // Maps and validates one file. Errors name the file (and the tensor where one is at fault).
-  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
+  // With `in_memory`, reads the whole file into anonymous memory (huge pages where the
+  // system allows) instead of mapping it: a copy that the page cache cannot evict.
+  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::string& path,
+                                                               bool in_memory = false);
 
   // Validates an image already in memory; `owner` keeps `data` alive for the views.
   // `name` stands for the file in error messages.
@@ -94,7 +97,9 @@ class RRT_API Checkpoint {
   // In a folder, model.safetensors.index.json wins, then model.safetensors, then every
   // *.safetensors file in it. Index entries must name shards inside the folder that exist
   // and hold the tensor; a tensor in two shards is an error.
-  static absl::StatusOr<std::unique_ptr<Checkpoint>> Open(const std::string& path);
+  // `in_memory`: read every file into anonymous memory (see SafetensorsFile::Open).
+  static absl::StatusOr<std::unique_ptr<Checkpoint>> Open(const std::string& path,
+                                                          bool in_memory = false);
 
   // Tensor names, sorted.
   std::vector<std::string> names() const;

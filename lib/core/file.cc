@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -52,6 +53,47 @@ absl::StatusOr<std::shared_ptr<const MappedFile>> MappedFile::Open(const std::st
 
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+AnonymousBuffer::~AnonymousBuffer() {
+  if (mapped_ > 0) ::munmap(data_, mapped_);
+}
+
+absl::StatusOr<std::shared_ptr<const AnonymousBuffer>> ReadFileToAnonymousMemory(
+    const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open", path, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t mapped = std::max(kHuge, (size + kHuge - 1) / kHuge * kHuge);
+  void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    ::close(fd);
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": cannot allocate ", size, " bytes"));
+  }
+#ifdef MADV_HUGEPAGE
+  ::madvise(p, mapped, MADV_HUGEPAGE);
+#endif
+  auto buf = std::shared_ptr<const AnonymousBuffer>(
+      new AnonymousBuffer(static_cast<uint8_t*>(p), size, mapped));
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::read(fd, static_cast<uint8_t*>(p) + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : EIO;
+      ::close(fd);
+      return ErrnoError("cannot read", path, err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return buf;
 }
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {

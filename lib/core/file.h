@@ -32,6 +32,27 @@ class MappedFile {
   size_t size_;
 };
 
+// A whole file copied into anonymous memory (transparent huge pages requested).
+class AnonymousBuffer {
+ public:
+  ~AnonymousBuffer();
+  AnonymousBuffer(const AnonymousBuffer&) = delete;
+  AnonymousBuffer& operator=(const AnonymousBuffer&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  friend absl::StatusOr<std::shared_ptr<const AnonymousBuffer>> ReadFileToAnonymousMemory(
+      const std::string& path);
+  AnonymousBuffer(uint8_t* data, size_t size, size_t mapped) : data_(data), size_(size), mapped_(mapped) {}
+  uint8_t* data_;
+  size_t size_;
+  size_t mapped_;
+};
+
+// NotFound / ResourceExhausted (no memory) / Internal (read errors), naming the file.
+absl::StatusOr<std::shared_ptr<const AnonymousBuffer>> ReadFileToAnonymousMemory(const std::string& path);
+
 // Reads a whole file; ResourceExhausted if it is larger than `max_bytes`.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max_bytes);
 

@@ -105,11 +105,18 @@ bool IsPickleCheckpointName(std::string_view filename) {
   return false;
 }
 
-absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path,
+                                                                       bool in_memory) {
   if (IsPickleCheckpointName(path)) {
     return absl::InvalidArgumentError(StrCat(
         path, ": pickle checkpoints are refused (they can run code when read); convert the "
               "model to safetensors"));
+  }
+  if (in_memory) {
+    RRT_ASSIGN_OR_RETURN(std::shared_ptr<const AnonymousBuffer> buf, ReadFileToAnonymousMemory(path));
+    const uint8_t* data = buf->data();
+    const size_t size = buf->size();
+    return FromBuffer(std::move(buf), data, size, path);
   }
   RRT_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapped, MappedFile::Open(path));
   const uint8_t* data = mapped->data();
@@ -256,7 +263,8 @@ absl::StatusOr<fs::path> ResolveShard(const fs::path& dir, std::string_view inde
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path,
+                                                             bool in_memory) {
   std::error_code ec;
   fs::path dir;
   fs::path index_path;
@@ -323,7 +331,7 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
   }
 
   for (const fs::path& file : files) {
-    RRT_ASSIGN_OR_RETURN(auto st, SafetensorsFile::Open(file.string()));
+    RRT_ASSIGN_OR_RETURN(auto st, SafetensorsFile::Open(file.string(), in_memory));
     const size_t file_index = ckpt->files_.size();
     for (const TensorInfo& t : st->tensors()) {
       auto [it, inserted] = ckpt->tensor_file_.emplace(t.name, file_index);

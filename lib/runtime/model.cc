@@ -169,7 +169,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   RRT_ASSIGN_OR_RETURN(impl->config, LoadModelConfig(path));
-  RRT_ASSIGN_OR_RETURN(impl->checkpoint, Checkpoint::Open(path));
+  RRT_ASSIGN_OR_RETURN(impl->checkpoint, Checkpoint::Open(path, options.weights_in_memory));
   RRT_RETURN_IF_ERROR(CheckInventory(impl->config, *impl->checkpoint, nullptr));
   if (impl->config.is_deepseek()) {
     return absl::UnimplementedError(StrCat(path, ": ", ArchitectureName(impl->config.architecture),

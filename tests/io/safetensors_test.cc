@@ -259,6 +259,25 @@ TEST_F(ShardedTest, WriteAndReadShards) {
   }
 }
 
+TEST_F(ShardedTest, InMemoryCopyReadsTheSameTensors) {
+  TempDir tmp;
+  ASSERT_TRUE(writer_.WriteSharded(tmp.path(), 12).ok());
+  auto mapped = Checkpoint::Open(tmp.path());
+  auto copied = Checkpoint::Open(tmp.path(), /*in_memory=*/true);
+  ASSERT_TRUE(mapped.ok() && copied.ok()) << copied.status();
+  TensorView keep;
+  for (const std::string& name : (*mapped)->names()) {
+    auto a = (*mapped)->Get(name), b = (*copied)->Get(name);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(std::memcmp(a->data(), b->data(), a->byte_size()), 0) << name;
+    keep = *b;
+  }
+  copied->reset();
+  EXPECT_EQ(keep.data_as<float>()[0], 9.0f);  // the view keeps the copy alive
+  EXPECT_EQ(SafetensorsFile::Open(tmp.file("missing.safetensors"), true).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(ShardedTest, SingleShardIsOneFile) {
   TempDir tmp;
   ASSERT_TRUE(writer_.WriteSharded(tmp.path(), 1 << 20).ok());
