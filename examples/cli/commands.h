@@ -31,6 +31,7 @@ struct BenchArgs {
   std::string model;
   int prompt = 128;
   int decode = 64;
+  int depth = 0;  // tokens already in the context when decoding starts
   int threads = 0;
   int reps = 3;
   std::string backend = "auto";

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--model", bench.model, "model folder")->required();
   bench_cmd->add_option("-p,--prompt", bench.prompt, "prompt tokens (0: skip)");
   bench_cmd->add_option("-n,--decode", bench.decode, "decoded tokens (0: skip)");
+  bench_cmd->add_option("-d,--depth", bench.depth, "context tokens before the decode starts");
   bench_cmd->add_option("-t,--threads", bench.threads, "threads (0: one per core)");
   bench_cmd->add_option("-r,--reps", bench.reps, "repetitions (median reported)");
   bench_cmd->add_option("--backend", bench.backend, "backend name");

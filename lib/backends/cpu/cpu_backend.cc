@@ -8,6 +8,7 @@
 #include "lib/backends/builtin.h"
 #include "lib/backends/cpu/gemv_kernels.h"
 #include "lib/backends/cpu/onednn_gemm.h"
+#include "lib/backends/cpu/vector_kernels.h"
 #include "lib/core/status_macros.h"
 #include "lib/core/thread_pool.h"
 #include "reasonrt/backend.h"
@@ -22,7 +23,9 @@ constexpr int64_t kGemvMaxRows = 8;
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& options)
-      : pool_(options.num_threads), gemm_(pool_.num_threads()) {}
+      : pool_(options.num_threads), gemm_(pool_.num_threads()) {
+    cpu::ApplyCpuOverrides();
+  }
 
   std::string_view name() const override { return "cpu"; }
   Device device() const override { return Device{}; }
@@ -94,12 +97,7 @@ class CpuBackend final : public Backend {
     ConvertToF32(gain.dtype(), gain.data(), g.data(), static_cast<size_t>(h));
     pool_.ParallelFor(x.dim(0), 1, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        const float* in = x.data_as<float>() + r * h;
-        float* out = y.mutable_data_as<float>() + r * h;
-        float sum_sq = 0.0f;
-        for (int64_t i = 0; i < h; ++i) sum_sq += in[i] * in[i];
-        const float inv = 1.0f / std::sqrt(sum_sq / static_cast<float>(h) + eps);
-        for (int64_t i = 0; i < h; ++i) out[i] = in[i] * inv * g[i];
+        cpu::RmsNormRow(x.data_as<float>() + r * h, g.data(), eps, y.mutable_data_as<float>() + r * h, h);
       }
     });
     return absl::OkStatus();
@@ -156,7 +154,6 @@ class CpuBackend final : public Backend {
                            const TensorView& out) override {
     const int64_t heads = q.dim(1), dk = q.dim(2), kv_heads = cache.k.dim(2), dv = cache.v.dim(3);
     const int64_t group = heads / kv_heads;
-    const bool f32_cache = cache.k.dtype() == DType::kF32;
     struct Task {
       const AttentionSequence* seq;
       int64_t i;
@@ -172,30 +169,29 @@ class CpuBackend final : public Backend {
     std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) {
       return a.seq->first_position + a.i > b.seq->first_position + b.i;
     });
+    const DType cache_dtype = cache.k.dtype();
+    const size_t elem = DTypeSize(cache_dtype);
     pool_.ParallelFor(static_cast<int64_t>(tasks.size()), 1, [&](int64_t b, int64_t e) {
-      std::vector<float> scores, key(dk), value(dv);
+      std::vector<float> scores;
       for (int64_t ti = b; ti < e; ++ti) {
         const Task& task = tasks[ti];
         const AttentionSequence& s = *task.seq;
         const int64_t row = s.query_begin + task.i;
         const int64_t n_keys = s.first_position + task.i + 1;
         scores.assign(static_cast<size_t>(group * n_keys), 0.0f);
-        auto cached = [&](const TensorView& c, int64_t p, int64_t width, float* buf) -> const float* {
+        // Cached row of position p for this kv head, in the cache's dtype.
+        auto cached = [&](const TensorView& c, int64_t p, int64_t width) -> const void* {
           const int64_t slot = s.block_table[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize;
-          const int64_t offset = (slot * kv_heads + task.kvh) * width;
-          if (f32_cache) return c.data_as<float>() + offset;
-          ConvertToF32(c.dtype(), c.data_as<uint16_t>() + offset, buf, static_cast<size_t>(width));
-          return buf;
+          return static_cast<const char*>(c.data()) + ((slot * kv_heads + task.kvh) * width) * elem;
         };
+        const float* q_group = q.data_as<float>() + (row * heads + task.kvh * group) * dk;
         for (int64_t p = 0; p < n_keys; ++p) {
-          const float* kp = cached(cache.k, p, dk, key.data());
+          const void* kp = cached(cache.k, p, dk);
           for (int64_t g = 0; g < group; ++g) {
-            const float* qv = q.data_as<float>() + (row * heads + task.kvh * group + g) * dk;
-            float dot = 0.0f;
-            for (int64_t d = 0; d < dk; ++d) dot += qv[d] * kp[d];
-            scores[g * n_keys + p] = dot * scale;
+            scores[g * n_keys + p] = cpu::Dot(q_group + g * dk, kp, cache_dtype, dk) * scale;
           }
         }
+        float* o_group = out.mutable_data_as<float>() + (row * heads + task.kvh * group) * dv;
         for (int64_t g = 0; g < group; ++g) {
           float* sc = scores.data() + g * n_keys;
           const float mx = *std::max_element(sc, sc + n_keys);
@@ -206,15 +202,12 @@ class CpuBackend final : public Backend {
           }
           const float inv = 1.0f / total;
           for (int64_t p = 0; p < n_keys; ++p) sc[p] *= inv;
-          float* o = out.mutable_data_as<float>() + (row * heads + task.kvh * group + g) * dv;
-          std::fill(o, o + dv, 0.0f);
+          std::fill(o_group + g * dv, o_group + (g + 1) * dv, 0.0f);
         }
         for (int64_t p = 0; p < n_keys; ++p) {
-          const float* vp = cached(cache.v, p, dv, value.data());
+          const void* vp = cached(cache.v, p, dv);
           for (int64_t g = 0; g < group; ++g) {
-            const float weight = scores[g * n_keys + p];
-            float* o = out.mutable_data_as<float>() + (row * heads + task.kvh * group + g) * dv;
-            for (int64_t d = 0; d < dv; ++d) o[d] += weight * vp[d];
+            cpu::Axpy(scores[g * n_keys + p], vp, cache_dtype, o_group + g * dv, dv);
           }
         }
       }
@@ -227,7 +220,7 @@ class CpuBackend final : public Backend {
     const float* u = up.data_as<float>();
     float* o = out.mutable_data_as<float>();
     pool_.ParallelFor(gate.num_elements(), 1 << 15, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      cpu::SiluMul(g + b, u + b, o + b, e - b);
     });
     return absl::OkStatus();
   }
@@ -247,7 +240,7 @@ class CpuBackend final : public Backend {
     const float* pa = a.data_as<float>();
     const float* pb = b.data_as<float>();
     float* po = out.mutable_data_as<float>();
-    for (int64_t i = 0; i < a.num_elements(); ++i) po[i] = pa[i] + pb[i];
+    cpu::Add(pa, pb, po, a.num_elements());
     return absl::OkStatus();
   }
 

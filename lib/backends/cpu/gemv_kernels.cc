@@ -247,7 +247,6 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace reasonrt::cpu {
 
-namespace {
 // Honors RRT_CPU_DISABLE (see cpu_features.h) for the SIMD dispatch too, once.
 void ApplyCpuOverrides() {
   static const bool done = [] {
@@ -260,7 +259,6 @@ void ApplyCpuOverrides() {
   }();
   (void)done;
 }
-}  // namespace
 
 HWY_EXPORT(GemvImpl);
 HWY_EXPORT(TargetNameImpl);

@@ -19,6 +19,9 @@ void Gemv(DType dtype, const void* w, const float* scale_inv, const float* x, in
 // Sum of n floats read once, with SIMD: the bench's memory read kernel.
 float StreamSum(const float* p, int64_t n);
 
+// Makes the SIMD dispatch of every kernel honor RRT_CPU_DISABLE; idempotent.
+void ApplyCpuOverrides();
+
 // The instruction set the kernels run with here ("AVX3", "AVX2", ...).
 const char* GemvTargetName();
 
