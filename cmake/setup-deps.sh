@@ -31,6 +31,11 @@ for p in "${want[@]}"; do
   fi
 done
 
+# node and npm fetch the tokenizer test data; many machines have their own node already.
+if [[ "${1:-}" != "--no-test-deps" ]] && ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi

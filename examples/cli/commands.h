@@ -40,6 +40,18 @@ struct BenchArgs {
 };
 int RunBench(const BenchArgs& args);
 
+struct TokenizeArgs {
+  std::string model;
+  std::string text;
+  std::string file;
+  bool parse_special = false;
+  bool add_special = false;
+  bool json = false;
+  bool batch = false;  // --file is a JSON array of strings; prints a JSON array of id arrays
+};
+int RunTokenize(const TokenizeArgs& args);
+int RunDetokenize(const std::string& model, const std::string& ids, bool skip_special);
+
 }  // namespace reasonrt::cli
 
 #endif  // REASONRT_EXAMPLES_CLI_COMMANDS_H_

@@ -57,6 +57,23 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--json", bench.json, "print one JSON object");
   bench_cmd->add_flag("--no-mmap", bench.in_memory, "read the weights into memory instead of mapping them");
 
+  cli::TokenizeArgs tokenize;
+  CLI::App* tokenize_cmd = app.add_subcommand("tokenize", "print the token ids of a text");
+  tokenize_cmd->add_option("--model", tokenize.model, "model folder or tokenizer.json")->required();
+  auto* text_opt = tokenize_cmd->add_option("--text", tokenize.text, "text to tokenize");
+  auto* file_opt = tokenize_cmd->add_option("--file", tokenize.file, "file to tokenize");
+  text_opt->excludes(file_opt);
+  tokenize_cmd->add_flag("--parse-special", tokenize.parse_special, "recognize special tokens written in the text");
+  tokenize_cmd->add_flag("--add-special", tokenize.add_special, "add BOS / template tokens");
+  tokenize_cmd->add_flag("--json", tokenize.json, "print a JSON array");
+  tokenize_cmd->add_flag("--batch", tokenize.batch, "--file holds a JSON array of strings");
+  std::string detok_model, detok_ids;
+  bool detok_skip = false;
+  CLI::App* detok_cmd = app.add_subcommand("detokenize", "print the text of token ids");
+  detok_cmd->add_option("--model", detok_model, "model folder or tokenizer.json")->required();
+  detok_cmd->add_option("--ids", detok_ids, "comma-separated ids")->required();
+  detok_cmd->add_flag("--skip-special", detok_skip, "leave special tokens out");
+
   CLI::App* cpu_cmd = app.add_subcommand("devices", "print the CPU features and CUDA devices reasonrt detects");
 
   CLI11_PARSE(app, argc, argv);
@@ -80,6 +97,13 @@ int main(int argc, char** argv) {
   if (inspect_cmd->parsed()) return cli::RunInspect(inspect_dir);
   if (logits_cmd->parsed()) return cli::RunLogits(logits);
   if (bench_cmd->parsed()) return cli::RunBench(bench);
+  if (tokenize_cmd->parsed()) {
+    if (tokenize.text.empty() && tokenize.file.empty()) {
+      return cli::Fail(absl::InvalidArgumentError("tokenize needs --text or --file"));
+    }
+    return cli::RunTokenize(tokenize);
+  }
+  if (detok_cmd->parsed()) return cli::RunDetokenize(detok_model, detok_ids, detok_skip);
   if (cpu_cmd->parsed()) {
     std::printf("cpu:  %s\n", CpuFeaturesString(GetCpuFeatures()).c_str());
     std::printf("simd: %s kernels; backends: %s\n", cpu::GemvTargetName(),

@@ -16,6 +16,11 @@ namespace reasonrt::json {
 absl::StatusOr<simdjson::dom::element> Parse(simdjson::dom::parser& parser, std::string_view text,
                                              std::string_view source);
 
+// Python writes integers of any size (model_max_length = 10^30 in some tokenizer
+// configs), which simdjson refuses; this returns `text` with every integer literal of
+// more than 18 digits outside strings turned into a float ("...0.0").
+std::string RelaxBigIntegers(std::string_view text);
+
 // "object", "array", "string", "integer", "number", "boolean" or "null".
 std::string_view TypeName(const simdjson::dom::element& e);
 
