@@ -8,22 +8,13 @@
 
 namespace reasonrt {
 
-absl::Status Bpe::Init(absl::flat_hash_map<std::string, int32_t> vocab,
-                       const std::vector<std::pair<std::string, std::string>>& merges,
+absl::Status Bpe::Init(absl::flat_hash_map<std::string, int32_t> vocab, size_t num_merges,
                        bool ignore_merges, bool byte_fallback, std::string_view source) {
   vocab_ = std::move(vocab);
   ignore_merges_ = ignore_merges;
   byte_fallback_ = byte_fallback;
-  merges_.reserve(merges.size());
-  for (size_t r = 0; r < merges.size(); ++r) {
-    const auto& [a, b] = merges[r];
-    auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(a + b);
-    if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end()) {
-      return absl::InvalidArgumentError(StrCat(source, ": merge ", r, " ('", a, "' '", b,
-                                               "') uses a token missing from the vocabulary"));
-    }
-    merges_.emplace(Key(ia->second, ib->second), Merge{static_cast<int32_t>(r), im->second});
-  }
+  source_ = std::string(source);
+  merges_.reserve(num_merges);
   for (int b = 0; b < 256; ++b) {
     auto it = vocab_.find(absl::StrFormat("<0x%02X>", b));
     byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
@@ -31,6 +22,18 @@ absl::Status Bpe::Init(absl::flat_hash_map<std::string, int32_t> vocab,
       return absl::InvalidArgumentError(StrCat(source, ": byte_fallback without a <0x", absl::StrFormat("%02X", b), "> token"));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status Bpe::AddMerge(std::string_view left, std::string_view right) {
+  joined_.assign(left);
+  joined_.append(right);
+  auto ia = vocab_.find(ToAbsl(left)), ib = vocab_.find(ToAbsl(right)), im = vocab_.find(joined_);
+  if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end()) {
+    return absl::InvalidArgumentError(StrCat(source_, ": merge ", merges_.size(), " ('", left, "' '", right,
+                                             "') uses a token missing from the vocabulary"));
+  }
+  merges_.emplace(Key(ia->second, ib->second), Merge{static_cast<int32_t>(merges_.size()), im->second});
   return absl::OkStatus();
 }
 

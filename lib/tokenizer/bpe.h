@@ -15,10 +15,11 @@ namespace reasonrt {
 
 class Bpe {
  public:
-  // vocab: token -> id. merges: (left, right) pairs in rank order.
-  absl::Status Init(absl::flat_hash_map<std::string, int32_t> vocab,
-                    const std::vector<std::pair<std::string, std::string>>& merges,
+  // vocab: token -> id. Then the merges, one AddMerge per (left, right) pair in rank order.
+  absl::Status Init(absl::flat_hash_map<std::string, int32_t> vocab, size_t num_merges,
                     bool ignore_merges, bool byte_fallback, std::string_view source);
+  // InvalidArgument if a side or the merged token is not in the vocabulary.
+  absl::Status AddMerge(std::string_view left, std::string_view right);
 
   // Appends the ids of one pre-tokenized word (byte-level mapped text) to `out`.
   // InvalidArgument if a character has no token and byte_fallback is off.
@@ -38,6 +39,8 @@ class Bpe {
   absl::flat_hash_map<uint64_t, Merge> merges_;
   bool ignore_merges_ = false;
   bool byte_fallback_ = false;
+  std::string joined_;  // scratch for AddMerge
+  std::string source_;
   int32_t byte_ids_[256];  // <0xXX> tokens when byte_fallback
 };
 

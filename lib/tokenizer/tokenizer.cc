@@ -25,14 +25,15 @@ constexpr size_t kMaxTokenizerBytes = 256u << 20;
 // GPT-2's byte-level alphabet: printable bytes stand for themselves, the rest for 256+k.
 struct ByteLevelTables {
   std::string byte_to_text[256];
-  absl::flat_hash_map<uint32_t, uint8_t> cp_to_byte;
+  int16_t cp_to_byte[324];  // the alphabet's code points are all below 324; -1 elsewhere
   ByteLevelTables() {
+    std::fill(std::begin(cp_to_byte), std::end(cp_to_byte), int16_t{-1});
     int next = 256;
     for (int b = 0; b < 256; ++b) {
       const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
       const uint32_t cp = printable ? b : next++;
       utf8::Append(cp, byte_to_text[b]);
-      cp_to_byte[cp] = static_cast<uint8_t>(b);
+      cp_to_byte[cp] = static_cast<int16_t>(b);
     }
   }
 };
@@ -249,8 +250,10 @@ absl::Status ParseModel(Tokenizer::Impl& impl, const simdjson::dom::element& m) 
     }
     vocab.emplace(std::string(token), static_cast<int32_t>(v));
   }
-  std::vector<std::pair<std::string, std::string>> merges;
-  merges.reserve(merges_arr.size());
+  bool ignore_merges = false, byte_fallback = false;
+  ReadBool(m, "ignore_merges", &ignore_merges);
+  ReadBool(m, "byte_fallback", &byte_fallback);
+  RRT_RETURN_IF_ERROR(impl.bpe.Init(std::move(vocab), merges_arr.size(), ignore_merges, byte_fallback, impl.source));
   for (simdjson::dom::element e : merges_arr) {
     std::string_view s;
     simdjson::dom::array pair;
@@ -259,21 +262,18 @@ absl::Status ParseModel(Tokenizer::Impl& impl, const simdjson::dom::element& m) 
       if (space == std::string_view::npos || s.find(' ', space + 1) != std::string_view::npos) {
         return absl::InvalidArgumentError(StrCat(impl.source, ": merge '", s, "' is not two tokens"));
       }
-      merges.emplace_back(std::string(s.substr(0, space)), std::string(s.substr(space + 1)));
+      RRT_RETURN_IF_ERROR(impl.bpe.AddMerge(s.substr(0, space), s.substr(space + 1)));
     } else if (e.get_array().get(pair) == simdjson::SUCCESS && pair.size() == 2) {
       std::string_view a, b;
       if (pair.at(0).get_string().get(a) != simdjson::SUCCESS || pair.at(1).get_string().get(b) != simdjson::SUCCESS) {
         return absl::InvalidArgumentError(StrCat(impl.source, ": a merge pair is not two strings"));
       }
-      merges.emplace_back(std::string(a), std::string(b));
+      RRT_RETURN_IF_ERROR(impl.bpe.AddMerge(a, b));
     } else {
       return absl::InvalidArgumentError(StrCat(impl.source, ": a merge is neither 'a b' nor [a, b]"));
     }
   }
-  bool ignore_merges = false, byte_fallback = false;
-  ReadBool(m, "ignore_merges", &ignore_merges);
-  ReadBool(m, "byte_fallback", &byte_fallback);
-  return impl.bpe.Init(std::move(vocab), merges, ignore_merges, byte_fallback, impl.source);
+  return absl::OkStatus();
 }
 
 // A token named in tokenizer_config.json: a string or an AddedToken object.
@@ -364,12 +364,11 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
     bool mapped = true;
     while (i < token.size()) {
       const uint32_t cp = utf8::Next(token, i);
-      auto it = tables.cp_to_byte.find(cp);
-      if (it == tables.cp_to_byte.end()) {
+      if (cp >= 324 || tables.cp_to_byte[cp] < 0) {
         mapped = false;
         break;
       }
-      bytes += static_cast<char>(it->second);
+      bytes += static_cast<char>(tables.cp_to_byte[cp]);
     }
     impl->token_bytes[id] = mapped ? bytes : token;
     impl->id_known[id] = 1;
