@@ -64,6 +64,20 @@ void BM_Encode(benchmark::State& state, std::string family) {
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
 }
 
+// A text without spaces of 1, 4 and 10 MB: time per byte must stay flat (linear time).
+void BM_EncodeNoSpaces(benchmark::State& state) {
+  if (!std::filesystem::exists(Dir("llama3_1"))) {
+    state.SkipWithError("npm test data not installed");
+    return;
+  }
+  auto tok = Tokenizer::Load(Dir("llama3_1"));
+  std::string text(static_cast<size_t>(state.range(0)) << 20, 'a');
+  for (size_t i = 0; i < text.size(); i += 5) text[i] = static_cast<char>('b' + i % 7);
+  for (auto _ : state) benchmark::DoNotOptimize((*tok)->Encode(text, {}));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(text.size()));
+}
+BENCHMARK(BM_EncodeNoSpaces)->Arg(1)->Arg(4)->Arg(10)->Unit(benchmark::kMillisecond)->Iterations(2);
+
 BENCHMARK_CAPTURE(BM_Load, deepseek_v3, std::string("deepseek_v3"))->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Load, qwen3, std::string("qwen3"))->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Load, llama3_1, std::string("llama3_1"))->Unit(benchmark::kMillisecond);
