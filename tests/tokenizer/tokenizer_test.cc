@@ -218,6 +218,29 @@ TEST(TokenizerFileTest, MinimalLoadsAndMerges) {
   EXPECT_FALSE((*t)->Encode("d", {}).ok());  // no token for 'd', no byte fallback
 }
 
+TEST(TokenizerFileTest, ByteFallbackAndIgnoreMerges) {
+  // Vocabulary: "a", "b", "ab", "abab" and the 256 <0xXX> byte tokens; merges a+b only.
+  std::string vocab = R"("a":0,"b":1,"ab":2,"abab":3)";
+  char buf[32];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(buf, sizeof(buf), ",\"<0x%02X>\":%d", b, 10 + b);
+    vocab += buf;
+  }
+  auto make = [&](bool ignore_merges) {
+    return R"({"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":false},)"
+           R"("model":{"type":"BPE","byte_fallback":true,"ignore_merges":)" +
+           std::string(ignore_merges ? "true" : "false") + R"(,"vocab":{)" + vocab + R"(},"merges":["a b"]}})";
+  };
+  auto t = Tokenizer::FromJson(make(false), "");
+  ASSERT_TRUE(t.ok()) << t.status();
+  // 'c' has no token: its byte (0x63) comes out as <0x63>.
+  EXPECT_EQ(*(*t)->Encode("abc", {}), (std::vector<int32_t>{2, 10 + 0x63}));
+  EXPECT_EQ(*(*t)->Encode("abab", {}), (std::vector<int32_t>{2, 2}));  // no merge makes abab
+  auto ignore = Tokenizer::FromJson(make(true), "");
+  ASSERT_TRUE(ignore.ok());
+  EXPECT_EQ(*(*ignore)->Encode("abab", {}), (std::vector<int32_t>{3}));  // whole word in vocab
+}
+
 TEST(TokenizerFileTest, UnsupportedComponentsAreNamed) {
   struct Case {
     std::string json;
