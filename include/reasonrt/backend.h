@@ -156,8 +156,9 @@ class RRT_API Backend {
   virtual absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,
                               absl::Span<const float> inv_freq, RopeLayout layout,
                               float cos_sin_scale) = 0;
+  // (optional) Defaults to converting rows into the cache in host memory.
   virtual absl::Status DoStoreKv(const TensorView& k, const TensorView& v,
-                                 absl::Span<const int64_t> slots, const PagedKvLayer& cache) = 0;
+                                 absl::Span<const int64_t> slots, const PagedKvLayer& cache);
   virtual absl::Status DoAttention(const TensorView& q, const PagedKvLayer& cache,
                                    absl::Span<const AttentionSequence> sequences, float scale,
                                    const TensorView& out) = 0;

@@ -243,6 +243,22 @@ absl::Status Backend::StoreKv(const TensorView& k, const TensorView& v,
   return DoStoreKv(k, v, slots, cache);
 }
 
+absl::Status Backend::DoStoreKv(const TensorView& k, const TensorView& v,
+                                absl::Span<const int64_t> slots, const PagedKvLayer& cache) {
+  // Row t of k [T, heads, dim] goes to slot slots[t] of the cache, in the cache's dtype.
+  auto store = [&](const TensorView& src, const TensorView& dst) {
+    const int64_t width = src.dim(1) * src.dim(2);
+    const size_t elem = DTypeSize(dst.dtype());
+    for (int64_t t = 0; t < src.dim(0); ++t) {
+      char* out = static_cast<char*>(dst.mutable_data()) + slots[t] * width * elem;
+      ConvertFromF32(dst.dtype(), src.data_as<float>() + t * width, out, static_cast<size_t>(width));
+    }
+  };
+  store(k, cache.k);
+  if (!cache.v.empty()) store(v, cache.v);
+  return absl::OkStatus();
+}
+
 absl::Status Backend::Attention(const TensorView& q, const PagedKvLayer& cache,
                                 absl::Span<const AttentionSequence> sequences, float scale,
                                 const TensorView& out) {

@@ -21,6 +21,18 @@ absl::Status ErrnoError(std::string_view what, const std::string& path, int err)
   return absl::InternalError(msg);
 }
 
+// Reads exactly `size` bytes from `fd` into `dst`, retrying short reads.
+absl::Status ReadFully(int fd, void* dst, size_t size, const std::string& path) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::read(fd, static_cast<char*>(dst) + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoError("cannot read", path, n < 0 ? errno : EIO);
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const MappedFile>> MappedFile::Open(const std::string& path) {
@@ -81,18 +93,9 @@ absl::StatusOr<std::shared_ptr<const AnonymousBuffer>> ReadFileToAnonymousMemory
 #endif
   auto buf = std::shared_ptr<const AnonymousBuffer>(
       new AnonymousBuffer(static_cast<uint8_t*>(p), size, mapped));
-  size_t done = 0;
-  while (done < size) {
-    const ssize_t n = ::read(fd, static_cast<uint8_t*>(p) + done, size - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      return ErrnoError("cannot read", path, err);
-    }
-    done += static_cast<size_t>(n);
-  }
+  const absl::Status read = ReadFully(fd, p, size, path);
   ::close(fd);
+  if (!read.ok()) return read;
   return buf;
 }
 
@@ -111,18 +114,9 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max
                                                      max_bytes));
   }
   std::string out(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::read(fd, out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      return ErrnoError("cannot read", path, err);
-    }
-    done += static_cast<size_t>(n);
-  }
+  const absl::Status read = ReadFully(fd, out.data(), out.size(), path);
   ::close(fd);
+  if (!read.ok()) return read;
   return out;
 }
 

@@ -132,21 +132,6 @@ class CpuBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::Status DoStoreKv(const TensorView& k, const TensorView& v, absl::Span<const int64_t> slots,
-                         const PagedKvLayer& cache) override {
-    auto store = [&](const TensorView& src, const TensorView& dst) {
-      const int64_t width = src.dim(1) * src.dim(2);
-      const size_t elem = DTypeSize(dst.dtype());
-      for (int64_t t = 0; t < src.dim(0); ++t) {
-        char* out = static_cast<char*>(dst.mutable_data()) + slots[t] * width * elem;
-        ConvertFromF32(dst.dtype(), src.data_as<float>() + t * width, out, static_cast<size_t>(width));
-      }
-    };
-    store(k, cache.k);
-    if (!cache.v.empty()) store(v, cache.v);
-    return absl::OkStatus();
-  }
-
   // One task per (query row, kv head): the group of query heads sharing that kv head
   // reads each cached key and value once.
   absl::Status DoAttention(const TensorView& q, const PagedKvLayer& cache,
