@@ -98,7 +98,6 @@ class ReferenceBackend final : public Backend {
     return absl::OkStatus();
   }
 
-
   // For each query row: scores over positions [0, pos], softmax, weighted sum of values.
   absl::Status DoAttention(const TensorView& q, const PagedKvLayer& cache,
                            absl::Span<const AttentionSequence> sequences, float scale,
