@@ -104,6 +104,7 @@ int RunBench(const BenchArgs& args) {
   lo.backend = args.backend;
   lo.num_threads = threads;
   lo.weights_in_memory = args.in_memory;
+  lo.exact_activations = args.exact;
   auto model = Model::Load(args.model, lo);
   if (!model.ok()) return Fail(model.status());
   auto ckpt = Checkpoint::Open(args.model);

@@ -24,6 +24,7 @@ struct LogitsArgs {
   std::string backend = "auto";
   int threads = 0;
   bool decode = false;  // one token per forward call instead of one prefill
+  bool exact = false;   // LoadOptions::exact_activations
 };
 int RunLogits(const LogitsArgs& args);
 
@@ -37,6 +38,7 @@ struct BenchArgs {
   std::string backend = "auto";
   bool json = false;
   bool in_memory = false;
+  bool exact = false;
 };
 int RunBench(const BenchArgs& args);
 

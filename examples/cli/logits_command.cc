@@ -51,6 +51,7 @@ int RunLogits(const LogitsArgs& args) {
   LoadOptions lo;
   lo.backend = args.backend;
   lo.num_threads = args.threads;
+  lo.exact_activations = args.exact;
   auto model = Model::Load(args.model, lo);
   if (!model.ok()) return Fail(model.status());
   SessionOptions so;

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   logits_cmd->add_option("--backend", logits.backend, "backend name (auto, reference, cpu)");
   logits_cmd->add_option("-t,--threads", logits.threads, "threads (0: one per core)");
   logits_cmd->add_flag("--decode", logits.decode, "run one token per forward call");
+  logits_cmd->add_flag("--exact", logits.exact, "f32-exact activations in prompt GEMMs");
 
   cli::BenchArgs bench;
   CLI::App* bench_cmd = app.add_subcommand("bench", "prompt and decode speed against measured bandwidth and GEMM peak");
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--backend", bench.backend, "backend name");
   bench_cmd->add_flag("--json", bench.json, "print one JSON object");
   bench_cmd->add_flag("--no-mmap", bench.in_memory, "read the weights into memory instead of mapping them");
+  bench_cmd->add_flag("--exact", bench.exact, "f32-exact activations in prompt GEMMs");
 
   cli::TokenizeArgs tokenize;
   CLI::App* tokenize_cmd = app.add_subcommand("tokenize", "print the token ids of a text");

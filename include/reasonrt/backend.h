@@ -174,6 +174,10 @@ class RRT_API Backend {
 
 struct BackendOptions {
   int num_threads = 0;  // 0: one per core
+  // Keep activations f32-exact where a backend would round them for speed (the cpu
+  // backend's bf16 prompt GEMM then runs on a hi + lo bf16 split of the activations:
+  // twice the GEMM work, results within f32 accumulation error of the reference).
+  bool exact_activations = false;
 };
 
 using BackendFactory =

@@ -179,6 +179,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
   // Resolve "auto" once so that every session uses the same backend.
   BackendOptions bo;
   bo.num_threads = options.num_threads;
+  bo.exact_activations = options.exact_activations;
   RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> probe, CreateBackend(options.backend, bo));
   impl->backend_name = std::string(probe->name());
   return std::unique_ptr<Model>(new Model(std::shared_ptr<const Impl>(std::move(impl))));
@@ -187,6 +188,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
 absl::StatusOr<std::unique_ptr<Session>> Model::NewSession(const SessionOptions& options) const {
   BackendOptions bo;
   bo.num_threads = impl_->options.num_threads;
+  bo.exact_activations = impl_->options.exact_activations;
   RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(impl_->backend_name, bo));
   RRT_ASSIGN_OR_RETURN(std::unique_ptr<PagedKvCache> cache,
                        PagedKvCache::Create(*backend, impl_->arch->CacheShape(options.kv_dtype),

@@ -100,6 +100,29 @@ TEST_P(ConformanceTest, MatMulEveryDtypeAndPath) {
   }
 }
 
+TEST_P(ConformanceTest, ExactActivationsKeepPromptGemmsTight) {
+  BackendOptions options;
+  options.exact_activations = true;
+  auto exact = CreateBackend(GetParam(), options);
+  ASSERT_TRUE(exact.ok());
+  const int64_t m = 33, n = 130, k = 1000;
+  TensorView x = Random(DType::kF32, {m, k});
+  Weight w{Random(DType::kBF16, {n, k}), {}};
+  TensorView y = Zeros(DType::kF32, {m, n}), y_ref = Zeros(DType::kF32, {m, n});
+  ASSERT_TRUE((*exact)->MatMul(x, w, nullptr, y).ok());
+  ASSERT_TRUE(ref_->MatMul(x, w, nullptr, y_ref).ok());
+  const std::vector<float> wf = Dequantized(w), xf = AsF32(x);
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t j = 0; j < n; ++j) {
+      float mag = 0.0f;
+      for (int64_t i = 0; i < k; ++i) mag += std::fabs(xf[r * k + i] * wf[j * k + i]);
+      // hi + lo carries 16 mantissa bits of x: 2^-15 relative, plus f32 accumulation.
+      ASSERT_NEAR(y.data_as<float>()[r * n + j], y_ref.data_as<float>()[r * n + j],
+                  std::ldexp(1.0f, -15) * mag + 1e-5f) << r << "," << j;
+    }
+  }
+}
+
 TEST_P(ConformanceTest, MatMulSharedInput) {
   for (int64_t m : {1, 3, 12}) {
     TensorView x = Random(DType::kF32, {m, 96});

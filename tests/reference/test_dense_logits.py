@@ -90,6 +90,8 @@ def check_all_backends(model, toks, tmp_path, decode=True):
     want = reference(model, toks)
     assert_close(ours(model, toks, tmp_path, "--backend", "reference"), want)
     assert_close(ours(model, toks, tmp_path, "--backend", "cpu"), want, BF16_ACTIVATIONS)
+    # With exact activations the prompt GEMM is as tight as the reference.
+    assert_close(ours(model, toks, tmp_path, "--backend", "cpu", "--exact"), want)
     if decode:
         # One token per forward call through the KV cache: the cpu backend's decode path.
         assert_close(ours(model, toks, tmp_path, "--backend", "cpu", "--decode"), want)

@@ -23,7 +23,7 @@ constexpr int64_t kGemvMaxRows = 8;
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& options)
-      : pool_(options.num_threads), gemm_(pool_.num_threads()) {
+      : pool_(options.num_threads), gemm_(pool_.num_threads()), exact_(options.exact_activations) {
     cpu::ApplyCpuOverrides();
   }
 
@@ -273,15 +273,34 @@ class CpuBackend final : public Backend {
   // oneDNN per thread on a slice of the output columns (weight rows).
   absl::Status Gemm(const TensorView& x, const Weight& w, const TensorView& y) {
     const int64_t m = x.dim(0), k = x.dim(1), n = w.data.dim(0);
+    if (w.data.dtype() != DType::kBF16) return GemmPass(x.data_as<float>(), nullptr, m, k, w, y.mutable_data_as<float>());
+    // bf16 weights: activations rounded to bf16 (x_hi); with exact_, a second pass on the
+    // rounding error (x_lo = bf16(x - x_hi)) restores x to ~16 mantissa bits.
+    x_bf16_.resize(static_cast<size_t>(m * k));
+    if (exact_) x_lo_.resize(static_cast<size_t>(m * k));
+    const float* xs = x.data_as<float>();
+    pool_.ParallelFor(m * k, 1 << 14, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        x_bf16_[i] = F32ToBf16(xs[i]);
+        if (exact_) x_lo_[i] = F32ToBf16(xs[i] - Bf16ToF32(x_bf16_[i]));
+      }
+    });
+    RRT_RETURN_IF_ERROR(GemmPass(xs, x_bf16_.data(), m, k, w, y.mutable_data_as<float>()));
+    if (!exact_) return absl::OkStatus();
+    y_lo_.resize(static_cast<size_t>(m * n));
+    RRT_RETURN_IF_ERROR(GemmPass(xs, x_lo_.data(), m, k, w, y_lo_.data()));
+    float* ys = y.mutable_data_as<float>();
+    pool_.ParallelFor(m * n, 1 << 14, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) ys[i] += y_lo_[i];
+    });
+    return absl::OkStatus();
+  }
+
+  // y[m, n] = x . W^T through oneDNN, each thread on a slice of W's rows.
+  absl::Status GemmPass(const float* x, const uint16_t* x_bf16, int64_t m, int64_t k,
+                        const Weight& w, float* y) {
+    const int64_t n = w.data.dim(0);
     const DType dtype = w.data.dtype();
-    const uint16_t* xb = nullptr;
-    if (dtype == DType::kBF16) {
-      x_bf16_.resize(static_cast<size_t>(m * k));
-      pool_.ParallelFor(m * k, 1 << 14, [&](int64_t b, int64_t e) {
-        ConvertFromF32(DType::kBF16, x.data_as<float>() + b, x_bf16_.data() + b, static_cast<size_t>(e - b));
-      });
-      xb = x_bf16_.data();
-    }
     const int threads = pool_.num_threads();
     const int64_t per = ((n + threads - 1) / threads + 63) / 64 * 64;
     std::vector<absl::Status> status(threads);
@@ -289,8 +308,7 @@ class CpuBackend final : public Backend {
       const int64_t n0 = std::min<int64_t>(n, t * per), n1 = std::min<int64_t>(n, n0 + per);
       if (n0 >= n1) return;
       const char* wp = static_cast<const char*>(w.data.data()) + n0 * k * DTypeSize(dtype);
-      status[t] = gemm_[t].Run(dtype, x.data_as<float>(), xb, m, k, wp, n1 - n0,
-                               y.mutable_data_as<float>() + n0, n);
+      status[t] = gemm_[t].Run(dtype, x, x_bf16, m, k, wp, n1 - n0, y + n0, n);
     });
     for (const absl::Status& s : status) RRT_RETURN_IF_ERROR(s);
     return absl::OkStatus();
@@ -298,7 +316,9 @@ class CpuBackend final : public Backend {
 
   ThreadPool pool_;
   std::vector<cpu::OneDnnGemm> gemm_;
-  std::vector<uint16_t> x_bf16_;
+  bool exact_;
+  std::vector<uint16_t> x_bf16_, x_lo_;
+  std::vector<float> y_lo_;
 };
 
 }  // namespace
