@@ -140,11 +140,19 @@ void GemvBf16Pairs(const uint16_t* w, const float* xe, const float* xo, const fl
       const int64_t row = n + r < n_end ? n + r : n_end - 1;  // a short tail repeats its last row
       wr[r] = reinterpret_cast<const uint32_t*>(w + row * k_dim);
     }
-    VF acc[kRows][kW];
-    for (int m = 0; m < kRows; ++m) {
-      for (int r = 0; r < kW; ++r) acc[m][r] = hn::Zero(df);
+    // Independent accumulator chains hide the FMA latency: kU vectors per step (one weight
+    // row has only one chain otherwise) and, while registers allow, even and odd apart.
+    constexpr int kU = kW == 1 ? 2 : 1;
+    constexpr int kS = kRows * kW * kU <= 4 ? 2 : 1;
+    VF acc[kU][kS][kRows][kW];
+    for (int u = 0; u < kU; ++u) {
+      for (int sp = 0; sp < kS; ++sp) {
+        for (int m = 0; m < kRows; ++m) {
+          for (int r = 0; r < kW; ++r) acc[u][sp][m][r] = hn::Zero(df);
+        }
+      }
     }
-    for (int64_t j = 0; j < vec_end; j += lanes) {
+    auto step = [&](int u, int64_t j) HWY_ATTR {
       VF even[kW], odd[kW];
       for (int r = 0; r < kW; ++r) {
         __builtin_prefetch(wr[r] + j + kPrefetchU32);
@@ -155,12 +163,33 @@ void GemvBf16Pairs(const uint16_t* w, const float* xe, const float* xo, const fl
       for (int m = 0; m < kRows; ++m) {
         const VF e = hn::LoadU(df, xe + m * half + j);
         const VF o = hn::LoadU(df, xo + m * half + j);
-        for (int r = 0; r < kW; ++r) acc[m][r] = hn::MulAdd(o, odd[r], hn::MulAdd(e, even[r], acc[m][r]));
+        for (int r = 0; r < kW; ++r) {
+          if constexpr (kS == 2) {
+            acc[u][0][m][r] = hn::MulAdd(e, even[r], acc[u][0][m][r]);
+            acc[u][1][m][r] = hn::MulAdd(o, odd[r], acc[u][1][m][r]);
+          } else {
+            acc[u][0][m][r] = hn::MulAdd(o, odd[r], hn::MulAdd(e, even[r], acc[u][0][m][r]));
+          }
+        }
+      }
+    };
+    int64_t j = 0;
+    for (; j + kU * lanes <= vec_end; j += kU * lanes) {
+      for (int u = 0; u < kU; ++u) step(u, j + u * lanes);
+    }
+    for (; j < vec_end; j += lanes) step(0, j);
+    for (int m = 0; m < kRows; ++m) {
+      for (int r = 0; r < kW; ++r) {
+        for (int u = 0; u < kU; ++u) {
+          for (int sp = 0; sp < kS; ++sp) {
+            if (u != 0 || sp != 0) acc[0][0][m][r] = hn::Add(acc[0][0][m][r], acc[u][sp][m][r]);
+          }
+        }
       }
     }
     for (int m = 0; m < kRows; ++m) {
       for (int r = 0; r < kW && n + r < n_end; ++r) {
-        float sum = hn::GetLane(hn::SumOfLanes(df, acc[m][r]));
+        float sum = hn::GetLane(hn::SumOfLanes(df, acc[0][0][m][r]));
         const uint16_t* row = reinterpret_cast<const uint16_t*>(wr[r]);
         for (int64_t k = 2 * vec_end; k < k_dim; ++k) sum += x[m * k_dim + k] * Bf16ToF32(row[k]);
         y[m * ldy + n + r] = sum;
