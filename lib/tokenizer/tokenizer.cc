@@ -421,7 +421,8 @@ absl::Status Tokenizer::Impl::EncodeSegment(std::string_view text, std::vector<i
   for (const PreTokenizerStep& step : pre) {
     if (step.kind == PreTokenizerStep::kSplit || step.regex) {
       std::vector<std::pair<size_t, size_t>> next;  // [begin, end) in text
-      for (const auto& [pb, pe] : pieces) {
+      for (const auto& piece : pieces) {
+        const size_t pb = piece.first, pe = piece.second;  // (clang 14 cannot capture bindings)
         size_t last = pb;
         step.regex->ForEachMatch(view.substr(pb, pe - pb), [&](size_t b, size_t e) {
           if (pb + b > last) next.emplace_back(last, pb + b);
