@@ -69,6 +69,7 @@ struct Tokenizer::Impl {
   bool byte_level = false;  // a ByteLevel pre-tokenizer maps bytes to the GPT-2 alphabet
   Bpe bpe;
   std::vector<AddedToken> added;               // longest content first
+  std::vector<std::vector<const AddedToken*>> added_by_first_byte;  // 256 lists, longest first
   absl::flat_hash_map<std::string, int32_t> added_by_content;
   std::vector<std::string> token_bytes;        // id -> raw bytes ("" for holes)
   std::vector<uint8_t> id_known, id_special;
@@ -354,6 +355,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
   }
   std::stable_sort(impl->added.begin(), impl->added.end(),
                    [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
+  impl->added_by_first_byte.assign(256, {});
+  for (const AddedToken& a : impl->added) {
+    impl->added_by_first_byte[static_cast<uint8_t>(a.content[0])].push_back(&a);
+  }
   impl->token_bytes.assign(max_id + 1, "");
   impl->id_known.assign(max_id + 1, 0);
   impl->id_special.assign(max_id + 1, 0);
@@ -468,9 +473,9 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
     size_t start = 0, pos = 0;
     while (pos < text.size()) {
       const AddedToken* hit = nullptr;
-      for (const AddedToken& a : impl_->added) {
-        if (text.compare(pos, a.content.size(), a.content) == 0) {
-          hit = &a;
+      for (const AddedToken* a : impl_->added_by_first_byte[static_cast<uint8_t>(text[pos])]) {
+        if (text.compare(pos, a->content.size(), a->content) == 0) {
+          hit = a;
           break;
         }
       }
