@@ -78,6 +78,8 @@ struct Tokenizer::Impl {
   bool add_bos = false, add_eos = false;
 
   absl::Status EncodeSegment(std::string_view text, std::vector<int32_t>& out) const;
+  // OutOfRange for ids that name no token.
+  absl::Status CheckId(int32_t id) const;
 };
 
 namespace {
@@ -99,6 +101,18 @@ std::string TypeOf(const simdjson::dom::element& e) {
   return std::string(t);
 }
 
+// `e` is {"type": "Sequence", list_key: [...]}: parses each entry with `parse`.
+absl::Status ParseSequence(Tokenizer::Impl& impl, const simdjson::dom::element& e,
+                           const char* list_key, std::string_view component,
+                           absl::Status (*parse)(Tokenizer::Impl&, const simdjson::dom::element&)) {
+  simdjson::dom::array list;
+  if (e[list_key].get_array().get(list) != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError(StrCat(impl.source, ": ", component, " Sequence without '", list_key, "'"));
+  }
+  for (simdjson::dom::element item : list) RRT_RETURN_IF_ERROR(parse(impl, item));
+  return absl::OkStatus();
+}
+
 absl::Status ParseNormalizer(Tokenizer::Impl& impl, const simdjson::dom::element& n) {
   if (n.is_null()) return absl::OkStatus();
   const std::string type = TypeOf(n);
@@ -106,28 +120,14 @@ absl::Status ParseNormalizer(Tokenizer::Impl& impl, const simdjson::dom::element
     impl.nfc = true;
     return absl::OkStatus();
   }
-  if (type == "Sequence") {
-    simdjson::dom::array list;
-    if (n["normalizers"].get_array().get(list) != simdjson::SUCCESS) {
-      return absl::InvalidArgumentError(StrCat(impl.source, ": normalizer Sequence without 'normalizers'"));
-    }
-    for (simdjson::dom::element e : list) RRT_RETURN_IF_ERROR(ParseNormalizer(impl, e));
-    return absl::OkStatus();
-  }
+  if (type == "Sequence") return ParseSequence(impl, n, "normalizers", "normalizer", ParseNormalizer);
   return Unsupported(impl.source, "normalizer", type);
 }
 
 absl::Status ParsePreTokenizer(Tokenizer::Impl& impl, const simdjson::dom::element& p) {
   if (p.is_null()) return absl::OkStatus();
   const std::string type = TypeOf(p);
-  if (type == "Sequence") {
-    simdjson::dom::array list;
-    if (p["pretokenizers"].get_array().get(list) != simdjson::SUCCESS) {
-      return absl::InvalidArgumentError(StrCat(impl.source, ": pre_tokenizer Sequence without 'pretokenizers'"));
-    }
-    for (simdjson::dom::element e : list) RRT_RETURN_IF_ERROR(ParsePreTokenizer(impl, e));
-    return absl::OkStatus();
-  }
+  if (type == "Sequence") return ParseSequence(impl, p, "pretokenizers", "pre_tokenizer", ParsePreTokenizer);
   if (impl.byte_level) {
     return absl::UnimplementedError(StrCat(impl.source, ": pre_tokenizer '", type, "' after ByteLevel is not supported"));
   }
@@ -167,14 +167,7 @@ absl::Status ParseDecoder(Tokenizer::Impl& impl, const simdjson::dom::element& d
   if (d.is_null()) return absl::OkStatus();
   const std::string type = TypeOf(d);
   if (type == "ByteLevel") return absl::OkStatus();
-  if (type == "Sequence") {
-    simdjson::dom::array list;
-    if (d["decoders"].get_array().get(list) != simdjson::SUCCESS) {
-      return absl::InvalidArgumentError(StrCat(impl.source, ": decoder Sequence without 'decoders'"));
-    }
-    for (simdjson::dom::element e : list) RRT_RETURN_IF_ERROR(ParseDecoder(impl, e));
-    return absl::OkStatus();
-  }
+  if (type == "Sequence") return ParseSequence(impl, d, "decoders", "decoder", ParseDecoder);
   return Unsupported(impl.source, "decoder", type);
 }
 
@@ -182,14 +175,7 @@ absl::Status ParsePostProcessor(Tokenizer::Impl& impl, const simdjson::dom::elem
   if (p.is_null()) return absl::OkStatus();
   const std::string type = TypeOf(p);
   if (type == "ByteLevel") return absl::OkStatus();  // offsets only
-  if (type == "Sequence") {
-    simdjson::dom::array list;
-    if (p["processors"].get_array().get(list) != simdjson::SUCCESS) {
-      return absl::InvalidArgumentError(StrCat(impl.source, ": post_processor Sequence without 'processors'"));
-    }
-    for (simdjson::dom::element e : list) RRT_RETURN_IF_ERROR(ParsePostProcessor(impl, e));
-    return absl::OkStatus();
-  }
+  if (type == "Sequence") return ParseSequence(impl, p, "processors", "post_processor", ParsePostProcessor);
   if (type == "TemplateProcessing") {
     simdjson::dom::array single;
     simdjson::dom::object specials;
@@ -317,12 +303,14 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
     return absl::InvalidArgumentError(StrCat(source, ": no 'model'"));
   }
   RRT_RETURN_IF_ERROR(ParseModel(*impl, e));
-  for (const char* key : {"normalizer", "pre_tokenizer", "post_processor", "decoder"}) {
+  using Parser = absl::Status (*)(Tokenizer::Impl&, const simdjson::dom::element&);
+  const std::pair<const char*, Parser> components[] = {{"normalizer", ParseNormalizer},
+                                                       {"pre_tokenizer", ParsePreTokenizer},
+                                                       {"post_processor", ParsePostProcessor},
+                                                       {"decoder", ParseDecoder}};
+  for (const auto& [key, parse] : components) {
     if (root[key].get(e) != simdjson::SUCCESS) continue;  // absent == null
-    if (std::string_view(key) == "normalizer") RRT_RETURN_IF_ERROR(ParseNormalizer(*impl, e));
-    if (std::string_view(key) == "pre_tokenizer") RRT_RETURN_IF_ERROR(ParsePreTokenizer(*impl, e));
-    if (std::string_view(key) == "post_processor") RRT_RETURN_IF_ERROR(ParsePostProcessor(*impl, e));
-    if (std::string_view(key) == "decoder") RRT_RETURN_IF_ERROR(ParseDecoder(*impl, e));
+    RRT_RETURN_IF_ERROR(parse(*impl, e));
   }
   if (!impl->byte_level) {
     return absl::UnimplementedError(StrCat(source, ": only byte-level BPE tokenizers are supported (no ByteLevel pre_tokenizer)"));
@@ -504,10 +492,15 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
   return ids;
 }
 
-absl::StatusOr<std::string> Tokenizer::TokenBytes(int32_t id) const {
-  if (id < 0 || id >= static_cast<int32_t>(impl_->id_known.size()) || !impl_->id_known[id]) {
-    return absl::OutOfRangeError(StrCat("token id ", id, " is not in the vocabulary (size ", vocab_size(), ")"));
+absl::Status Tokenizer::Impl::CheckId(int32_t id) const {
+  if (id < 0 || id >= static_cast<int32_t>(id_known.size()) || !id_known[id]) {
+    return absl::OutOfRangeError(StrCat("token id ", id, " is not in the vocabulary (size ", id_known.size(), ")"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Tokenizer::TokenBytes(int32_t id) const {
+  RRT_RETURN_IF_ERROR(impl_->CheckId(id));
   return impl_->token_bytes[id];
 }
 
@@ -515,9 +508,9 @@ absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids,
                                               const DecodeOptions& options) const {
   std::string bytes;
   for (int32_t id : ids) {
-    RRT_ASSIGN_OR_RETURN(std::string b, TokenBytes(id));
+    RRT_RETURN_IF_ERROR(impl_->CheckId(id));
     if (options.skip_special_tokens && impl_->id_special[id]) continue;
-    bytes += b;
+    bytes += impl_->token_bytes[id];
   }
   return RepairUtf8(bytes, false, nullptr);
 }
@@ -541,9 +534,9 @@ Tokenizer::StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, DecodeOption
     : tokenizer_(tokenizer), options_(options) {}
 
 absl::StatusOr<std::string> Tokenizer::StreamDecoder::Add(int32_t id) {
-  RRT_ASSIGN_OR_RETURN(std::string b, tokenizer_.TokenBytes(id));
+  RRT_RETURN_IF_ERROR(tokenizer_.impl_->CheckId(id));
   if (options_.skip_special_tokens && tokenizer_.IsSpecial(id)) return std::string();
-  pending_ += b;
+  pending_ += tokenizer_.impl_->token_bytes[id];
   std::string tail;
   std::string out = RepairUtf8(pending_, /*keep_incomplete_tail=*/true, &tail);
   pending_ = std::move(tail);
