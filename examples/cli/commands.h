@@ -54,6 +54,19 @@ struct TokenizeArgs {
 int RunTokenize(const TokenizeArgs& args);
 int RunDetokenize(const std::string& model, const std::string& ids, bool skip_special);
 
+struct ChatTemplateArgs {
+  std::string model;          // model folder: its template and special tokens
+  std::string template_file;  // a .jinja file instead of the model's template
+  bool builtin_r1 = false;    // reasonrt's built-in R1 template
+  std::string messages;       // JSON file: an array of messages (or of cases with --batch)
+  std::string tools;          // JSON file: an array of tool schemas
+  std::string extra;          // JSON object of extra template variables
+  bool no_generation_prompt = false;
+  bool json = false;   // print {"text", "template_ranges"}
+  bool batch = false;  // --messages holds [{messages, tools, add_generation_prompt, extra}, ...]
+};
+int RunChatTemplate(const ChatTemplateArgs& args);
+
 }  // namespace reasonrt::cli
 
 #endif  // REASONRT_EXAMPLES_CLI_COMMANDS_H_

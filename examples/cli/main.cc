@@ -78,6 +78,18 @@ int main(int argc, char** argv) {
   detok_cmd->add_option("--ids", detok_ids, "comma-separated ids")->required();
   detok_cmd->add_flag("--skip-special", detok_skip, "leave special tokens out");
 
+  cli::ChatTemplateArgs chat;
+  CLI::App* chat_cmd = app.add_subcommand("chat-template", "print the prompt a chat template makes of messages");
+  chat_cmd->add_option("--model", chat.model, "model folder (its chat template and special tokens)");
+  chat_cmd->add_option("--template", chat.template_file, "a Jinja template file to use instead");
+  chat_cmd->add_flag("--builtin-r1", chat.builtin_r1, "use reasonrt's built-in DeepSeek-R1 template");
+  chat_cmd->add_option("--messages", chat.messages, "JSON file: an array of {role, content, ...}")->required();
+  chat_cmd->add_option("--tools", chat.tools, "JSON file: an array of tool schemas");
+  chat_cmd->add_option("--extra", chat.extra, "JSON object of extra variables, e.g. {\"enable_thinking\": false}");
+  chat_cmd->add_flag("--no-generation-prompt", chat.no_generation_prompt, "do not open an assistant turn at the end");
+  chat_cmd->add_flag("--json", chat.json, "print {text, template_ranges} as JSON");
+  chat_cmd->add_flag("--batch", chat.batch, "--messages holds an array of cases; print an array of results");
+
   CLI::App* cpu_cmd = app.add_subcommand("devices", "print the CPU features and CUDA devices reasonrt detects");
 
   CLI11_PARSE(app, argc, argv);
@@ -108,6 +120,12 @@ int main(int argc, char** argv) {
     return cli::RunTokenize(tokenize);
   }
   if (detok_cmd->parsed()) return cli::RunDetokenize(detok_model, detok_ids, detok_skip);
+  if (chat_cmd->parsed()) {
+    if (chat.model.empty() && chat.template_file.empty() && !chat.builtin_r1) {
+      return cli::Fail(absl::InvalidArgumentError("chat-template needs --model, --template or --builtin-r1"));
+    }
+    return cli::RunChatTemplate(chat);
+  }
   if (cpu_cmd->parsed()) {
     std::printf("cpu:  %s\n", CpuFeaturesString(GetCpuFeatures()).c_str());
     std::printf("simd: %s kernels; backends: %s\n", cpu::GemvTargetName(),

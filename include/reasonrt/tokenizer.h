@@ -40,9 +40,17 @@
 
 namespace reasonrt {
 
+struct ByteRange {
+  size_t begin = 0, end = 0;  // [begin, end)
+};
+
 struct EncodeOptions {
   // Recognize added/special tokens written in the text (as Hugging Face does by default).
   bool parse_special = false;
+  // With parse_special: if not empty, a special token is recognised only where it lies
+  // wholly inside one of these sorted, disjoint byte ranges of the text (the parts of a
+  // chat prompt that the template wrote; see reasonrt/chat.h). Not owned.
+  absl::Span<const ByteRange> special_ranges;
   // Apply the post-processor and add_bos_token (the BOS of Llama 3 and DeepSeek).
   bool add_special_tokens = false;
 };

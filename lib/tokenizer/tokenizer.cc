@@ -460,9 +460,22 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
     // Leftmost added token, longest first at a position; text between goes through BPE.
     size_t start = 0, pos = 0;
     while (pos < text.size()) {
+      // With special_ranges, only a token wholly inside a range counts: the last range
+      // starting at or before pos must reach its end.
+      const auto& candidates = impl_->added_by_first_byte[static_cast<uint8_t>(text[pos])];
+      if (candidates.empty()) {
+        ++pos;
+        continue;
+      }
+      size_t allowed_end = text.size();
+      if (!options.special_ranges.empty()) {
+        auto r = std::upper_bound(options.special_ranges.begin(), options.special_ranges.end(), pos,
+                                  [](size_t p, const ByteRange& range) { return p < range.begin; });
+        allowed_end = r == options.special_ranges.begin() ? pos : std::prev(r)->end;
+      }
       const AddedToken* hit = nullptr;
-      for (const AddedToken* a : impl_->added_by_first_byte[static_cast<uint8_t>(text[pos])]) {
-        if (text.compare(pos, a->content.size(), a->content) == 0) {
+      for (const AddedToken* a : candidates) {
+        if (pos + a->content.size() <= allowed_end && text.compare(pos, a->content.size(), a->content) == 0) {
           hit = a;
           break;
         }
