@@ -13,11 +13,8 @@ namespace {
 
 constexpr size_t kMaxInputBytes = size_t{1} << 30;
 
-absl::StatusOr<std::unique_ptr<ChatTemplate>> LoadTemplate(const ChatTemplateArgs& args) {
-  if (args.builtin_r1) return ChatTemplate::BuiltinR1();
-  if (args.template_file.empty()) return ChatTemplate::Load(args.model);
-  RRT_ASSIGN_OR_RETURN(std::string source, ReadFileToString(args.template_file, kMaxInputBytes));
-  // Special-token variables from the model folder's tokenizer_config.json, if given.
+// Special-token variables from the model folder's tokenizer_config.json, if given.
+absl::StatusOr<std::map<std::string, std::string>> SpecialTokens(const ChatTemplateArgs& args) {
   std::map<std::string, std::string> special;
   if (!args.model.empty()) {
     auto config = ReadFileToString(args.model + "/tokenizer_config.json", kMaxInputBytes);
@@ -33,6 +30,17 @@ absl::StatusOr<std::unique_ptr<ChatTemplate>> LoadTemplate(const ChatTemplateArg
       }
     }
   }
+  return special;
+}
+
+absl::StatusOr<std::unique_ptr<ChatTemplate>> LoadTemplate(const ChatTemplateArgs& args,
+                                                           const std::map<std::string, std::string>& special) {
+  if (args.builtin_r1) return ChatTemplate::BuiltinR1();
+  if (args.template_file.empty()) {
+    if (args.model.empty()) return ChatTemplate::Parse("", special);  // --batch cases bring their own
+    return ChatTemplate::Load(args.model);
+  }
+  RRT_ASSIGN_OR_RETURN(std::string source, ReadFileToString(args.template_file, kMaxInputBytes));
   return ChatTemplate::Parse(source, special);
 }
 
@@ -50,8 +58,9 @@ std::string ResultJson(const absl::StatusOr<ChatPrompt>& p) {
 }
 
 // One case of a --batch file: {"messages": [...], "tools": [...], "add_generation_prompt": b,
-// "extra": {...}}.
-absl::StatusOr<ChatPrompt> RenderCase(const ChatTemplate& chat, simdjson::dom::element c) {
+// "extra": {...}, "template": "..." (optional, with `special` as its special tokens)}.
+absl::StatusOr<ChatPrompt> RenderCase(const ChatTemplate& chat, const std::map<std::string, std::string>& special,
+                                      simdjson::dom::element c) {
   simdjson::dom::element messages;
   if (c["messages"].get(messages) != simdjson::SUCCESS) {
     return absl::InvalidArgumentError("a --batch case has no 'messages'");
@@ -62,13 +71,20 @@ absl::StatusOr<ChatPrompt> RenderCase(const ChatTemplate& chat, simdjson::dom::e
   simdjson::dom::element e;
   if (c["tools"].get(e) == simdjson::SUCCESS && !e.is_null()) options.tools_json = simdjson::to_string(e);
   if (c["extra"].get(e) == simdjson::SUCCESS && !e.is_null()) options.extra_context_json = simdjson::to_string(e);
+  std::string_view source;
+  if (c["template"].get_string().get(source) == simdjson::SUCCESS) {  // a case's own template
+    RRT_ASSIGN_OR_RETURN(auto own, ChatTemplate::Parse(source, special));
+    return own->RenderJson(simdjson::to_string(messages), options);
+  }
   return chat.RenderJson(simdjson::to_string(messages), options);
 }
 
 }  // namespace
 
 int RunChatTemplate(const ChatTemplateArgs& args) {
-  auto chat = LoadTemplate(args);
+  auto special = SpecialTokens(args);
+  if (!special.ok()) return Fail(special.status());
+  auto chat = LoadTemplate(args, *special);
   if (!chat.ok()) return Fail(chat.status());
   auto input = ReadFileToString(args.messages, kMaxInputBytes);
   if (!input.ok()) return Fail(input.status());
@@ -85,7 +101,7 @@ int RunChatTemplate(const ChatTemplateArgs& args) {
     for (simdjson::dom::element c : cases) {
       out += first ? "\n" : ",\n";
       first = false;
-      out += ResultJson(RenderCase(**chat, c));
+      out += ResultJson(RenderCase(**chat, *special, c));
     }
     std::printf("%s\n]\n", out.c_str());
     return 0;

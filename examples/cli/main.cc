@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   }
   if (detok_cmd->parsed()) return cli::RunDetokenize(detok_model, detok_ids, detok_skip);
   if (chat_cmd->parsed()) {
-    if (chat.model.empty() && chat.template_file.empty() && !chat.builtin_r1) {
+    if (chat.model.empty() && chat.template_file.empty() && !chat.builtin_r1 && !chat.batch) {
       return cli::Fail(absl::InvalidArgumentError("chat-template needs --model, --template or --builtin-r1"));
     }
     return cli::RunChatTemplate(chat);

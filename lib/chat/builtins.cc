@@ -2,6 +2,7 @@
 // Python's str/dict methods and jinja2's builtin filters and tests.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 
 #include "lib/chat/interpreter.h"
@@ -294,7 +295,7 @@ absl::StatusOr<Value> DoReplace(Interpreter& in, const Value& self, const CallAr
     return in.Exhausted("replace result larger than the output limit");
   }
   std::string out = Replace(self.str(), old, with, count);
-  RRT_RETURN_IF_ERROR(in.CheckSize(out.size()));
+  RRT_RETURN_IF_ERROR(in.Built(out.size()));
   return Str(std::move(out), AllTrusted(self, args));
 }
 
@@ -336,6 +337,7 @@ absl::StatusOr<Value> Join(Interpreter& in, const Value& sep, const std::vector<
     }
     RRT_RETURN_IF_ERROR(in.CheckSize(out.bytes.size()));
   }
+  RRT_RETURN_IF_ERROR(in.Built(out.bytes.size()));
   return Value::String(std::move(out));
 }
 
@@ -657,7 +659,7 @@ absl::StatusOr<Value> ToJsonFilter(Interpreter& in, const Value& subject, const 
   const bool sort_keys = ArgBool(args, 3, "sort_keys", false);
   absl::StatusOr<std::string> json = ToJsonWith(subject, indent, sort_keys, ensure_ascii, item_sep, key_sep);
   if (!json.ok()) return in.Error(ToStd(json.status().message()));
-  RRT_RETURN_IF_ERROR(in.CheckSize(json->size()));
+  RRT_RETURN_IF_ERROR(in.Built(json->size()));
   return Str(std::move(*json), !AnyUntrusted(subject));
 }
 
@@ -687,7 +689,7 @@ absl::StatusOr<Value> Indent(Interpreter& in, const Value& subject, const CallAr
     }
   }
   if (first) rv = indention + rv;
-  RRT_RETURN_IF_ERROR(in.CheckSize(rv.size()));
+  RRT_RETURN_IF_ERROR(in.Built(rv.size()));
   return Str(std::move(rv), !AnyUntrusted(subject));
 }
 
@@ -825,8 +827,11 @@ absl::StatusOr<Value> CallFilter(Interpreter& in, std::string_view name, Value v
   if (name == "selectattr") return SelectFilter(in, v, args, true, true);
   if (name == "rejectattr") return SelectFilter(in, v, args, true, false);
   if (name == "attr") {
+    // Attributes only (methods, namespace members), never dict items, as jinja2's attr.
     RRT_ASSIGN_OR_RETURN(std::string attr, ArgString(in, args, 0, "name", "attr"));
-    return in.GetAttr(v, attr);
+    if (v.is_undefined()) return in.Error(v.undefined_name());
+    if (HasMethod(v, attr) || v.is_namespace()) return in.GetAttr(v, attr);
+    return Value::Undefined(StrCat("'", v.TypeName(), " object' has no attribute '", attr, "'"));
   }
   if (name == "int") {
     const Value* dflt = Arg(args, 0, "default");
@@ -870,9 +875,18 @@ absl::StatusOr<Value> CallFilter(Interpreter& in, std::string_view name, Value v
     const Value* m = Arg(args, 1, "method");
     const std::string method = m && m->is_string() ? m->str() : "common";
     const double scale = std::pow(10.0, precision);
-    const double x = v.number() * scale;
-    double r = method == "ceil" ? std::ceil(x) : method == "floor" ? std::floor(x) : std::round(x);
-    return Value::Float(r / scale);
+    if (method == "ceil") return Value::Float(std::ceil(v.number() * scale) / scale);
+    if (method == "floor") return Value::Float(std::floor(v.number() * scale) / scale);
+    if (method != "common") return in.Error("round: method must be 'common', 'ceil' or 'floor'");
+    if (!std::isfinite(v.number())) return Value::Float(v.number());
+    // Python's round(): the exact binary value rounded to `precision` decimals, ties to
+    // even, which is what printf does.
+    if (precision >= 0) {
+      char buf[512];
+      std::snprintf(buf, sizeof(buf), "%.*f", precision, v.number());
+      return Value::Float(std::strtod(buf, nullptr));
+    }
+    return Value::Float(std::nearbyint(v.number() / std::pow(10.0, -precision)) * std::pow(10.0, -precision));
   }
   if (name == "replace") {
     const Value s = v.is_string() ? v : Value::String(ToText(v));

@@ -50,8 +50,25 @@ absl::Status Interpreter::CheckSize(size_t bytes) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Value> Interpreter::MakeString(Text text) const {
-  RRT_RETURN_IF_ERROR(CheckSize(text.bytes.size()));
+absl::Status Interpreter::Built(size_t bytes) {
+  RRT_RETURN_IF_ERROR(CheckSize(bytes));
+  built_bytes_ += bytes;
+  if (built_bytes_ > 64 * static_cast<uint64_t>(limits_.max_output_bytes)) {
+    return Exhausted(StrCat("the template built more than ", 64 * static_cast<uint64_t>(limits_.max_output_bytes),
+                            " bytes of strings"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Interpreter::CheckListSize(size_t n) const {
+  if (n > static_cast<uint64_t>(limits_.max_loop_iterations)) {
+    return Exhausted(StrCat("a list longer than ", limits_.max_loop_iterations, " items"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Value> Interpreter::MakeString(Text text) {
+  RRT_RETURN_IF_ERROR(Built(text.bytes.size()));
   return Value::String(std::move(text));
 }
 
@@ -340,8 +357,12 @@ absl::StatusOr<Value> Interpreter::GetAttr(const Value& subject, std::string_vie
   if (HasMethod(subject, name)) {
     auto f = std::make_shared<Function>();
     f->name = std::string(name);
-    f->call = [subject, method = std::string(name)](Interpreter& in, CallArgs& args) {
-      return CallMethod(in, subject, method, args);
+    f->call = [subject, method = std::string(name)](Interpreter& in, CallArgs& args) -> absl::StatusOr<Value> {
+      // String work counts against the budget (input scanned, output built).
+      if (subject.is_string()) RRT_RETURN_IF_ERROR(in.Built(subject.str().size()));
+      RRT_ASSIGN_OR_RETURN(Value result, CallMethod(in, subject, method, args));
+      if (result.is_string()) RRT_RETURN_IF_ERROR(in.Built(result.str().size()));
+      return result;
     };
     return Value::MakeFunction(std::move(f));
   }
@@ -449,7 +470,10 @@ absl::Status Interpreter::EvalArgs(const Expr& e, size_t first, CallArgs& args) 
 }
 
 absl::StatusOr<Value> Interpreter::ApplyFilter(std::string_view name, Value subject, CallArgs& args) {
-  return CallFilter(*this, name, std::move(subject), args);
+  if (subject.is_string()) RRT_RETURN_IF_ERROR(Built(subject.str().size()));
+  RRT_ASSIGN_OR_RETURN(Value result, CallFilter(*this, name, std::move(subject), args));
+  if (result.is_string()) RRT_RETURN_IF_ERROR(Built(result.str().size()));
+  return result;
 }
 
 absl::StatusOr<bool> Interpreter::ApplyTest(std::string_view name, const Value& subject, CallArgs& args) {
@@ -587,6 +611,7 @@ absl::StatusOr<Value> Interpreter::EvalCompare(const std::string& op, const Valu
     if (b.is_string()) {
       if (a.is_undefined()) return Error(a.undefined_name());
       if (!a.is_string()) return Error(StrCat("'in <string>' requires string as left operand, not ", a.TypeName()));
+      RRT_RETURN_IF_ERROR(Built(b.str().size()));
       found = b.str().find(a.str()) != std::string::npos;
     } else if (b.is_list()) {
       for (const Value& item : b.list()) found = found || Equal(a, item);
@@ -689,14 +714,14 @@ absl::StatusOr<Value> Interpreter::EvalBinary(const std::string& op, const Value
   if (op == "+") {
     if (a.is_string() && b.is_string()) {
       Text t = a.text();
-      RRT_RETURN_IF_ERROR(CheckSize(t.bytes.size() + b.str().size()));
+      RRT_RETURN_IF_ERROR(Built(t.bytes.size() + b.str().size()));
       t.Append(b.text());
       return Value::String(std::move(t));
     }
     if (a.is_list() && b.is_list()) {
+      RRT_RETURN_IF_ERROR(CheckListSize(a.list().size() + b.list().size()));
       List items = a.list();
       items.insert(items.end(), b.list().begin(), b.list().end());
-      RRT_RETURN_IF_ERROR(CheckSize(items.size()));
       return Value::MakeList(std::move(items), a.is_tuple() && b.is_tuple());
     }
     if (a.is_string()) return Error(StrCat("can only concatenate str (not \"", b.TypeName(), "\") to str"));
@@ -708,9 +733,11 @@ absl::StatusOr<Value> Interpreter::EvalBinary(const std::string& op, const Value
     if (seq == nullptr || !(count->is_int() || count->is_bool())) return unsupported();
     const int64_t times = std::max<int64_t>(0, count->int_value());
     const size_t unit = seq->is_string() ? seq->str().size() : seq->list().size();
-    if (unit != 0 && static_cast<uint64_t>(times) > limits_.max_output_bytes / unit) {
-      return Exhausted(StrCat("repetition larger than the output limit of ", limits_.max_output_bytes, " bytes"));
+    const uint64_t cap = seq->is_string() ? limits_.max_output_bytes : static_cast<uint64_t>(limits_.max_loop_iterations);
+    if (unit != 0 && static_cast<uint64_t>(times) > cap / unit) {
+      return Exhausted(StrCat("repetition larger than the limit of ", cap, seq->is_string() ? " bytes" : " items"));
     }
+    if (seq->is_string()) RRT_RETURN_IF_ERROR(Built(unit * times));
     if (seq->is_string()) {
       Text t;
       for (int64_t i = 0; i < times; ++i) t.Append(seq->text());

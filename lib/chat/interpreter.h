@@ -31,8 +31,14 @@ class Interpreter {
   absl::Status Error(std::string_view message) const;
   absl::Status Exhausted(std::string_view what) const;
   // A string value, refused past the output limit.
-  absl::StatusOr<Value> MakeString(Text text) const;
+  absl::StatusOr<Value> MakeString(Text text);
+  // A string or output of `bytes` bytes: refused past max_output_bytes.
   absl::Status CheckSize(size_t bytes) const;
+  // A new string of `bytes` was built: CheckSize, and the bytes count against a budget of
+  // total work (64 x max_output_bytes), so a loop cannot build huge strings forever.
+  absl::Status Built(size_t bytes);
+  // A new list of `n` items: at most max_loop_iterations long.
+  absl::Status CheckListSize(size_t n) const;
   // Counts iterations against the loop limit (also for builtins that loop: range, join).
   absl::Status CountIterations(int64_t n);
   const ChatLimits& limits() const { return limits_; }
@@ -66,6 +72,7 @@ class Interpreter {
   std::shared_ptr<Scope> scope_;
   std::vector<std::shared_ptr<Scope>> captured_;  // scopes held by macros, cleared at the end
   int64_t iterations_ = 0;
+  uint64_t built_bytes_ = 0;
   int depth_ = 0;
   int call_depth_ = 0;
   int line_ = 0;

@@ -451,7 +451,9 @@ class Parser {
       const Token& t = Cur();
       if (t.type == Token::Type::kEnd) {
         if (!ends.empty()) {
-          return SyntaxError(t.line, StrCat("unexpected end of template, expected '", ends.front(), "'"));
+          std::string expected;
+          for (std::string_view e : ends) expected += StrCat(expected.empty() ? "'" : " or '", e, "'");
+          return SyntaxError(t.line, StrCat("unexpected end of template, expected ", expected));
         }
         break;
       }
