@@ -19,7 +19,11 @@ if [[ ! -f "$model/model.safetensors" ]]; then
 fi
 "$cli" devices
 "$cli" inspect "$model"
-prompt_ids=$("$cli" tokenize --model "$model" --add-special --parse-special \
-  --text "<｜User｜>What is 2+2?<｜Assistant｜><think>" | tr ' ' ',')
+# The chat template (the model ships none, so reasonrt's built-in R1 template) renders the
+# conversation; its token ids take special tokens only from the template's own text.
+messages="$build_dir/demo/messages.json"
+printf '%s\n' '[{"role": "user", "content": "What is 2+2?"}]' > "$messages"
+echo "prompt: $("$cli" chat-template --model "$model" --messages "$messages" --json)"
+prompt_ids=$("$cli" chat-template --model "$model" --messages "$messages" --ids)
 echo "prompt ids: $prompt_ids"
 "$cli" logits --model "$model" --tokens "$prompt_ids" --out "$build_dir/demo/logits.npy"

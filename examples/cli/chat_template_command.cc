@@ -7,6 +7,7 @@
 #include "lib/core/strings.h"
 #include "lib/io/json.h"
 #include "reasonrt/chat.h"
+#include "reasonrt/tokenizer.h"
 
 namespace reasonrt::cli {
 namespace {
@@ -116,7 +117,15 @@ int RunChatTemplate(const ChatTemplateArgs& args) {
   options.extra_context_json = args.extra;
   auto prompt = (*chat)->RenderJson(*input, options);
   if (!prompt.ok()) return Fail(prompt.status());
-  if (args.json) {
+  if (args.ids) {
+    auto tok = Tokenizer::Load(args.model);
+    if (!tok.ok()) return Fail(tok.status());
+    auto ids = EncodeChatPrompt(**tok, *prompt);
+    if (!ids.ok()) return Fail(ids.status());
+    std::string out;
+    for (size_t i = 0; i < ids->size(); ++i) out += StrCat(i ? "," : "", (*ids)[i]);
+    std::printf("%s\n", out.c_str());
+  } else if (args.json) {
     std::printf("%s\n", ResultJson(prompt).c_str());
   } else {
     std::fwrite(prompt->text.data(), 1, prompt->text.size(), stdout);

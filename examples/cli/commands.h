@@ -63,6 +63,7 @@ struct ChatTemplateArgs {
   std::string extra;          // JSON object of extra template variables
   bool no_generation_prompt = false;
   bool json = false;   // print {"text", "template_ranges"}
+  bool ids = false;    // print the prompt's token ids (special tokens only from the template)
   bool batch = false;  // --messages holds [{messages, tools, add_generation_prompt, extra}, ...]
 };
 int RunChatTemplate(const ChatTemplateArgs& args);

@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   chat_cmd->add_option("--extra", chat.extra, "JSON object of extra variables, e.g. {\"enable_thinking\": false}");
   chat_cmd->add_flag("--no-generation-prompt", chat.no_generation_prompt, "do not open an assistant turn at the end");
   chat_cmd->add_flag("--json", chat.json, "print {text, template_ranges} as JSON");
+  chat_cmd->add_flag("--ids", chat.ids, "print the prompt's token ids (with --model's tokenizer), comma-separated");
   chat_cmd->add_flag("--batch", chat.batch, "--messages holds an array of cases; print an array of results");
 
   CLI::App* cpu_cmd = app.add_subcommand("devices", "print the CPU features and CUDA devices reasonrt detects");

@@ -102,6 +102,21 @@ std::string JinjaTitle(std::string_view s) {
 
 // strip/lstrip/rstrip with Python's rules: whitespace, or the code points of `chars`.
 std::string Strip(std::string_view s, const Value* chars, bool left, bool right) {
+  const bool whitespace_only = chars == nullptr || chars->is_none() || chars->is_undefined();
+  if (whitespace_only) {
+    // Fast path: ASCII ends (a non-ASCII end byte goes the full way).
+    size_t b = 0, e = s.size();
+    auto ascii_space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f); };
+    if (left) {
+      while (b < e && ascii_space(s[b])) ++b;
+    }
+    if (right) {
+      while (e > b && ascii_space(s[e - 1])) --e;
+    }
+    const bool left_done = !left || b == e || static_cast<unsigned char>(s[b]) < 0x80;
+    const bool right_done = !right || b == e || static_cast<unsigned char>(s[e - 1]) < 0x80;
+    if (left_done && right_done) return std::string(s.substr(b, e - b));
+  }
   std::vector<int32_t> cps = Decode(s);
   std::vector<int32_t> set;
   const bool whitespace = chars == nullptr || chars->is_none() || chars->is_undefined();
@@ -954,12 +969,12 @@ Entries BuiltinGlobals() {
       if (!p.is_dict()) return in.Error("namespace() takes keyword arguments or a dict");
       for (const auto& e : p.entries()) entries.push_back(e);
     }
-    for (auto& [k, v] : args.keywords) {
-      auto it = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == k; });
+    for (const auto& keyword : args.keywords) {
+      auto it = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == keyword.first; });
       if (it != entries.end()) {
-        it->second = v;
+        it->second = keyword.second;
       } else {
-        entries.emplace_back(k, v);
+        entries.push_back(keyword);
       }
     }
     return Value::MakeNamespace(std::move(entries));
