@@ -3,7 +3,9 @@
 #define REASONRT_EXAMPLES_CLI_COMMANDS_H_
 
 #include <cstdio>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -67,6 +69,30 @@ struct ChatTemplateArgs {
   bool batch = false;  // --messages holds [{messages, tools, add_generation_prompt, extra}, ...]
 };
 int RunChatTemplate(const ChatTemplateArgs& args);
+
+struct GenerateArgs {
+  std::string model;
+  std::string prompt;
+  std::string system;
+  bool raw = false;  // the prompt as text, no chat template
+  int n = 1;
+  int max_tokens = 1024;
+  float temperature = -1;  // -1: R1's recommended 0.6
+  float top_p = -1;        // -1: R1's recommended 0.95
+  int top_k = 0;
+  float min_p = 0;
+  float repetition_penalty = 1;
+  int max_thinking = -1;
+  int min_thinking = 0;
+  uint64_t seed = 0;
+  bool greedy = false;
+  std::vector<std::string> stop;
+  bool json = false;
+  int threads = 0;
+  std::string backend = "auto";
+};
+int RunGenerate(const GenerateArgs& args);
+int RunChat(const GenerateArgs& args);
 
 }  // namespace reasonrt::cli
 

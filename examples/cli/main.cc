@@ -91,6 +91,33 @@ int main(int argc, char** argv) {
   chat_cmd->add_flag("--ids", chat.ids, "print the prompt's token ids (with --model's tokenizer), comma-separated");
   chat_cmd->add_flag("--batch", chat.batch, "--messages holds an array of cases; print an array of results");
 
+  cli::GenerateArgs gen;
+  auto add_generation_options = [&](CLI::App* cmd) {
+    cmd->add_option("--model", gen.model, "model folder")->required();
+    cmd->add_option("--system", gen.system, "system prompt");
+    cmd->add_option("--max-tokens", gen.max_tokens, "new tokens per completion (default 1024)");
+    cmd->add_option("--temp", gen.temperature, "temperature (default 0.6, R1's recommendation)");
+    cmd->add_option("--top-p", gen.top_p, "top-p (default 0.95)");
+    cmd->add_option("--top-k", gen.top_k, "top-k (0: off)");
+    cmd->add_option("--min-p", gen.min_p, "min-p (0: off)");
+    cmd->add_option("--repeat-penalty", gen.repetition_penalty, "repetition penalty (1: off)");
+    cmd->add_option("--max-thinking", gen.max_thinking, "close the thinking after this many tokens");
+    cmd->add_option("--min-thinking", gen.min_thinking, "think at least this many tokens (\"Wait\")");
+    cmd->add_option("--seed", gen.seed, "random seed");
+    cmd->add_flag("--greedy", gen.greedy, "argmax decoding");
+    cmd->add_option("--stop", gen.stop, "stop string (repeatable)");
+    cmd->add_option("-t,--threads", gen.threads, "threads (default: one per core)");
+    cmd->add_option("--backend", gen.backend, "auto, cpu or reference");
+  };
+  CLI::App* generate_cmd = app.add_subcommand("generate", "generate completions of a prompt, thinking and answer apart");
+  add_generation_options(generate_cmd);
+  generate_cmd->add_option("--prompt", gen.prompt, "the user message (or the raw prompt with --raw)")->required();
+  generate_cmd->add_flag("--raw", gen.raw, "pass the prompt as is, without the chat template");
+  generate_cmd->add_option("-n", gen.n, "completions of the prompt (a group)");
+  generate_cmd->add_flag("--json", gen.json, "print one JSON object: per completion thinking, answer, tokens, channels, log-probs, finish reason");
+  CLI::App* chat_repl_cmd = app.add_subcommand("chat", "talk with a model in the terminal");
+  add_generation_options(chat_repl_cmd);
+
   CLI::App* cpu_cmd = app.add_subcommand("devices", "print the CPU features and CUDA devices reasonrt detects");
 
   CLI11_PARSE(app, argc, argv);
@@ -127,6 +154,8 @@ int main(int argc, char** argv) {
     }
     return cli::RunChatTemplate(chat);
   }
+  if (generate_cmd->parsed()) return cli::RunGenerate(gen);
+  if (chat_repl_cmd->parsed()) return cli::RunChat(gen);
   if (cpu_cmd->parsed()) {
     std::printf("cpu:  %s\n", CpuFeaturesString(GetCpuFeatures()).c_str());
     std::printf("simd: %s kernels; backends: %s\n", cpu::GemvTargetName(),

@@ -1,0 +1,176 @@
+// `reasonrt generate` and `reasonrt chat`: streamed generation with thinking and answer.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "examples/cli/commands.h"
+#include "lib/core/strings.h"
+#include "lib/io/json.h"
+#include "reasonrt/generate.h"
+
+namespace reasonrt::cli {
+namespace {
+
+constexpr const char* kDim = "\033[2m";
+constexpr const char* kReset = "\033[0m";
+
+std::string JsonNumber(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.9g", v);
+  return buf;
+}
+
+GenerateOptions OptionsFrom(const GenerateArgs& args) {
+  GenerateOptions o;
+  o.sampling = SamplingParams::R1Recommended();
+  if (args.temperature >= 0) o.sampling.temperature = args.temperature;
+  if (args.top_p >= 0) o.sampling.top_p = args.top_p;
+  o.sampling.top_k = args.top_k;
+  o.sampling.min_p = args.min_p;
+  o.sampling.repetition_penalty = args.repetition_penalty;
+  o.sampling.seed = args.seed;
+  o.sampling.greedy = args.greedy;
+  o.max_new_tokens = args.max_tokens;
+  o.n = args.n;
+  o.stop = args.stop;
+  o.thinking.max_tokens = args.max_thinking;
+  o.thinking.min_tokens = args.min_thinking;
+  return o;
+}
+
+std::string CompletionJson(const Completion& c) {
+  std::string ids, channels, logprobs;
+  for (size_t i = 0; i < c.tokens.size(); ++i) {
+    ids += StrCat(i ? "," : "", c.tokens[i]);
+    channels += StrCat(i ? "," : "", c.channels[i] == Channel::kThinking ? "\"thinking\"" : "\"answer\"");
+    logprobs += StrCat(i ? "," : "", JsonNumber(c.logprobs[i]));
+  }
+  return StrCat("{\"index\": ", c.index, ", \"thinking\": ", json::Quote(c.thinking), ", \"answer\": ",
+                json::Quote(c.answer), ", \"finish_reason\": \"", FinishReasonName(c.finish_reason),
+                "\", \"thinking_tokens\": ", c.thinking_tokens, ", \"tokens\": [", ids, "], \"channels\": [", channels,
+                "], \"logprobs\": [", logprobs, "]}");
+}
+
+void PrintTimings(const Timings& t) {
+  std::fprintf(stderr, "\n[prompt %lld tokens in %.2f s (%.1f tokens/s); generated %lld tokens in %.2f s (%.2f tokens/s)]\n",
+               static_cast<long long>(t.prompt_tokens), t.prompt_seconds,
+               t.prompt_seconds > 0 ? t.prompt_tokens / t.prompt_seconds : 0.0,
+               static_cast<long long>(t.generated_tokens), t.decode_seconds, t.decode_tokens_per_second());
+}
+
+// Streams one completion to the terminal: thinking dimmed when stdout is a terminal.
+StreamCallbacks TerminalStream(bool color, bool* in_thinking) {
+  StreamCallbacks s;
+  s.on_thinking = [color, in_thinking](int index, std::string_view text) {
+    if (index != 0) return;
+    if (!*in_thinking) {
+      std::fputs(color ? kDim : "<think>\n", stdout);
+      *in_thinking = true;
+    }
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  };
+  s.on_answer = [color, in_thinking](int index, std::string_view text) {
+    if (index != 0) return;
+    if (*in_thinking) {
+      std::fputs(color ? kReset : "\n</think>", stdout);
+      std::fputs("\n\n", stdout);
+      *in_thinking = false;
+    }
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  };
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<Generator>> LoadGenerator(const GenerateArgs& args, bool show_progress) {
+  LoadOptions load;
+  load.num_threads = args.threads;
+  load.backend = args.backend;
+  if (show_progress) std::fprintf(stderr, "loading %s ...", args.model.c_str());
+  auto gen = Generator::Load(args.model, load);
+  if (show_progress) std::fprintf(stderr, gen.ok() ? " done\n" : " failed\n");
+  return gen;
+}
+
+}  // namespace
+
+int RunGenerate(const GenerateArgs& args) {
+  auto gen = LoadGenerator(args, !args.json && isatty(STDERR_FILENO));
+  if (!gen.ok()) return Fail(gen.status());
+  const GenerateOptions options = OptionsFrom(args);
+  const bool color = isatty(STDOUT_FILENO) && !args.json;
+  bool in_thinking = false;
+  StreamCallbacks stream;
+  if (!args.json && args.n == 1) stream = TerminalStream(color, &in_thinking);
+  absl::StatusOr<GenerationResult> result;
+  if (args.raw) {
+    result = (*gen)->GenerateFromText(args.prompt, options, stream);
+  } else {
+    std::vector<ChatMessage> messages;
+    if (!args.system.empty()) messages.push_back({.role = "system", .content = args.system});
+    messages.push_back({.role = "user", .content = args.prompt});
+    result = (*gen)->Generate(messages, options, stream);
+  }
+  if (!result.ok()) return Fail(result.status());
+  if (args.json) {
+    std::string out = StrCat("{\"prompt_tokens\": ", result->prompt_tokens.size(), ", \"completions\": [");
+    for (size_t i = 0; i < result->completions.size(); ++i) out += StrCat(i ? ", " : "", CompletionJson(result->completions[i]));
+    out += StrCat("], \"generated_tokens\": ", result->timings.generated_tokens, ", \"decode_seconds\": ",
+                  JsonNumber(result->timings.decode_seconds), ", \"prompt_seconds\": ",
+                  JsonNumber(result->timings.prompt_seconds), "}");
+    std::printf("%s\n", out.c_str());
+    return 0;
+  }
+  if (in_thinking) std::fputs(color ? kReset : "\n</think>", stdout);
+  if (args.n > 1) {
+    for (const Completion& c : result->completions) {
+      std::printf("=== completion %d (%s, %zu tokens)\n", c.index, std::string(FinishReasonName(c.finish_reason)).c_str(),
+                  c.tokens.size());
+      if (!c.thinking.empty()) std::printf("%s<think>\n%s\n</think>%s\n\n", color ? kDim : "", c.thinking.c_str(), color ? kReset : "");
+      std::printf("%s\n", c.answer.c_str());
+    }
+  } else {
+    std::printf("\n");
+  }
+  PrintTimings(result->timings);
+  return 0;
+}
+
+int RunChat(const GenerateArgs& args) {
+  auto gen = LoadGenerator(args, true);
+  if (!gen.ok()) return Fail(gen.status());
+  GenerateOptions options = OptionsFrom(args);
+  options.n = 1;
+  const bool color = isatty(STDOUT_FILENO);
+  std::vector<ChatMessage> messages;
+  if (!args.system.empty()) messages.push_back({.role = "system", .content = args.system});
+  std::fprintf(stderr, "chat with %s: type a message, an empty line or Ctrl-D to quit\n", args.model.c_str());
+  std::string line;
+  while (true) {
+    std::fputs(color ? "\033[1m> \033[0m" : "> ", stdout);
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line) || line.empty()) break;
+    messages.push_back({.role = "user", .content = line});
+    bool in_thinking = false;
+    auto result = (*gen)->Generate(messages, options, TerminalStream(color, &in_thinking));
+    if (in_thinking) std::fputs(color ? kReset : "\n</think>", stdout);
+    std::fputs("\n", stdout);
+    if (!result.ok()) {
+      Fail(result.status());
+      messages.pop_back();
+      continue;
+    }
+    const Completion& c = result->completions[0];
+    // The template drops past thinking; keep it in content as the model wrote it.
+    messages.push_back({.role = "assistant", .content = c.thinking.empty() ? c.answer : "<think>\n" + c.thinking + "\n</think>\n\n" + c.answer});
+    PrintTimings(result->timings);
+  }
+  return 0;
+}
+
+}  // namespace reasonrt::cli
