@@ -90,6 +90,9 @@ struct GenerateOptions {
   std::vector<std::string> stop;  // stop strings: the text ends before them, never shown
   ThinkingBudget thinking;
   int n = 1;                      // completions of the prompt (a GRPO group)
+  // Completion i draws from the generator of (sampling.seed, first_index + i): a group can
+  // be split over calls or machines and give the same completions.
+  int first_index = 0;
   // Also record each sampled token's log-prob under the truncated, penalised distribution
   // it was actually drawn from (Completion::sampled_logprobs).
   bool sampled_logprobs = false;

@@ -101,7 +101,7 @@ class Run final : public GenerationRun {
     for (int i = 0; i < options_.n; ++i) {
       Sequence& s = seqs_[i];
       s.seq_id = i;
-      s.rng = CompletionRng(options_.sampling.seed, i);
+      s.rng = CompletionRng(options_.sampling.seed, options_.first_index + i);
       s.completion.index = i;
       s.decoder.emplace(*tokenizer_);
       s.splitter.emplace(start_in_thinking_);
@@ -335,6 +335,7 @@ absl::StatusOr<std::unique_ptr<GenerationRun>> StartRun(std::unique_ptr<Session>
     return absl::InvalidArgumentError(StrCat("max_new_tokens = ", options.max_new_tokens, " must be at least 1"));
   }
   if (options.thinking.min_tokens < 0) return absl::InvalidArgumentError("thinking.min_tokens is negative");
+  if (options.first_index < 0) return absl::InvalidArgumentError("first_index is negative");
   if (prompt.empty()) return absl::InvalidArgumentError("the prompt has no tokens");
   for (int32_t t : prompt) {
     if (t < 0 || t >= info.vocab_size) {

@@ -67,7 +67,7 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
   work.assign(logits.begin(), logits.end());
   for (int32_t i = 0; i < vocab; ++i) {
     if (std::isnan(work[i]) || work[i] == std::numeric_limits<float>::infinity()) {
-      return absl::InvalidArgumentError(StrCat("logits contain ", work[i], " (token ", i, ")"));
+      return absl::InvalidArgumentError(StrCat("logits contain ", std::isnan(work[i]) ? "NaN" : "+inf", " (token ", i, ")"));
     }
   }
   for (const auto& [id, bias] : params_.logit_bias) {

@@ -1,0 +1,568 @@
+// Generation with scripted logits (a fake Session): sampler, reasoning splitter, stop
+// strings, thinking budgets, groups, cancellation and the pull form. The real models'
+// generation is checked against the PyTorch reference in tests/reference/.
+#include <atomic>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "lib/generate/run.h"
+#include "lib/generate/sampler.h"
+#include "lib/generate/text_stream.h"
+#include "reasonrt/generate.h"
+#include "reasonrt/tokenizer.h"
+
+#define RRT_ASSIGN_OR_RETURN_TEST(lhs, expr) \
+  auto RRT_CONCAT_(s_, __LINE__) = (expr);   \
+  if (!RRT_CONCAT_(s_, __LINE__).ok()) return RRT_CONCAT_(s_, __LINE__).status(); \
+  lhs = std::move(*RRT_CONCAT_(s_, __LINE__))
+#define RRT_CONCAT_(a, b) RRT_CONCAT2_(a, b)
+#define RRT_CONCAT2_(a, b) a##b
+
+namespace reasonrt::gen {
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Text side.
+
+std::pair<std::string, std::string> Split(bool start_thinking, const std::vector<std::string>& chunks) {
+  ReasoningSplitter splitter(start_thinking);
+  std::vector<Piece> pieces;
+  for (const std::string& c : chunks) splitter.Feed(c, &pieces);
+  splitter.Finish(&pieces);
+  std::string thinking, answer;
+  for (const Piece& p : pieces) (p.channel == Channel::kThinking ? thinking : answer) += p.text;
+  return {thinking, answer};
+}
+
+TEST(ReasoningSplitterTest, TagsWholeOrInPieces) {
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(Split(true, {"\nLet me", " think.", "</think>", "\n\n", "4"}), P("Let me think.", "4"));
+  EXPECT_EQ(Split(true, {"a<", "/th", "ink", ">\n\nb"}), P("a", "b"));
+  EXPECT_EQ(Split(true, {"a </thin", "g> still thinking"}), P("a </thing> still thinking", ""));
+  EXPECT_EQ(Split(false, {"  \n<th", "ink>\nhm</think>yes"}), P("hm", "yes"));
+  EXPECT_EQ(Split(false, {"No thinking", " at all"}), P("", "No thinking at all"));
+  EXPECT_EQ(Split(false, {"<", "b>bold</b>"}), P("", "<b>bold</b>"));
+  EXPECT_EQ(Split(false, {"<thi"}), P("", "<thi"));  // ended before the tag was complete
+  EXPECT_EQ(Split(true, {"never closed"}), P("never closed", ""));
+  EXPECT_EQ(Split(true, {"x</think>y</think>z"}), P("x", "y</think>z"));  // only the first closes
+  EXPECT_TRUE(PromptOpensThinking("<｜Assistant｜><think>\n"));
+  EXPECT_FALSE(PromptOpensThinking("<｜Assistant｜>"));
+}
+
+TEST(StopMatcherTest, HoldsBackAndCuts) {
+  StopMatcher m({"STOP", "\n\n\n"});
+  bool stopped = false;
+  EXPECT_EQ(m.Feed("abc S", &stopped), "abc ");
+  EXPECT_FALSE(stopped);
+  EXPECT_EQ(m.Feed("T", &stopped), "");
+  EXPECT_EQ(m.Feed("OP tail", &stopped), "");
+  EXPECT_TRUE(stopped);
+  StopMatcher n({"STOP"});
+  EXPECT_EQ(n.Feed("ST", &stopped), "");
+  EXPECT_EQ(n.Feed("ART", &stopped), "START");
+  EXPECT_EQ(n.Feed("ST", &stopped), "");
+  EXPECT_EQ(n.Flush(), "ST");
+}
+
+// ---------------------------------------------------------------------------------------
+// Sampler.
+
+std::vector<float> Row(std::vector<float> v) { return v; }
+const absl::flat_hash_map<int32_t, int> kNone;
+
+double LogSoftmax(const std::vector<float>& l, int i, double t = 1) {
+  double m = -1e30, z = 0;
+  for (float x : l) m = std::max(m, x / t);
+  for (float x : l) z += std::exp(x / t - m);
+  return l[i] / t - m - std::log(z);
+}
+
+TEST(SamplerTest, GreedyAndLogProbs) {
+  SamplingParams p;
+  p.greedy = true;
+  Sampler s(p);
+  Rng rng(1);
+  const auto l = Row({0.5f, 3.0f, -1.0f, 3.0f});
+  auto r = s.Sample(l, kNone, kNone, {}, rng);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->token, 1);  // the first of tied maxima
+  EXPECT_NEAR(r->logprob, LogSoftmax(l, 1), 1e-6);
+}
+
+// Draw frequencies of 20,000 samples against the expected distribution.
+std::vector<double> Frequencies(const SamplingParams& p, const std::vector<float>& logits, int draws = 20000) {
+  Sampler s(p);
+  Rng rng(7);
+  std::vector<double> f(logits.size());
+  for (int i = 0; i < draws; ++i) {
+    auto r = s.Sample(logits, kNone, kNone, {}, rng);
+    EXPECT_TRUE(r.ok());
+    f[r->token] += 1.0 / draws;
+  }
+  return f;
+}
+
+TEST(SamplerTest, TemperatureTopKTopPMinP) {
+  const auto l = Row({2.0f, 1.0f, 0.0f, -1.0f, -3.0f});
+  SamplingParams p;
+  p.temperature = 0.7f;
+  auto f = Frequencies(p, l);
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(f[i], std::exp(LogSoftmax(l, i, 0.7)), 0.012) << i;
+
+  p = {};
+  p.top_k = 2;  // only tokens 0 and 1, renormalised
+  f = Frequencies(p, l);
+  const double z = std::exp(2.0) + std::exp(1.0);
+  EXPECT_NEAR(f[0], std::exp(2.0) / z, 0.012);
+  EXPECT_NEAR(f[1], std::exp(1.0) / z, 0.012);
+  EXPECT_EQ(f[2] + f[3] + f[4], 0.0);
+
+  // Probabilities at T=1: 0.6439 0.2369 0.0871 0.0321 0.0043. top_p 0.85: 0.6439 < 0.85,
+  // 0.8808 >= 0.85, so tokens 0 and 1 stay.
+  p = {};
+  p.top_p = 0.85f;
+  f = Frequencies(p, l);
+  EXPECT_GT(f[1], 0.2);
+  EXPECT_EQ(f[2] + f[3] + f[4], 0.0);
+  p.top_p = 0.89f;  // now token 2 is needed too
+  f = Frequencies(p, l);
+  EXPECT_GT(f[2], 0.05);
+  EXPECT_EQ(f[3] + f[4], 0.0);
+
+  p = {};
+  p.min_p = 0.1f;  // p >= 0.0644: tokens 0, 1, 2
+  f = Frequencies(p, l);
+  EXPECT_GT(f[2], 0.05);
+  EXPECT_EQ(f[3] + f[4], 0.0);
+}
+
+TEST(SamplerTest, PenaltiesBiasAndBans) {
+  SamplingParams p;
+  p.greedy = true;
+  const auto l = Row({2.0f, 1.5f, -1.0f, -0.5f});
+  Rng rng(1);
+  absl::flat_hash_map<int32_t, int> seen = {{0, 1}};
+  p.repetition_penalty = 2.0f;  // 2.0 -> 1.0 < 1.5
+  EXPECT_EQ(Sampler(p).Sample(l, seen, kNone, {}, rng)->token, 1);
+  p.repetition_penalty = 1.0f;
+  absl::flat_hash_map<int32_t, int> generated = {{0, 2}};
+  p.frequency_penalty = 0.3f;  // 2.0 - 0.6 = 1.4 < 1.5
+  EXPECT_EQ(Sampler(p).Sample(l, kNone, generated, {}, rng)->token, 1);
+  p.frequency_penalty = 0;
+  p.presence_penalty = 0.4f;  // 1.6 > 1.5
+  EXPECT_EQ(Sampler(p).Sample(l, kNone, generated, {}, rng)->token, 0);
+  p.presence_penalty = 0;
+  p.logit_bias = {{3, 3.0f}};
+  EXPECT_EQ(Sampler(p).Sample(l, kNone, kNone, {}, rng)->token, 3);
+  const int32_t banned[] = {3, 0};
+  EXPECT_EQ(Sampler(p).Sample(l, kNone, kNone, banned, rng)->token, 1);
+  // Negative logits are multiplied by the repetition penalty (pushed further down).
+  SamplingParams q;
+  q.greedy = true;
+  q.repetition_penalty = 3.0f;
+  EXPECT_EQ(Sampler(q).Sample(Row({-1.0f, -2.0f}), {{0, 1}}, kNone, {}, rng)->token, 1);
+}
+
+TEST(SamplerTest, BadLogitsAndParametersAreErrors) {
+  SamplingParams p;
+  Rng rng(1);
+  EXPECT_EQ(Sampler(p).Sample(Row({1.0f, NAN}), kNone, kNone, {}, rng).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(Sampler(p).Sample(Row({-inf, -inf}), kNone, kNone, {}, rng).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const int32_t all[] = {0, 1};
+  EXPECT_FALSE(Sampler(p).Sample(Row({1.0f, 2.0f}), kNone, kNone, all, rng).ok());
+  p.logit_bias = {{5, 1.0f}};
+  EXPECT_FALSE(Sampler(p).Sample(Row({1.0f, 2.0f}), kNone, kNone, {}, rng).ok());
+  for (auto bad : std::vector<std::function<void(SamplingParams&)>>{
+           [](SamplingParams& q) { q.temperature = NAN; }, [](SamplingParams& q) { q.top_p = 0; },
+           [](SamplingParams& q) { q.top_p = 1.5f; }, [](SamplingParams& q) { q.top_k = -1; },
+           [](SamplingParams& q) { q.min_p = 2; }, [](SamplingParams& q) { q.repetition_penalty = 0; },
+           [inf](SamplingParams& q) { q.logit_bias = {{0, inf}}; }}) {
+    SamplingParams q;
+    bad(q);
+    EXPECT_EQ(Sampler::Validate(q).code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(SamplerTest, SeedsAreReproducibleAndIndependent) {
+  SamplingParams p;
+  const auto l = Row({0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f});
+  auto draw = [&](uint64_t seed, int index) {
+    Rng rng = CompletionRng(seed, index);
+    std::vector<int32_t> t;
+    for (int i = 0; i < 32; ++i) t.push_back(Sampler(p).Sample(l, kNone, kNone, {}, rng)->token);
+    return t;
+  };
+  EXPECT_EQ(draw(42, 0), draw(42, 0));
+  EXPECT_NE(draw(42, 0), draw(42, 1));
+  EXPECT_NE(draw(42, 0), draw(43, 0));
+}
+
+// ---------------------------------------------------------------------------------------
+// The loop, over a scripted session.
+
+// A Session whose logits come from a script: given a sequence's tokens so far, the row
+// of logits for the next. Counts the rows it was asked to process.
+class ScriptedSession : public Session {
+ public:
+  using Script = std::function<std::vector<float>(int32_t seq, const std::vector<int32_t>& tokens)>;
+  ScriptedSession(Script script, int64_t capacity) : script_(std::move(script)), capacity_(capacity) {}
+
+  absl::StatusOr<reasonrt::Logits> Forward(const Batch& batch) override {
+    rows_processed += static_cast<int64_t>(batch.size());
+    ++forward_calls;
+    int64_t used = 0;
+    for (const auto& [id, t] : seqs_) used += static_cast<int64_t>(t.size());
+    if (used + static_cast<int64_t>(batch.size()) > capacity_) return absl::ResourceExhaustedError("full");
+    reasonrt::Logits out;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      auto& tokens = seqs_[batch.seq_ids[i]];
+      if (batch.positions[i] != static_cast<int32_t>(tokens.size())) return absl::InvalidArgumentError("position");
+      tokens.push_back(batch.tokens[i]);
+      if (batch.want_logits[i]) {
+        std::vector<float> row = script_(batch.seq_ids[i], tokens);
+        out.vocab_size = static_cast<int64_t>(row.size());
+        out.batch_rows.push_back(static_cast<int32_t>(i));
+        out.values.insert(out.values.end(), row.begin(), row.end());
+      }
+    }
+    return out;
+  }
+  int64_t SequenceLength(int32_t seq) const override {
+    auto it = seqs_.find(seq);
+    return it == seqs_.end() ? 0 : static_cast<int64_t>(it->second.size());
+  }
+  void RemoveSequence(int32_t seq) override { seqs_.erase(seq); }
+  absl::Status ForkSequence(int32_t src, int32_t dst) override {
+    if (!seqs_.count(src) || seqs_.count(dst)) return absl::InvalidArgumentError("fork");
+    seqs_[dst] = seqs_[src];
+    ++forks;
+    return absl::OkStatus();
+  }
+  int64_t FreeTokens() const override { return capacity_; }
+
+  int64_t rows_processed = 0, forward_calls = 0, forks = 0;
+
+ private:
+  Script script_;
+  int64_t capacity_;
+  std::map<int32_t, std::vector<int32_t>> seqs_;
+};
+
+class GenerateLoopTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // Qwen3's files: "<think>" and "</think>" are single tokens there, as in the R1 distills.
+    auto tok = Tokenizer::Load(std::string(RRT_TOKENIZER_FILES_DIR) + "/tokenizer-qwen3/models");
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    tokenizer_ = std::shared_ptr<const Tokenizer>(std::move(*tok));
+  }
+  static void TearDownTestSuite() { tokenizer_.reset(); }
+
+  int32_t Id(std::string_view token) { return *tokenizer_->TokenId(token); }
+  std::vector<int32_t> Encode(std::string_view text) {
+    EncodeOptions o;
+    o.parse_special = true;
+    return *tokenizer_->Encode(text, o);
+  }
+  int64_t Vocab() const { return tokenizer_->vocab_size(); }
+
+  // Logits that make `text`'s tokens (then EOS) the argmax after the prompt, one by one;
+  // `off_script` decides what follows a token the script did not plan (EOS by default).
+  ScriptedSession::Script Follow(std::string text, size_t prompt_len) {
+    std::vector<int32_t> plan = Encode(text);
+    plan.push_back(*tokenizer_->eos_id());
+    const int64_t vocab = Vocab();
+    return [plan, prompt_len, vocab](int32_t, const std::vector<int32_t>& tokens) {
+      std::vector<float> row(vocab, -20.0f);
+      const size_t k = tokens.size() - prompt_len;
+      row[plan[std::min(k, plan.size() - 1)]] = 10.0f;
+      return row;
+    };
+  }
+
+  struct Output {
+    GenerationResult result;
+    std::string streamed_thinking, streamed_answer;
+    std::vector<FinishReason> finished;
+  };
+  absl::StatusOr<Output> RunScript(ScriptedSession::Script script, const std::string& prompt_text,
+                                   const GenerateOptions& options, ScriptedSession** session_out = nullptr,
+                                   std::function<void(int32_t)> on_token = nullptr) {
+    auto session = std::make_unique<ScriptedSession>(std::move(script), 1 << 20);
+    if (session_out) *session_out = session.get();
+    ModelInfo info{Vocab(), max_positions_, {*tokenizer_->eos_id()}};
+    auto prompt = Encode(prompt_text);
+    RRT_ASSIGN_OR_RETURN_TEST(auto run, StartRun(std::move(session), tokenizer_, info, prompt, prompt_text, options));
+    Output out;
+    StreamCallbacks cb;
+    cb.on_thinking = [&](int i, std::string_view t) { if (i == 0) out.streamed_thinking += t; };
+    cb.on_answer = [&](int i, std::string_view t) { if (i == 0) out.streamed_answer += t; };
+    cb.on_token = [&](int, int32_t t, float, Channel) { if (on_token) on_token(t); };
+    cb.on_finish = [&](const Completion& c) { out.finished.push_back(c.finish_reason); };
+    RRT_ASSIGN_OR_RETURN_TEST(out.result, Drive(*run, cb));
+    return out;
+  }
+
+  static std::shared_ptr<const Tokenizer> tokenizer_;
+  int64_t max_positions_ = 100000;
+  const std::string prompt_ = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n";
+};
+std::shared_ptr<const Tokenizer> GenerateLoopTest::tokenizer_;
+
+TEST_F(GenerateLoopTest, ThinkingThenAnswerThenEos) {
+  GenerateOptions o;
+  o.sampling.greedy = true;
+  const std::string text = "Two plus two.\n</think>\n\nIt is 4.";
+  auto out = RunScript(Follow(text, Encode(prompt_).size()), prompt_, o);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const Completion& c = out->result.completions[0];
+  EXPECT_EQ(c.thinking, "Two plus two.\n");
+  EXPECT_EQ(c.answer, "It is 4.");
+  EXPECT_EQ(out->streamed_thinking, c.thinking);
+  EXPECT_EQ(out->streamed_answer, c.answer);
+  EXPECT_EQ(c.finish_reason, FinishReason::kEos);
+  EXPECT_EQ(c.tokens, [&] { auto t = Encode(text); t.push_back(*tokenizer_->eos_id()); return t; }());
+  // Channels: thinking up to and including </think>, then answer.
+  const auto think_end = std::find(c.tokens.begin(), c.tokens.end(), Id("</think>")) - c.tokens.begin();
+  for (size_t i = 0; i < c.tokens.size(); ++i) {
+    EXPECT_EQ(c.channels[i], static_cast<int64_t>(i) <= think_end ? Channel::kThinking : Channel::kAnswer) << i;
+  }
+  EXPECT_EQ(c.thinking_tokens, think_end + 1);
+  for (float lp : c.logprobs) EXPECT_GT(lp, -1e-3);  // each token was the clear argmax
+}
+
+TEST_F(GenerateLoopTest, OutputThatOpensThinkingItselfOrNever) {
+  GenerateOptions o;
+  o.sampling.greedy = true;
+  const std::string prompt = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
+  auto out = RunScript(Follow("<think>\nhmm</think>hello", Encode(prompt).size()), prompt, o);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->result.completions[0].thinking, "hmm");
+  EXPECT_EQ(out->result.completions[0].answer, "hello");
+  out = RunScript(Follow("just an answer", Encode(prompt).size()), prompt, o);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->result.completions[0].thinking, "");
+  EXPECT_EQ(out->result.completions[0].answer, "just an answer");
+  EXPECT_EQ(out->result.completions[0].thinking_tokens, 0);
+}
+
+TEST_F(GenerateLoopTest, StopStringsAndMaxTokens) {
+  GenerateOptions o;
+  o.sampling.greedy = true;
+  o.stop = {"STOP"};
+  auto out = RunScript(Follow("ok</think>The answer is 4. STOP and more", Encode(prompt_).size()), prompt_, o);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const Completion& c = out->result.completions[0];
+  EXPECT_EQ(c.finish_reason, FinishReason::kStopString);
+  EXPECT_EQ(c.answer, "The answer is 4. ");
+  EXPECT_EQ(out->streamed_answer, c.answer);  // the stop string never reached the callbacks
+  o.stop.clear();
+  o.max_new_tokens = 3;
+  out = RunScript(Follow("one two three four five", Encode(prompt_).size()), prompt_, o);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->result.completions[0].finish_reason, FinishReason::kMaxTokens);
+  EXPECT_EQ(out->result.completions[0].tokens.size(), 3u);
+}
+
+TEST_F(GenerateLoopTest, MaxThinkingForcesTheCloseAndTheAnswerFollows) {
+  GenerateOptions o;
+  o.sampling.greedy = true;
+  o.thinking.max_tokens = 4;
+  o.thinking.close_text = "\nEnough.\n";
+  // The script keeps thinking ("la la ...") until it sees </think>, then answers "4".
+  const size_t prompt_len = Encode(prompt_).size();
+  const int32_t la = Encode(" la")[0], four = Encode("4")[0], think_end = Id("</think>");
+  const int32_t eos = *tokenizer_->eos_id();
+  const int64_t vocab = Vocab();
+  auto script = [=](int32_t, const std::vector<int32_t>& tokens) {
+    std::vector<float> row(vocab, -5.0f);
+    const bool closed = std::find(tokens.begin() + prompt_len, tokens.end(), think_end) != tokens.end();
+    row[!closed ? la : tokens.back() == four ? eos : four] = 10.0f;
+    return row;
+  };
+  auto out = RunScript(script, prompt_, o);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const Completion& c = out->result.completions[0];
+  EXPECT_EQ(c.thinking, "la la la la\nEnough.\n");
+  EXPECT_EQ(c.answer, "4");
+  EXPECT_EQ(c.finish_reason, FinishReason::kEos);
+  const std::vector<int32_t> forced = Encode("\nEnough.\n</think>");
+  ASSERT_EQ(c.tokens.size(), 4 + forced.size() + 2);
+  for (size_t i = 0; i < forced.size(); ++i) {
+    EXPECT_EQ(c.tokens[4 + i], forced[i]);
+    EXPECT_EQ(c.forced[4 + i], 1);
+    EXPECT_LT(c.logprobs[4 + i], -10.0f);  // the model did not want them
+  }
+  EXPECT_EQ(c.forced[0], 0);
+  EXPECT_EQ(c.channels.back(), Channel::kAnswer);
+}
+
+TEST_F(GenerateLoopTest, MinThinkingInsertsTheContinuation) {
+  GenerateOptions o;
+  o.sampling.greedy = true;
+  o.thinking.min_tokens = 6;
+  o.thinking.continuation = " Wait";
+  // The model wants to close its thinking right away, every time.
+  const size_t prompt_len = Encode(prompt_).size();
+  const int32_t think_end = Id("</think>"), eos = *tokenizer_->eos_id(), ok = Encode("ok")[0];
+  const int64_t vocab = Vocab();
+  auto script = [=](int32_t, const std::vector<int32_t>& tokens) {
+    std::vector<float> row(vocab, -5.0f);
+    const bool closed = std::find(tokens.begin() + prompt_len, tokens.end(), think_end) != tokens.end();
+    row[!closed ? think_end : tokens.back() == ok ? eos : ok] = 10.0f;
+    return row;
+  };
+  auto out = RunScript(script, prompt_, o);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const Completion& c = out->result.completions[0];
+  EXPECT_EQ(c.thinking, "Wait Wait Wait Wait Wait Wait");  // one-token " Wait" x6, then it may close
+  EXPECT_EQ(c.thinking_tokens, 7);
+  EXPECT_EQ(c.answer, "ok");
+  // Without a continuation, </think> and EOS are banned instead and another token is drawn.
+  o.thinking.continuation.clear();
+  out = RunScript(script, prompt_, o);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_GE(out->result.completions[0].thinking_tokens, 7);
+  EXPECT_EQ(out->result.completions[0].answer, "ok");
+}
+
+TEST_F(GenerateLoopTest, GroupSharesThePromptAndMatchesSingleRuns) {
+  GenerateOptions o;
+  o.sampling.temperature = 1.0f;
+  o.sampling.seed = 9;
+  o.max_new_tokens = 12;
+  o.n = 4;
+  // Random-ish but deterministic logits from the token history.
+  const int64_t vocab = Vocab();
+  auto script = [vocab](int32_t, const std::vector<int32_t>& tokens) {
+    std::vector<float> row(vocab, -30.0f);
+    uint64_t h = 1469598103934665603ull;
+    for (int32_t t : tokens) h = (h ^ t) * 1099511628211ull;
+    for (int i = 0; i < 8; ++i) row[(h >> (i * 5)) % 2000 + 1000] = static_cast<float>((h >> i) % 7);
+    return row;
+  };
+  ScriptedSession* session = nullptr;
+  auto group = RunScript(script, prompt_, o, &session);
+  ASSERT_TRUE(group.ok()) << group.status();
+  const int64_t prompt_len = static_cast<int64_t>(Encode(prompt_).size());
+  EXPECT_EQ(session->forks, 3);
+  // The prompt went through once; then at most one row per live completion per step.
+  int64_t generated = 0;
+  for (const auto& c : group->result.completions) generated += static_cast<int64_t>(c.tokens.size());
+  EXPECT_LE(session->rows_processed, prompt_len + generated);
+  std::set<std::vector<int32_t>> distinct;
+  for (int i = 0; i < 4; ++i) {
+    GenerateOptions one = o;
+    one.n = 1;
+    one.first_index = i;
+    auto single = RunScript(script, prompt_, one);
+    ASSERT_TRUE(single.ok());
+    const Completion& a = group->result.completions[i];
+    const Completion& b = single->result.completions[0];
+    EXPECT_EQ(a.tokens, b.tokens) << i;
+    EXPECT_EQ(a.logprobs, b.logprobs) << i;
+    distinct.insert(a.tokens);
+  }
+  EXPECT_GT(distinct.size(), 1u);
+}
+
+TEST_F(GenerateLoopTest, CancelFromAnotherThreadAndContextFull) {
+  GenerateOptions o;
+  o.sampling.greedy = true;
+  o.cancel = std::make_shared<std::atomic<bool>>(false);
+  int seen = 0;
+  std::thread canceller;
+  auto out = RunScript(Follow(std::string(200, 'x'), Encode(prompt_).size()), prompt_, o, nullptr, [&](int32_t) {
+    if (++seen == 5) canceller = std::thread([flag = o.cancel] { flag->store(true); });
+    if (seen == 6 && canceller.joinable()) canceller.join();
+  });
+  if (canceller.joinable()) canceller.join();
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->result.completions[0].finish_reason, FinishReason::kCancelled);
+  EXPECT_LE(out->result.completions[0].tokens.size(), 7u);  // within one step of the flag
+
+  o.cancel.reset();
+  max_positions_ = static_cast<int64_t>(Encode(prompt_).size()) + 5;
+  out = RunScript(Follow(std::string(200, 'x'), Encode(prompt_).size()), prompt_, o);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->result.completions[0].finish_reason, FinishReason::kContextFull);
+  max_positions_ = static_cast<int64_t>(Encode(prompt_).size());
+  EXPECT_EQ(RunScript(Follow("x", 0), prompt_, o).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(GenerateLoopTest, PullFormGivesTheSameEvents) {
+  GenerateOptions o;
+  o.sampling.greedy = true;
+  const std::string text = "a b</think>c d";
+  auto session = std::make_unique<ScriptedSession>(Follow(text, Encode(prompt_).size()), 1 << 20);
+  ModelInfo info{Vocab(), 100000, {*tokenizer_->eos_id()}};
+  auto run = StartRun(std::move(session), tokenizer_, info, Encode(prompt_), prompt_, o);
+  ASSERT_TRUE(run.ok());
+  std::string thinking, answer;
+  int tokens = 0, finishes = 0;
+  while (auto e = (*run)->Next()) {
+    ASSERT_TRUE(e->ok());
+    switch ((*e)->type) {
+      case GenerationEvent::Type::kThinking: thinking += (*e)->text; break;
+      case GenerationEvent::Type::kAnswer: answer += (*e)->text; break;
+      case GenerationEvent::Type::kToken: ++tokens; break;
+      case GenerationEvent::Type::kFinish: ++finishes; break;
+    }
+  }
+  EXPECT_EQ(thinking, "a b");
+  EXPECT_EQ(answer, "c d");
+  EXPECT_EQ(finishes, 1);
+  EXPECT_EQ(tokens, static_cast<int>((*run)->result().completions[0].tokens.size()));
+}
+
+TEST_F(GenerateLoopTest, BadOptionsAndLogits) {
+  GenerateOptions o;
+  o.n = 0;
+  EXPECT_EQ(RunScript(Follow("x", 0), prompt_, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o.n = 1;
+  o.max_new_tokens = 0;
+  EXPECT_EQ(RunScript(Follow("x", 0), prompt_, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o.max_new_tokens = 10;
+  const int64_t vocab = Vocab();
+  auto nan_script = [vocab](int32_t, const std::vector<int32_t>&) { return std::vector<float>(vocab, NAN); };
+  auto out = RunScript(nan_script, prompt_, o);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(out.status().message()).find("NaN"), std::string::npos);
+}
+
+TEST_F(GenerateLoopTest, ScoreEqualsRecordedLogProbs) {
+  GenerateOptions o;
+  o.sampling.temperature = 0.8f;
+  o.sampling.seed = 3;
+  o.max_new_tokens = 10;
+  o.n = 3;
+  const int64_t vocab = Vocab();
+  auto script = [vocab](int32_t, const std::vector<int32_t>& tokens) {
+    std::vector<float> row(vocab, -20.0f);
+    for (int i = 0; i < 50; ++i) row[1000 + (tokens.size() * 7 + i * 13) % 3000] = static_cast<float>(i % 5);
+    return row;
+  };
+  auto out = RunScript(script, prompt_, o);
+  ASSERT_TRUE(out.ok());
+  std::vector<std::vector<int32_t>> completions;
+  for (const auto& c : out->result.completions) completions.push_back(c.tokens);
+  ScriptedSession session(script, 1 << 20);
+  auto scores = ScoreOn(session, vocab, Encode(prompt_), completions, 0.8f);
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  for (size_t i = 0; i < completions.size(); ++i) {
+    ASSERT_EQ(scores->logprobs[i].size(), completions[i].size());
+    for (size_t t = 0; t < completions[i].size(); ++t) {
+      EXPECT_FLOAT_EQ(scores->logprobs[i][t], out->result.completions[i].logprobs[t]) << i << " " << t;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace reasonrt::gen
