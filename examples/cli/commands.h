@@ -85,6 +85,7 @@ struct GenerateArgs {
   int max_thinking = -1;
   int min_thinking = 0;
   uint64_t seed = 0;
+  int first_index = 0;
   bool greedy = false;
   std::vector<std::string> stop;
   bool json = false;

@@ -36,6 +36,7 @@ GenerateOptions OptionsFrom(const GenerateArgs& args) {
   o.sampling.greedy = args.greedy;
   o.max_new_tokens = args.max_tokens;
   o.n = args.n;
+  o.first_index = args.first_index;
   o.stop = args.stop;
   o.thinking.max_tokens = args.max_thinking;
   o.thinking.min_tokens = args.min_thinking;
@@ -118,7 +119,9 @@ int RunGenerate(const GenerateArgs& args) {
   }
   if (!result.ok()) return Fail(result.status());
   if (args.json) {
-    std::string out = StrCat("{\"prompt_tokens\": ", result->prompt_tokens.size(), ", \"completions\": [");
+    std::string prompt_ids;
+    for (size_t i = 0; i < result->prompt_tokens.size(); ++i) prompt_ids += StrCat(i ? "," : "", result->prompt_tokens[i]);
+    std::string out = StrCat("{\"prompt_tokens\": [", prompt_ids, "], \"completions\": [");
     for (size_t i = 0; i < result->completions.size(); ++i) out += StrCat(i ? ", " : "", CompletionJson(result->completions[i]));
     out += StrCat("], \"generated_tokens\": ", result->timings.generated_tokens, ", \"decode_seconds\": ",
                   JsonNumber(result->timings.decode_seconds), ", \"prompt_seconds\": ",

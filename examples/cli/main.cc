@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
   generate_cmd->add_option("--prompt", gen.prompt, "the user message (or the raw prompt with --raw)")->required();
   generate_cmd->add_flag("--raw", gen.raw, "pass the prompt as is, without the chat template");
   generate_cmd->add_option("-n", gen.n, "completions of the prompt (a group)");
+  generate_cmd->add_option("--first-index", gen.first_index, "completion i draws from (seed, first-index + i)");
   generate_cmd->add_flag("--json", gen.json, "print one JSON object: per completion thinking, answer, tokens, channels, log-probs, finish reason");
   CLI::App* chat_repl_cmd = app.add_subcommand("chat", "talk with a model in the terminal");
   add_generation_options(chat_repl_cmd);

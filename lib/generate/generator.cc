@@ -90,8 +90,15 @@ absl::StatusOr<std::unique_ptr<GenerationRun>> Generator::Start(absl::Span<const
 absl::StatusOr<std::unique_ptr<GenerationRun>> Generator::StartFromTokens(absl::Span<const int32_t> prompt,
                                                                           const GenerateOptions& options) const {
   // The prompt's text decides whether the output starts in thinking.
-  const size_t tail = std::min<size_t>(prompt.size(), 16);
-  RRT_ASSIGN_OR_RETURN(std::string text, impl_->tokenizer->Decode(prompt.subspan(prompt.size() - tail), {}));
+  for (int32_t t : prompt) {
+    if (t < 0 || t >= impl_->info.vocab_size) {
+      return absl::InvalidArgumentError(StrCat("prompt token ", t, " is outside the vocabulary (", impl_->info.vocab_size, ")"));
+    }
+  }
+  std::string text;  // of the last tokens the tokenizer knows (a model may have spare ids)
+  for (size_t i = prompt.size() - std::min<size_t>(prompt.size(), 16); i < prompt.size(); ++i) {
+    if (auto bytes = impl_->tokenizer->TokenBytes(prompt[i]); bytes.ok()) text += *bytes;
+  }
   return impl_->Start(std::vector<int32_t>(prompt.begin(), prompt.end()), std::move(text), options);
 }
 

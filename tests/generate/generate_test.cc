@@ -2,14 +2,19 @@
 // strings, thinking budgets, groups, cancellation and the pull form. The real models'
 // generation is checked against the PyTorch reference in tests/reference/.
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <cmath>
 #include <functional>
 #include <map>
 #include <set>
 #include <thread>
 
+#include <unistd.h>
+
 #include "gtest/gtest.h"
 #include "lib/generate/run.h"
+#include "lib/models/synth.h"
 #include "lib/generate/sampler.h"
 #include "lib/generate/text_stream.h"
 #include "reasonrt/generate.h"
@@ -562,6 +567,93 @@ TEST_F(GenerateLoopTest, ScoreEqualsRecordedLogProbs) {
       EXPECT_FLOAT_EQ(scores->logprobs[i][t], out->result.completions[i].logprobs[t]) << i << " " << t;
     }
   }
+}
+
+
+// The public Generator on a small synthetic Qwen2 model (cpu backend).
+class GeneratorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = (std::filesystem::temp_directory_path() / ("rrt_gen_" + std::to_string(::getpid()))).string();
+    std::filesystem::create_directories(dir_);
+    std::ofstream(dir_ + "/cfg.json") << R"({"model_type": "qwen2", "hidden_size": 96, "num_hidden_layers": 2,
+        "num_attention_heads": 6, "num_key_value_heads": 2, "intermediate_size": 160, "vocab_size": 512,
+        "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "tie_word_embeddings": false, "bos_token_id": 300, "eos_token_id": 301})";
+    SynthOptions synth;
+    synth.config_path = dir_ + "/cfg.json";
+    synth.out_dir = dir_ + "/model";
+    synth.seed = 5;
+    ASSERT_TRUE(WriteSyntheticModel(synth).ok());
+    LoadOptions load;
+    load.exact_activations = true;  // prompt passes as exact as decode, for Score vs Generate
+    auto g = Generator::Load(dir_ + "/model", load);
+    ASSERT_TRUE(g.ok()) << g.status();
+    gen_ = std::move(*g).release();
+  }
+  static void TearDownTestSuite() {
+    delete gen_;
+    std::filesystem::remove_all(dir_);
+  }
+  static std::string dir_;
+  static Generator* gen_;
+};
+std::string GeneratorTest::dir_;
+Generator* GeneratorTest::gen_ = nullptr;
+
+TEST_F(GeneratorTest, ChatGenerationScoringAndReproducibility) {
+  GenerateOptions o;
+  o.sampling.temperature = 0.9f;
+  o.sampling.seed = 21;
+  o.max_new_tokens = 12;
+  o.n = 3;
+  const std::vector<ChatMessage> messages = {{.role = "user", .content = "What is 17 * 23?"}};
+  auto r = gen_->Generate(messages, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->prompt, "<｜begin▁of▁sentence｜><｜User｜>What is 17 * 23?<｜Assistant｜><think>\n");
+  EXPECT_EQ(r->prompt_tokens.front(), 300);  // BOS from the template, once
+  ASSERT_EQ(r->completions.size(), 3u);
+  EXPECT_EQ(r->timings.prompt_tokens, static_cast<int64_t>(r->prompt_tokens.size()));
+  // The same call again gives the same completions; another thread count too.
+  auto again = gen_->Generate(messages, o);
+  ASSERT_TRUE(again.ok());
+  std::vector<std::vector<int32_t>> completions;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(r->completions[i].tokens, again->completions[i].tokens);
+    completions.push_back(r->completions[i].tokens);
+  }
+  // Teacher-forced scoring gives the log-probs recorded while sampling.
+  auto scores = gen_->Score(r->prompt_tokens, completions, 0.9f);
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(scores->logprobs[i].size(), completions[i].size());
+    for (size_t t = 0; t < completions[i].size(); ++t) {
+      EXPECT_NEAR(scores->logprobs[i][t], r->completions[i].logprobs[t], 2e-4) << i << " " << t;
+    }
+  }
+  // Errors: a prompt too long for the context, tokens outside the vocabulary.
+  std::vector<int32_t> too_long(5000, 65);
+  EXPECT_EQ(gen_->GenerateFromTokens(too_long, o).status().code(), absl::StatusCode::kResourceExhausted);
+  const int32_t bad[] = {1, 9999};
+  EXPECT_EQ(gen_->GenerateFromTokens(bad, o).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(gen_->Score(r->prompt_tokens, {{9999}}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(GeneratorTest, GroupMemoryIsPromptPlusCompletions) {
+  // A group of 8 needs the prompt's cache once: the sizing rule, and a run that fits it.
+  GenerateOptions o;
+  o.n = 8;
+  o.max_new_tokens = 32;
+  o.sampling.seed = 1;
+  const int64_t prompt = 100;
+  const int64_t need = CacheTokensFor(prompt, o);
+  EXPECT_LT(need, prompt + 8 * (32 + 16) + 9 * 16 + 1);
+  EXPECT_LT(need, 8 * (prompt + 32));
+  std::vector<int32_t> ids(prompt, 65);
+  ids[0] = 300;
+  auto r = gen_->GenerateFromTokens(ids, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (const auto& c : r->completions) EXPECT_NE(c.finish_reason, FinishReason::kContextFull);
 }
 
 }  // namespace
