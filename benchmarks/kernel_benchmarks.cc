@@ -92,6 +92,7 @@ BENCHMARK_CAPTURE(BM_MatMul, Gemv_f16, DType::kF16, 1)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv_f8_e4m3, DType::kF8E4M3, 1)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv_f32, DType::kF32, 1)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv4_bf16, DType::kBF16, 4)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_MatMul, Gemv8_bf16, DType::kBF16, 8)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_bf16, DType::kBF16, 128)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_f32, DType::kF32, 128)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_f8_e4m3, DType::kF8E4M3, 128)->Apply(Shapes);

@@ -112,6 +112,7 @@ int RunBench(const BenchArgs& args) {
   const ModelConfig& cfg = (*model)->config();
   SessionOptions so;
   so.max_tokens = std::max(args.prompt, args.depth) + args.decode + 16;
+  if (args.group > 1) so.max_tokens += args.prompt + args.group * (args.decode + 32);
   auto session = (*model)->NewSession(so);
   if (!session.ok()) return Fail(session.status());
   std::mt19937 rng(1);
@@ -141,7 +142,8 @@ int RunBench(const BenchArgs& args) {
     if (peak > 0) pp_ratio.push_back(tokens_per_s * flops_per_token / 1e9 / peak);
   }
   // Decode: `decode` tokens one at a time from an empty context (llama-bench's tg).
-  std::vector<double> tg, tg_ratio, bandwidths;
+  std::vector<double> tg, tg_ratio, bandwidths, group_tg;
+  int64_t group_kv_tokens = 0;
   for (int r = 0; r < args.reps + 1 && args.decode > 0; ++r) {
     (*session)->RemoveSequence(0);
     if (args.depth > 0) {  // fill the context first (not timed)
@@ -168,6 +170,35 @@ int RunBench(const BenchArgs& args) {
     tg.push_back(tokens_per_s);
     bandwidths.push_back(bw);
     tg_ratio.push_back(tokens_per_s * bytes_per_token / 1e9 / bw);
+    if (args.group > 1) {
+      // A group (GRPO's n completions): one prompt, forked, then all decoded as one batch.
+      // Measured right after the single sequence, so the two see the same machine.
+      for (int32_t s = 0; s <= args.group; ++s) (*session)->RemoveSequence(s);
+      const int64_t free_before = (*session)->FreeTokens();
+      Batch prompt;
+      const int p = std::max(args.prompt, 1);
+      for (int i = 0; i < p; ++i) prompt.Add(token(rng), i, 0, i == p - 1);
+      if (auto out = (*session)->Forward(prompt); !out.ok()) return Fail(out.status());
+      for (int32_t s = 1; s < args.group; ++s) {
+        if (auto st = (*session)->ForkSequence(0, s); !st.ok()) return Fail(st);
+      }
+      std::vector<int32_t> nexts(args.group);
+      for (int32_t& t : nexts) t = token(rng);
+      const auto g0 = Clock::now();
+      for (int i = 0; i < args.decode; ++i) {
+        Batch b;
+        for (int32_t s = 0; s < args.group; ++s) b.Add(nexts[s], p + i, s, true);
+        auto out = (*session)->Forward(b);
+        if (!out.ok()) return Fail(out.status());
+        for (int32_t s = 0; s < args.group; ++s) {
+          const auto row = out->Row(s);
+          nexts[s] = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+        }
+      }
+      group_tg.push_back(static_cast<double>(args.group) * args.decode / Seconds(g0));
+      group_kv_tokens = free_before - (*session)->FreeTokens();
+      for (int32_t s = 0; s < args.group; ++s) (*session)->RemoveSequence(s);
+    }
   }
   auto median_or_zero = [](const std::vector<double>& v) { return v.empty() ? 0.0 : Median(v); };
   const double pp_ts = median_or_zero(pp), tg_ts = median_or_zero(tg);
@@ -175,6 +206,7 @@ int RunBench(const BenchArgs& args) {
   const double decode_ratio = median_or_zero(tg_ratio), prompt_ratio = median_or_zero(pp_ratio);
   const double decode_gbs = tg_ts * bytes_per_token / 1e9;
   const double pp_gflops = pp_ts * flops_per_token / 1e9;
+  const double group_ts = median_or_zero(group_tg);
   if (args.json) {
     std::printf(
         "{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"cpu\": \"%s\", "
@@ -182,11 +214,12 @@ int RunBench(const BenchArgs& args) {
         "\"prompt_tokens_per_s\": %.3f, \"decode_tokens_per_s\": %.3f, "
         "\"weight_bytes_per_token\": %lld, \"read_bandwidth_gb_s\": %.3f, "
         "\"decode_gb_s\": %.3f, \"decode_bandwidth_ratio\": %.4f, "
-        "\"prompt_gflops\": %.2f, \"onednn_bf16_peak_gflops\": %.2f, \"prompt_peak_ratio\": %.4f}\n",
+        "\"prompt_gflops\": %.2f, \"onednn_bf16_peak_gflops\": %.2f, \"prompt_peak_ratio\": %.4f, "
+        "\"group\": %d, \"group_decode_tokens_per_s\": %.3f, \"group_kv_tokens\": %lld}\n",
         args.model.c_str(), std::string((*model)->backend_name()).c_str(), threads,
         CpuFeaturesString(GetCpuFeatures()).c_str(), args.prompt, args.decode, args.depth, args.reps, pp_ts,
         tg_ts, static_cast<long long>(bytes_per_token), bandwidth, decode_gbs,
-        decode_ratio, pp_gflops, peak, prompt_ratio);
+        decode_ratio, pp_gflops, peak, prompt_ratio, args.group, group_ts, static_cast<long long>(group_kv_tokens));
     return 0;
   }
   std::printf("model            %s (%s, %s backend, %d threads, kernels %s)\n", args.model.c_str(),
@@ -197,6 +230,12 @@ int RunBench(const BenchArgs& args) {
   if (args.depth > 0) std::printf("decode after a context of %d tokens:\n", args.depth);
   std::printf("decode tg%-6d  %8.2f tokens/s  %8.2f GB/s   = %5.1f%% of read bandwidth %.2f GB/s\n",
               args.decode, tg_ts, decode_gbs, 100 * decode_ratio, bandwidth);
+  if (args.group > 1) {
+    std::printf("decode group of %d %8.2f tokens/s  = %.2fx one sequence; KV cache %lld tokens for a %d-token prompt\n"
+                "                  and %d x %d completion tokens (shared prompt blocks)\n",
+                args.group, group_ts, tg_ts > 0 ? group_ts / tg_ts : 0.0, static_cast<long long>(group_kv_tokens),
+                std::max(args.prompt, 1), args.group, args.decode);
+  }
   std::printf("weights read per token %.1f MB; medians of %d repetitions, each ratio against the\n"
               "roofline measured right around that repetition\n", bytes_per_token / 1e6, args.reps);
   return 0;

@@ -35,6 +35,7 @@ struct BenchArgs {
   int prompt = 128;
   int decode = 64;
   int depth = 0;  // tokens already in the context when decoding starts
+  int group = 1;  // > 1: also decode a group of this many sequences sharing a prompt
   int threads = 0;
   int reps = 3;
   std::string backend = "auto";

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("-t,--threads", bench.threads, "threads (0: one per core)");
   bench_cmd->add_option("-r,--reps", bench.reps, "repetitions (median reported)");
   bench_cmd->add_option("--backend", bench.backend, "backend name");
+  bench_cmd->add_option("-g,--group", bench.group, "also decode a group of G sequences sharing the prompt (GRPO)");
   bench_cmd->add_flag("--json", bench.json, "print one JSON object");
   bench_cmd->add_flag("--no-mmap", bench.in_memory, "read the weights into memory instead of mapping them");
   bench_cmd->add_flag("--exact", bench.exact, "f32-exact activations in prompt GEMMs");

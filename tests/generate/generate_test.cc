@@ -217,11 +217,14 @@ TEST(SamplerTest, SeedsAreReproducibleAndIndependent) {
 class ScriptedSession : public Session {
  public:
   using Script = std::function<std::vector<float>(int32_t seq, const std::vector<int32_t>& tokens)>;
+  struct Stats {
+    int64_t rows_processed = 0, forward_calls = 0, forks = 0;
+  };
   ScriptedSession(Script script, int64_t capacity) : script_(std::move(script)), capacity_(capacity) {}
 
   absl::StatusOr<reasonrt::Logits> Forward(const Batch& batch) override {
-    rows_processed += static_cast<int64_t>(batch.size());
-    ++forward_calls;
+    stats->rows_processed += static_cast<int64_t>(batch.size());
+    ++stats->forward_calls;
     int64_t used = 0;
     for (const auto& [id, t] : seqs_) used += static_cast<int64_t>(t.size());
     if (used + static_cast<int64_t>(batch.size()) > capacity_) return absl::ResourceExhaustedError("full");
@@ -247,12 +250,13 @@ class ScriptedSession : public Session {
   absl::Status ForkSequence(int32_t src, int32_t dst) override {
     if (!seqs_.count(src) || seqs_.count(dst)) return absl::InvalidArgumentError("fork");
     seqs_[dst] = seqs_[src];
-    ++forks;
+    ++stats->forks;
     return absl::OkStatus();
   }
   int64_t FreeTokens() const override { return capacity_; }
 
-  int64_t rows_processed = 0, forward_calls = 0, forks = 0;
+  // Outlives the session (a run owns its session).
+  std::shared_ptr<Stats> stats = std::make_shared<Stats>();
 
  private:
   Script script_;
@@ -298,10 +302,11 @@ class GenerateLoopTest : public ::testing::Test {
     std::vector<FinishReason> finished;
   };
   absl::StatusOr<Output> RunScript(ScriptedSession::Script script, const std::string& prompt_text,
-                                   const GenerateOptions& options, ScriptedSession** session_out = nullptr,
+                                   const GenerateOptions& options,
+                                   std::shared_ptr<ScriptedSession::Stats>* stats_out = nullptr,
                                    std::function<void(int32_t)> on_token = nullptr) {
     auto session = std::make_unique<ScriptedSession>(std::move(script), 1 << 20);
-    if (session_out) *session_out = session.get();
+    if (stats_out) *stats_out = session->stats;
     ModelInfo info{Vocab(), max_positions_, {*tokenizer_->eos_id()}};
     auto prompt = Encode(prompt_text);
     RRT_ASSIGN_OR_RETURN_TEST(auto run, StartRun(std::move(session), tokenizer_, info, prompt, prompt_text, options));
@@ -453,15 +458,15 @@ TEST_F(GenerateLoopTest, GroupSharesThePromptAndMatchesSingleRuns) {
     for (int i = 0; i < 8; ++i) row[(h >> (i * 5)) % 2000 + 1000] = static_cast<float>((h >> i) % 7);
     return row;
   };
-  ScriptedSession* session = nullptr;
-  auto group = RunScript(script, prompt_, o, &session);
+  std::shared_ptr<ScriptedSession::Stats> stats;
+  auto group = RunScript(script, prompt_, o, &stats);
   ASSERT_TRUE(group.ok()) << group.status();
   const int64_t prompt_len = static_cast<int64_t>(Encode(prompt_).size());
-  EXPECT_EQ(session->forks, 3);
+  EXPECT_EQ(stats->forks, 3);
   // The prompt went through once; then at most one row per live completion per step.
   int64_t generated = 0;
   for (const auto& c : group->result.completions) generated += static_cast<int64_t>(c.tokens.size());
-  EXPECT_LE(session->rows_processed, prompt_len + generated);
+  EXPECT_LE(stats->rows_processed, prompt_len + generated);
   std::set<std::vector<int32_t>> distinct;
   for (int i = 0; i < 4; ++i) {
     GenerateOptions one = o;

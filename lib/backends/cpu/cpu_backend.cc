@@ -7,6 +7,7 @@
 
 #include "lib/backends/builtin.h"
 #include "lib/backends/cpu/gemv_kernels.h"
+#include "lib/backends/cpu/gemv_bf16_dot.h"
 #include "lib/backends/cpu/onednn_gemm.h"
 #include "lib/backends/cpu/vector_kernels.h"
 #include "lib/core/status_macros.h"
@@ -23,7 +24,10 @@ constexpr int64_t kGemvMaxRows = 8;
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& options)
-      : pool_(options.num_threads), gemm_(pool_.num_threads()), exact_(options.exact_activations) {
+      : pool_(options.num_threads),
+        gemm_(pool_.num_threads()),
+        exact_(options.exact_activations),
+        has_bf16_dot_(cpu::HasBf16DotKernel()) {
     cpu::ApplyCpuOverrides();
   }
 
@@ -38,6 +42,11 @@ class CpuBackend final : public Backend {
     float* ys = y.mutable_data_as<float>();
     if (m > kGemvMaxRows && cpu::OneDnnGemm::Supports(dtype)) {
       RRT_RETURN_IF_ERROR(Gemm(x, w, y));
+    } else if (UseBf16Dot(m, dtype)) {
+      cpu::SplitActivations split;
+      cpu::SplitBf16(x.data_as<float>(), m, k, exact_, &split);
+      const auto* wd = static_cast<const uint16_t*>(w.data.data());
+      pool_.ParallelFor(n, 16, [&](int64_t n0, int64_t n1) { cpu::GemvBf16Dot(wd, split, n0, n1, ys, n); });
     } else {
       const float* xs = x.data_as<float>();
       const float* scales = dtype == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
@@ -50,6 +59,12 @@ class CpuBackend final : public Backend {
     }
     if (bias != nullptr) AddBias(*bias, y);
     return absl::OkStatus();
+  }
+
+  // Several rows of bf16 decode: the AVX512-BF16 dot kernel reads the weights once for
+  // all of them (one row stays on the f32 kernel, which is already at memory speed).
+  bool UseBf16Dot(int64_t m, DType dtype) const {
+    return m >= 2 && m <= kGemvMaxRows && dtype == DType::kBF16 && has_bf16_dot_;
   }
 
   static void AddBias(const TensorView& bias, const TensorView& y) {
@@ -70,6 +85,10 @@ class CpuBackend final : public Backend {
     if (m > kGemvMaxRows) return Backend::DoMatMulShared(x, weights, biases, ys);
     std::vector<int64_t> starts = {0};
     for (const Weight* w : weights) starts.push_back(starts.back() + w->data.dim(0));
+    bool all_bf16_dot = true;
+    for (const Weight* w : weights) all_bf16_dot = all_bf16_dot && UseBf16Dot(m, w->data.dtype());
+    cpu::SplitActivations split;
+    if (all_bf16_dot) cpu::SplitBf16(x.data_as<float>(), m, k, exact_, &split);
     pool_.ParallelFor(starts.back(), 16, [&](int64_t b, int64_t e) {
       for (size_t i = 0; i < weights.size(); ++i) {
         const int64_t n0 = std::max(b, starts[i]) - starts[i];
@@ -78,6 +97,11 @@ class CpuBackend final : public Backend {
         const Weight& w = *weights[i];
         const int64_t n = w.data.dim(0);
         const float* scales = w.data.dtype() == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
+        if (all_bf16_dot) {
+          cpu::GemvBf16Dot(static_cast<const uint16_t*>(w.data.data()), split, n0, n1,
+                           ys[i]->mutable_data_as<float>(), n);
+          continue;
+        }
         for (int64_t r = 0; r < m; r += 4) {
           cpu::Gemv(w.data.dtype(), w.data.data(), scales, x.data_as<float>() + r * k,
                     std::min<int64_t>(4, m - r), k, n0, n1, ys[i]->mutable_data_as<float>() + r * n, n);
@@ -316,6 +340,7 @@ class CpuBackend final : public Backend {
 
   ThreadPool pool_;
   std::vector<cpu::OneDnnGemm> gemm_;
+  bool has_bf16_dot_ = false;
   bool exact_;
   std::vector<uint16_t> x_bf16_, x_lo_;
   std::vector<float> y_lo_;
