@@ -57,6 +57,7 @@ std::string CompletionJson(const Completion& c) {
 }
 
 void PrintTimings(const Timings& t) {
+  std::fflush(stdout);
   std::fprintf(stderr, "\n[prompt %lld tokens in %.2f s (%.1f tokens/s); generated %lld tokens in %.2f s (%.2f tokens/s)]\n",
                static_cast<long long>(t.prompt_tokens), t.prompt_seconds,
                t.prompt_seconds > 0 ? t.prompt_tokens / t.prompt_seconds : 0.0,
@@ -92,9 +93,17 @@ absl::StatusOr<std::unique_ptr<Generator>> LoadGenerator(const GenerateArgs& arg
   LoadOptions load;
   load.num_threads = args.threads;
   load.backend = args.backend;
-  if (show_progress) std::fprintf(stderr, "loading %s ...", args.model.c_str());
+  if (show_progress) {
+    // A progress bar while the weights are read in.
+    load.progress = [](float f) {
+      const int width = 30, filled = static_cast<int>(f * width + 0.5f);
+      std::fprintf(stderr, "\rloading [%.*s%*s] %3d%%", filled, "##############################", width - filled, "",
+                   static_cast<int>(f * 100 + 0.5f));
+      return true;
+    };
+  }
   auto gen = Generator::Load(args.model, load);
-  if (show_progress) std::fprintf(stderr, gen.ok() ? " done\n" : " failed\n");
+  if (show_progress) std::fprintf(stderr, gen.ok() ? "\n" : " failed\n");
   return gen;
 }
 
@@ -145,7 +154,7 @@ int RunGenerate(const GenerateArgs& args) {
 }
 
 int RunChat(const GenerateArgs& args) {
-  auto gen = LoadGenerator(args, true);
+  auto gen = LoadGenerator(args, isatty(STDERR_FILENO));
   if (!gen.ok()) return Fail(gen.status());
   GenerateOptions options = OptionsFrom(args);
   options.n = 1;

@@ -16,6 +16,7 @@
 #ifndef REASONRT_MODEL_H_
 #define REASONRT_MODEL_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,6 +38,10 @@ struct LoadOptions {
   // See BackendOptions::exact_activations: prompt processing as exact as decode, at about
   // half the prompt speed with bf16 weights.
   bool exact_activations = false;
+  // If set, Load reads through every weight the model uses (so the first tokens do not
+  // wait on the disk) and reports the fraction done, from 0 to 1, every few tens of MB.
+  // Returning false cancels: Load then returns Cancelled. Called on the loading thread.
+  std::function<bool(float fraction)> progress;
 };
 
 class RRT_API Model {

@@ -1,6 +1,7 @@
 // Generation with scripted logits (a fake Session): sampler, reasoning splitter, stop
 // strings, thinking budgets, groups, cancellation and the pull form. The real models'
 // generation is checked against the PyTorch reference in tests/reference/.
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -642,6 +643,23 @@ TEST_F(GeneratorTest, ChatGenerationScoringAndReproducibility) {
   const int32_t bad[] = {1, 9999};
   EXPECT_EQ(gen_->GenerateFromTokens(bad, o).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(gen_->Score(r->prompt_tokens, {{9999}}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(GeneratorTest, LoadReportsProgressAndCanBeCancelled) {
+  std::vector<float> seen;
+  LoadOptions load;
+  load.progress = [&](float f) {
+    seen.push_back(f);
+    return true;
+  };
+  auto model = Model::Load(dir_ + "/model", load);
+  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen.front(), 0.0f);
+  EXPECT_EQ(seen.back(), 1.0f);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  load.progress = [](float) { return false; };
+  EXPECT_EQ(Model::Load(dir_ + "/model", load).status().code(), absl::StatusCode::kCancelled);
 }
 
 TEST_F(GeneratorTest, GroupMemoryIsPromptPlusCompletions) {
