@@ -100,7 +100,10 @@ struct GenerateOptions {
   // FinishReason::kCancelled.
   std::shared_ptr<std::atomic<bool>> cancel;
   ChatOptions chat;  // chat template options (add_generation_prompt, tools, extra)
-  SessionOptions session;  // kv_dtype; max_tokens is sized from the prompt and n if 0
+  DType kv_dtype = DType::kF32;  // the KV cache's (bf16 halves its memory)
+  // KV-cache capacity in tokens; 0: the prompt once plus n x max_new_tokens (and the
+  // blocks copy-on-write may need). Out of room ends completions with kContextFull.
+  int64_t cache_tokens = 0;
 };
 
 enum class Channel : uint8_t { kThinking = 0, kAnswer = 1 };

@@ -28,10 +28,11 @@ struct Generator::Impl {
 
   absl::StatusOr<std::unique_ptr<GenerationRun>> Start(std::vector<int32_t> prompt, std::string prompt_text,
                                                        const GenerateOptions& options) const {
-    SessionOptions session_options = options.session;
-    if (session_options.max_tokens <= 0 || session_options.max_tokens == SessionOptions{}.max_tokens) {
-      session_options.max_tokens = gen::CacheTokensFor(static_cast<int64_t>(prompt.size()), options);
-    }
+    SessionOptions session_options;
+    session_options.kv_dtype = options.kv_dtype;
+    session_options.max_tokens = options.cache_tokens > 0
+                                     ? options.cache_tokens
+                                     : gen::CacheTokensFor(static_cast<int64_t>(prompt.size()), options);
     RRT_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, model->NewSession(session_options));
     return gen::StartRun(std::move(session), tokenizer, info, std::move(prompt), std::move(prompt_text), options);
   }

@@ -628,6 +628,15 @@ TEST_F(GeneratorTest, ChatGenerationScoringAndReproducibility) {
     EXPECT_EQ(r->completions[i].tokens, again->completions[i].tokens);
     completions.push_back(r->completions[i].tokens);
   }
+  // ... and so does one thread instead of the default.
+  LoadOptions one_thread;
+  one_thread.exact_activations = true;
+  one_thread.num_threads = 1;
+  auto single_threaded = Generator::Load(dir_ + "/model", one_thread);
+  ASSERT_TRUE(single_threaded.ok());
+  auto r1 = (*single_threaded)->Generate(messages, o);
+  ASSERT_TRUE(r1.ok());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(r->completions[i].tokens, r1->completions[i].tokens) << i;
   // Teacher-forced scoring gives the log-probs recorded while sampling.
   auto scores = gen_->Score(r->prompt_tokens, completions, 0.9f);
   ASSERT_TRUE(scores.ok()) << scores.status();
