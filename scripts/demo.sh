@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: build the reasonrt tool, make a synthetic model with
 # the real shapes of DeepSeek-R1-Distill-Qwen-1.5B (2 of its 28 layers), describe it and
-# run a forward pass.
+# run a forward pass and generate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh --target reasonrt_cli
@@ -27,3 +27,7 @@ echo "prompt: $("$cli" chat-template --model "$model" --messages "$messages" --j
 prompt_ids=$("$cli" chat-template --model "$model" --messages "$messages" --ids)
 echo "prompt ids: $prompt_ids"
 "$cli" logits --model "$model" --tokens "$prompt_ids" --out "$build_dir/demo/logits.npy"
+# Generation with R1's sampling: thinking and answer stream apart (random weights, so the
+# text is noise; the mechanics are real), then a group of 4 completions as JSON.
+"$cli" generate --model "$model" --prompt "What is 2+2?" --max-tokens 16 --seed 1
+"$cli" generate --model "$model" --prompt "What is 2+2?" --max-tokens 4 -n 4 --seed 1 --json
