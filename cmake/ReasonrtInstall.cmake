@@ -9,6 +9,7 @@ install(TARGETS reasonrt EXPORT reasonrtTargets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/reasonrt DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/capi/include/reasonrt_c.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT reasonrtTargets NAMESPACE reasonrt::
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/reasonrt)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/reasonrtConfig.cmake.in

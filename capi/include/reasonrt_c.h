@@ -1,0 +1,228 @@
+/* reasonrt_c.h: the stable C ABI of reasonrt (C99).
+ *
+ * Basic usage:
+ *
+ *   rrt_load_options lo;
+ *   rrt_load_options_init(&lo);
+ *   rrt_model* model = NULL;
+ *   if (rrt_model_load("/models/R1-Distill-Qwen-1.5B", 30, &lo, &model) != RRT_OK) {
+ *     fprintf(stderr, "%s\n", rrt_last_error());
+ *   }
+ *   rrt_generate_options go;
+ *   rrt_generate_options_init(&go);           // R1's recommended sampling
+ *   const char* msgs = "[{\"role\": \"user\", \"content\": \"What is 17 * 23?\"}]";
+ *   rrt_generation* gen = NULL;
+ *   rrt_generation_start(model, msgs, strlen(msgs), &go, &gen);   // runs on a worker thread
+ *   for (;;) {                                 // once per frame: never blocks
+ *     rrt_event events[64];
+ *     size_t n = 0;
+ *     int32_t done = 0;
+ *     rrt_generation_poll(gen, events, 64, &n, &done);
+ *     for (size_t i = 0; i < n; ++i) { ... events[i].channel, events[i].text ... }
+ *     if (done) break;
+ *   }
+ *   rrt_generation_destroy(gen);
+ *   rrt_model_destroy(model);
+ *
+ * Conventions: opaque handles; every function returns an rrt_status (RRT_OK is 0) and on
+ * error leaves out-parameters untouched and sets a thread-local message (rrt_last_error);
+ * option structs start with struct_size and are filled by their _init function; strings
+ * are UTF-8 with explicit lengths; destroy functions accept NULL. No function aborts the
+ * host or lets an exception out; misuse (NULL or destroyed handles, a wrong struct_size,
+ * two threads on one session) is a status code. Handles of a model may be used from
+ * several threads at once, except a session, which is one thread's at a time.
+ */
+#ifndef REASONRT_C_H_
+#define REASONRT_C_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#if defined(RRT_BUILDING_LIBRARY)
+#define RRT_C_API __declspec(dllexport)
+#else
+#define RRT_C_API __declspec(dllimport)
+#endif
+#else
+#define RRT_C_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RRT_ABI_VERSION 1
+
+typedef enum rrt_status {
+  RRT_OK = 0,
+  RRT_INVALID_ARGUMENT = 1,   /* bad input: a NULL pointer, malformed JSON, a bad option */
+  RRT_NOT_FOUND = 2,          /* a missing file */
+  RRT_OUT_OF_RANGE = 3,       /* an output buffer too small (the needed size is reported) */
+  RRT_RESOURCE_EXHAUSTED = 4, /* out of memory, context or cache */
+  RRT_CANCELLED = 5,
+  RRT_UNIMPLEMENTED = 6,      /* a model or feature this build does not run */
+  RRT_DATA_LOSS = 7,          /* a corrupt file */
+  RRT_MISUSE = 8,             /* a destroyed handle, a wrong struct_size, a busy session */
+  RRT_INTERNAL = 9
+} rrt_status;
+
+/* The message of the last error on this thread ("" if none); valid until the next call. */
+RRT_C_API const char* rrt_last_error(void);
+RRT_C_API const char* rrt_status_name(rrt_status status);
+RRT_C_API const char* rrt_version(void);     /* "0.1.0" */
+RRT_C_API uint32_t rrt_abi_version(void);    /* RRT_ABI_VERSION of the library */
+
+/* Log messages of the library (level 0 debug .. 3 error); NULL turns them off. */
+typedef void (*rrt_log_fn)(int32_t level, const char* message, size_t length, void* user);
+RRT_C_API void rrt_set_log_callback(rrt_log_fn fn, void* user);
+
+/* --- models ------------------------------------------------------------------------ */
+
+typedef struct rrt_model rrt_model; /* weights, tokenizer and chat template of a folder */
+
+typedef struct rrt_load_options {
+  size_t struct_size;
+  const char* backend;        /* "auto" (default), "cpu", "reference" */
+  int32_t num_threads;        /* 0: one per core */
+  int32_t weights_in_memory;  /* read the files into memory instead of mapping them */
+  int32_t exact_activations;
+  /* Called on the loading thread with the fraction read; return 0 to cancel. May be NULL. */
+  int32_t (*progress)(float fraction, void* user);
+  void* progress_user;
+} rrt_load_options;
+RRT_C_API void rrt_load_options_init(rrt_load_options* options);
+
+RRT_C_API rrt_status rrt_model_load(const char* path, size_t path_length, const rrt_load_options* options,
+                                    rrt_model** out);
+RRT_C_API void rrt_model_destroy(rrt_model* model);
+
+typedef struct rrt_model_info {
+  size_t struct_size;
+  char architecture[32]; /* "qwen2", "llama", ... */
+  int64_t vocab_size, hidden_size, num_layers, max_positions;
+  int64_t parameters;
+} rrt_model_info;
+RRT_C_API rrt_status rrt_model_get_info(const rrt_model* model, rrt_model_info* info);
+
+/* --- tokenizer and chat template ---------------------------------------------------- */
+
+/* Token ids of `text`. parse_special: recognise special tokens written in the text.
+ * *count is set to the number of ids even when `capacity` is too small (then
+ * RRT_OUT_OF_RANGE and nothing is written). */
+RRT_C_API rrt_status rrt_tokenize(const rrt_model* model, const char* text, size_t length, int32_t parse_special,
+                                  int32_t add_special, int32_t* ids, size_t capacity, size_t* count);
+/* UTF-8 text of ids; *length as for rrt_tokenize (no terminating zero is counted or needed;
+ * one is written when there is room). */
+RRT_C_API rrt_status rrt_detokenize(const rrt_model* model, const int32_t* ids, size_t count,
+                                    int32_t skip_special, char* text, size_t capacity, size_t* length);
+/* The prompt the model's chat template makes of a JSON array of messages. */
+RRT_C_API rrt_status rrt_chat_render(const rrt_model* model, const char* messages_json, size_t length,
+                                     int32_t add_generation_prompt, char* text, size_t capacity,
+                                     size_t* text_length);
+
+/* --- sessions: KV cache and logits ---------------------------------------------------- */
+
+typedef struct rrt_session rrt_session;
+RRT_C_API rrt_status rrt_session_create(const rrt_model* model, int64_t max_tokens, rrt_session** out);
+RRT_C_API void rrt_session_destroy(rrt_session* session);
+/* Runs `count` tokens (sequence seq_ids[i] at positions[i]); logits rows of those with
+ * want_logits[i] != 0 go to `logits` ([rows, vocab] floats, capacity in floats). */
+RRT_C_API rrt_status rrt_session_forward(rrt_session* session, const int32_t* tokens, const int32_t* positions,
+                                         const int32_t* seq_ids, const uint8_t* want_logits, size_t count,
+                                         float* logits, size_t capacity, size_t* rows);
+
+/* --- generation ---------------------------------------------------------------------- */
+
+enum { RRT_CHANNEL_THINKING = 0, RRT_CHANNEL_ANSWER = 1 };
+enum {
+  RRT_FINISH_EOS = 0, RRT_FINISH_STOP = 1, RRT_FINISH_MAX_TOKENS = 2, RRT_FINISH_CANCELLED = 3,
+  RRT_FINISH_CONTEXT_FULL = 4
+};
+
+typedef struct rrt_generate_options {
+  size_t struct_size;
+  int32_t greedy;
+  float temperature, top_p, min_p, repetition_penalty;
+  int32_t top_k;
+  uint64_t seed;
+  int32_t max_new_tokens;
+  int32_t n;                   /* completions of the prompt (a group) */
+  int32_t max_thinking_tokens; /* -1: none */
+  int32_t min_thinking_tokens;
+  const char* const* stop;     /* stop strings (zero-terminated), stop_count of them */
+  size_t stop_count;
+  int32_t add_generation_prompt;
+} rrt_generate_options;
+/* R1's recommended sampling (temperature 0.6, top-p 0.95), 1024 new tokens, n = 1. */
+RRT_C_API void rrt_generate_options_init(rrt_generate_options* options);
+
+typedef struct rrt_stream_callbacks {
+  size_t struct_size;
+  void (*on_thinking)(int32_t index, const char* text, size_t length, void* user);
+  void (*on_answer)(int32_t index, const char* text, size_t length, void* user);
+  void (*on_token)(int32_t index, int32_t token, float logprob, int32_t channel, void* user);
+  void (*on_finish)(int32_t index, int32_t finish_reason, void* user);
+  void* user;
+} rrt_stream_callbacks;
+
+typedef struct rrt_result rrt_result;
+
+typedef struct rrt_completion {
+  size_t struct_size;
+  const char* thinking; size_t thinking_length;
+  const char* answer; size_t answer_length;
+  const int32_t* tokens; const float* logprobs; const uint8_t* channels; size_t token_count;
+  int32_t finish_reason;
+  int32_t thinking_tokens;
+} rrt_completion;
+
+/* Generates on the calling thread (callbacks, which may be NULL, run on it too). */
+RRT_C_API rrt_status rrt_generate(const rrt_model* model, const char* messages_json, size_t length,
+                                  const rrt_generate_options* options, const rrt_stream_callbacks* callbacks,
+                                  rrt_result** out);
+RRT_C_API int32_t rrt_result_count(const rrt_result* result);
+/* Pointers stay valid until rrt_result_destroy. */
+RRT_C_API rrt_status rrt_result_get(const rrt_result* result, int32_t index, rrt_completion* completion);
+RRT_C_API void rrt_result_destroy(rrt_result* result);
+
+/* Non-blocking generation for frame-driven hosts: it runs on a worker thread; the host
+ * polls for events and never waits (no callback runs on its thread). */
+typedef struct rrt_generation rrt_generation;
+enum { RRT_EVENT_THINKING = 0, RRT_EVENT_ANSWER = 1, RRT_EVENT_TOKEN = 2, RRT_EVENT_FINISH = 3 };
+typedef struct rrt_event {
+  int32_t type;
+  int32_t index;          /* the completion */
+  const char* text;       /* THINKING, ANSWER: valid until the next poll or destroy */
+  size_t text_length;
+  int32_t token;          /* TOKEN */
+  float logprob;          /* TOKEN */
+  int32_t channel;        /* TOKEN */
+  int32_t finish_reason;  /* FINISH */
+} rrt_event;
+
+RRT_C_API rrt_status rrt_generation_start(const rrt_model* model, const char* messages_json, size_t length,
+                                          const rrt_generate_options* options, rrt_generation** out);
+/* Copies up to `capacity` waiting events; *done becomes 1 once the generation has ended
+ * and every event was taken. Returns the generation's error, if it failed, once done. */
+RRT_C_API rrt_status rrt_generation_poll(rrt_generation* generation, rrt_event* events, size_t capacity,
+                                         size_t* count, int32_t* done);
+/* Asks the generation to stop; it ends within one decode step. Never blocks. */
+RRT_C_API rrt_status rrt_generation_cancel(rrt_generation* generation);
+/* The result once done (RRT_MISUSE before); the caller destroys it. */
+RRT_C_API rrt_status rrt_generation_result(rrt_generation* generation, rrt_result** out);
+/* Cancels if still running and waits for the worker (at most one decode step). */
+RRT_C_API void rrt_generation_destroy(rrt_generation* generation);
+
+/* --- scoring ----------------------------------------------------------------------------- */
+
+/* log_softmax(logits / temperature)[token] of each completion token after the prompt. */
+RRT_C_API rrt_status rrt_score(const rrt_model* model, const int32_t* prompt, size_t prompt_count,
+                               const int32_t* completion, size_t completion_count, float temperature,
+                               float* logprobs);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REASONRT_C_H_ */

@@ -1,0 +1,613 @@
+// The C ABI over the C++ API: status codes, a thread-local error message, handles checked
+// against a registry of live objects, and nothing thrown past the boundary.
+#include "reasonrt_c.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <unordered_set>
+
+#include "lib/core/strings.h"
+#include "lib/models/tensor_inventory.h"
+#include "reasonrt/chat.h"
+#include "reasonrt/generate.h"
+#include "reasonrt/model.h"
+#include "reasonrt/tokenizer.h"
+
+struct rrt_model {
+  std::shared_ptr<const reasonrt::Model> model;
+  std::shared_ptr<const reasonrt::Tokenizer> tokenizer;
+  std::shared_ptr<const reasonrt::ChatTemplate> chat;
+  std::unique_ptr<reasonrt::Generator> generator;
+  int64_t parameters = 0;
+};
+
+struct rrt_session {
+  std::unique_ptr<reasonrt::Session> session;
+  std::atomic<bool> busy{false};
+};
+
+struct rrt_result {
+  reasonrt::GenerationResult result;
+  std::vector<std::vector<uint8_t>> channels;
+};
+
+struct rrt_generation {
+  std::mutex mu;
+  std::deque<reasonrt::GenerationEvent> queue;
+  std::vector<std::string> polled_texts;  // texts of the events of the last poll
+  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+  bool finished = false;
+  absl::Status status;
+  std::unique_ptr<rrt_result> result;
+  std::thread worker;
+};
+
+namespace {
+
+using reasonrt::StrCat;
+
+thread_local std::string g_last_error;
+
+std::mutex g_handles_mu;
+std::unordered_set<const void*>& Handles() {
+  static auto* h = new std::unordered_set<const void*>();
+  return *h;
+}
+void Register(const void* p) {
+  std::lock_guard<std::mutex> l(g_handles_mu);
+  Handles().insert(p);
+}
+bool Unregister(const void* p) {
+  std::lock_guard<std::mutex> l(g_handles_mu);
+  return Handles().erase(p) > 0;
+}
+bool Live(const void* p) {
+  std::lock_guard<std::mutex> l(g_handles_mu);
+  return p != nullptr && Handles().count(p) > 0;
+}
+
+std::mutex g_log_mu;
+rrt_log_fn g_log_fn = nullptr;
+void* g_log_user = nullptr;
+
+void Log(int32_t level, const std::string& message) {
+  std::lock_guard<std::mutex> l(g_log_mu);
+  if (g_log_fn) g_log_fn(level, message.data(), message.size(), g_log_user);
+}
+
+rrt_status Fail(rrt_status code, std::string message) {
+  g_last_error = std::move(message);
+  Log(3, g_last_error);
+  return code;
+}
+
+rrt_status FromStatus(const absl::Status& s) {
+  if (s.ok()) return RRT_OK;
+  rrt_status code = RRT_INTERNAL;
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument: code = RRT_INVALID_ARGUMENT; break;
+    case absl::StatusCode::kNotFound: code = RRT_NOT_FOUND; break;
+    case absl::StatusCode::kOutOfRange: code = RRT_OUT_OF_RANGE; break;
+    case absl::StatusCode::kResourceExhausted: code = RRT_RESOURCE_EXHAUSTED; break;
+    case absl::StatusCode::kCancelled: code = RRT_CANCELLED; break;
+    case absl::StatusCode::kUnimplemented: code = RRT_UNIMPLEMENTED; break;
+    case absl::StatusCode::kDataLoss: code = RRT_DATA_LOSS; break;
+    case absl::StatusCode::kFailedPrecondition: code = RRT_MISUSE; break;
+    default: break;
+  }
+  return Fail(code, std::string(s.message()));
+}
+
+// Runs `body`, turning any exception into a status: nothing crosses into the host.
+template <typename F>
+rrt_status Guard(F&& body) {
+  try {
+    g_last_error.clear();
+    return body();
+  } catch (const std::bad_alloc&) {
+    return Fail(RRT_RESOURCE_EXHAUSTED, "out of memory");
+  } catch (const std::exception& e) {
+    return Fail(RRT_INTERNAL, StrCat("internal error: ", e.what()));
+  } catch (...) {
+    return Fail(RRT_INTERNAL, "internal error");
+  }
+}
+
+#define RRT_CHECK_HANDLE(h, what) \
+  if (!Live(h)) return Fail((h) == nullptr ? RRT_INVALID_ARGUMENT : RRT_MISUSE, StrCat(what, " is NULL or was destroyed"))
+#define RRT_CHECK_ARG(cond, message) \
+  if (!(cond)) return Fail(RRT_INVALID_ARGUMENT, message)
+#define RRT_CHECK_STRUCT(p, type)                                                                 \
+  if ((p) != nullptr && (p)->struct_size != sizeof(type))                                        \
+  return Fail(RRT_MISUSE, StrCat(#type ".struct_size is ", (p)->struct_size, ", expected ", sizeof(type), \
+                                 " (call " #type "_init)"))
+
+// Copies `data` into a caller buffer; OUT_OF_RANGE (with *needed set) when it does not fit.
+template <typename T>
+rrt_status CopyOut(const T* data, size_t n, T* out, size_t capacity, size_t* needed) {
+  *needed = n;
+  if (n > capacity) return Fail(RRT_OUT_OF_RANGE, StrCat("the output needs ", n, " elements, capacity is ", capacity));
+  if (n > 0) std::memcpy(out, data, n * sizeof(T));
+  return RRT_OK;
+}
+
+rrt_status CopyText(const std::string& s, char* out, size_t capacity, size_t* length) {
+  *length = s.size();
+  if (s.size() > capacity) return Fail(RRT_OUT_OF_RANGE, StrCat("the text needs ", s.size(), " bytes, capacity is ", capacity));
+  if (!s.empty()) std::memcpy(out, s.data(), s.size());
+  if (s.size() < capacity) out[s.size()] = '\0';
+  return RRT_OK;
+}
+
+reasonrt::GenerateOptions ToOptions(const rrt_generate_options& o) {
+  reasonrt::GenerateOptions g;
+  g.sampling.greedy = o.greedy != 0;
+  g.sampling.temperature = o.temperature;
+  g.sampling.top_p = o.top_p;
+  g.sampling.top_k = o.top_k;
+  g.sampling.min_p = o.min_p;
+  g.sampling.repetition_penalty = o.repetition_penalty;
+  g.sampling.seed = o.seed;
+  g.max_new_tokens = o.max_new_tokens;
+  g.n = o.n;
+  g.thinking.max_tokens = o.max_thinking_tokens;
+  g.thinking.min_tokens = o.min_thinking_tokens;
+  for (size_t i = 0; i < o.stop_count; ++i) {
+    if (o.stop[i] != nullptr) g.stop.emplace_back(o.stop[i]);
+  }
+  g.chat.add_generation_prompt = o.add_generation_prompt != 0;
+  return g;
+}
+
+rrt_status CheckGenerateOptions(const rrt_generate_options* o) {
+  RRT_CHECK_ARG(o != nullptr, "generate options are NULL");
+  RRT_CHECK_STRUCT(o, rrt_generate_options);
+  RRT_CHECK_ARG(o->stop_count == 0 || o->stop != nullptr, "stop is NULL but stop_count is not 0");
+  return RRT_OK;
+}
+
+// Messages JSON -> generation run: rendered by the template, special tokens only from it.
+absl::StatusOr<std::unique_ptr<reasonrt::GenerationRun>> StartRun(const rrt_model* m, const char* json,
+                                                                  size_t length,
+                                                                  const reasonrt::GenerateOptions& options) {
+  auto prompt = m->chat->RenderJson(std::string_view(json, length), options.chat);
+  if (!prompt.ok()) return prompt.status();
+  auto ids = reasonrt::EncodeChatPrompt(*m->tokenizer, *prompt);
+  if (!ids.ok()) return ids.status();
+  return m->generator->StartFromTokens(*ids, options);
+}
+
+std::unique_ptr<rrt_result> MakeResult(reasonrt::GenerationResult r) {
+  auto out = std::make_unique<rrt_result>();
+  out->result = std::move(r);
+  for (const auto& c : out->result.completions) {
+    std::vector<uint8_t> ch;
+    for (auto x : c.channels) ch.push_back(static_cast<uint8_t>(x));
+    out->channels.push_back(std::move(ch));
+  }
+  return out;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* rrt_last_error(void) { return g_last_error.c_str(); }
+
+const char* rrt_status_name(rrt_status status) {
+  switch (status) {
+    case RRT_OK: return "OK";
+    case RRT_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case RRT_NOT_FOUND: return "NOT_FOUND";
+    case RRT_OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case RRT_RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case RRT_CANCELLED: return "CANCELLED";
+    case RRT_UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case RRT_DATA_LOSS: return "DATA_LOSS";
+    case RRT_MISUSE: return "MISUSE";
+    case RRT_INTERNAL: return "INTERNAL";
+  }
+  return "UNKNOWN";
+}
+
+const char* rrt_version(void) { return "0.1.0"; }
+uint32_t rrt_abi_version(void) { return RRT_ABI_VERSION; }
+
+void rrt_set_log_callback(rrt_log_fn fn, void* user) {
+  std::lock_guard<std::mutex> l(g_log_mu);
+  g_log_fn = fn;
+  g_log_user = user;
+}
+
+void rrt_load_options_init(rrt_load_options* o) {
+  if (o == nullptr) return;
+  std::memset(o, 0, sizeof(*o));
+  o->struct_size = sizeof(*o);
+  o->backend = "auto";
+}
+
+rrt_status rrt_model_load(const char* path, size_t path_length, const rrt_load_options* options, rrt_model** out) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_ARG(path != nullptr && out != nullptr, "rrt_model_load: path and out must not be NULL");
+    RRT_CHECK_STRUCT(options, rrt_load_options);
+    reasonrt::LoadOptions lo;
+    if (options != nullptr) {
+      if (options->backend != nullptr) lo.backend = options->backend;
+      lo.num_threads = options->num_threads;
+      lo.weights_in_memory = options->weights_in_memory != 0;
+      lo.exact_activations = options->exact_activations != 0;
+      if (options->progress != nullptr) {
+        auto fn = options->progress;
+        void* user = options->progress_user;
+        lo.progress = [fn, user](float f) { return fn(f, user) != 0; };
+      }
+    }
+    const std::string dir(path, path_length);
+    auto model = reasonrt::Model::Load(dir, lo);
+    if (!model.ok()) return FromStatus(model.status());
+    auto tok = reasonrt::Tokenizer::Load(dir);
+    if (!tok.ok()) return FromStatus(tok.status());
+    auto chat = reasonrt::ChatTemplate::Load(dir);
+    if (!chat.ok()) return FromStatus(chat.status());
+    auto m = std::make_unique<rrt_model>();
+    m->model = std::move(*model);
+    m->tokenizer = std::move(*tok);
+    m->chat = std::move(*chat);
+    auto gen = reasonrt::Generator::Create(m->model, m->tokenizer, m->chat);
+    if (!gen.ok()) return FromStatus(gen.status());
+    m->generator = std::move(*gen);
+    m->parameters = reasonrt::CountParameters(m->model->config()).total;
+    Log(1, StrCat("loaded ", dir, " (", m->model->backend_name(), " backend)"));
+    Register(m.get());
+    *out = m.release();
+    return RRT_OK;
+  });
+}
+
+void rrt_model_destroy(rrt_model* model) {
+  if (model == nullptr || !Unregister(model)) return;
+  try {
+    delete model;
+  } catch (...) {
+  }
+}
+
+rrt_status rrt_model_get_info(const rrt_model* model, rrt_model_info* info) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG(info != nullptr, "info is NULL");
+    RRT_CHECK_STRUCT(info, rrt_model_info);
+    const auto& cfg = model->model->config();
+    rrt_model_info out{};
+    out.struct_size = sizeof(out);
+    const std::string arch(reasonrt::ArchitectureName(cfg.architecture));
+    std::snprintf(out.architecture, sizeof(out.architecture), "%s", arch.c_str());
+    out.vocab_size = cfg.vocab_size;
+    out.hidden_size = cfg.hidden_size;
+    out.num_layers = cfg.num_hidden_layers;
+    out.max_positions = cfg.max_position_embeddings;
+    out.parameters = model->parameters;
+    *info = out;
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_tokenize(const rrt_model* model, const char* text, size_t length, int32_t parse_special,
+                        int32_t add_special, int32_t* ids, size_t capacity, size_t* count) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG((text != nullptr || length == 0) && count != nullptr && (ids != nullptr || capacity == 0),
+                  "rrt_tokenize: NULL text, ids or count");
+    reasonrt::EncodeOptions o;
+    o.parse_special = parse_special != 0;
+    o.add_special_tokens = add_special != 0;
+    auto r = model->tokenizer->Encode(std::string_view(text ? text : "", length), o);
+    if (!r.ok()) return FromStatus(r.status());
+    return CopyOut(r->data(), r->size(), ids, capacity, count);
+  });
+}
+
+rrt_status rrt_detokenize(const rrt_model* model, const int32_t* ids, size_t count, int32_t skip_special, char* text,
+                          size_t capacity, size_t* length) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG((ids != nullptr || count == 0) && length != nullptr && (text != nullptr || capacity == 0),
+                  "rrt_detokenize: NULL ids, text or length");
+    reasonrt::DecodeOptions o;
+    o.skip_special_tokens = skip_special != 0;
+    auto r = model->tokenizer->Decode(absl::MakeConstSpan(ids, count), o);
+    if (!r.ok()) return FromStatus(r.status());
+    return CopyText(*r, text, capacity, length);
+  });
+}
+
+rrt_status rrt_chat_render(const rrt_model* model, const char* messages_json, size_t length,
+                           int32_t add_generation_prompt, char* text, size_t capacity, size_t* text_length) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG(messages_json != nullptr && text_length != nullptr && (text != nullptr || capacity == 0),
+                  "rrt_chat_render: NULL messages, text or length");
+    reasonrt::ChatOptions o;
+    o.add_generation_prompt = add_generation_prompt != 0;
+    auto p = model->chat->RenderJson(std::string_view(messages_json, length), o);
+    if (!p.ok()) return FromStatus(p.status());
+    return CopyText(p->text, text, capacity, text_length);
+  });
+}
+
+rrt_status rrt_session_create(const rrt_model* model, int64_t max_tokens, rrt_session** out) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG(out != nullptr && max_tokens > 0, "rrt_session_create: out is NULL or max_tokens <= 0");
+    reasonrt::SessionOptions so;
+    so.max_tokens = max_tokens;
+    auto s = model->model->NewSession(so);
+    if (!s.ok()) return FromStatus(s.status());
+    auto h = std::make_unique<rrt_session>();
+    h->session = std::move(*s);
+    Register(h.get());
+    *out = h.release();
+    return RRT_OK;
+  });
+}
+
+void rrt_session_destroy(rrt_session* session) {
+  if (session == nullptr || !Unregister(session)) return;
+  delete session;
+}
+
+rrt_status rrt_session_forward(rrt_session* session, const int32_t* tokens, const int32_t* positions,
+                               const int32_t* seq_ids, const uint8_t* want_logits, size_t count, float* logits,
+                               size_t capacity, size_t* rows) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(session, "session");
+    RRT_CHECK_ARG(tokens && positions && seq_ids && want_logits && rows && (logits || capacity == 0),
+                  "rrt_session_forward: NULL argument");
+    if (session->busy.exchange(true)) {
+      return Fail(RRT_MISUSE, "rrt_session_forward: the session is in use on another thread");
+    }
+    struct Release {
+      std::atomic<bool>& b;
+      ~Release() { b.store(false); }
+    } release{session->busy};
+    reasonrt::Batch batch;
+    for (size_t i = 0; i < count; ++i) {
+      batch.Add(tokens[i], positions[i], seq_ids[i], want_logits[i] != 0);
+    }
+    auto out = session->session->Forward(batch);
+    if (!out.ok()) return FromStatus(out.status());
+    *rows = out->batch_rows.size();
+    if (out->values.size() > capacity) {
+      return Fail(RRT_OUT_OF_RANGE, StrCat("logits need ", out->values.size(), " floats, capacity is ", capacity,
+                                           " (the tokens were processed)"));
+    }
+    if (!out->values.empty()) std::memcpy(logits, out->values.data(), out->values.size() * sizeof(float));
+    return RRT_OK;
+  });
+}
+
+void rrt_generate_options_init(rrt_generate_options* o) {
+  if (o == nullptr) return;
+  std::memset(o, 0, sizeof(*o));
+  o->struct_size = sizeof(*o);
+  const auto r1 = reasonrt::SamplingParams::R1Recommended();
+  o->temperature = r1.temperature;
+  o->top_p = r1.top_p;
+  o->repetition_penalty = 1.0f;
+  o->max_new_tokens = 1024;
+  o->n = 1;
+  o->max_thinking_tokens = -1;
+  o->add_generation_prompt = 1;
+}
+
+rrt_status rrt_generate(const rrt_model* model, const char* messages_json, size_t length,
+                        const rrt_generate_options* options, const rrt_stream_callbacks* cb, rrt_result** out) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG(messages_json != nullptr && out != nullptr, "rrt_generate: NULL messages or out");
+    if (rrt_status s = CheckGenerateOptions(options); s != RRT_OK) return s;
+    RRT_CHECK_STRUCT(cb, rrt_stream_callbacks);
+    reasonrt::StreamCallbacks stream;
+    if (cb != nullptr) {
+      const rrt_stream_callbacks c = *cb;
+      if (c.on_thinking) stream.on_thinking = [c](int i, std::string_view t) { c.on_thinking(i, t.data(), t.size(), c.user); };
+      if (c.on_answer) stream.on_answer = [c](int i, std::string_view t) { c.on_answer(i, t.data(), t.size(), c.user); };
+      if (c.on_token) {
+        stream.on_token = [c](int i, int32_t tok, float lp, reasonrt::Channel ch) {
+          c.on_token(i, tok, lp, static_cast<int32_t>(ch), c.user);
+        };
+      }
+      if (c.on_finish) {
+        stream.on_finish = [c](const reasonrt::Completion& comp) {
+          c.on_finish(comp.index, static_cast<int32_t>(comp.finish_reason), c.user);
+        };
+      }
+    }
+    const reasonrt::GenerateOptions go = ToOptions(*options);
+    auto run = StartRun(model, messages_json, length, go);
+    if (!run.ok()) return FromStatus(run.status());
+    reasonrt::GenerationResult result;
+    while (auto e = (*run)->Next()) {
+      if (!e->ok()) return FromStatus(e->status());
+      const auto& ev = **e;
+      switch (ev.type) {
+        case reasonrt::GenerationEvent::Type::kThinking: if (stream.on_thinking) stream.on_thinking(ev.index, ev.text); break;
+        case reasonrt::GenerationEvent::Type::kAnswer: if (stream.on_answer) stream.on_answer(ev.index, ev.text); break;
+        case reasonrt::GenerationEvent::Type::kToken:
+          if (stream.on_token) stream.on_token(ev.index, ev.token, ev.logprob, ev.channel);
+          break;
+        case reasonrt::GenerationEvent::Type::kFinish:
+          if (stream.on_finish) stream.on_finish((*run)->result().completions[ev.index]);
+          break;
+      }
+    }
+    auto r = MakeResult((*run)->result());
+    Register(r.get());
+    *out = r.release();
+    return RRT_OK;
+  });
+}
+
+int32_t rrt_result_count(const rrt_result* result) {
+  if (!Live(result)) return 0;
+  return static_cast<int32_t>(result->result.completions.size());
+}
+
+rrt_status rrt_result_get(const rrt_result* result, int32_t index, rrt_completion* c) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(result, "result");
+    RRT_CHECK_ARG(c != nullptr, "completion is NULL");
+    RRT_CHECK_STRUCT(c, rrt_completion);
+    RRT_CHECK_ARG(index >= 0 && index < static_cast<int32_t>(result->result.completions.size()),
+                  StrCat("completion index ", index, " is out of range"));
+    const auto& comp = result->result.completions[index];
+    rrt_completion out{};
+    out.struct_size = sizeof(out);
+    out.thinking = comp.thinking.c_str();
+    out.thinking_length = comp.thinking.size();
+    out.answer = comp.answer.c_str();
+    out.answer_length = comp.answer.size();
+    out.tokens = comp.tokens.data();
+    out.logprobs = comp.logprobs.data();
+    out.channels = result->channels[index].data();
+    out.token_count = comp.tokens.size();
+    out.finish_reason = static_cast<int32_t>(comp.finish_reason);
+    out.thinking_tokens = comp.thinking_tokens;
+    *c = out;
+    return RRT_OK;
+  });
+}
+
+void rrt_result_destroy(rrt_result* result) {
+  if (result == nullptr || !Unregister(result)) return;
+  delete result;
+}
+
+rrt_status rrt_generation_start(const rrt_model* model, const char* messages_json, size_t length,
+                                const rrt_generate_options* options, rrt_generation** out) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG(messages_json != nullptr && out != nullptr, "rrt_generation_start: NULL messages or out");
+    if (rrt_status s = CheckGenerateOptions(options); s != RRT_OK) return s;
+    auto g = std::make_unique<rrt_generation>();
+    reasonrt::GenerateOptions go = ToOptions(*options);
+    go.cancel = g->cancel;
+    // Render and validate on the caller's thread, so that bad input fails here.
+    auto run = StartRun(model, messages_json, length, go);
+    if (!run.ok()) return FromStatus(run.status());
+    rrt_generation* raw = g.get();
+    raw->worker = std::thread([raw, r = std::shared_ptr<reasonrt::GenerationRun>(std::move(*run))]() {
+      absl::Status status;
+      try {
+        while (auto e = r->Next()) {
+          if (!e->ok()) {
+            status = e->status();
+            break;
+          }
+          std::lock_guard<std::mutex> l(raw->mu);
+          raw->queue.push_back(std::move(**e));
+        }
+      } catch (const std::exception& ex) {
+        status = absl::InternalError(StrCat("internal error: ", ex.what()));
+      } catch (...) {
+        status = absl::InternalError("internal error");
+      }
+      auto result = MakeResult(r->result());
+      std::lock_guard<std::mutex> l(raw->mu);
+      raw->status = status;
+      raw->result = std::move(result);
+      raw->finished = true;
+    });
+    Register(raw);
+    *out = g.release();
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_generation_poll(rrt_generation* g, rrt_event* events, size_t capacity, size_t* count, int32_t* done) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(g, "generation");
+    RRT_CHECK_ARG(count != nullptr && done != nullptr && (events != nullptr || capacity == 0),
+                  "rrt_generation_poll: NULL events, count or done");
+    std::lock_guard<std::mutex> l(g->mu);
+    g->polled_texts.clear();
+    size_t n = 0;
+    while (n < capacity && !g->queue.empty()) {
+      reasonrt::GenerationEvent e = std::move(g->queue.front());
+      g->queue.pop_front();
+      rrt_event out{};
+      out.type = static_cast<int32_t>(e.type);
+      out.index = e.index;
+      out.token = e.token;
+      out.logprob = e.logprob;
+      out.channel = static_cast<int32_t>(e.channel);
+      out.finish_reason = static_cast<int32_t>(e.finish_reason);
+      g->polled_texts.push_back(std::move(e.text));
+      events[n++] = out;
+    }
+    // Texts are set after the vector stops growing, so their pointers stay put.
+    for (size_t i = 0; i < n; ++i) {
+      events[i].text = g->polled_texts[i].c_str();
+      events[i].text_length = g->polled_texts[i].size();
+    }
+    *count = n;
+    *done = g->finished && g->queue.empty() ? 1 : 0;
+    if (*done && !g->status.ok()) return FromStatus(g->status);
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_generation_cancel(rrt_generation* g) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(g, "generation");
+    g->cancel->store(true);
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_generation_result(rrt_generation* g, rrt_result** out) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(g, "generation");
+    RRT_CHECK_ARG(out != nullptr, "out is NULL");
+    std::lock_guard<std::mutex> l(g->mu);
+    if (!g->finished) return Fail(RRT_MISUSE, "rrt_generation_result: the generation has not finished");
+    if (!g->status.ok()) return FromStatus(g->status);
+    if (!g->result) return Fail(RRT_MISUSE, "rrt_generation_result: the result was already taken");
+    Register(g->result.get());
+    *out = g->result.release();
+    return RRT_OK;
+  });
+}
+
+void rrt_generation_destroy(rrt_generation* g) {
+  if (g == nullptr || !Unregister(g)) return;
+  try {
+    g->cancel->store(true);
+    if (g->worker.joinable()) g->worker.join();
+    delete g;
+  } catch (...) {
+  }
+}
+
+rrt_status rrt_score(const rrt_model* model, const int32_t* prompt, size_t prompt_count, const int32_t* completion,
+                     size_t completion_count, float temperature, float* logprobs) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG(prompt != nullptr && prompt_count > 0 && (completion != nullptr || completion_count == 0) &&
+                      (logprobs != nullptr || completion_count == 0),
+                  "rrt_score: NULL prompt, completion or logprobs");
+    std::vector<std::vector<int32_t>> completions = {std::vector<int32_t>(completion, completion + completion_count)};
+    auto r = model->generator->Score(absl::MakeConstSpan(prompt, prompt_count), completions, temperature);
+    if (!r.ok()) return FromStatus(r.status());
+    if (!r->logprobs[0].empty()) std::memcpy(logprobs, r->logprobs[0].data(), r->logprobs[0].size() * sizeof(float));
+    return RRT_OK;
+  });
+}
+
+}  // extern "C"

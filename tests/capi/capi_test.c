@@ -1,0 +1,260 @@
+/* The C ABI end to end, compiled as C99 with -Wall -Wextra -pedantic -Werror, against a
+ * small synthetic model (argv[1]). Every misuse must give a status, never a crash. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reasonrt_c.h"
+
+static int failures = 0;
+#define CHECK(cond)                                                               \
+  do {                                                                            \
+    if (!(cond)) {                                                                \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed (last error: %s)\n", __FILE__,   \
+              __LINE__, #cond, rrt_last_error());                                 \
+      ++failures;                                                                 \
+    }                                                                             \
+  } while (0)
+
+static int progress_calls = 0;
+static int32_t count_progress(float f, void* user) {
+  (void)user;
+  (void)f;
+  ++progress_calls;
+  return 1;
+}
+static int32_t cancel_progress(float f, void* user) {
+  (void)f;
+  (void)user;
+  return 0;
+}
+
+static int log_calls = 0;
+static void on_log(int32_t level, const char* msg, size_t len, void* user) {
+  (void)level;
+  (void)msg;
+  (void)len;
+  (void)user;
+  ++log_calls;
+}
+
+typedef struct {
+  size_t thinking_bytes, answer_bytes;
+  int tokens, finishes;
+} Counts;
+static void on_thinking(int32_t i, const char* t, size_t n, void* u) {
+  (void)i;
+  (void)t;
+  ((Counts*)u)->thinking_bytes += n;
+}
+static void on_answer(int32_t i, const char* t, size_t n, void* u) {
+  (void)i;
+  (void)t;
+  ((Counts*)u)->answer_bytes += n;
+}
+static void on_token(int32_t i, int32_t tok, float lp, int32_t ch, void* u) {
+  (void)i;
+  (void)tok;
+  (void)lp;
+  (void)ch;
+  ((Counts*)u)->tokens++;
+}
+static void on_finish(int32_t i, int32_t reason, void* u) {
+  (void)i;
+  (void)reason;
+  ((Counts*)u)->finishes++;
+}
+
+int main(int argc, char** argv) {
+  const char* dir;
+  const char* msgs = "[{\"role\": \"user\", \"content\": \"What is 2+2?\"}]";
+  rrt_load_options lo;
+  rrt_model* model = NULL;
+  rrt_model* dead = NULL;
+  rrt_model_info info;
+  int32_t ids[256];
+  size_t n = 0;
+  char text[1024];
+  size_t len = 0;
+  if (argc < 2) {
+    fprintf(stderr, "usage: capi_test MODEL_DIR\n");
+    return 2;
+  }
+  dir = argv[1];
+
+  CHECK(rrt_abi_version() == RRT_ABI_VERSION);
+  CHECK(strlen(rrt_version()) > 0);
+  CHECK(strcmp(rrt_status_name(RRT_MISUSE), "MISUSE") == 0);
+  rrt_set_log_callback(on_log, NULL);
+
+  /* Loading: misuse, a missing folder, cancellation, then for real with progress. */
+  rrt_load_options_init(&lo);
+  CHECK(rrt_model_load(NULL, 0, &lo, &model) == RRT_INVALID_ARGUMENT);
+  CHECK(rrt_model_load("/nonexistent/model", 18, &lo, &model) == RRT_NOT_FOUND);
+  CHECK(strlen(rrt_last_error()) > 0);
+  CHECK(log_calls > 0);
+  CHECK(model == NULL); /* out-parameters untouched on error */
+  lo.struct_size = 3;
+  CHECK(rrt_model_load(dir, strlen(dir), &lo, &model) == RRT_MISUSE);
+  rrt_load_options_init(&lo);
+  lo.progress = cancel_progress;
+  CHECK(rrt_model_load(dir, strlen(dir), &lo, &model) == RRT_CANCELLED);
+  lo.progress = count_progress;
+  CHECK(rrt_model_load(dir, strlen(dir), &lo, &model) == RRT_OK);
+  CHECK(model != NULL);
+  CHECK(progress_calls >= 2);
+  if (model == NULL) return 1;
+
+  info.struct_size = sizeof(info);
+  CHECK(rrt_model_get_info(model, &info) == RRT_OK);
+  CHECK(strcmp(info.architecture, "qwen2") == 0);
+  CHECK(info.vocab_size == 512 && info.num_layers == 2 && info.parameters > 0);
+  CHECK(rrt_model_get_info(NULL, &info) == RRT_INVALID_ARGUMENT);
+  info.struct_size = 1;
+  CHECK(rrt_model_get_info(model, &info) == RRT_MISUSE);
+
+  /* Tokenizer: a small buffer reports the size it needs. */
+  CHECK(rrt_tokenize(model, "hello world", 11, 0, 0, ids, 2, &n) == RRT_OUT_OF_RANGE);
+  CHECK(n == 11);
+  CHECK(rrt_tokenize(model, "hello world", 11, 0, 0, ids, 256, &n) == RRT_OK);
+  CHECK(rrt_detokenize(model, ids, n, 0, text, sizeof(text), &len) == RRT_OK);
+  CHECK(len == 11 && strcmp(text, "hello world") == 0);
+  CHECK(rrt_tokenize(model, "\xff", 1, 0, 0, ids, 256, &n) == RRT_INVALID_ARGUMENT); /* not UTF-8 */
+  CHECK(rrt_tokenize(model, NULL, 3, 0, 0, ids, 256, &n) == RRT_INVALID_ARGUMENT);
+
+  /* Chat template (the model ships none: the built-in R1 one). */
+  CHECK(rrt_chat_render(model, msgs, strlen(msgs), 1, text, sizeof(text), &len) == RRT_OK);
+  CHECK(strstr(text, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c><think>\n") != NULL);
+  CHECK(rrt_chat_render(model, "[{", 2, 1, text, sizeof(text), &len) == RRT_INVALID_ARGUMENT);
+
+  /* Sessions and logits. */
+  {
+    rrt_session* s = NULL;
+    int32_t tokens[3] = {300, 65, 66}, pos[3] = {0, 1, 2}, seq[3] = {0, 0, 0};
+    uint8_t want[3] = {0, 0, 1};
+    float* logits = (float*)malloc(sizeof(float) * 512);
+    size_t rows = 0;
+    CHECK(rrt_session_create(model, 64, &s) == RRT_OK);
+    CHECK(rrt_session_forward(s, tokens, pos, seq, want, 3, logits, 512, &rows) == RRT_OK);
+    CHECK(rows == 1 && isfinite(logits[0]));
+    pos[0] = 7; /* does not continue the sequence */
+    CHECK(rrt_session_forward(s, tokens, pos, seq, want, 1, logits, 512, &rows) == RRT_INVALID_ARGUMENT);
+    rrt_session_destroy(s);
+    CHECK(rrt_session_forward(s, tokens, pos, seq, want, 1, logits, 512, &rows) == RRT_MISUSE); /* destroyed */
+    rrt_session_destroy(s); /* twice: ignored */
+    rrt_session_destroy(NULL);
+    free(logits);
+  }
+
+  /* Blocking generation with callbacks, a group of 3, scoring. */
+  {
+    rrt_generate_options go;
+    rrt_stream_callbacks cb;
+    Counts counts = {0, 0, 0, 0};
+    rrt_result* r = NULL;
+    rrt_completion c;
+    float scores[64];
+    int32_t prompt[64];
+    size_t prompt_n = 0;
+    size_t i;
+    const char* stops[1] = {"never-appears"};
+    rrt_generate_options_init(&go);
+    CHECK(fabsf(go.temperature - 0.6f) < 1e-6f && fabsf(go.top_p - 0.95f) < 1e-6f);
+    go.max_new_tokens = 12;
+    go.n = 3;
+    go.seed = 7;
+    go.stop = stops;
+    go.stop_count = 1;
+    memset(&cb, 0, sizeof(cb));
+    cb.struct_size = sizeof(cb);
+    cb.on_thinking = on_thinking;
+    cb.on_answer = on_answer;
+    cb.on_token = on_token;
+    cb.on_finish = on_finish;
+    cb.user = &counts;
+    CHECK(rrt_generate(model, msgs, strlen(msgs), &go, &cb, &r) == RRT_OK);
+    CHECK(rrt_result_count(r) == 3);
+    CHECK(counts.finishes == 3 && counts.tokens > 0);
+    c.struct_size = sizeof(c);
+    CHECK(rrt_result_get(r, 0, &c) == RRT_OK);
+    CHECK(c.token_count > 0 && c.token_count <= 12);
+    CHECK(c.finish_reason == RRT_FINISH_MAX_TOKENS || c.finish_reason == RRT_FINISH_EOS);
+    CHECK(rrt_result_get(r, 3, &c) == RRT_INVALID_ARGUMENT);
+    /* Score the first completion after the same prompt: the recorded log-probs at T=0.6. */
+    CHECK(rrt_chat_render(model, msgs, strlen(msgs), 1, text, sizeof(text), &len) == RRT_OK);
+    CHECK(rrt_tokenize(model, text, len, 1, 0, prompt, 64, &prompt_n) == RRT_OK);
+    c.struct_size = sizeof(c);
+    CHECK(rrt_result_get(r, 0, &c) == RRT_OK);
+    CHECK(rrt_score(model, prompt, prompt_n, c.tokens, c.token_count, 0.6f, scores) == RRT_OK);
+    for (i = 0; i < c.token_count; ++i) CHECK(fabsf(scores[i] - c.logprobs[i]) < 2e-2f);
+    rrt_result_destroy(r);
+    CHECK(rrt_result_count(r) == 0);
+    CHECK(rrt_result_get(r, 0, &c) == RRT_MISUSE);
+    go.n = 0;
+    CHECK(rrt_generate(model, msgs, strlen(msgs), &go, NULL, &r) == RRT_INVALID_ARGUMENT);
+    go.struct_size = 8;
+    CHECK(rrt_generate(model, msgs, strlen(msgs), &go, NULL, &r) == RRT_MISUSE);
+  }
+
+  /* Non-blocking: poll to the end; then start, cancel, and poll to the end. */
+  {
+    rrt_generate_options go;
+    rrt_generation* g = NULL;
+    rrt_event ev[16];
+    size_t count = 0;
+    int32_t done = 0;
+    int polls = 0, tokens = 0, finish = -1, k;
+    rrt_result* r = NULL;
+    rrt_generate_options_init(&go);
+    go.max_new_tokens = 10;
+    CHECK(rrt_generation_start(model, msgs, strlen(msgs), &go, &g) == RRT_OK);
+    CHECK(rrt_generation_result(g, &r) == RRT_MISUSE || r != NULL); /* not finished yet, most likely */
+    if (r != NULL) rrt_result_destroy(r);
+    r = NULL;
+    while (!done && polls < 10000000) {
+      CHECK(rrt_generation_poll(g, ev, 16, &count, &done) == RRT_OK);
+      for (k = 0; k < (int)count; ++k) {
+        if (ev[k].type == RRT_EVENT_TOKEN) ++tokens;
+        if (ev[k].type == RRT_EVENT_FINISH) finish = ev[k].finish_reason;
+      }
+      ++polls;
+    }
+    CHECK(done == 1 && tokens > 0 && finish >= 0);
+    CHECK(rrt_generation_result(g, &r) == RRT_OK);
+    CHECK(rrt_result_count(r) == 1);
+    rrt_result_destroy(r);
+    rrt_generation_destroy(g);
+    CHECK(rrt_generation_cancel(g) == RRT_MISUSE);
+
+    go.max_new_tokens = 100000;
+    go.max_thinking_tokens = -1;
+    CHECK(rrt_generation_start(model, msgs, strlen(msgs), &go, &g) == RRT_OK);
+    CHECK(rrt_generation_cancel(g) == RRT_OK);
+    done = 0;
+    finish = -1;
+    polls = 0;
+    while (!done && polls < 100000000) {
+      CHECK(rrt_generation_poll(g, ev, 16, &count, &done) == RRT_OK);
+      for (k = 0; k < (int)count; ++k) {
+        if (ev[k].type == RRT_EVENT_FINISH) finish = ev[k].finish_reason;
+      }
+      ++polls;
+    }
+    CHECK(finish == RRT_FINISH_CANCELLED);
+    rrt_generation_destroy(g);
+    /* Destroying a running generation cancels it and returns promptly. */
+    CHECK(rrt_generation_start(model, msgs, strlen(msgs), &go, &g) == RRT_OK);
+    rrt_generation_destroy(g);
+    CHECK(rrt_generation_start(model, "not json", 8, &go, &g) == RRT_INVALID_ARGUMENT);
+  }
+
+  rrt_model_destroy(model);
+  dead = model;
+  CHECK(rrt_model_get_info(dead, &info) != RRT_OK); /* use after destroy is detected */
+  rrt_model_destroy(dead);
+  rrt_model_destroy(NULL);
+  if (failures) fprintf(stderr, "%d checks failed\n", failures);
+  else printf("capi_test: all checks passed\n");
+  return failures ? 1 : 0;
+}
