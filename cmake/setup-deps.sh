@@ -18,7 +18,7 @@ build_pkgs=(
   libbenchmark-dev
 )
 test_pkgs=(
-  python3 python3-numpy python3-torch python3-jinja2 python3-pytest python3-pybind11 pybind11-dev
+  python3 python3-numpy python3-torch python3-jinja2 python3-pytest python3-pybind11 pybind11-dev python3-dev python3-venv python3-wheel python3-setuptools python3-pip
 )
 
 want=("${build_pkgs[@]}")

@@ -92,6 +92,7 @@ struct GenerateArgs {
   bool json = false;
   int threads = 0;
   std::string backend = "auto";
+  bool exact = false;
 };
 int RunGenerate(const GenerateArgs& args);
 int RunChat(const GenerateArgs& args);

@@ -93,6 +93,7 @@ absl::StatusOr<std::unique_ptr<Generator>> LoadGenerator(const GenerateArgs& arg
   LoadOptions load;
   load.num_threads = args.threads;
   load.backend = args.backend;
+  load.exact_activations = args.exact;
   if (show_progress) {
     // A progress bar while the weights are read in.
     load.progress = [](float f) {

@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--stop", gen.stop, "stop string (repeatable)");
     cmd->add_option("-t,--threads", gen.threads, "threads (default: one per core)");
     cmd->add_option("--backend", gen.backend, "auto, cpu or reference");
+    cmd->add_flag("--exact", gen.exact, "f32-exact activations in prompt and batched matmuls");
   };
   CLI::App* generate_cmd = app.add_subcommand("generate", "generate completions of a prompt, thinking and answer apart");
   add_generation_options(generate_cmd);

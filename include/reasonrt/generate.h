@@ -65,7 +65,10 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to those tokens' logits
   // Completion i draws from its own generator seeded by (seed, i): the same seed gives the
-  // same completions on any run and thread count.
+  // same completions on any run and thread count. A completion of a group equals the one
+  // generated alone (first_index) when the batch computes what one row computes: f32/f16
+  // weights, or LoadOptions::exact_activations (bf16 weights otherwise round batched
+  // activations to bf16, and samples may then part ways).
   uint64_t seed = 0;
 
   // DeepSeek's recommendation for R1 and its distills: temperature 0.6, top-p 0.95.

@@ -1,0 +1,305 @@
+// The _reasonrt extension module: the C++ API for the Python package `reasonrt`
+// (bindings/python/reasonrt/__init__.py wraps it). Compute runs without the GIL; a
+// generation checks for signals (Ctrl-C) between decode steps and stops on one.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "reasonrt/chat.h"
+#include "reasonrt/generate.h"
+#include "reasonrt/model.h"
+#include "reasonrt/tokenizer.h"
+
+namespace py = pybind11;
+using namespace reasonrt;
+
+namespace {
+
+[[noreturn]] void Raise(const absl::Status& s) {
+  const std::string message(s.message());
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange: throw py::value_error(message);
+    case absl::StatusCode::kNotFound: {
+      PyErr_SetString(PyExc_FileNotFoundError, message.c_str());
+      throw py::error_already_set();
+    }
+    case absl::StatusCode::kResourceExhausted: {
+      PyErr_SetString(PyExc_MemoryError, message.c_str());
+      throw py::error_already_set();
+    }
+    case absl::StatusCode::kCancelled: {
+      PyErr_SetString(PyExc_KeyboardInterrupt, message.c_str());
+      throw py::error_already_set();
+    }
+    case absl::StatusCode::kUnimplemented: {
+      PyErr_SetString(PyExc_NotImplementedError, message.c_str());
+      throw py::error_already_set();
+    }
+    default: throw std::runtime_error(message);
+  }
+}
+
+template <typename T>
+T Check(absl::StatusOr<T> v) {
+  if (!v.ok()) Raise(v.status());
+  return std::move(*v);
+}
+
+template <typename T>
+py::array_t<T> ToArray(const std::vector<T>& v) {
+  py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
+  if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(T));
+  return a;
+}
+
+const char* ChannelName(Channel c) { return c == Channel::kThinking ? "thinking" : "answer"; }
+
+py::dict CompletionDict(const Completion& c) {
+  py::dict d;
+  d["index"] = c.index;
+  d["thinking"] = c.thinking;
+  d["answer"] = c.answer;
+  d["tokens"] = ToArray(c.tokens);
+  d["logprobs"] = ToArray(c.logprobs);
+  py::list channels;
+  for (Channel ch : c.channels) channels.append(ChannelName(ch));
+  d["channels"] = channels;
+  d["finish_reason"] = std::string(FinishReasonName(c.finish_reason));
+  d["thinking_tokens"] = c.thinking_tokens;
+  if (!c.sampled_logprobs.empty()) d["sampled_logprobs"] = ToArray(c.sampled_logprobs);
+  return d;
+}
+
+py::dict ResultDict(const GenerationResult& r) {
+  py::dict d;
+  d["prompt"] = r.prompt;
+  d["prompt_tokens"] = ToArray(r.prompt_tokens);
+  py::list completions;
+  for (const Completion& c : r.completions) completions.append(CompletionDict(c));
+  d["completions"] = completions;
+  py::dict t;
+  t["prompt_tokens"] = r.timings.prompt_tokens;
+  t["generated_tokens"] = r.timings.generated_tokens;
+  t["prompt_seconds"] = r.timings.prompt_seconds;
+  t["decode_seconds"] = r.timings.decode_seconds;
+  t["decode_tokens_per_second"] = r.timings.decode_tokens_per_second();
+  d["timings"] = t;
+  return d;
+}
+
+py::dict EventDict(const GenerationEvent& e) {
+  py::dict d;
+  static const char* kTypes[] = {"thinking", "answer", "token", "finish"};
+  d["type"] = kTypes[static_cast<int>(e.type)];
+  d["index"] = e.index;
+  switch (e.type) {
+    case GenerationEvent::Type::kThinking:
+    case GenerationEvent::Type::kAnswer:
+      d["channel"] = e.type == GenerationEvent::Type::kThinking ? "thinking" : "answer";
+      d["text"] = e.text;
+      break;
+    case GenerationEvent::Type::kToken:
+      d["channel"] = ChannelName(e.channel);
+      d["token"] = e.token;
+      d["logprob"] = e.logprob;
+      break;
+    case GenerationEvent::Type::kFinish: d["finish_reason"] = std::string(FinishReasonName(e.finish_reason)); break;
+  }
+  return d;
+}
+
+// A generation advanced from Python: each next() runs at most one decode step without
+// the GIL.
+class Run {
+ public:
+  explicit Run(std::unique_ptr<GenerationRun> run) : run_(std::move(run)) {}
+  py::object Next() {
+    std::optional<absl::StatusOr<GenerationEvent>> e;
+    {
+      py::gil_scoped_release release;
+      e = run_->Next();
+    }
+    if (!e) throw py::stop_iteration();
+    if (!e->ok()) Raise(e->status());
+    return EventDict(**e);
+  }
+  py::dict Result() const { return ResultDict(run_->result()); }
+
+ private:
+  std::unique_ptr<GenerationRun> run_;
+};
+
+class PyModel {
+ public:
+  PyModel(const std::string& path, const std::string& backend, int threads, bool exact, py::object progress) {
+    LoadOptions lo;
+    lo.backend = backend;
+    lo.num_threads = threads;
+    lo.exact_activations = exact;
+    if (!progress.is_none()) {
+      lo.progress = [progress](float f) {
+        py::gil_scoped_acquire gil;
+        py::object r = progress(f);
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        return r.is_none() || r.cast<bool>();
+      };
+    }
+    absl::StatusOr<std::unique_ptr<Generator>> gen;
+    {
+      py::gil_scoped_release release;
+      gen = Generator::Load(path, lo);
+    }
+    gen_ = Check(std::move(gen));
+  }
+
+  py::dict Info() const {
+    const ModelConfig& c = gen_->model().config();
+    py::dict d;
+    d["architecture"] = std::string(ArchitectureName(c.architecture));
+    d["vocab_size"] = c.vocab_size;
+    d["hidden_size"] = c.hidden_size;
+    d["num_layers"] = c.num_hidden_layers;
+    d["max_positions"] = c.max_position_embeddings;
+    d["backend"] = std::string(gen_->model().backend_name());
+    return d;
+  }
+
+  std::vector<int32_t> Tokenize(const std::string& text, bool parse_special, bool add_special) const {
+    EncodeOptions o;
+    o.parse_special = parse_special;
+    o.add_special_tokens = add_special;
+    return Check(gen_->tokenizer().Encode(text, o));
+  }
+
+  std::string Detokenize(const std::vector<int32_t>& ids, bool skip_special) const {
+    DecodeOptions o;
+    o.skip_special_tokens = skip_special;
+    return Check(gen_->tokenizer().Decode(ids, o));
+  }
+
+  std::string ChatPrompt(const std::string& messages_json, bool add_generation_prompt, const std::string& tools_json,
+                         const std::string& extra_json) const {
+    ChatOptions o;
+    o.add_generation_prompt = add_generation_prompt;
+    o.tools_json = tools_json;
+    o.extra_context_json = extra_json;
+    return Check(gen_->chat_template().RenderJson(messages_json, o)).text;
+  }
+
+  std::unique_ptr<Run> Start(py::object messages_json, py::object prompt_text, py::object prompt_tokens,
+                             const GenerateOptions& options) const {
+    std::vector<int32_t> ids;
+    if (!messages_json.is_none()) {
+      auto p = Check(gen_->chat_template().RenderJson(messages_json.cast<std::string>(), options.chat));
+      ids = Check(EncodeChatPrompt(gen_->tokenizer(), p));
+    } else if (!prompt_text.is_none()) {
+      EncodeOptions o;
+      o.parse_special = true;
+      ids = Check(gen_->tokenizer().Encode(prompt_text.cast<std::string>(), o));
+    } else {
+      ids = prompt_tokens.cast<std::vector<int32_t>>();
+    }
+    return std::make_unique<Run>(Check(gen_->StartFromTokens(ids, options)));
+  }
+
+  // Runs to the end; Ctrl-C (a pending signal) cancels between decode steps.
+  py::dict Generate(py::object messages_json, py::object prompt_text, py::object prompt_tokens,
+                    const GenerateOptions& options) const {
+    std::unique_ptr<Run> run = Start(messages_json, prompt_text, prompt_tokens, options);
+    while (true) {
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+      try {
+        run->Next();
+      } catch (py::stop_iteration&) {
+        break;
+      }
+    }
+    return run->Result();
+  }
+
+  std::vector<py::array_t<float>> Score(const std::vector<int32_t>& prompt,
+                                        const std::vector<std::vector<int32_t>>& completions, float temperature) const {
+    absl::StatusOr<ScoreResult> r;
+    {
+      py::gil_scoped_release release;
+      r = gen_->Score(prompt, completions, temperature);
+    }
+    ScoreResult s = Check(std::move(r));
+    std::vector<py::array_t<float>> out;
+    for (const auto& v : s.logprobs) out.push_back(ToArray(v));
+    return out;
+  }
+
+  py::array_t<float> Logits(const std::vector<int32_t>& tokens) const {
+    SessionOptions so;
+    so.max_tokens = static_cast<int64_t>(tokens.size()) + 16;
+    auto session = Check(gen_->model().NewSession(so));
+    Batch b;
+    for (size_t i = 0; i < tokens.size(); ++i) b.Add(tokens[i], static_cast<int32_t>(i), 0, true);
+    absl::StatusOr<reasonrt::Logits> l;
+    {
+      py::gil_scoped_release release;
+      l = session->Forward(b);
+    }
+    reasonrt::Logits logits = Check(std::move(l));
+    py::array_t<float> a({static_cast<py::ssize_t>(tokens.size()), static_cast<py::ssize_t>(logits.vocab_size)});
+    std::memcpy(a.mutable_data(), logits.values.data(), logits.values.size() * sizeof(float));
+    return a;
+  }
+
+ private:
+  std::unique_ptr<Generator> gen_;
+};
+
+GenerateOptions MakeOptions(int n, int max_tokens, float temperature, float top_p, int top_k, float min_p,
+                            float repetition_penalty, uint64_t seed, bool greedy, int max_thinking, int min_thinking,
+                            std::vector<std::string> stop, bool add_generation_prompt, std::string tools_json,
+                            std::string extra_json, int first_index) {
+  GenerateOptions o;
+  o.n = n;
+  o.max_new_tokens = max_tokens;
+  o.sampling.temperature = temperature;
+  o.sampling.top_p = top_p;
+  o.sampling.top_k = top_k;
+  o.sampling.min_p = min_p;
+  o.sampling.repetition_penalty = repetition_penalty;
+  o.sampling.seed = seed;
+  o.sampling.greedy = greedy;
+  o.thinking.max_tokens = max_thinking;
+  o.thinking.min_tokens = min_thinking;
+  o.stop = std::move(stop);
+  o.chat.add_generation_prompt = add_generation_prompt;
+  o.chat.tools_json = std::move(tools_json);
+  o.chat.extra_context_json = std::move(extra_json);
+  o.first_index = first_index;
+  return o;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_reasonrt, m) {
+  m.doc() = "reasonrt's C++ core; use the `reasonrt` package.";
+  py::class_<GenerateOptions>(m, "GenerateOptions");
+  m.def("make_options", &MakeOptions);
+  py::class_<Run>(m, "Run")
+      .def("__iter__", [](Run& r) -> Run& { return r; })
+      .def("__next__", &Run::Next)
+      .def("result", &Run::Result);
+  py::class_<PyModel>(m, "Model")
+      .def(py::init<const std::string&, const std::string&, int, bool, py::object>(), py::arg("path"),
+           py::arg("backend") = "auto", py::arg("threads") = 0, py::arg("exact") = false,
+           py::arg("progress") = py::none())
+      .def("info", &PyModel::Info)
+      .def("tokenize", &PyModel::Tokenize)
+      .def("detokenize", &PyModel::Detokenize)
+      .def("chat_prompt", &PyModel::ChatPrompt)
+      .def("start", &PyModel::Start)
+      .def("generate", &PyModel::Generate)
+      .def("score", &PyModel::Score)
+      .def("logits", &PyModel::Logits);
+}

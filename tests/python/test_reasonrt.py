@@ -1,0 +1,120 @@
+"""The installed `reasonrt` wheel (tests/python/run_wheel_tests.sh installs it into a fresh
+virtualenv): loading, tokenizer, chat template, generation, streaming, groups, log-probs
+against scoring and against the C++ command-line tool, cancellation and errors."""
+import _thread
+import json
+import os
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+import reasonrt
+
+CLI = os.environ.get("RRT_CLI")
+MESSAGES = [{"role": "user", "content": "What is 17 * 23?"}]
+TINY = {"model_type": "qwen2", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "intermediate_size": 96, "vocab_size": 512, "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": False,
+        "bos_token_id": 300, "eos_token_id": 301}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("m")
+    (d / "cfg.json").write_text(json.dumps(TINY))
+    subprocess.run([CLI, "synth", "--config", str(d / "cfg.json"), "--out", str(d / "model"), "--seed", "4"],
+                   check=True, capture_output=True)
+    return str(d / "model")
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    return reasonrt.Model(model_dir)
+
+
+def test_the_installed_package_is_used():
+    here = os.path.dirname(os.path.abspath(__file__))
+    assert "site-packages" in reasonrt.__file__ and not reasonrt.__file__.startswith(os.path.dirname(here))
+
+
+def test_load_progress_info_and_errors(model_dir, model):
+    seen = []
+    m = reasonrt.Model(model_dir, progress=lambda f: seen.append(f))
+    assert seen[0] == 0.0 and seen[-1] == 1.0
+    assert m.info["architecture"] == "qwen2" and m.info["vocab_size"] == 512
+    with pytest.raises(KeyboardInterrupt):
+        reasonrt.Model(model_dir, progress=lambda f: False)
+    with pytest.raises(FileNotFoundError, match="nonexistent"):
+        reasonrt.Model("/nonexistent/model")
+
+
+def test_tokenizer_and_chat_prompt(model):
+    ids = model.tokenize("hello world")
+    assert model.detokenize(ids) == "hello world"
+    prompt = model.chat_prompt(MESSAGES)
+    assert prompt.endswith("<｜Assistant｜><think>\n")
+    with pytest.raises(ValueError, match="99999"):
+        model.detokenize([99999])
+
+
+def test_generate_result_and_stream_agree(model):
+    r = model.generate(MESSAGES, max_tokens=16, seed=3)
+    c = r.completions[0]
+    assert isinstance(c.logprobs, np.ndarray) and c.logprobs.dtype == np.float32
+    assert len(c.tokens) == len(c.logprobs) == len(c.channels) and 0 < len(c.tokens) <= 16
+    assert np.all(c.logprobs <= 0)
+    events = list(model.generate(MESSAGES, max_tokens=16, seed=3, stream=True))
+    thinking = "".join(e.text for e in events if e.type == "thinking")
+    answer = "".join(e.text for e in events if e.type == "answer")
+    assert (thinking, answer) == (c.thinking, c.answer)
+    tokens = [e.token for e in events if e.type == "token"]
+    assert tokens == list(c.tokens)
+    assert {e.channel for e in events if e.type == "token"} <= {"thinking", "answer"}
+    assert events[-1].type == "finish" and events[-1].finish_reason == c.finish_reason
+
+
+def test_group_logprobs_match_scoring_single_runs_and_the_cpp_tool(model_dir):
+    # Exact activations: a batch of sequences then computes what each alone computes (bf16
+    # weights otherwise round the activations of batched decode to bf16).
+    model = reasonrt.Model(model_dir, exact=True)
+    g = model.generate(MESSAGES, n=4, max_tokens=12, seed=11, temperature=0.9)
+    assert len(g.completions) == 4
+    scores = model.score(g.prompt_tokens, [c.tokens for c in g.completions], temperature=0.9)
+    for c, s in zip(g.completions, scores):
+        np.testing.assert_allclose(s, c.logprobs, atol=1e-3)
+    one = model.generate(MESSAGES, n=1, first_index=2, max_tokens=12, seed=11, temperature=0.9)
+    assert list(one.completions[0].tokens) == list(g.completions[2].tokens)
+    out = subprocess.run([CLI, "generate", "--model", model_dir, "--prompt", MESSAGES[0]["content"], "-n", "4",
+                          "--max-tokens", "12", "--seed", "11", "--temp", "0.9", "--exact", "--json"],
+                         check=True, capture_output=True).stdout
+    cpp = json.loads(out)
+    for c, k in zip(g.completions, cpp["completions"]):
+        assert list(c.tokens) == k["tokens"]
+        np.testing.assert_allclose(c.logprobs, k["logprobs"], atol=1e-6)
+
+
+def test_ctrl_c_cancels_a_generation(model):
+    timer = threading.Timer(0.05, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        model.generate(MESSAGES, max_tokens=10**6, max_thinking=-1)
+    timer.cancel()
+
+
+def test_errors_raise_with_the_library_message(model):
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(MESSAGES, temperature=float("nan"))
+    with pytest.raises(ValueError, match="top_p"):
+        model.generate(MESSAGES, top_p=0.0)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model.generate([1, 2, 99999])
+    with pytest.raises(ValueError, match="line"):
+        model.generate([{"role": "user"}])  # no content: the template fails, naming its line
+
+
+def test_logits_shape(model):
+    ids = model.tokenize("abc")
+    logits = model.logits(ids)
+    assert logits.shape == (len(ids), 512) and logits.dtype == np.float32
