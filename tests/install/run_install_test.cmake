@@ -31,3 +31,22 @@ foreach(s ${leaked})
     message(FATAL_ERROR "shared library exports a third-party symbol: ${s}")
   endif()
 endforeach()
+# examples/cpp, a project of its own, builds against the same prefix and streams an answer.
+if(EXAMPLE_DIR)
+  execute_process(COMMAND ${CMAKE_COMMAND} -S ${EXAMPLE_DIR} -B ${WORK_DIR}/example
+                          -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "examples/cpp configure failed: ${out} ${err}")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/example RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "examples/cpp build failed: ${out} ${err}")
+  endif()
+  execute_process(COMMAND ${WORK_DIR}/example/stream_answer ${MODEL_DIR} "What is 2+2?"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "tokens/s")
+    message(FATAL_ERROR "examples/cpp failed (${rc}): ${out} ${err}")
+  endif()
+  message("examples/cpp: ${out}")
+endif()

@@ -14,3 +14,8 @@ bash "$here/../../scripts/package_wheel.sh" "$build_dir" "$work/dist" > /dev/nul
 "$work/venv/bin/python" -m pip install -q --no-index --no-deps "$work"/dist/reasonrt-*.whl
 cd "$work"
 RRT_CLI="$2" "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/test_reasonrt.py"
+# The Python examples run against the installed package.
+"$2" synth --config "$here/tiny_config.json" --out "$work/model" --seed 4 > /dev/null
+"$work/venv/bin/python" "$here/../../examples/python/chat_stream.py" "$work/model" "What is 2+2?" | grep -q "finished"
+"$work/venv/bin/python" "$here/../../examples/python/group_logprobs.py" "$work/model" 4 | grep -q "tokens/s decoding the group"
+echo "examples/python: ok"
