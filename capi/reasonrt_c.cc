@@ -162,6 +162,11 @@ reasonrt::GenerateOptions ToOptions(const rrt_generate_options& o) {
     if (o.stop[i] != nullptr) g.stop.emplace_back(o.stop[i]);
   }
   g.chat.add_generation_prompt = o.add_generation_prompt != 0;
+  g.sampling.presence_penalty = o.presence_penalty;
+  g.sampling.frequency_penalty = o.frequency_penalty;
+  g.first_index = o.first_index;
+  if (o.tools_json != nullptr) g.chat.tools_json = o.tools_json;
+  if (o.extra_json != nullptr) g.chat.extra_context_json = o.extra_json;
   return g;
 }
 
@@ -328,14 +333,18 @@ rrt_status rrt_detokenize(const rrt_model* model, const int32_t* ids, size_t cou
 }
 
 rrt_status rrt_chat_render(const rrt_model* model, const char* messages_json, size_t length,
-                           int32_t add_generation_prompt, char* text, size_t capacity, size_t* text_length) {
+                           const rrt_generate_options* options, char* text, size_t capacity, size_t* text_length) {
   return Guard([&]() -> rrt_status {
     RRT_CHECK_HANDLE(model, "model");
     RRT_CHECK_ARG(messages_json != nullptr && text_length != nullptr && (text != nullptr || capacity == 0),
                   "rrt_chat_render: NULL messages, text or length");
-    reasonrt::ChatOptions o;
-    o.add_generation_prompt = add_generation_prompt != 0;
-    auto p = model->chat->RenderJson(std::string_view(messages_json, length), o);
+    rrt_generate_options defaults;
+    rrt_generate_options_init(&defaults);
+    if (options != nullptr) {
+      if (rrt_status s = CheckGenerateOptions(options); s != RRT_OK) return s;
+    }
+    const reasonrt::GenerateOptions go = ToOptions(options != nullptr ? *options : defaults);
+    auto p = model->chat->RenderJson(std::string_view(messages_json, length), go.chat);
     if (!p.ok()) return FromStatus(p.status());
     return CopyText(p->text, text, capacity, text_length);
   });

@@ -116,9 +116,12 @@ RRT_C_API rrt_status rrt_tokenize(const rrt_model* model, const char* text, size
  * one is written when there is room). */
 RRT_C_API rrt_status rrt_detokenize(const rrt_model* model, const int32_t* ids, size_t count,
                                     int32_t skip_special, char* text, size_t capacity, size_t* length);
-/* The prompt the model's chat template makes of a JSON array of messages. */
+/* The prompt the model's chat template makes of a JSON array of messages; the template
+ * options (add_generation_prompt, tools_json, extra_json) come from `options` (NULL: the
+ * defaults of rrt_generate_options_init). Declared after rrt_generate_options below. */
+struct rrt_generate_options;
 RRT_C_API rrt_status rrt_chat_render(const rrt_model* model, const char* messages_json, size_t length,
-                                     int32_t add_generation_prompt, char* text, size_t capacity,
+                                     const struct rrt_generate_options* options, char* text, size_t capacity,
                                      size_t* text_length);
 
 /* --- sessions: KV cache and logits ---------------------------------------------------- */
@@ -153,6 +156,10 @@ typedef struct rrt_generate_options {
   const char* const* stop;     /* stop strings (zero-terminated), stop_count of them */
   size_t stop_count;
   int32_t add_generation_prompt;
+  float presence_penalty, frequency_penalty;
+  int32_t first_index;         /* completion i draws from (seed, first_index + i) */
+  const char* tools_json;      /* chat template: tools as a JSON array, or NULL */
+  const char* extra_json;      /* chat template: more variables as a JSON object, or NULL */
 } rrt_generate_options;
 /* R1's recommended sampling (temperature 0.6, top-p 0.95), 1024 new tokens, n = 1. */
 RRT_C_API void rrt_generate_options_init(rrt_generate_options* options);

@@ -124,9 +124,19 @@ int main(int argc, char** argv) {
   CHECK(rrt_tokenize(model, NULL, 3, 0, 0, ids, 256, &n) == RRT_INVALID_ARGUMENT);
 
   /* Chat template (the model ships none: the built-in R1 one). */
-  CHECK(rrt_chat_render(model, msgs, strlen(msgs), 1, text, sizeof(text), &len) == RRT_OK);
+  CHECK(rrt_chat_render(model, msgs, strlen(msgs), NULL, text, sizeof(text), &len) == RRT_OK);
   CHECK(strstr(text, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c><think>\n") != NULL);
-  CHECK(rrt_chat_render(model, "[{", 2, 1, text, sizeof(text), &len) == RRT_INVALID_ARGUMENT);
+  CHECK(rrt_chat_render(model, "[{", 2, NULL, text, sizeof(text), &len) == RRT_INVALID_ARGUMENT);
+  {
+    rrt_generate_options no_prompt;
+    rrt_generate_options_init(&no_prompt);
+    no_prompt.add_generation_prompt = 0;
+    no_prompt.extra_json = "[not an object]";
+    CHECK(rrt_chat_render(model, msgs, strlen(msgs), &no_prompt, text, sizeof(text), &len) == RRT_INVALID_ARGUMENT);
+    no_prompt.extra_json = "{\"enable_thinking\": false}";
+    CHECK(rrt_chat_render(model, msgs, strlen(msgs), &no_prompt, text, sizeof(text), &len) == RRT_OK);
+    CHECK(strstr(text, "<think>") == NULL);
+  }
 
   /* Sessions and logits. */
   {
@@ -182,7 +192,7 @@ int main(int argc, char** argv) {
     CHECK(c.finish_reason == RRT_FINISH_MAX_TOKENS || c.finish_reason == RRT_FINISH_EOS);
     CHECK(rrt_result_get(r, 3, &c) == RRT_INVALID_ARGUMENT);
     /* Score the first completion after the same prompt: the recorded log-probs at T=0.6. */
-    CHECK(rrt_chat_render(model, msgs, strlen(msgs), 1, text, sizeof(text), &len) == RRT_OK);
+    CHECK(rrt_chat_render(model, msgs, strlen(msgs), NULL, text, sizeof(text), &len) == RRT_OK);
     CHECK(rrt_tokenize(model, text, len, 1, 0, prompt, 64, &prompt_n) == RRT_OK);
     c.struct_size = sizeof(c);
     CHECK(rrt_result_get(r, 0, &c) == RRT_OK);

@@ -101,15 +101,17 @@ class Model:
                  top_p: float = 0.95, top_k: int = 0, min_p: float = 0.0, repetition_penalty: float = 1.0,
                  seed: int = 0, greedy: bool = False, max_thinking: int = -1, min_thinking: int = 0,
                  stop: Optional[List[str]] = None, stream: bool = False, raw: bool = False,
-                 tools: Optional[list] = None, first_index: int = 0,
-                 add_generation_prompt: bool = True, **extra: Any) -> Union[GenerationResult, Iterator[Event]]:
+                 tools: Optional[list] = None, first_index: int = 0, presence_penalty: float = 0.0,
+                 frequency_penalty: float = 0.0, add_generation_prompt: bool = True,
+                 **extra: Any) -> Union[GenerationResult, Iterator[Event]]:
         """Generates from chat messages (or, with raw=True, a prompt string; or a list of
         token ids). Defaults are R1's recommended sampling. stream=True returns an iterator
         of Events (one decode step per step of the iterator); otherwise a GenerationResult."""
         options = _reasonrt.make_options(n, max_tokens, temperature, top_p, top_k, min_p, repetition_penalty,
                                          seed, greedy, max_thinking, min_thinking, list(stop or []),
                                          add_generation_prompt, json.dumps(tools) if tools else "",
-                                         json.dumps(extra) if extra else "", first_index)
+                                         json.dumps(extra) if extra else "", first_index, presence_penalty,
+                                         frequency_penalty, False)
         if isinstance(messages, str):
             if not raw:
                 messages = [{"role": "user", "content": messages}]

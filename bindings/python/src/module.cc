@@ -259,7 +259,8 @@ class PyModel {
 GenerateOptions MakeOptions(int n, int max_tokens, float temperature, float top_p, int top_k, float min_p,
                             float repetition_penalty, uint64_t seed, bool greedy, int max_thinking, int min_thinking,
                             std::vector<std::string> stop, bool add_generation_prompt, std::string tools_json,
-                            std::string extra_json, int first_index) {
+                            std::string extra_json, int first_index, float presence_penalty,
+                            float frequency_penalty, bool sampled_logprobs) {
   GenerateOptions o;
   o.n = n;
   o.max_new_tokens = max_tokens;
@@ -277,6 +278,9 @@ GenerateOptions MakeOptions(int n, int max_tokens, float temperature, float top_
   o.chat.tools_json = std::move(tools_json);
   o.chat.extra_context_json = std::move(extra_json);
   o.first_index = first_index;
+  o.sampling.presence_penalty = presence_penalty;
+  o.sampling.frequency_penalty = frequency_penalty;
+  o.sampled_logprobs = sampled_logprobs;
   return o;
 }
 
