@@ -1,6 +1,8 @@
 /* The C ABI end to end, compiled as C99 with -Wall -Wextra -pedantic -Werror, against a
  * small synthetic model (argv[1]). Every misuse must give a status, never a crash. */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,31 @@ static void on_finish(int32_t i, int32_t reason, void* u) {
   (void)i;
   (void)reason;
   ((Counts*)u)->finishes++;
+}
+
+/* A long forward pass on a session, for the two-threads misuse check. */
+typedef struct {
+  rrt_session* session;
+  rrt_status status;
+  volatile int finished;
+} BigForward;
+static void* big_forward(void* arg) {
+  BigForward* b = (BigForward*)arg;
+  enum { kTokens = 3000 };
+  static int32_t tokens[kTokens], pos[kTokens], seq[kTokens];
+  static uint8_t want[kTokens];
+  static float logits[512];
+  size_t rows = 0;
+  int i;
+  for (i = 0; i < kTokens; ++i) {
+    tokens[i] = 65 + i % 20;
+    pos[i] = i;
+    seq[i] = 0;
+    want[i] = i == kTokens - 1;
+  }
+  b->status = rrt_session_forward(b->session, tokens, pos, seq, want, kTokens, logits, 512, &rows);
+  b->finished = 1;
+  return NULL;
 }
 
 int main(int argc, char** argv) {
@@ -152,6 +179,26 @@ int main(int argc, char** argv) {
     CHECK(rrt_session_forward(s, tokens, pos, seq, want, 1, logits, 512, &rows) == RRT_INVALID_ARGUMENT);
     rrt_session_destroy(s);
     CHECK(rrt_session_forward(s, tokens, pos, seq, want, 1, logits, 512, &rows) == RRT_MISUSE); /* destroyed */
+    /* Two threads on one session: the second call is refused while the first runs. */
+    {
+      BigForward b;
+      pthread_t thread;
+      int busy_seen = 0;
+      int32_t bad_pos = 99999;
+      CHECK(rrt_session_create(model, 4096, &s) == RRT_OK);
+      b.session = s;
+      b.status = RRT_INTERNAL;
+      b.finished = 0;
+      CHECK(pthread_create(&thread, NULL, big_forward, &b) == 0);
+      while (!b.finished) {
+        /* An invalid position: when the session is free this fails as INVALID_ARGUMENT. */
+        rrt_status st = rrt_session_forward(s, tokens, &bad_pos, seq, want, 1, logits, 512, &rows);
+        if (st == RRT_MISUSE) busy_seen = 1;
+      }
+      pthread_join(thread, NULL);
+      CHECK(busy_seen || b.status == RRT_MISUSE);
+      rrt_session_destroy(s);
+    }
     rrt_session_destroy(s); /* twice: ignored */
     rrt_session_destroy(NULL);
     free(logits);
