@@ -17,6 +17,7 @@
 #include "reasonrt/chat.h"
 #include "reasonrt/generate.h"
 #include "reasonrt/model.h"
+#include "reasonrt/moe.h"
 #include "reasonrt/tokenizer.h"
 
 struct rrt_model {
@@ -615,6 +616,58 @@ rrt_status rrt_score(const rrt_model* model, const int32_t* prompt, size_t promp
     auto r = model->generator->Score(absl::MakeConstSpan(prompt, prompt_count), completions, temperature);
     if (!r.ok()) return FromStatus(r.status());
     if (!r->logprobs[0].empty()) std::memcpy(logprobs, r->logprobs[0].data(), r->logprobs[0].size() * sizeof(float));
+    return RRT_OK;
+  });
+}
+
+void rrt_router_config_init(rrt_router_config* c) {
+  if (c == nullptr) return;
+  std::memset(c, 0, sizeof(*c));
+  c->struct_size = sizeof(*c);
+  c->n_routed_experts = 256;
+  c->num_experts_per_tok = 8;
+  c->n_group = 8;
+  c->topk_group = 4;
+  c->scoring_func = RRT_SCORING_SIGMOID;
+  c->topk_method = RRT_TOPK_NOAUX_TC;
+  c->norm_topk_prob = 1;
+  c->always_scale = 1;
+  c->routed_scaling_factor = 2.5;
+}
+
+rrt_status rrt_route_tokens(const rrt_router_config* config, const float* logits, int64_t tokens, const float* bias,
+                            size_t bias_count, int32_t* experts, float* weights) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_ARG(config != nullptr, "router config is NULL");
+    RRT_CHECK_STRUCT(config, rrt_router_config);
+    RRT_CHECK_ARG(tokens >= 0 && config->n_routed_experts > 0 && config->n_routed_experts < (1 << 20),
+                  "rrt_route_tokens: bad token or expert count");
+    RRT_CHECK_ARG((logits != nullptr || tokens == 0) && (bias != nullptr || bias_count == 0) &&
+                      (experts != nullptr || tokens == 0) && (weights != nullptr || tokens == 0),
+                  "rrt_route_tokens: NULL argument");
+    RRT_CHECK_ARG(config->scoring_func >= 0 && config->scoring_func <= 1 && config->topk_method >= 0 &&
+                      config->topk_method <= 2,
+                  "rrt_route_tokens: unknown scoring_func or topk_method");
+    reasonrt::RouterConfig c;
+    c.n_routed_experts = config->n_routed_experts;
+    c.num_experts_per_tok = config->num_experts_per_tok;
+    c.n_group = config->n_group;
+    c.topk_group = config->topk_group;
+    c.scoring_func = config->scoring_func == RRT_SCORING_SIGMOID ? reasonrt::ScoringFunc::kSigmoid
+                                                                 : reasonrt::ScoringFunc::kSoftmax;
+    c.topk_method = config->topk_method == RRT_TOPK_NOAUX_TC        ? reasonrt::TopkMethod::kNoauxTc
+                    : config->topk_method == RRT_TOPK_GREEDY        ? reasonrt::TopkMethod::kGreedy
+                                                                    : reasonrt::TopkMethod::kGroupLimitedGreedy;
+    c.norm_topk_prob = config->norm_topk_prob != 0;
+    c.always_scale = config->always_scale != 0;
+    c.routed_scaling_factor = config->routed_scaling_factor;
+    auto r = reasonrt::RouteTokens(c, absl::MakeConstSpan(logits, static_cast<size_t>(tokens * c.n_routed_experts)),
+                                   tokens, absl::MakeConstSpan(bias, bias_count));
+    if (!r.ok()) return FromStatus(r.status());
+    if (!r->experts.empty()) {
+      std::memcpy(experts, r->experts.data(), r->experts.size() * sizeof(int32_t));
+      std::memcpy(weights, r->weights.data(), r->weights.size() * sizeof(float));
+    }
     return RRT_OK;
   });
 }

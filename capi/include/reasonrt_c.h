@@ -228,6 +228,26 @@ RRT_C_API rrt_status rrt_score(const rrt_model* model, const int32_t* prompt, si
                                const int32_t* completion, size_t completion_count, float temperature,
                                float* logprobs);
 
+/* --- Mixture-of-Experts routing (see reasonrt/moe.h for the rules) ---------------------- */
+
+enum { RRT_SCORING_SOFTMAX = 0, RRT_SCORING_SIGMOID = 1 };
+enum { RRT_TOPK_GREEDY = 0, RRT_TOPK_GROUP_LIMITED_GREEDY = 1, RRT_TOPK_NOAUX_TC = 2 };
+typedef struct rrt_router_config {
+  size_t struct_size;
+  int64_t n_routed_experts, num_experts_per_tok, n_group, topk_group;
+  int32_t scoring_func;  /* RRT_SCORING_* */
+  int32_t topk_method;   /* RRT_TOPK_* */
+  int32_t norm_topk_prob;
+  int32_t always_scale;  /* 1: V3 (scale after normalising); 0: V2 */
+  double routed_scaling_factor;
+} rrt_router_config;
+/* DeepSeek-V3/R1's router shape: 256 experts, top 8, 8 groups, top 4, sigmoid, noaux_tc. */
+RRT_C_API void rrt_router_config_init(rrt_router_config* config);
+/* Routes `tokens` rows of gate logits [tokens, n_routed_experts]; `bias` (noaux_tc only,
+ * else NULL with bias_count 0). experts/weights: [tokens, num_experts_per_tok]. */
+RRT_C_API rrt_status rrt_route_tokens(const rrt_router_config* config, const float* logits, int64_t tokens,
+                                      const float* bias, size_t bias_count, int32_t* experts, float* weights);
+
 #ifdef __cplusplus
 }
 #endif

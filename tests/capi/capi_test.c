@@ -306,6 +306,26 @@ int main(int argc, char** argv) {
     CHECK(rrt_generation_start(model, "not json", 8, &go, &g) == RRT_INVALID_ARGUMENT);
   }
 
+  /* The MoE router: 8 experts in 4 groups of 2, V3 rules. */
+  {
+    rrt_router_config rc;
+    float logits[8] = {2.197f, -2.197f, 0.405f, 0.2007f, -1.386f, -0.847f, 0.847f, 0.619f};
+    float bias[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int32_t experts[2] = {-1, -1};
+    float weights[2] = {0, 0};
+    rrt_router_config_init(&rc);
+    rc.n_routed_experts = 8;
+    rc.num_experts_per_tok = 2;
+    rc.n_group = 4;
+    rc.topk_group = 2;
+    CHECK(rrt_route_tokens(&rc, logits, 1, bias, 8, experts, weights) == RRT_OK);
+    CHECK(experts[0] == 6 && experts[1] == 7); /* expert 0 is best, but its group is not */
+    CHECK(fabsf(weights[0] + weights[1] - 2.5f) < 1e-4f);
+    CHECK(rrt_route_tokens(&rc, logits, 1, NULL, 0, experts, weights) == RRT_INVALID_ARGUMENT);
+    rc.struct_size = 4;
+    CHECK(rrt_route_tokens(&rc, logits, 1, bias, 8, experts, weights) == RRT_MISUSE);
+  }
+
   rrt_model_destroy(model);
   dead = model;
   CHECK(rrt_model_get_info(dead, &info) != RRT_OK); /* use after destroy is detected */

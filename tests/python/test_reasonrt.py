@@ -118,3 +118,25 @@ def test_logits_shape(model):
     ids = model.tokenize("abc")
     logits = model.logits(ids)
     assert logits.shape == (len(ids), 512) and logits.dtype == np.float32
+
+
+def test_route_tokens_against_numpy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 256)).astype(np.float32)
+    bias = rng.normal(scale=0.1, size=256).astype(np.float32)
+    experts, weights = reasonrt.route_tokens(logits, bias=bias)
+    assert experts.shape == (5, 8) and weights.shape == (5, 8)
+    # The V3 rule in numpy: sigmoid, biased choice, 8 groups by top-2 sum, keep 4, top 8.
+    s = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    choice = s + bias
+    groups = np.sort(choice.reshape(5, 8, 32), axis=-1)[:, :, -2:].sum(-1)
+    keep = np.argsort(-groups, axis=1, kind="stable")[:, :4]
+    for t in range(5):
+        masked = np.full(256, -np.inf)
+        for g in keep[t]:
+            masked[g * 32:(g + 1) * 32] = choice[t, g * 32:(g + 1) * 32]
+        want = np.argsort(-masked, kind="stable")[:8]
+        assert list(experts[t]) == list(want)
+        np.testing.assert_allclose(weights[t], s[t, want] / s[t, want].sum() * 2.5, rtol=1e-5)
+    with pytest.raises(ValueError, match="bias"):
+        reasonrt.route_tokens(logits)

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _reasonrt
 
-__all__ = ["Model", "Completion", "GenerationResult", "Event", "__version__"]
+__all__ = ["Model", "Completion", "GenerationResult", "Event", "route_tokens", "__version__"]
 __version__ = "0.1.0"
 
 Messages = Union[str, Sequence[Dict[str, Any]]]
@@ -140,3 +140,14 @@ class Model:
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
         """All-position logits, float32 [len(tokens), vocab]."""
         return self._m.logits([int(t) for t in tokens])
+
+
+def route_tokens(logits: np.ndarray, *, experts_per_token: int = 8, n_group: int = 8, topk_group: int = 4,
+                 scoring: str = "sigmoid", method: str = "noaux_tc", norm: bool = True,
+                 scaling: float = 2.5, v2: bool = False, bias: Optional[np.ndarray] = None):
+    """DeepSeek's MoE routing of gate logits [tokens, experts] (defaults: R1's router).
+    Returns (experts int32 [tokens, k], weights float32 [tokens, k]); v2=True applies
+    DeepSeek-V2's rule of not scaling normalised weights."""
+    return _reasonrt.route_tokens(np.asarray(logits, dtype=np.float32), experts_per_token, n_group, topk_group,
+                                  scoring, method, norm, scaling, not v2,
+                                  None if bias is None else [float(b) for b in np.asarray(bias).ravel()])

@@ -12,6 +12,7 @@
 #include "reasonrt/chat.h"
 #include "reasonrt/generate.h"
 #include "reasonrt/model.h"
+#include "reasonrt/moe.h"
 #include "reasonrt/tokenizer.h"
 
 namespace py = pybind11;
@@ -284,12 +285,44 @@ GenerateOptions MakeOptions(int n, int max_tokens, float temperature, float top_
   return o;
 }
 
+py::tuple Route(py::array_t<float, py::array::c_style | py::array::forcecast> logits, int64_t k, int64_t n_group,
+               int64_t topk_group, const std::string& scoring, const std::string& method, bool norm, double scaling,
+               bool always_scale, py::object bias) {
+  if (logits.ndim() != 2) throw py::value_error("route_tokens: logits must be [tokens, experts]");
+  RouterConfig c;
+  c.n_routed_experts = logits.shape(1);
+  c.num_experts_per_tok = k;
+  c.n_group = n_group;
+  c.topk_group = topk_group;
+  if (scoring != "sigmoid" && scoring != "softmax") throw py::value_error("scoring must be 'sigmoid' or 'softmax'");
+  c.scoring_func = scoring == "sigmoid" ? ScoringFunc::kSigmoid : ScoringFunc::kSoftmax;
+  if (method == "noaux_tc") c.topk_method = TopkMethod::kNoauxTc;
+  else if (method == "greedy") c.topk_method = TopkMethod::kGreedy;
+  else if (method == "group_limited_greedy") c.topk_method = TopkMethod::kGroupLimitedGreedy;
+  else throw py::value_error("method must be 'noaux_tc', 'greedy' or 'group_limited_greedy'");
+  c.norm_topk_prob = norm;
+  c.routed_scaling_factor = scaling;
+  c.always_scale = always_scale;
+  std::vector<float> b;
+  if (!bias.is_none()) b = bias.cast<std::vector<float>>();
+  const int64_t tokens = logits.shape(0);
+  Routing r = Check(RouteTokens(c, absl::MakeConstSpan(logits.data(), static_cast<size_t>(logits.size())), tokens, b));
+  py::array_t<int32_t> experts({tokens, k});
+  py::array_t<float> weights({tokens, k});
+  if (!r.experts.empty()) {
+    std::memcpy(experts.mutable_data(), r.experts.data(), r.experts.size() * sizeof(int32_t));
+    std::memcpy(weights.mutable_data(), r.weights.data(), r.weights.size() * sizeof(float));
+  }
+  return py::make_tuple(experts, weights);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_reasonrt, m) {
   m.doc() = "reasonrt's C++ core; use the `reasonrt` package.";
   py::class_<GenerateOptions>(m, "GenerateOptions");
   m.def("make_options", &MakeOptions);
+  m.def("route_tokens", &Route);
   py::class_<Run>(m, "Run")
       .def("__iter__", [](Run& r) -> Run& { return r; })
       .def("__next__", &Run::Next)
