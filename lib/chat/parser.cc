@@ -8,6 +8,7 @@
 #include "lib/chat/ast.h"
 #include "lib/core/status_macros.h"
 #include "lib/core/strings.h"
+#include "lib/tokenizer/utf8.h"
 
 namespace reasonrt::chat {
 namespace {
@@ -59,21 +60,7 @@ absl::StatusOr<std::string> DecodeEscapes(std::string_view s, int line) {
       if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
         return SyntaxError(line, "string escape is not a Unicode scalar value");
       }
-      if (cp < 0x80) {
-        out += static_cast<char>(cp);
-      } else if (cp < 0x800) {
-        out += static_cast<char>(0xc0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-      } else if (cp < 0x10000) {
-        out += static_cast<char>(0xe0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-      } else {
-        out += static_cast<char>(0xf0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-      }
+      utf8::Append(cp, out);
       return absl::OkStatus();
     };
     switch (c) {

@@ -269,12 +269,16 @@ Text ToText(const Value& v) {
 namespace {
 
 void JsonString(std::string_view s, bool ensure_ascii, std::string& out) {
+  if (!ensure_ascii) {  // json.dumps(ensure_ascii=False) escapes exactly what JSON requires
+    out += json::Quote(s);
+    return;
+  }
   out += '"';
   char buf[16];
   size_t i = 0;
   while (i < s.size()) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80 && ensure_ascii) {
+    if (c >= 0x80) {
       utf8proc_int32_t cp = 0;
       utf8proc_ssize_t len = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
                                               static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
