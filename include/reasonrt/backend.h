@@ -44,6 +44,10 @@ struct Weight {
 // (2i, 2i + 1) for DeepSeek.
 enum class RopeLayout : uint8_t { kHalfSplit, kInterleaved };
 
+// How HeadMatMul's per-head weight W[h] is laid out: [N, K] (as a Linear's [out, in]) or
+// [K, N].
+enum class HeadWeightLayout : uint8_t { kOutIn, kInOut };
+
 // Tokens per block of the paged KV cache.
 inline constexpr int64_t kKvBlockSize = 16;
 
@@ -94,7 +98,22 @@ class RRT_API Backend {
   absl::Status GroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
                              absl::Span<const std::vector<int32_t>> rows, const TensorView& y);
 
-  // y[T, H] = x / sqrt(mean(x^2) + eps) * gain[H] (gain in any float dtype). y may be x.
+  // (MLA's absorbed projections) per head h: y[t, h, :] = x[t, h, :] . W[h]^T for kOutIn
+  // (W[h] is [N, K]) or x[t, h, :] . W[h] for kInOut (W[h] is [K, N]). w [heads, ., .] in
+  // f32 or bf16 with contiguous rows; its heads may be strided (slices of kv_b_proj).
+  // x [T, heads, K] and y [T, heads, N] are f32 with a contiguous last dim (rows and heads
+  // may be strided); y must not overlap x.
+  absl::Status HeadMatMul(const TensorView& x, const TensorView& w, HeadWeightLayout layout,
+                          const TensorView& y);
+
+  // (MoE combine) out[t, :] += sum_j weights[t * k + j] * x[t * k + j, :] for x [T * k, H]
+  // and out [T, H], both f32 and contiguous.
+  absl::Status AddWeightedRows(const TensorView& x, absl::Span<const float> weights, int64_t k,
+                               const TensorView& out);
+
+  // y[T, H] = x / sqrt(mean(x^2) + eps) * gain[H] (gain in any float dtype). Rows of x and y
+  // may be strided (the last dim contiguous), so a slice of a wider matrix can be
+  // normalised in place. y may be x.
   absl::Status RmsNorm(const TensorView& x, const TensorView& gain, float eps, const TensorView& y);
 
   // Rotates, in place, x[T, heads, rotary_dims] (rows may be strided; the last dim is
@@ -113,7 +132,9 @@ class RRT_API Backend {
 
   // out[T, heads, v_dim] = softmax(scale * q . k^T over the causal window) . v, per
   // sequence, q[T, heads, k_dim] (f32). Grouped-query attention: head h reads kv head
-  // h / (heads / kv_heads).
+  // h / (heads / kv_heads). A cache without values (MLA's latent cache: k holds
+  // [latent; rotated rope key]) uses the first v_dim = out.dim(2) dims of each key as its
+  // value.
   absl::Status Attention(const TensorView& q, const PagedKvLayer& cache,
                          absl::Span<const AttentionSequence> sequences, float scale,
                          const TensorView& out);
@@ -138,8 +159,9 @@ class RRT_API Backend {
   absl::Status TopK(const TensorView& x, int64_t k, const TensorView& values,
                     const TensorView& indices);
 
-  // (optional) Copies src to dst (same dtype and shape, both contiguous). Defaults to
-  // memcpy, which suits CPU memory.
+  // (optional) Copies src to dst (same dtype and shape; both contiguous, or both with a
+  // contiguous last dim and strided outer dims, not overlapping). Defaults to memcpy,
+  // which suits CPU memory.
   virtual absl::Status Copy(const TensorView& src, const TensorView& dst);
 
  protected:
@@ -151,6 +173,10 @@ class RRT_API Backend {
   virtual absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
                                        absl::Span<const std::vector<int32_t>> rows,
                                        const TensorView& y);
+  virtual absl::Status DoHeadMatMul(const TensorView& x, const TensorView& w,
+                                    HeadWeightLayout layout, const TensorView& y) = 0;
+  virtual absl::Status DoAddWeightedRows(const TensorView& x, absl::Span<const float> weights,
+                                         int64_t k, const TensorView& out) = 0;
   virtual absl::Status DoRmsNorm(const TensorView& x, const TensorView& gain, float eps,
                                  const TensorView& y) = 0;
   virtual absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,

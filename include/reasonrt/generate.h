@@ -107,6 +107,10 @@ struct GenerateOptions {
   // KV-cache capacity in tokens; 0: the prompt once plus n x max_new_tokens (and the
   // blocks copy-on-write may need). Out of room ends completions with kContextFull.
   int64_t cache_tokens = 0;
+  // (MoE models) Count which experts the generation's tokens went to, prompt included
+  // (GenerationResult::routing); routing_trace also records every token's choice.
+  bool routing_stats = false;
+  bool routing_trace = false;
 };
 
 enum class Channel : uint8_t { kThinking = 0, kAnswer = 1 };
@@ -148,6 +152,7 @@ struct GenerationResult {
   std::vector<int32_t> prompt_tokens;
   std::vector<Completion> completions;  // by index
   Timings timings;
+  RoutingStats routing;  // with GenerateOptions::routing_stats (MoE models)
 };
 
 // All callbacks run on the calling thread, in order; `index` is the completion's.

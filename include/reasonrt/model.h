@@ -23,7 +23,9 @@
 
 #include "absl/status/statusor.h"
 #include "reasonrt/export.h"
+#include "absl/types/span.h"
 #include "reasonrt/model_config.h"
+#include "reasonrt/moe.h"
 #include "reasonrt/session.h"
 
 namespace reasonrt {
@@ -55,6 +57,16 @@ class RRT_API Model {
   const ModelConfig& config() const;
   // The backend sessions use.
   std::string_view backend_name() const;
+
+  // (MoE models, see reasonrt/moe.h) Decoder layer `layer`'s router, and its whole MoE
+  // block (routed and shared experts), applied to `tokens` rows of `hidden`
+  // [tokens, hidden_size]: the block's input, i.e. the layer's post-attention RMSNorm
+  // output. Run on the model's backend, with the model's weights. FailedPrecondition for
+  // dense models; InvalidArgument for a layer without routed experts or a wrong size.
+  absl::StatusOr<Routing> RouteLayer(int layer, absl::Span<const float> hidden,
+                                     int64_t tokens) const;
+  absl::StatusOr<MoeLayerOutput> MoeLayerForward(int layer, absl::Span<const float> hidden,
+                                                 int64_t tokens) const;
 
   // A new session with its own KV cache. ResourceExhausted if the cache cannot be allocated.
   absl::StatusOr<std::unique_ptr<Session>> NewSession(const SessionOptions& options = {}) const;

@@ -21,7 +21,15 @@
 //   which does not scale.
 // Shared experts are not routed: every token uses them with weight 1.
 //
-// Thread-safe; no state.
+// A loaded model's layers can be probed directly (Model::RouteLayer, Model::MoeLayerForward),
+// and sessions and generations count which experts their tokens went to (RoutingStats,
+// Session::routing_stats, GenerateOptions::routing_stats):
+//
+//   std::vector<float> h = ...;  // [tokens, hidden_size]: layer 3's post-attention-norm output
+//   absl::StatusOr<reasonrt::MoeLayerOutput> out = model->MoeLayerForward(3, h, tokens);
+//   // out->routing as above; out->output [tokens, hidden_size] = routed + shared experts
+//
+// RouteTokens is thread-safe and has no state.
 #ifndef REASONRT_MOE_H_
 #define REASONRT_MOE_H_
 
@@ -56,6 +64,34 @@ struct Routing {
   int64_t k = 0;
   std::vector<int32_t> experts;  // [tokens, k], best first
   std::vector<float> weights;    // [tokens, k]
+};
+
+// The output of one MoE block run by itself.
+struct MoeLayerOutput {
+  Routing routing;
+  // [tokens, hidden_size]: sum_j weight_j * expert_j(h) + sum of the shared experts(h), the
+  // value the block adds to the residual stream.
+  std::vector<float> output;
+};
+
+// Expert routing observed over a session's forward passes or a generation.
+struct RoutingStats {
+  int64_t n_routed_experts = 0;
+  int64_t k = 0;                 // experts per token
+  std::vector<int32_t> layers;   // the MoE decoder layers, ascending
+  // [layers.size(), n_routed_experts]: how many tokens each expert of each layer received.
+  std::vector<int64_t> load;
+  int64_t tokens = 0;  // tokens that went through the MoE layers (each counted once)
+  // The per-token trace, when enabled: entry i is the token at position trace_positions[i]
+  // of sequence trace_seq_ids[i] in decoder layer trace_layers[i], in forward order.
+  std::vector<int32_t> trace_seq_ids, trace_positions, trace_layers;
+  std::vector<int32_t> trace_experts;  // [entries, k], best first
+  std::vector<float> trace_weights;    // [entries, k]
+
+  int64_t Load(size_t layer_row, int64_t expert) const {
+    return load[layer_row * static_cast<size_t>(n_routed_experts) + static_cast<size_t>(expert)];
+  }
+  size_t trace_size() const { return trace_layers.size(); }
 };
 
 // Routes `tokens` rows of gate logits ([tokens, n_routed_experts], row-major).

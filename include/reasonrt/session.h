@@ -24,6 +24,7 @@
 #include "absl/types/span.h"
 #include "reasonrt/dtype.h"
 #include "reasonrt/export.h"
+#include "reasonrt/moe.h"
 
 namespace reasonrt {
 
@@ -86,6 +87,13 @@ class RRT_API Session {
 
   // Free cache capacity in tokens (whole free blocks).
   virtual int64_t FreeTokens() const = 0;
+
+  // (MoE models) Which experts the tokens of every Forward went to since the session
+  // began or the last ResetRoutingStats: per-layer load, and the per-token trace when
+  // enabled. Dense models: no layers. Tokens of a Forward that failed are not counted.
+  virtual RoutingStats routing_stats() const;
+  // Clears the statistics; `trace` turns the per-token trace on or off.
+  virtual void ResetRoutingStats(bool trace = false);
 };
 
 }  // namespace reasonrt

@@ -26,6 +26,37 @@ absl::Status CheckActivation(std::string_view op, std::string_view name, const T
   return absl::OkStatus();
 }
 
+// f32 of the given rank (2 or 3) whose last dim is contiguous and whose outer dims may be
+// strided without overlapping.
+absl::Status CheckStridedRows(std::string_view op, std::string_view name, const TensorView& t,
+                              int rank) {
+  if (t.empty() && t.num_elements() != 0) return Bad(op, StrCat(name, " has no data"));
+  if (t.dtype() != DType::kF32) return Bad(op, StrCat(name, " must be f32, is ", t.DebugString()));
+  if (t.rank() != rank) return Bad(op, StrCat(name, " must have rank ", rank, ", is ", t.DebugString()));
+  bool ok = t.stride(rank - 1) == 1;
+  int64_t inner = t.dim(rank - 1);
+  for (int d = rank - 2; d >= 0; --d) {
+    ok = ok && t.stride(d) >= inner;
+    inner = t.stride(d) * t.dim(d);
+  }
+  if (!ok) return Bad(op, StrCat(name, " needs a contiguous last dim and non-overlapping rows"));
+  return absl::OkStatus();
+}
+
+// One past the last element a view reaches, as a byte address (for overlap checks).
+const char* ViewEnd(const TensorView& t) {
+  int64_t last = 0;
+  for (int d = 0; d < t.rank(); ++d) last += (t.dim(d) - 1) * t.stride(d);
+  return static_cast<const char*>(t.data()) + (last + 1) * static_cast<int64_t>(DTypeSize(t.dtype()));
+}
+
+bool Overlap(const TensorView& a, const TensorView& b) {
+  if (a.num_elements() == 0 || b.num_elements() == 0) return false;
+  const char* a0 = static_cast<const char*>(a.data());
+  const char* b0 = static_cast<const char*>(b.data());
+  return a0 < ViewEnd(b) && b0 < ViewEnd(a);
+}
+
 absl::Status CheckWritable(std::string_view op, std::string_view name, const TensorView& t) {
   if (t.read_only()) return Bad(op, StrCat(name, " is read-only"));
   return absl::OkStatus();
@@ -96,11 +127,33 @@ absl::StatusOr<TensorView> Backend::Allocate(DType dtype, absl::Span<const int64
 }
 
 absl::Status Backend::Copy(const TensorView& src, const TensorView& dst) {
-  if (src.dtype() != dst.dtype() || src.num_elements() != dst.num_elements() ||
-      !src.is_contiguous() || !dst.is_contiguous() || dst.read_only()) {
+  if (src.dtype() != dst.dtype() || src.shape() != dst.shape() || dst.read_only() ||
+      (!(src.is_contiguous() && dst.is_contiguous()) &&
+       !(src.rank() >= 1 && src.stride(src.rank() - 1) == 1 && dst.stride(dst.rank() - 1) == 1))) {
     return Bad("Copy", StrCat("cannot copy ", src.DebugString(), " to ", dst.DebugString()));
   }
-  std::memcpy(dst.mutable_data(), src.data(), static_cast<size_t>(src.byte_size()));
+  if (src.num_elements() == 0) return absl::OkStatus();
+  if (src.is_contiguous() && dst.is_contiguous()) {
+    std::memcpy(dst.mutable_data(), src.data(), static_cast<size_t>(src.byte_size()));
+    return absl::OkStatus();
+  }
+  if (Overlap(src, dst)) return Bad("Copy", "src and dst overlap");
+  // Row by row over the outer dims.
+  const int rank = src.rank();
+  const size_t elem = DTypeSize(src.dtype());
+  const size_t row_bytes = static_cast<size_t>(src.dim(rank - 1)) * elem;
+  const int64_t rows = src.num_elements() / src.dim(rank - 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rem = r, s_off = 0, d_off = 0;
+    for (int d = rank - 2; d >= 0; --d) {
+      const int64_t i = rem % src.dim(d);
+      rem /= src.dim(d);
+      s_off += i * src.stride(d);
+      d_off += i * dst.stride(d);
+    }
+    std::memcpy(static_cast<char*>(dst.mutable_data()) + d_off * elem,
+                static_cast<const char*>(src.data()) + s_off * elem, row_bytes);
+  }
   return absl::OkStatus();
 }
 
@@ -191,10 +244,47 @@ absl::Status Backend::DoGroupedMatMul(const TensorView& x, absl::Span<const Weig
   return absl::OkStatus();
 }
 
+absl::Status Backend::HeadMatMul(const TensorView& x, const TensorView& w,
+                                 HeadWeightLayout layout, const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckStridedRows("HeadMatMul", "x", x, 3));
+  RRT_RETURN_IF_ERROR(CheckStridedRows("HeadMatMul", "y", y, 3));
+  RRT_RETURN_IF_ERROR(CheckWritable("HeadMatMul", "y", y));
+  if (w.rank() != 3 || (w.dtype() != DType::kF32 && w.dtype() != DType::kBF16) ||
+      w.stride(2) != 1 || w.stride(1) != w.dim(2) || w.stride(0) < w.dim(1) * w.dim(2)) {
+    return Bad("HeadMatMul", StrCat("w must be f32/bf16 [heads, ., .] with contiguous rows, is ",
+                                    w.DebugString()));
+  }
+  const bool out_in = layout == HeadWeightLayout::kOutIn;
+  const int64_t n = out_in ? w.dim(1) : w.dim(2), k = out_in ? w.dim(2) : w.dim(1);
+  if (x.dim(1) != w.dim(0) || x.dim(2) != k || y.dim(0) != x.dim(0) || y.dim(1) != w.dim(0) ||
+      y.dim(2) != n) {
+    return Bad("HeadMatMul", StrCat("x ", x.DebugString(), ", w ", w.DebugString(), " and y ",
+                                    y.DebugString(), " do not fit together"));
+  }
+  if (Overlap(x, y)) return Bad("HeadMatMul", "y overlaps x");
+  if (x.dim(0) == 0) return absl::OkStatus();
+  return DoHeadMatMul(x, w, layout, y);
+}
+
+absl::Status Backend::AddWeightedRows(const TensorView& x, absl::Span<const float> weights,
+                                      int64_t k, const TensorView& out) {
+  RRT_RETURN_IF_ERROR(CheckActivation("AddWeightedRows", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("AddWeightedRows", "out", out, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("AddWeightedRows", "out", out));
+  if (k <= 0 || x.dim(0) != out.dim(0) * k || x.dim(1) != out.dim(1) ||
+      static_cast<int64_t>(weights.size()) != x.dim(0)) {
+    return Bad("AddWeightedRows", StrCat("x ", x.DebugString(), " with ", weights.size(),
+                                         " weights does not fold into out ", out.DebugString(),
+                                         " by k = ", k));
+  }
+  if (Overlap(x, out)) return Bad("AddWeightedRows", "out overlaps x");
+  return DoAddWeightedRows(x, weights, k, out);
+}
+
 absl::Status Backend::RmsNorm(const TensorView& x, const TensorView& gain, float eps,
                               const TensorView& y) {
-  RRT_RETURN_IF_ERROR(CheckActivation("RmsNorm", "x", x, 2));
-  RRT_RETURN_IF_ERROR(CheckActivation("RmsNorm", "y", y, 2));
+  RRT_RETURN_IF_ERROR(CheckStridedRows("RmsNorm", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckStridedRows("RmsNorm", "y", y, 2));
   RRT_RETURN_IF_ERROR(CheckWritable("RmsNorm", "y", y));
   if (x.shape() != y.shape()) return Bad("RmsNorm", "x and y differ in shape");
   if (gain.rank() != 1 || gain.dim(0) != x.dim(1) || !IsWeightFloat(gain.dtype())) {
@@ -266,11 +356,15 @@ absl::Status Backend::Attention(const TensorView& q, const PagedKvLayer& cache,
   RRT_RETURN_IF_ERROR(CheckActivation("Attention", "q", q, 3));
   RRT_RETURN_IF_ERROR(CheckActivation("Attention", "out", out, 3));
   RRT_RETURN_IF_ERROR(CheckWritable("Attention", "out", out));
-  if (cache.v.empty()) return Bad("Attention", "the cache has no values");
   const int64_t heads = q.dim(1), kv_heads = cache.k.dim(2);
   if (heads % kv_heads != 0) return Bad("Attention", StrCat(kv_heads, " kv heads do not divide ", heads, " heads"));
   if (q.dim(2) != cache.k.dim(3)) return Bad("Attention", "q and cached k differ in head dim");
-  if (out.dim(0) != q.dim(0) || out.dim(1) != heads || out.dim(2) != cache.v.dim(3)) {
+  if (cache.v.empty()) {
+    if (out.dim(0) != q.dim(0) || out.dim(1) != heads || out.dim(2) > cache.k.dim(3)) {
+      return Bad("Attention", StrCat("out is ", out.DebugString(), ", expected [", q.dim(0), ", ", heads,
+                                     ", at most ", cache.k.dim(3), "] for a cache without values"));
+    }
+  } else if (out.dim(0) != q.dim(0) || out.dim(1) != heads || out.dim(2) != cache.v.dim(3)) {
     return Bad("Attention", StrCat("out is ", out.DebugString(), ", expected [", q.dim(0), ", ", heads, ", ", cache.v.dim(3), "]"));
   }
   for (const AttentionSequence& s : sequences) {

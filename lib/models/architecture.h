@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "reasonrt/backend.h"
 #include "reasonrt/model_config.h"
+#include "reasonrt/moe.h"
 #include "reasonrt/safetensors.h"
 
 namespace reasonrt {
@@ -24,6 +25,11 @@ struct ForwardPlan {
   std::vector<int64_t> slots;                  // cache slot of each row
   std::vector<AttentionSequence> sequences;    // contiguous row ranges
   std::vector<int32_t> logit_rows;             // rows whose logits are wanted
+  std::vector<int32_t> seq_ids;                // sequence of each row
+  // (MoE models) Where to count the routing of this pass; null: not counted. Its `layers`,
+  // `n_routed_experts` and `k` come from ArchitectureModel::NewRoutingStats.
+  RoutingStats* routing = nullptr;
+  bool routing_trace = false;
 };
 
 class ArchitectureModel {
@@ -33,7 +39,21 @@ class ArchitectureModel {
   // Writes logits [plan.logit_rows.size(), vocab] into `logits`.
   virtual absl::Status Forward(Backend& backend, const PagedKvCache& cache,
                                const ForwardPlan& plan, float* logits) const = 0;
+
+  // (MoE models) Zeroed statistics with this model's layers; no layers for dense models.
+  virtual RoutingStats NewRoutingStats() const { return {}; }
+  // (MoE models) Layer `layer`'s routing of `hidden` [T, hidden_size] (its MoE input), and
+  // its MoE block: out [T, hidden_size] = routed + shared experts.
+  virtual absl::StatusOr<Routing> Route(Backend& backend, int64_t layer,
+                                        const TensorView& hidden) const;
+  virtual absl::Status MoeBlock(Backend& backend, int64_t layer, const TensorView& hidden,
+                                const TensorView& out, Routing* routing) const;
 };
+
+// deepseek_v2 and deepseek_v3 (R1): MLA and MoE. Weights are views into `checkpoint`
+// (plus small f32 copies of the router and, for fp8/f16 checkpoints, of kv_b_proj).
+absl::StatusOr<std::unique_ptr<ArchitectureModel>> CreateDeepseekModel(const ModelConfig& config,
+                                                                      const Checkpoint& checkpoint);
 
 // qwen2 and llama. Weights are views into `checkpoint`, which must outlive the model.
 absl::StatusOr<std::unique_ptr<ArchitectureModel>> CreateDenseModel(const ModelConfig& config,

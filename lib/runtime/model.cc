@@ -65,6 +65,13 @@ class SessionImpl final : public Session {
     for (size_t i = 0; i < fp.sequences.size(); ++i) {
       fp.sequences[i].block_table = cache_->BlockTable(plan.sequence_ids[i]);
     }
+    fp.seq_ids = plan.row_seq;
+    RoutingStats pass_routing;
+    if (!routing_.layers.empty()) {
+      pass_routing = model_.arch->NewRoutingStats();
+      fp.routing = &pass_routing;
+      fp.routing_trace = trace_routing_;
+    }
     Logits out;
     out.vocab_size = model_.config.vocab_size;
     out.batch_rows = plan.logit_batch_rows;
@@ -74,7 +81,14 @@ class SessionImpl final : public Session {
       rollback();
       return s;
     }
+    if (fp.routing != nullptr) MergeRouting(pass_routing);
     return out;
+  }
+
+  RoutingStats routing_stats() const override { return routing_; }
+  void ResetRoutingStats(bool trace) override {
+    routing_ = model_.arch->NewRoutingStats();
+    trace_routing_ = trace && !routing_.layers.empty();
   }
 
   int64_t SequenceLength(int32_t seq) const override { return cache_->Length(seq); }
@@ -149,15 +163,30 @@ class SessionImpl final : public Session {
     return plan;
   }
 
+  void MergeRouting(RoutingStats& pass) {
+    for (size_t i = 0; i < routing_.load.size(); ++i) routing_.load[i] += pass.load[i];
+    routing_.tokens += pass.tokens;
+    auto append = [](auto& to, auto& from) { to.insert(to.end(), from.begin(), from.end()); };
+    append(routing_.trace_seq_ids, pass.trace_seq_ids);
+    append(routing_.trace_positions, pass.trace_positions);
+    append(routing_.trace_layers, pass.trace_layers);
+    append(routing_.trace_experts, pass.trace_experts);
+    append(routing_.trace_weights, pass.trace_weights);
+  }
+
   std::shared_ptr<const Model::Impl> model_holder_;
   const Model::Impl& model_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<PagedKvCache> cache_;
+  RoutingStats routing_ = model_.arch->NewRoutingStats();
+  bool trace_routing_ = false;
 };
 
 }  // namespace
 
 Session::~Session() = default;
+RoutingStats Session::routing_stats() const { return {}; }
+void Session::ResetRoutingStats(bool) {}
 
 Model::Model(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
@@ -213,10 +242,10 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
   RRT_ASSIGN_OR_RETURN(impl->checkpoint, Checkpoint::Open(path, options.weights_in_memory));
   RRT_RETURN_IF_ERROR(CheckInventory(impl->config, *impl->checkpoint, nullptr));
   if (impl->config.is_deepseek()) {
-    return absl::UnimplementedError(StrCat(path, ": ", ArchitectureName(impl->config.architecture),
-                                           " models do not run in this build yet"));
+    RRT_ASSIGN_OR_RETURN(impl->arch, CreateDeepseekModel(impl->config, *impl->checkpoint));
+  } else {
+    RRT_ASSIGN_OR_RETURN(impl->arch, CreateDenseModel(impl->config, *impl->checkpoint));
   }
-  RRT_ASSIGN_OR_RETURN(impl->arch, CreateDenseModel(impl->config, *impl->checkpoint));
   if (options.progress) RRT_RETURN_IF_ERROR(WarmWeights(impl->config, *impl->checkpoint, options.progress));
   // Resolve "auto" once so that every session uses the same backend.
   BackendOptions bo;
@@ -225,6 +254,48 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
   RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> probe, CreateBackend(options.backend, bo));
   impl->backend_name = std::string(probe->name());
   return std::unique_ptr<Model>(new Model(std::shared_ptr<const Impl>(std::move(impl))));
+}
+
+namespace {
+
+absl::StatusOr<TensorView> HiddenView(const ModelConfig& c, absl::Span<const float> hidden,
+                                      int64_t tokens) {
+  if (!c.is_deepseek() || c.n_routed_experts == 0) {
+    return absl::FailedPreconditionError(StrCat(ArchitectureName(c.architecture),
+                                                " models have no routed experts"));
+  }
+  if (tokens < 0 || static_cast<int64_t>(hidden.size()) != tokens * c.hidden_size) {
+    return absl::InvalidArgumentError(StrCat("hidden states: ", hidden.size(), " values are not ", tokens,
+                                             " tokens x hidden_size ", c.hidden_size));
+  }
+  return TensorView::BorrowReadOnly(hidden.data(), DType::kF32, {tokens, c.hidden_size});
+}
+
+}  // namespace
+
+absl::StatusOr<Routing> Model::RouteLayer(int layer, absl::Span<const float> hidden,
+                                          int64_t tokens) const {
+  RRT_ASSIGN_OR_RETURN(TensorView x, HiddenView(impl_->config, hidden, tokens));
+  BackendOptions bo;
+  bo.num_threads = impl_->options.num_threads;
+  bo.exact_activations = impl_->options.exact_activations;
+  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(impl_->backend_name, bo));
+  return impl_->arch->Route(*backend, layer, x);
+}
+
+absl::StatusOr<MoeLayerOutput> Model::MoeLayerForward(int layer, absl::Span<const float> hidden,
+                                                      int64_t tokens) const {
+  RRT_ASSIGN_OR_RETURN(TensorView x, HiddenView(impl_->config, hidden, tokens));
+  BackendOptions bo;
+  bo.num_threads = impl_->options.num_threads;
+  bo.exact_activations = impl_->options.exact_activations;
+  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(impl_->backend_name, bo));
+  MoeLayerOutput result;
+  result.output.resize(hidden.size());
+  RRT_ASSIGN_OR_RETURN(TensorView out, TensorView::Borrow(result.output.data(), DType::kF32,
+                                                          {tokens, impl_->config.hidden_size}));
+  RRT_RETURN_IF_ERROR(impl_->arch->MoeBlock(*backend, layer, x, out, &result.routing));
+  return result;
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Model::NewSession(const SessionOptions& options) const {

@@ -6,6 +6,7 @@
 // several rows (the prompt GEMM, and batched decode on AVX512-BF16) and 1e-5 where it keeps
 // them f32 (one row, other dtypes, or exact_activations).
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -246,6 +247,111 @@ TEST_P(ConformanceTest, PagedAttentionPrefillAndDecode) {
     ASSERT_TRUE(be_->Attention(q, cache, seqs, 0.17f, out).ok());
     ASSERT_TRUE(ref_->Attention(q, cache_ref, seqs, 0.17f, out_ref).ok());
     ExpectAllNear(out, out_ref, 1e-5f, "Attention");
+  }
+}
+
+// The absorbed MLA projections: per-head matmuls on strided slices, both weight layouts.
+TEST_P(ConformanceTest, HeadMatMulBothLayoutsOnStridedViews) {
+  for (DType wd : {DType::kF32, DType::kBF16}) {
+    for (HeadWeightLayout layout : {HeadWeightLayout::kOutIn, HeadWeightLayout::kInOut}) {
+      const bool out_in = layout == HeadWeightLayout::kOutIn;
+      TensorView x_full = Random(DType::kF32, {5, 3, 20});
+      TensorView x = *x_full.Slice(2, 0, 12);  // k = 12 of 20
+      // Weights: heads strided, as per-head row ranges of a wider matrix.
+      TensorView w_full = out_in ? Random(wd, {3, 10, 12}) : Random(wd, {3, 15, 7});
+      TensorView w = out_in ? *w_full.Slice(1, 2, 9) : *w_full.Slice(1, 3, 15);
+      TensorView y_full = Zeros(DType::kF32, {5, 3, 9}), y_ref_full = Zeros(DType::kF32, {5, 3, 9});
+      TensorView y = *y_full.Slice(2, 1, 8), y_ref = *y_ref_full.Slice(2, 1, 8);
+      ASSERT_TRUE(be_->HeadMatMul(x, w, layout, y).ok());
+      ASSERT_TRUE(ref_->HeadMatMul(x, w, layout, y_ref).ok());
+      ExpectAllNear(y_full, y_ref_full, 1e-5f, "HeadMatMul");
+      // The reference against loops written here.
+      const std::vector<float> xs = AsF32(x_full), ws = AsF32(w_full), ys = AsF32(y_ref_full);
+      for (int64_t t = 0; t < 5; ++t) {
+        for (int64_t h = 0; h < 3; ++h) {
+          for (int64_t n = 0; n < 7; ++n) {
+            double acc = 0.0;
+            for (int64_t i = 0; i < 12; ++i) {
+              const float wv = out_in ? ws[(h * 10 + 2 + n) * 12 + i] : ws[(h * 15 + 3 + i) * 7 + n];
+              acc += double(xs[(t * 3 + h) * 20 + i]) * wv;
+            }
+            ASSERT_NEAR(ys[(t * 3 + h) * 9 + 1 + n], acc, 1e-5) << t << " " << h << " " << n;
+          }
+          EXPECT_EQ(ys[(t * 3 + h) * 9], 0.0f);  // outside the slice: untouched
+        }
+      }
+    }
+  }
+  TensorView x = Random(DType::kF32, {2, 3, 4});
+  TensorView w = Random(DType::kF8E4M3, {3, 5, 4});
+  TensorView y = Zeros(DType::kF32, {2, 3, 5});
+  EXPECT_FALSE(be_->HeadMatMul(x, w, HeadWeightLayout::kOutIn, y).ok());  // fp8 not taken
+  TensorView w_ok = Random(DType::kF32, {3, 5, 4});
+  EXPECT_TRUE(be_->HeadMatMul(x, w_ok, HeadWeightLayout::kOutIn, y).ok());
+  EXPECT_FALSE(be_->HeadMatMul(x, w_ok, HeadWeightLayout::kInOut, y).ok());  // k = 5 != 4
+}
+
+TEST_P(ConformanceTest, AddWeightedRowsAndStridedRmsNorm) {
+  TensorView x = Random(DType::kF32, {12, 50});  // 4 tokens x k = 3
+  const std::vector<float> wts = {0.5f, -1.0f, 2.0f, 0.0f, 1.0f, 1.0f, 0.25f, 0.25f, 0.5f, 3.0f, -2.0f, 1.0f};
+  TensorView out = Random(DType::kF32, {4, 50});
+  TensorView out_ref = *TensorView::Allocate(DType::kF32, {4, 50});
+  std::memcpy(out_ref.mutable_data(), out.data(), out.byte_size());
+  const std::vector<float> before = AsF32(out), xs = AsF32(x);
+  ASSERT_TRUE(be_->AddWeightedRows(x, wts, 3, out).ok());
+  ASSERT_TRUE(ref_->AddWeightedRows(x, wts, 3, out_ref).ok());
+  ExpectAllNear(out, out_ref, 1e-6f, "AddWeightedRows");
+  const std::vector<float> after = AsF32(out_ref);
+  for (int64_t t = 0; t < 4; ++t) {
+    for (int64_t i = 0; i < 50; ++i) {
+      float want = before[t * 50 + i];
+      for (int64_t j = 0; j < 3; ++j) want += wts[t * 3 + j] * xs[(t * 3 + j) * 50 + i];
+      ASSERT_NEAR(after[t * 50 + i], want, 1e-5f);
+    }
+  }
+  EXPECT_FALSE(be_->AddWeightedRows(x, wts, 4, out).ok());  // 12 rows do not fold into 4 x 4
+  // RmsNorm in place on the first 40 of 48 columns (MLA's latent inside kv_a's output).
+  TensorView m = Random(DType::kF32, {3, 48}, -2.0f, 2.0f);
+  TensorView m_ref = *TensorView::Allocate(DType::kF32, {3, 48});
+  std::memcpy(m_ref.mutable_data(), m.data(), m.byte_size());
+  TensorView gain = Random(DType::kBF16, {40}, 0.5f, 1.5f);
+  TensorView part = *m.Slice(1, 0, 40), part_ref = *m_ref.Slice(1, 0, 40);
+  ASSERT_TRUE(be_->RmsNorm(part, gain, 1e-6f, part).ok());
+  ASSERT_TRUE(ref_->RmsNorm(part_ref, gain, 1e-6f, part_ref).ok());
+  ExpectAllNear(m, m_ref, 1e-5f, "RmsNorm strided");
+}
+
+// MLA's latent cache: keys only; the value is the first dv dims of each key.
+TEST_P(ConformanceTest, LatentAttentionUsesTheKeyPrefixAsValue) {
+  for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
+    const int64_t heads = 12, dk = 40, dv = 32, blocks = 6;
+    PagedKvLayer latent{Zeros(cache_dtype, {blocks, kKvBlockSize, 1, dk}), {}};
+    PagedKvLayer latent_ref{Zeros(cache_dtype, {blocks, kKvBlockSize, 1, dk}), {}};
+    // The same attention with the values stored separately: the independent check.
+    PagedKvLayer split{Zeros(cache_dtype, {blocks, kKvBlockSize, 1, dk}),
+                       Zeros(cache_dtype, {blocks, kKvBlockSize, 1, dv})};
+    const std::vector<int32_t> table = {4, 1, 3};
+    std::vector<int64_t> slots;
+    for (int64_t p = 0; p < 40; ++p) slots.push_back(table[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
+    TensorView k = Random(DType::kF32, {40, 1, dk});
+    TensorView v = *TensorView::Allocate(DType::kF32, {40, 1, dv});
+    for (int64_t p = 0; p < 40; ++p) {
+      std::memcpy(v.mutable_data_as<float>() + p * dv, k.data_as<float>() + p * dk, dv * sizeof(float));
+    }
+    ASSERT_TRUE(be_->StoreKv(k, TensorView(), slots, latent).ok());
+    ASSERT_TRUE(ref_->StoreKv(k, TensorView(), slots, latent_ref).ok());
+    ASSERT_TRUE(ref_->StoreKv(k, v, slots, split).ok());
+    TensorView q = Random(DType::kF32, {3, heads, dk}, -2.0f, 2.0f);
+    std::vector<AttentionSequence> seqs = {{table, 0, 2, 38}, {table, 2, 1, 10}};
+    TensorView out = Zeros(DType::kF32, {3, heads, dv}), out_ref = Zeros(DType::kF32, {3, heads, dv});
+    TensorView out_split = Zeros(DType::kF32, {3, heads, dv});
+    ASSERT_TRUE(be_->Attention(q, latent, seqs, 0.2f, out).ok());
+    ASSERT_TRUE(ref_->Attention(q, latent_ref, seqs, 0.2f, out_ref).ok());
+    ASSERT_TRUE(ref_->Attention(q, split, seqs, 0.2f, out_split).ok());
+    ExpectAllNear(out_ref, out_split, 1e-6f, "latent reference vs split values");
+    ExpectAllNear(out, out_ref, 1e-5f, "latent Attention");
+    TensorView too_wide = Zeros(DType::kF32, {3, heads, dk + 1});
+    EXPECT_FALSE(be_->Attention(q, latent, seqs, 0.2f, too_wide).ok());
   }
 }
 

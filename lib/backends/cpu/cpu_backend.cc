@@ -121,7 +121,56 @@ class CpuBackend final : public Backend {
     ConvertToF32(gain.dtype(), gain.data(), g.data(), static_cast<size_t>(h));
     pool_.ParallelFor(x.dim(0), 1, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        cpu::RmsNormRow(x.data_as<float>() + r * h, g.data(), eps, y.mutable_data_as<float>() + r * h, h);
+        cpu::RmsNormRow(x.data_as<float>() + r * x.stride(0), g.data(), eps,
+                        y.mutable_data_as<float>() + r * y.stride(0), h);
+      }
+    });
+    return absl::OkStatus();
+  }
+
+  // Tasks of (head, block of rows); a kOutIn task keeps one weight row in cache while it
+  // visits the block's rows.
+  absl::Status DoHeadMatMul(const TensorView& x, const TensorView& w, HeadWeightLayout layout,
+                            const TensorView& y) override {
+    constexpr int64_t kRowBlock = 16;
+    const int64_t heads = w.dim(0), rows = x.dim(0), n = y.dim(2), k = x.dim(2);
+    const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+    const size_t elem = DTypeSize(w.dtype());
+    const int64_t w_row = w.dim(2);
+    pool_.ParallelFor(heads * blocks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t task = b; task < e; ++task) {
+        const int64_t h = task / blocks, t0 = task % blocks * kRowBlock;
+        const int64_t t1 = std::min(rows, t0 + kRowBlock);
+        const char* wh = static_cast<const char*>(w.data()) + h * w.stride(0) * elem;
+        auto xrow = [&](int64_t t) { return x.data_as<float>() + t * x.stride(0) + h * x.stride(1); };
+        auto yrow = [&](int64_t t) { return y.mutable_data_as<float>() + t * y.stride(0) + h * y.stride(1); };
+        if (layout == HeadWeightLayout::kOutIn) {
+          for (int64_t j = 0; j < n; ++j) {
+            const void* wr = wh + j * w_row * elem;
+            for (int64_t t = t0; t < t1; ++t) yrow(t)[j] = cpu::Dot(xrow(t), wr, w.dtype(), k);
+          }
+        } else {
+          for (int64_t t = t0; t < t1; ++t) {
+            float* yv = yrow(t);
+            const float* xv = xrow(t);
+            std::fill(yv, yv + n, 0.0f);
+            for (int64_t i = 0; i < k; ++i) cpu::Axpy(xv[i], wh + i * w_row * elem, w.dtype(), yv, n);
+          }
+        }
+      }
+    });
+    return absl::OkStatus();
+  }
+
+  absl::Status DoAddWeightedRows(const TensorView& x, absl::Span<const float> weights, int64_t k,
+                                 const TensorView& out) override {
+    const int64_t h = out.dim(1);
+    pool_.ParallelFor(out.dim(0), 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        for (int64_t j = 0; j < k; ++j) {
+          cpu::Axpy(weights[t * k + j], x.data_as<float>() + (t * k + j) * h, DType::kF32,
+                    out.mutable_data_as<float>() + t * h, h);
+        }
       }
     });
     return absl::OkStatus();
@@ -156,22 +205,31 @@ class CpuBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  // One task per (query row, kv head): the group of query heads sharing that kv head
-  // reads each cached key and value once.
+  // One task per (query row, kv head, chunk of up to 8 of its query heads): the heads of a
+  // chunk read each cached key and value once. (MLA has one kv head for all query heads;
+  // the chunks let its decode use more than one thread.)
   absl::Status DoAttention(const TensorView& q, const PagedKvLayer& cache,
                            absl::Span<const AttentionSequence> sequences, float scale,
                            const TensorView& out) override {
-    const int64_t heads = q.dim(1), dk = q.dim(2), kv_heads = cache.k.dim(2), dv = cache.v.dim(3);
+    // Without values (MLA's latent cache) the value is the first dv dims of the key.
+    const bool latent = cache.v.empty();
+    const int64_t heads = q.dim(1), dk = q.dim(2), kv_heads = cache.k.dim(2), dv = out.dim(2);
     const int64_t group = heads / kv_heads;
+    constexpr int64_t kHeadChunk = 8;
     struct Task {
       const AttentionSequence* seq;
       int64_t i;
       int64_t kvh;
+      int64_t g0, g1;  // query heads [g0, g1) of the kv head's group
     };
     std::vector<Task> tasks;
     for (const AttentionSequence& s : sequences) {
       for (int64_t i = 0; i < s.query_count; ++i) {
-        for (int64_t kvh = 0; kvh < kv_heads; ++kvh) tasks.push_back({&s, i, kvh});
+        for (int64_t kvh = 0; kvh < kv_heads; ++kvh) {
+          for (int64_t g0 = 0; g0 < group; g0 += kHeadChunk) {
+            tasks.push_back({&s, i, kvh, g0, std::min(group, g0 + kHeadChunk)});
+          }
+        }
       }
     }
     // Long rows first so the threads finish together.
@@ -187,21 +245,22 @@ class CpuBackend final : public Backend {
         const AttentionSequence& s = *task.seq;
         const int64_t row = s.query_begin + task.i;
         const int64_t n_keys = s.first_position + task.i + 1;
-        scores.assign(static_cast<size_t>(group * n_keys), 0.0f);
+        const int64_t gn = task.g1 - task.g0;
+        scores.assign(static_cast<size_t>(gn * n_keys), 0.0f);
         // Cached row of position p for this kv head, in the cache's dtype.
         auto cached = [&](const TensorView& c, int64_t p, int64_t width) -> const void* {
           const int64_t slot = s.block_table[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize;
           return static_cast<const char*>(c.data()) + ((slot * kv_heads + task.kvh) * width) * elem;
         };
-        const float* q_group = q.data_as<float>() + (row * heads + task.kvh * group) * dk;
+        const float* q_group = q.data_as<float>() + (row * heads + task.kvh * group + task.g0) * dk;
         for (int64_t p = 0; p < n_keys; ++p) {
           const void* kp = cached(cache.k, p, dk);
-          for (int64_t g = 0; g < group; ++g) {
+          for (int64_t g = 0; g < gn; ++g) {
             scores[g * n_keys + p] = cpu::Dot(q_group + g * dk, kp, cache_dtype, dk) * scale;
           }
         }
-        float* o_group = out.mutable_data_as<float>() + (row * heads + task.kvh * group) * dv;
-        for (int64_t g = 0; g < group; ++g) {
+        float* o_group = out.mutable_data_as<float>() + (row * heads + task.kvh * group + task.g0) * dv;
+        for (int64_t g = 0; g < gn; ++g) {
           float* sc = scores.data() + g * n_keys;
           const float mx = *std::max_element(sc, sc + n_keys);
           float total = 0.0f;
@@ -214,8 +273,8 @@ class CpuBackend final : public Backend {
           std::fill(o_group + g * dv, o_group + (g + 1) * dv, 0.0f);
         }
         for (int64_t p = 0; p < n_keys; ++p) {
-          const void* vp = cached(cache.v, p, dv);
-          for (int64_t g = 0; g < group; ++g) {
+          const void* vp = latent ? cached(cache.k, p, dk) : cached(cache.v, p, dv);
+          for (int64_t g = 0; g < gn; ++g) {
             cpu::Axpy(scores[g * n_keys + p], vp, cache_dtype, o_group + g * dv, dv);
           }
         }

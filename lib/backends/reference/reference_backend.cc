@@ -66,12 +66,47 @@ class ReferenceBackend final : public Backend {
     std::vector<float> g(h);
     ConvertToF32(gain.dtype(), gain.data(), g.data(), static_cast<size_t>(h));
     for (int64_t r = 0; r < rows; ++r) {
-      const float* in = x.data_as<float>() + r * h;
-      float* out = y.mutable_data_as<float>() + r * h;
+      const float* in = x.data_as<float>() + r * x.stride(0);
+      float* out = y.mutable_data_as<float>() + r * y.stride(0);
       float sum_sq = 0.0f;
       for (int64_t i = 0; i < h; ++i) sum_sq += in[i] * in[i];
       const float inv = 1.0f / std::sqrt(sum_sq / static_cast<float>(h) + eps);
       for (int64_t i = 0; i < h; ++i) out[i] = in[i] * inv * g[i];
+    }
+    return absl::OkStatus();
+  }
+
+  // y[t, h, n] = sum_k x[t, h, k] * W[h](n, k)   (kOutIn; W[h](k, n) for kInOut)
+  absl::Status DoHeadMatMul(const TensorView& x, const TensorView& w, HeadWeightLayout layout,
+                            const TensorView& y) override {
+    const bool out_in = layout == HeadWeightLayout::kOutIn;
+    const int64_t heads = w.dim(0), n = y.dim(2), k = x.dim(2);
+    std::vector<float> wh(static_cast<size_t>(w.dim(1) * w.dim(2)));
+    for (int64_t h = 0; h < heads; ++h) {
+      const char* src = static_cast<const char*>(w.data()) + h * w.stride(0) * DTypeSize(w.dtype());
+      ConvertToF32(w.dtype(), src, wh.data(), wh.size());
+      for (int64_t t = 0; t < x.dim(0); ++t) {
+        const float* xv = x.data_as<float>() + t * x.stride(0) + h * x.stride(1);
+        float* yv = y.mutable_data_as<float>() + t * y.stride(0) + h * y.stride(1);
+        for (int64_t j = 0; j < n; ++j) {
+          float acc = 0.0f;
+          for (int64_t i = 0; i < k; ++i) acc += xv[i] * (out_in ? wh[j * k + i] : wh[i * n + j]);
+          yv[j] = acc;
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DoAddWeightedRows(const TensorView& x, absl::Span<const float> weights, int64_t k,
+                                 const TensorView& out) override {
+    const int64_t h = out.dim(1);
+    for (int64_t t = 0; t < out.dim(0); ++t) {
+      float* o = out.mutable_data_as<float>() + t * h;
+      for (int64_t j = 0; j < k; ++j) {
+        const float* row = x.data_as<float>() + (t * k + j) * h;
+        for (int64_t i = 0; i < h; ++i) o[i] += weights[t * k + j] * row[i];
+      }
     }
     return absl::OkStatus();
   }
@@ -102,14 +137,18 @@ class ReferenceBackend final : public Backend {
   absl::Status DoAttention(const TensorView& q, const PagedKvLayer& cache,
                            absl::Span<const AttentionSequence> sequences, float scale,
                            const TensorView& out) override {
-    const int64_t heads = q.dim(1), dk = q.dim(2), kv_heads = cache.k.dim(2), dv = cache.v.dim(3);
+    // Without values (MLA's latent cache) the value is the first dv dims of the key.
+    const bool latent = cache.v.empty();
+    const int64_t heads = q.dim(1), dk = q.dim(2), kv_heads = cache.k.dim(2), dv = out.dim(2);
+    const int64_t v_width = latent ? dk : dv;
     const int64_t group = heads / kv_heads;
     std::vector<float> keys, values, scores;
     for (const AttentionSequence& s : sequences) {
       // The sequence's cached keys and values as f32 [positions, kv_heads, dim].
       const int64_t n_pos = s.first_position + s.query_count;
       GatherSequence(cache.k, s, n_pos, keys);
-      GatherSequence(cache.v, s, n_pos, values);
+      if (!latent) GatherSequence(cache.v, s, n_pos, values);
+      const std::vector<float>& vals = latent ? keys : values;
       for (int64_t i = 0; i < s.query_count; ++i) {
         const int64_t row = s.query_begin + i;
         const int64_t n_keys = s.first_position + i + 1;
@@ -133,7 +172,7 @@ class ReferenceBackend final : public Backend {
           float* o = out.mutable_data_as<float>() + (row * heads + h) * dv;
           std::fill(o, o + dv, 0.0f);
           for (int64_t p = 0; p < n_keys; ++p) {
-            const float* value = values.data() + (p * kv_heads + kvh) * dv;
+            const float* value = vals.data() + (p * kv_heads + kvh) * v_width;
             const float weight = scores[p] / total;
             for (int64_t d = 0; d < dv; ++d) o[d] += weight * value[d];
           }
