@@ -27,6 +27,7 @@ struct LogitsArgs {
   int threads = 0;
   bool decode = false;  // one token per forward call instead of one prefill
   bool exact = false;   // LoadOptions::exact_activations
+  std::string routing_out;  // MoE models: expert ids [moe_layers, T, k] as .npy
 };
 int RunLogits(const LogitsArgs& args);
 

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -16,10 +18,15 @@
 namespace reasonrt::cli {
 namespace {
 
-absl::Status WriteNpy(const std::string& path, const std::vector<float>& values, int64_t rows,
-                      int64_t cols) {
-  std::string header = StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (", rows, ", ",
-                              cols, "), }");
+// A little-endian .npy of f32 ('<f4') or i32 ('<i4') values of the given shape.
+template <typename T>
+absl::Status WriteNpy(const std::string& path, const std::vector<T>& values,
+                      const std::vector<int64_t>& shape) {
+  static_assert(sizeof(T) == 4);
+  std::string dims;
+  for (int64_t d : shape) dims += StrCat(d, ", ");
+  std::string header = StrCat("{'descr': '", std::is_same_v<T, float> ? "<f4" : "<i4",
+                              "', 'fortran_order': False, 'shape': (", dims, "), }");
   // Magic (6) + version (2) + length (2) + header, padded with spaces to 64 bytes, '\n' last.
   const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
   header.append(total - 10 - header.size() - 1, ' ');
@@ -32,7 +39,7 @@ absl::Status WriteNpy(const std::string& path, const std::vector<float>& values,
   out.put(static_cast<char>(len >> 8));
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
   out.write(reinterpret_cast<const char*>(values.data()),
-            static_cast<std::streamsize>(values.size() * sizeof(float)));
+            static_cast<std::streamsize>(values.size() * sizeof(T)));
   return out ? absl::OkStatus() : absl::DataLossError(StrCat(path, ": write failed"));
 }
 
@@ -58,6 +65,7 @@ int RunLogits(const LogitsArgs& args) {
   so.max_tokens = static_cast<int64_t>(tokens.size());
   auto session = (*model)->NewSession(so);
   if (!session.ok()) return Fail(session.status());
+  (*session)->ResetRoutingStats(/*trace=*/!args.routing_out.empty());
   const int64_t vocab = (*model)->config().vocab_size;
   std::vector<float> all;
   const auto start = std::chrono::steady_clock::now();
@@ -72,8 +80,23 @@ int RunLogits(const LogitsArgs& args) {
     if (!logits.ok()) return Fail(logits.status());
     all.insert(all.end(), logits->values.begin(), logits->values.end());
   }
-  const absl::Status s = WriteNpy(args.out, all, static_cast<int64_t>(tokens.size()), vocab);
+  const absl::Status s = WriteNpy(args.out, all, {static_cast<int64_t>(tokens.size()), vocab});
   if (!s.ok()) return Fail(s);
+  if (!args.routing_out.empty()) {
+    // The trace as [moe_layers, T, k] expert ids, whatever order the passes recorded it in.
+    const RoutingStats r = (*session)->routing_stats();
+    if (r.layers.empty()) return Fail(absl::FailedPreconditionError("--routing: the model has no routed experts"));
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    std::vector<int32_t> ids(r.layers.size() * static_cast<size_t>(n * r.k), -1);
+    for (size_t e = 0; e < r.trace_size(); ++e) {
+      const size_t row = static_cast<size_t>(
+          std::lower_bound(r.layers.begin(), r.layers.end(), r.trace_layers[e]) - r.layers.begin());
+      const size_t at = (row * static_cast<size_t>(n) + static_cast<size_t>(r.trace_positions[e])) * r.k;
+      std::copy_n(r.trace_experts.begin() + static_cast<std::ptrdiff_t>(e * r.k), r.k, ids.begin() + at);
+    }
+    const absl::Status rs = WriteNpy(args.routing_out, ids, {static_cast<int64_t>(r.layers.size()), n, r.k});
+    if (!rs.ok()) return Fail(rs);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("wrote %s: [%zu, %lld] logits in %.2f s (%s backend)\n", args.out.c_str(),
               tokens.size(), static_cast<long long>(vocab), seconds,

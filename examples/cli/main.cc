@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
   logits_cmd->add_option("-t,--threads", logits.threads, "threads (0: one per core)");
   logits_cmd->add_flag("--decode", logits.decode, "run one token per forward call");
   logits_cmd->add_flag("--exact", logits.exact, "f32-exact activations in prompt GEMMs");
+  logits_cmd->add_option("--routing", logits.routing_out,
+                         "MoE models: also write the expert ids [moe_layers, T, k] as .npy");
 
   cli::BenchArgs bench;
   CLI::App* bench_cmd = app.add_subcommand("bench", "prompt and decode speed against measured bandwidth and GEMM peak");
