@@ -51,6 +51,7 @@ class Run final : public GenerationRun {
     result_.prompt_tokens = std::move(prompt);
     for (int32_t t : result_.prompt_tokens) ++prompt_counts_[t];
     if (auto id = tokenizer_->TokenId("</think>")) think_end_ = *id;
+    if (options_.routing_stats || options_.routing_trace) session_->ResetRoutingStats(options_.routing_trace);
   }
 
   absl::Status Init() {
@@ -295,6 +296,9 @@ class Run final : public GenerationRun {
     result_.timings.generated_tokens = generated_;
     result_.timings.decode_seconds = Seconds(decode_start_);
     finished_ = std::all_of(seqs_.begin(), seqs_.end(), [](const Sequence& s) { return s.done; });
+    if (finished_ && (options_.routing_stats || options_.routing_trace)) {
+      result_.routing = session_->routing_stats();
+    }
     return absl::OkStatus();
   }
 
