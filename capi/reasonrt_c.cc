@@ -26,6 +26,7 @@ struct rrt_model {
   std::shared_ptr<const reasonrt::ChatTemplate> chat;
   std::unique_ptr<reasonrt::Generator> generator;
   int64_t parameters = 0;
+  int64_t active_parameters = 0;
 };
 
 struct rrt_session {
@@ -168,6 +169,7 @@ reasonrt::GenerateOptions ToOptions(const rrt_generate_options& o) {
   g.first_index = o.first_index;
   if (o.tools_json != nullptr) g.chat.tools_json = o.tools_json;
   if (o.extra_json != nullptr) g.chat.extra_context_json = o.extra_json;
+  g.routing_stats = o.routing_stats != 0;
   return g;
 }
 
@@ -268,7 +270,9 @@ rrt_status rrt_model_load(const char* path, size_t path_length, const rrt_load_o
     auto gen = reasonrt::Generator::Create(m->model, m->tokenizer, m->chat);
     if (!gen.ok()) return FromStatus(gen.status());
     m->generator = std::move(*gen);
-    m->parameters = reasonrt::CountParameters(m->model->config()).total;
+    const reasonrt::ParameterCounts counts = reasonrt::CountParameters(m->model->config());
+    m->parameters = counts.total;
+    m->active_parameters = counts.active_per_token;
     Log(1, StrCat("loaded ", dir, " (", m->model->backend_name(), " backend)"));
     Register(m.get());
     *out = m.release();
@@ -299,6 +303,13 @@ rrt_status rrt_model_get_info(const rrt_model* model, rrt_model_info* info) {
     out.num_layers = cfg.num_hidden_layers;
     out.max_positions = cfg.max_position_embeddings;
     out.parameters = model->parameters;
+    if (cfg.is_deepseek() && cfg.n_routed_experts > 0) {
+      out.n_routed_experts = cfg.n_routed_experts;
+      out.experts_per_token = cfg.num_experts_per_tok;
+      out.active_parameters = model->active_parameters;
+    } else {
+      out.active_parameters = model->parameters;
+    }
     *info = out;
     return RRT_OK;
   });
@@ -669,6 +680,127 @@ rrt_status rrt_route_tokens(const rrt_router_config* config, const float* logits
       std::memcpy(weights, r->weights.data(), r->weights.size() * sizeof(float));
     }
     return RRT_OK;
+  });
+}
+
+rrt_status rrt_route_layer(const rrt_model* model, int32_t layer, const float* hidden, int64_t tokens,
+                           int32_t* experts, float* weights) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG(tokens >= 0 && (tokens == 0 || (hidden && experts && weights)), "rrt_route_layer: NULL argument");
+    const int64_t h = model->model->config().hidden_size;
+    auto r = model->model->RouteLayer(layer, absl::MakeConstSpan(hidden, static_cast<size_t>(tokens * h)), tokens);
+    if (!r.ok()) return FromStatus(r.status());
+    if (!r->experts.empty()) {
+      std::memcpy(experts, r->experts.data(), r->experts.size() * sizeof(int32_t));
+      std::memcpy(weights, r->weights.data(), r->weights.size() * sizeof(float));
+    }
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_moe_layer_forward(const rrt_model* model, int32_t layer, const float* hidden, int64_t tokens,
+                                 float* output, int32_t* experts, float* weights) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG(tokens >= 0 && (tokens == 0 || (hidden && output)), "rrt_moe_layer_forward: NULL argument");
+    const int64_t h = model->model->config().hidden_size;
+    auto r = model->model->MoeLayerForward(layer, absl::MakeConstSpan(hidden, static_cast<size_t>(tokens * h)), tokens);
+    if (!r.ok()) return FromStatus(r.status());
+    if (!r->output.empty()) std::memcpy(output, r->output.data(), r->output.size() * sizeof(float));
+    if (experts != nullptr && !r->routing.experts.empty()) {
+      std::memcpy(experts, r->routing.experts.data(), r->routing.experts.size() * sizeof(int32_t));
+    }
+    if (weights != nullptr && !r->routing.weights.empty()) {
+      std::memcpy(weights, r->routing.weights.data(), r->routing.weights.size() * sizeof(float));
+    }
+    return RRT_OK;
+  });
+}
+
+}  // extern "C"
+
+namespace {
+
+rrt_status ExpertLoadOut(const reasonrt::RoutingStats& r, int32_t* layers, int64_t* load, size_t capacity,
+                         int32_t* n_layers, int64_t* n_experts, int64_t* tokens) {
+  RRT_CHECK_ARG(n_layers && n_experts && tokens && (load || capacity == 0), "expert load: NULL argument");
+  *n_layers = static_cast<int32_t>(r.layers.size());
+  *n_experts = r.n_routed_experts;
+  *tokens = r.tokens;
+  if (r.load.size() > capacity) {
+    return Fail(RRT_OUT_OF_RANGE, StrCat("the expert load needs ", r.load.size(), " elements, capacity is ", capacity));
+  }
+  if (!r.layers.empty()) {
+    RRT_CHECK_ARG(layers != nullptr, "expert load: layers is NULL");
+    std::memcpy(layers, r.layers.data(), r.layers.size() * sizeof(int32_t));
+    std::memcpy(load, r.load.data(), r.load.size() * sizeof(int64_t));
+  }
+  return RRT_OK;
+}
+
+// Runs `f` on the session's C++ object unless another thread has it.
+template <typename F>
+rrt_status WithSession(rrt_session* session, const char* what, F f) {
+  if (session->busy.exchange(true)) return Fail(RRT_MISUSE, StrCat(what, ": the session is in use on another thread"));
+  struct Release {
+    std::atomic<bool>& b;
+    ~Release() { b.store(false); }
+  } release{session->busy};
+  return f(*session->session);
+}
+
+}  // namespace
+
+extern "C" {
+
+rrt_status rrt_session_expert_load(rrt_session* session, int32_t* layers, int64_t* load, size_t capacity,
+                                   int32_t* n_layers, int64_t* n_experts, int64_t* tokens) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(session, "session");
+    return WithSession(session, "rrt_session_expert_load", [&](reasonrt::Session& s) {
+      return ExpertLoadOut(s.routing_stats(), layers, load, capacity, n_layers, n_experts, tokens);
+    });
+  });
+}
+
+rrt_status rrt_session_reset_routing(rrt_session* session, int32_t trace) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(session, "session");
+    return WithSession(session, "rrt_session_reset_routing", [&](reasonrt::Session& s) {
+      s.ResetRoutingStats(trace != 0);
+      return RRT_OK;
+    });
+  });
+}
+
+rrt_status rrt_session_routing_trace(rrt_session* session, int32_t* seq_ids, int32_t* positions, int32_t* layers,
+                                     int32_t* experts, float* weights, size_t capacity, size_t* count) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(session, "session");
+    RRT_CHECK_ARG(count != nullptr, "rrt_session_routing_trace: count is NULL");
+    return WithSession(session, "rrt_session_routing_trace", [&](reasonrt::Session& s) -> rrt_status {
+      const reasonrt::RoutingStats r = s.routing_stats();
+      const size_t n = r.trace_size();
+      *count = n;
+      if (n > capacity) return Fail(RRT_OUT_OF_RANGE, StrCat("the trace has ", n, " entries, capacity is ", capacity));
+      if (n == 0) return RRT_OK;
+      RRT_CHECK_ARG(seq_ids && positions && layers && experts && weights, "rrt_session_routing_trace: NULL argument");
+      std::memcpy(seq_ids, r.trace_seq_ids.data(), n * sizeof(int32_t));
+      std::memcpy(positions, r.trace_positions.data(), n * sizeof(int32_t));
+      std::memcpy(layers, r.trace_layers.data(), n * sizeof(int32_t));
+      std::memcpy(experts, r.trace_experts.data(), r.trace_experts.size() * sizeof(int32_t));
+      std::memcpy(weights, r.trace_weights.data(), r.trace_weights.size() * sizeof(float));
+      return RRT_OK;
+    });
+  });
+}
+
+rrt_status rrt_result_expert_load(const rrt_result* result, int32_t* layers, int64_t* load, size_t capacity,
+                                  int32_t* n_layers, int64_t* n_experts, int64_t* tokens) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(result, "result");
+    return ExpertLoadOut(result->result.routing, layers, load, capacity, n_layers, n_experts, tokens);
   });
 }
 

@@ -102,6 +102,8 @@ typedef struct rrt_model_info {
   char architecture[32]; /* "qwen2", "llama", ... */
   int64_t vocab_size, hidden_size, num_layers, max_positions;
   int64_t parameters;
+  /* MoE models (0 for dense ones): routed experts, experts per token, parameters a token uses. */
+  int64_t n_routed_experts, experts_per_token, active_parameters;
 } rrt_model_info;
 RRT_C_API rrt_status rrt_model_get_info(const rrt_model* model, rrt_model_info* info);
 
@@ -160,6 +162,7 @@ typedef struct rrt_generate_options {
   int32_t first_index;         /* completion i draws from (seed, first_index + i) */
   const char* tools_json;      /* chat template: tools as a JSON array, or NULL */
   const char* extra_json;      /* chat template: more variables as a JSON object, or NULL */
+  int32_t routing_stats;       /* MoE models: count expert load (rrt_result_expert_load) */
 } rrt_generate_options;
 /* R1's recommended sampling (temperature 0.6, top-p 0.95), 1024 new tokens, n = 1. */
 RRT_C_API void rrt_generate_options_init(rrt_generate_options* options);
@@ -247,6 +250,39 @@ RRT_C_API void rrt_router_config_init(rrt_router_config* config);
  * else NULL with bias_count 0). experts/weights: [tokens, num_experts_per_tok]. */
 RRT_C_API rrt_status rrt_route_tokens(const rrt_router_config* config, const float* logits, int64_t tokens,
                                       const float* bias, size_t bias_count, int32_t* experts, float* weights);
+
+/* A loaded MoE model's decoder layer `layer`, applied to `tokens` rows of `hidden`
+ * [tokens, hidden_size] (the layer's MoE input: its post-attention RMSNorm output).
+ * rrt_route_layer: the router's experts/weights [tokens, experts_per_token].
+ * rrt_moe_layer_forward: the block's output [tokens, hidden_size] (routed experts weighted,
+ * plus shared experts); experts and weights may be NULL. RRT_MISUSE for dense models,
+ * RRT_INVALID_ARGUMENT for a layer without routed experts. */
+RRT_C_API rrt_status rrt_route_layer(const rrt_model* model, int32_t layer, const float* hidden, int64_t tokens,
+                                     int32_t* experts, float* weights);
+RRT_C_API rrt_status rrt_moe_layer_forward(const rrt_model* model, int32_t layer, const float* hidden,
+                                           int64_t tokens, float* output, int32_t* experts, float* weights);
+
+/* Expert load: *n_layers MoE layers (0 for dense models) and *n_experts routed experts are
+ * always set, with *tokens (tokens that went through the MoE layers); `layers` [n_layers]
+ * (their decoder-layer ids) and `load` [n_layers * n_experts] (tokens per expert) are
+ * filled when `capacity` (elements of load) suffices, else RRT_OUT_OF_RANGE. Both may be
+ * NULL with capacity 0 to ask for the sizes. */
+RRT_C_API rrt_status rrt_session_expert_load(rrt_session* session, int32_t* layers, int64_t* load,
+                                             size_t capacity, int32_t* n_layers, int64_t* n_experts,
+                                             int64_t* tokens);
+/* Clears the session's statistics; trace != 0 records every token's routing from now on. */
+RRT_C_API rrt_status rrt_session_reset_routing(rrt_session* session, int32_t trace);
+/* The trace since the last reset: *count entries (token positions[i] of sequence
+ * seq_ids[i] at decoder layer layers[i]; experts/weights [count, experts_per_token]),
+ * copied when `capacity` (entries) suffices, else RRT_OUT_OF_RANGE with *count set. */
+RRT_C_API rrt_status rrt_session_routing_trace(rrt_session* session, int32_t* seq_ids, int32_t* positions,
+                                               int32_t* layers, int32_t* experts, float* weights,
+                                               size_t capacity, size_t* count);
+/* The expert load of a generation run with rrt_generate_options.routing_stats (same
+ * contract as rrt_session_expert_load). */
+RRT_C_API rrt_status rrt_result_expert_load(const rrt_result* result, int32_t* layers, int64_t* load,
+                                            size_t capacity, int32_t* n_layers, int64_t* n_experts,
+                                            int64_t* tokens);
 
 #ifdef __cplusplus
 }

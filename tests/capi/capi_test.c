@@ -93,6 +93,81 @@ static void* big_forward(void* arg) {
   return NULL;
 }
 
+/* A tiny deepseek_v3 (argv[2]): 16 experts, 4 per token, hidden 64, MoE layers 1 and 2. */
+static void test_moe(const char* dir, const rrt_model* dense) {
+  rrt_load_options lo;
+  rrt_model* model = NULL;
+  rrt_model_info info;
+  rrt_session* session = NULL;
+  float hidden[3 * 64], output[3 * 64];
+  int32_t experts[3 * 4], experts2[3 * 4];
+  float weights[3 * 4], weights2[3 * 4];
+  int32_t tokens[5] = {9, 8, 7, 6, 5}, pos[5] = {0, 1, 2, 3, 4}, seq[5] = {0, 0, 0, 0, 0};
+  uint8_t want[5] = {0, 0, 0, 0, 1};
+  static float logits[300];
+  size_t rows = 0, count = 0;
+  int32_t layers[2] = {-1, -1}, n_layers = -1;
+  int64_t load[2 * 16], n_experts = 0, counted = 0, sum;
+  int32_t t_seq[10], t_pos[10], t_layer[10], t_exp[40];
+  float t_w[40];
+  int i;
+  rrt_generate_options go;
+  rrt_result* result = NULL;
+
+  rrt_load_options_init(&lo);
+  CHECK(rrt_model_load(dir, strlen(dir), &lo, &model) == RRT_OK);
+  if (model == NULL) return;
+  info.struct_size = sizeof(info);
+  CHECK(rrt_model_get_info(model, &info) == RRT_OK);
+  CHECK(strcmp(info.architecture, "deepseek_v3") == 0);
+  CHECK(info.n_routed_experts == 16 && info.experts_per_token == 4);
+  CHECK(info.active_parameters > 0 && info.active_parameters < info.parameters);
+
+  for (i = 0; i < 3 * 64; ++i) hidden[i] = (float)sin(0.37 * i);
+  CHECK(rrt_route_layer(model, 1, hidden, 3, experts, weights) == RRT_OK);
+  CHECK(rrt_moe_layer_forward(model, 1, hidden, 3, output, experts2, weights2) == RRT_OK);
+  CHECK(memcmp(experts, experts2, sizeof(experts)) == 0);
+  CHECK(fabsf(weights[0] + weights[1] + weights[2] + weights[3] - 2.5f) < 1e-4f);
+  for (i = 0; i < 3 * 64; ++i) CHECK(isfinite(output[i]));
+  CHECK(rrt_moe_layer_forward(model, 1, hidden, 3, output, NULL, NULL) == RRT_OK);
+  CHECK(rrt_moe_layer_forward(model, 0, hidden, 3, output, NULL, NULL) == RRT_INVALID_ARGUMENT); /* dense */
+  CHECK(rrt_moe_layer_forward(dense, 0, hidden, 3, output, NULL, NULL) == RRT_MISUSE);
+  CHECK(rrt_route_layer(model, 1, NULL, 3, experts, weights) == RRT_INVALID_ARGUMENT);
+
+  /* A session's expert load and trace. */
+  CHECK(rrt_session_create(model, 64, &session) == RRT_OK);
+  CHECK(rrt_session_reset_routing(session, 1) == RRT_OK);
+  CHECK(rrt_session_forward(session, tokens, pos, seq, want, 5, logits, 300, &rows) == RRT_OK);
+  CHECK(rrt_session_expert_load(session, NULL, NULL, 0, &n_layers, &n_experts, &counted) == RRT_OUT_OF_RANGE);
+  CHECK(n_layers == 2 && n_experts == 16 && counted == 5);
+  CHECK(rrt_session_expert_load(session, layers, load, 32, &n_layers, &n_experts, &counted) == RRT_OK);
+  CHECK(layers[0] == 1 && layers[1] == 2);
+  for (sum = 0, i = 0; i < 16; ++i) sum += load[i];
+  CHECK(sum == 5 * 4);
+  CHECK(rrt_session_routing_trace(session, t_seq, t_pos, t_layer, t_exp, t_w, 4, &count) == RRT_OUT_OF_RANGE);
+  CHECK(count == 10);
+  CHECK(rrt_session_routing_trace(session, t_seq, t_pos, t_layer, t_exp, t_w, 10, &count) == RRT_OK);
+  CHECK(t_layer[0] == 1 && t_pos[4] == 4 && t_layer[5] == 2 && t_seq[9] == 0);
+  CHECK(rrt_session_reset_routing(session, 0) == RRT_OK);
+  CHECK(rrt_session_expert_load(session, layers, load, 32, &n_layers, &n_experts, &counted) == RRT_OK);
+  CHECK(counted == 0);
+  rrt_session_destroy(session);
+
+  /* A generation's expert load. */
+  rrt_generate_options_init(&go);
+  go.max_new_tokens = 4;
+  go.routing_stats = 1;
+  CHECK(rrt_generate(model, "[{\"role\": \"user\", \"content\": \"Hi\"}]", 35, &go, NULL, &result) == RRT_OK);
+  if (result != NULL) {
+    CHECK(rrt_result_expert_load(result, layers, load, 32, &n_layers, &n_experts, &counted) == RRT_OK);
+    CHECK(n_layers == 2 && counted > 4);
+    for (sum = 0, i = 0; i < 16; ++i) sum += load[16 + i];
+    CHECK(sum == counted * 4);
+    rrt_result_destroy(result);
+  }
+  rrt_model_destroy(model);
+}
+
 int main(int argc, char** argv) {
   const char* dir;
   const char* msgs = "[{\"role\": \"user\", \"content\": \"What is 2+2?\"}]";
@@ -325,6 +400,8 @@ int main(int argc, char** argv) {
     rc.struct_size = 4;
     CHECK(rrt_route_tokens(&rc, logits, 1, bias, 8, experts, weights) == RRT_MISUSE);
   }
+
+  if (argc > 2) test_moe(argv[2], model);
 
   rrt_model_destroy(model);
   dead = model;
