@@ -140,3 +140,47 @@ def test_route_tokens_against_numpy():
         np.testing.assert_allclose(weights[t], s[t, want] / s[t, want].sum() * 2.5, rtol=1e-5)
     with pytest.raises(ValueError, match="bias"):
         reasonrt.route_tokens(logits)
+
+
+TINY_V3 = {"model_type": "deepseek_v3", "hidden_size": 64, "num_hidden_layers": 3, "first_k_dense_replace": 1,
+           "intermediate_size": 96, "moe_intermediate_size": 32, "num_attention_heads": 4,
+           "num_key_value_heads": 4, "q_lora_rank": 48, "kv_lora_rank": 32, "qk_nope_head_dim": 16,
+           "qk_rope_head_dim": 8, "v_head_dim": 16, "n_routed_experts": 16, "n_shared_experts": 1,
+           "num_experts_per_tok": 4, "n_group": 4, "topk_group": 2, "routed_scaling_factor": 2.5,
+           "scoring_func": "sigmoid", "topk_method": "noaux_tc", "norm_topk_prob": True, "vocab_size": 300,
+           "max_position_embeddings": 4096, "bos_token_id": 0, "eos_token_id": 1}
+
+
+def test_moe_layer_api_against_the_torch_reference(tmp_path):
+    """Model.route_layer / moe_layer_forward on a tiny deepseek_v3 against the independent
+    PyTorch reference's MoE block (tests/reference/deepseek_reference.py), and a
+    generation's expert load."""
+    torch = pytest.importorskip("torch")
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+    import deepseek_reference as ds
+    from safetensors_np import read_model
+    (tmp_path / "cfg.json").write_text(json.dumps(TINY_V3))
+    subprocess.run([CLI, "synth", "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "m"),
+                    "--seed", "9"], check=True, capture_output=True)
+    m = reasonrt.Model(str(tmp_path / "m"), exact=True)
+    info = m.info
+    assert info["n_routed_experts"] == 16 and info["experts_per_token"] == 4 and info["moe_layers"] == [1, 2]
+    hidden = np.random.default_rng(1).normal(size=(6, 64)).astype(np.float32)
+    out, experts, weights = m.moe_layer_forward(2, hidden)
+    e2, w2 = m.route_layer(2, hidden)
+    assert np.array_equal(experts, e2) and np.array_equal(weights, w2)
+    with open(tmp_path / "m" / "config.json") as f:
+        cfg = json.load(f)
+    trace = []
+    with torch.no_grad():
+        want = ds.moe(cfg, read_model(str(tmp_path / "m")), "model.layers.2.mlp.", torch.from_numpy(hidden), trace)
+    assert np.array_equal(experts, trace[0].numpy())
+    np.testing.assert_allclose(out, want.numpy(), atol=1e-5 * float(want.abs().max()))
+    with pytest.raises(ValueError, match="no routed experts"):
+        m.moe_layer_forward(0, hidden)
+    r = m.generate("Hi", max_tokens=4, routing_stats=True)
+    fed = len(r.prompt_tokens) + len(r.completions[0].tokens) - 1
+    assert r.routing["tokens"] == fed
+    assert r.routing["load"].shape == (2, 16) and (r.routing["load"].sum(axis=1) == fed * 4).all()
+    assert m.generate("Hi", max_tokens=2).routing is None

@@ -49,6 +49,9 @@ class GenerationResult:
     prompt_tokens: np.ndarray
     completions: List[Completion]
     timings: Dict[str, float] = field(default_factory=dict)
+    # MoE models with routing_stats=True: {"layers": int32 [L] (decoder layer ids),
+    # "load": int64 [L, experts] (tokens routed to each expert), "tokens": int}.
+    routing: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -67,7 +70,8 @@ def _result(d: Dict[str, Any]) -> GenerationResult:
     completions = [Completion(c["index"], c["thinking"], c["answer"], c["tokens"], c["logprobs"],
                               list(c["channels"]), c["finish_reason"], c["thinking_tokens"])
                    for c in d["completions"]]
-    return GenerationResult(d["prompt"], d["prompt_tokens"], completions, dict(d["timings"]))
+    routing = dict(d["routing"]) if "routing" in d else None
+    return GenerationResult(d["prompt"], d["prompt_tokens"], completions, dict(d["timings"]), routing)
 
 
 class Model:
@@ -103,15 +107,16 @@ class Model:
                  stop: Optional[List[str]] = None, stream: bool = False, raw: bool = False,
                  tools: Optional[list] = None, first_index: int = 0, presence_penalty: float = 0.0,
                  frequency_penalty: float = 0.0, add_generation_prompt: bool = True,
-                 **extra: Any) -> Union[GenerationResult, Iterator[Event]]:
+                 routing_stats: bool = False, **extra: Any) -> Union[GenerationResult, Iterator[Event]]:
         """Generates from chat messages (or, with raw=True, a prompt string; or a list of
         token ids). Defaults are R1's recommended sampling. stream=True returns an iterator
-        of Events (one decode step per step of the iterator); otherwise a GenerationResult."""
+        of Events (one decode step per step of the iterator); otherwise a GenerationResult.
+        routing_stats=True (MoE models) fills GenerationResult.routing with the expert load."""
         options = _reasonrt.make_options(n, max_tokens, temperature, top_p, top_k, min_p, repetition_penalty,
                                          seed, greedy, max_thinking, min_thinking, list(stop or []),
                                          add_generation_prompt, json.dumps(tools) if tools else "",
                                          json.dumps(extra) if extra else "", first_index, presence_penalty,
-                                         frequency_penalty, False)
+                                         frequency_penalty, False, routing_stats)
         if isinstance(messages, str):
             if not raw:
                 messages = [{"role": "user", "content": messages}]
@@ -140,6 +145,18 @@ class Model:
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
         """All-position logits, float32 [len(tokens), vocab]."""
         return self._m.logits([int(t) for t in tokens])
+
+    def route_layer(self, layer: int, hidden: np.ndarray):
+        """(MoE models) Decoder layer `layer`'s router applied to `hidden` [tokens, hidden_size]
+        (the layer's MoE input: its post-attention RMSNorm output). Returns (experts int32
+        [tokens, k], weights float32 [tokens, k])."""
+        return self._m.route_layer(int(layer), np.asarray(hidden, dtype=np.float32))
+
+    def moe_layer_forward(self, layer: int, hidden: np.ndarray):
+        """(MoE models) The layer's whole MoE block on `hidden` [tokens, hidden_size]: returns
+        (output float32 [tokens, hidden_size] = weighted routed experts + shared experts,
+        experts, weights)."""
+        return self._m.moe_layer_forward(int(layer), np.asarray(hidden, dtype=np.float32))
 
 
 def route_tokens(logits: np.ndarray, *, experts_per_token: int = 8, n_group: int = 8, topk_group: int = 4,

@@ -19,6 +19,7 @@ class GenerationResult:
     prompt_tokens: np.ndarray
     completions: List[Completion]
     timings: Dict[str, float]
+    routing: Optional[Dict[str, Any]]
 
 class Event:
     type: str
@@ -43,10 +44,13 @@ class Model:
                  min_p: float = ..., repetition_penalty: float = ..., seed: int = ..., greedy: bool = ...,
                  max_thinking: int = ..., min_thinking: int = ..., stop: Optional[List[str]] = ...,
                  stream: bool = ..., raw: bool = ..., tools: Optional[list] = ..., first_index: int = ...,
-                 presence_penalty: float = ..., frequency_penalty: float = ..., add_generation_prompt: bool = ..., **extra: Any) -> Union[GenerationResult, Iterator[Event]]: ...
+                 presence_penalty: float = ..., frequency_penalty: float = ..., add_generation_prompt: bool = ...,
+                 routing_stats: bool = ..., **extra: Any) -> Union[GenerationResult, Iterator[Event]]: ...
     def score(self, prompt: Sequence[int], completions: Sequence[Sequence[int]], *,
               temperature: float = ...) -> List[np.ndarray]: ...
     def logits(self, tokens: Sequence[int]) -> np.ndarray: ...
+    def route_layer(self, layer: int, hidden: np.ndarray) -> Tuple[np.ndarray, np.ndarray]: ...
+    def moe_layer_forward(self, layer: int, hidden: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 def route_tokens(logits: np.ndarray, *, experts_per_token: int = ..., n_group: int = ..., topk_group: int = ...,
                  scoring: str = ..., method: str = ..., norm: bool = ..., scaling: float = ..., v2: bool = ...,

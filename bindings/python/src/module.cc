@@ -90,7 +90,28 @@ py::dict ResultDict(const GenerationResult& r) {
   t["decode_seconds"] = r.timings.decode_seconds;
   t["decode_tokens_per_second"] = r.timings.decode_tokens_per_second();
   d["timings"] = t;
+  const RoutingStats& rs = r.routing;
+  if (!rs.layers.empty()) {
+    py::dict routing;
+    routing["layers"] = ToArray(rs.layers);
+    py::array_t<int64_t> load({static_cast<py::ssize_t>(rs.layers.size()), static_cast<py::ssize_t>(rs.n_routed_experts)});
+    std::memcpy(load.mutable_data(), rs.load.data(), rs.load.size() * sizeof(int64_t));
+    routing["load"] = load;
+    routing["tokens"] = rs.tokens;
+    d["routing"] = routing;
+  }
   return d;
+}
+
+// (experts int32 [T, k], weights float32 [T, k]) of a Routing.
+py::tuple RoutingArrays(const Routing& r) {
+  py::array_t<int32_t> experts({static_cast<py::ssize_t>(r.tokens), static_cast<py::ssize_t>(r.k)});
+  py::array_t<float> weights({static_cast<py::ssize_t>(r.tokens), static_cast<py::ssize_t>(r.k)});
+  if (!r.experts.empty()) {
+    std::memcpy(experts.mutable_data(), r.experts.data(), r.experts.size() * sizeof(int32_t));
+    std::memcpy(weights.mutable_data(), r.weights.data(), r.weights.size() * sizeof(float));
+  }
+  return py::make_tuple(experts, weights);
 }
 
 py::dict EventDict(const GenerationEvent& e) {
@@ -167,7 +188,42 @@ class PyModel {
     d["num_layers"] = c.num_hidden_layers;
     d["max_positions"] = c.max_position_embeddings;
     d["backend"] = std::string(gen_->model().backend_name());
+    if (c.is_deepseek() && c.n_routed_experts > 0) {
+      d["n_routed_experts"] = c.n_routed_experts;
+      d["experts_per_token"] = c.num_experts_per_tok;
+      py::list moe_layers;
+      for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+        if (c.IsMoeLayer(i)) moe_layers.append(i);
+      }
+      d["moe_layers"] = moe_layers;
+    }
     return d;
+  }
+
+  py::tuple RouteLayer(int layer, py::array_t<float, py::array::c_style | py::array::forcecast> hidden) const {
+    if (hidden.ndim() != 2) throw py::value_error("route_layer: hidden must be [tokens, hidden_size]");
+    absl::StatusOr<Routing> r;
+    {
+      py::gil_scoped_release release;
+      r = gen_->model().RouteLayer(layer, absl::MakeConstSpan(hidden.data(), static_cast<size_t>(hidden.size())),
+                                   hidden.shape(0));
+    }
+    return RoutingArrays(Check(std::move(r)));
+  }
+
+  py::tuple MoeLayerForward(int layer, py::array_t<float, py::array::c_style | py::array::forcecast> hidden) const {
+    if (hidden.ndim() != 2) throw py::value_error("moe_layer_forward: hidden must be [tokens, hidden_size]");
+    absl::StatusOr<MoeLayerOutput> r;
+    {
+      py::gil_scoped_release release;
+      r = gen_->model().MoeLayerForward(
+          layer, absl::MakeConstSpan(hidden.data(), static_cast<size_t>(hidden.size())), hidden.shape(0));
+    }
+    MoeLayerOutput out = Check(std::move(r));
+    py::array_t<float> y({hidden.shape(0), hidden.shape(1)});
+    if (!out.output.empty()) std::memcpy(y.mutable_data(), out.output.data(), out.output.size() * sizeof(float));
+    py::tuple routing = RoutingArrays(out.routing);
+    return py::make_tuple(y, routing[0], routing[1]);
   }
 
   std::vector<int32_t> Tokenize(const std::string& text, bool parse_special, bool add_special) const {
@@ -261,7 +317,7 @@ GenerateOptions MakeOptions(int n, int max_tokens, float temperature, float top_
                             float repetition_penalty, uint64_t seed, bool greedy, int max_thinking, int min_thinking,
                             std::vector<std::string> stop, bool add_generation_prompt, std::string tools_json,
                             std::string extra_json, int first_index, float presence_penalty,
-                            float frequency_penalty, bool sampled_logprobs) {
+                            float frequency_penalty, bool sampled_logprobs, bool routing_stats) {
   GenerateOptions o;
   o.n = n;
   o.max_new_tokens = max_tokens;
@@ -282,6 +338,7 @@ GenerateOptions MakeOptions(int n, int max_tokens, float temperature, float top_
   o.sampling.presence_penalty = presence_penalty;
   o.sampling.frequency_penalty = frequency_penalty;
   o.sampled_logprobs = sampled_logprobs;
+  o.routing_stats = routing_stats;
   return o;
 }
 
@@ -338,5 +395,7 @@ PYBIND11_MODULE(_reasonrt, m) {
       .def("start", &PyModel::Start)
       .def("generate", &PyModel::Generate)
       .def("score", &PyModel::Score)
-      .def("logits", &PyModel::Logits);
+      .def("logits", &PyModel::Logits)
+      .def("route_layer", &PyModel::RouteLayer)
+      .def("moe_layer_forward", &PyModel::MoeLayerForward);
 }
