@@ -114,6 +114,63 @@ class CpuBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  // MoE decode: every group of at most kGemvMaxRows rows in one parallel pass over the
+  // concatenated weight rows (one dispatch for all active experts instead of one each);
+  // larger groups (prompts) go through the per-group GEMM path.
+  absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
+                               absl::Span<const std::vector<int32_t>> rows, const TensorView& y) override {
+    const int64_t k = x.dim(1), n = y.dim(1);
+    std::vector<size_t> small;
+    std::vector<Weight> large_w;
+    std::vector<std::vector<int32_t>> large_rows;
+    for (size_t g = 0; g < weights.size(); ++g) {
+      const int64_t m = static_cast<int64_t>(rows[g].size());
+      if (m == 0) continue;
+      if (m <= kGemvMaxRows && !UseBf16Dot(m, weights[g].data.dtype())) {
+        small.push_back(g);
+      } else {
+        large_w.push_back(weights[g]);
+        large_rows.push_back(rows[g]);
+      }
+    }
+    if (!large_w.empty()) RRT_RETURN_IF_ERROR(Backend::DoGroupedMatMul(x, large_w, large_rows, y));
+    if (small.empty()) return absl::OkStatus();
+    // Each small group's x rows gathered contiguously, its outputs likewise.
+    std::vector<int64_t> row_start = {0};
+    for (size_t g : small) row_start.push_back(row_start.back() + static_cast<int64_t>(rows[g].size()));
+    std::vector<float> xs(static_cast<size_t>(row_start.back() * k)), ys(static_cast<size_t>(row_start.back() * n));
+    for (size_t i = 0; i < small.size(); ++i) {
+      const std::vector<int32_t>& r = rows[small[i]];
+      for (size_t j = 0; j < r.size(); ++j) {
+        std::memcpy(xs.data() + (row_start[i] + static_cast<int64_t>(j)) * k, x.data_as<float>() + r[j] * k,
+                    sizeof(float) * static_cast<size_t>(k));
+      }
+    }
+    const int64_t total = static_cast<int64_t>(small.size()) * n;  // weight rows of all small groups
+    pool_.ParallelFor(total, 16, [&](int64_t b, int64_t e) {
+      for (size_t i = 0; i < small.size(); ++i) {
+        const int64_t n0 = std::max<int64_t>(b, static_cast<int64_t>(i) * n) - static_cast<int64_t>(i) * n;
+        const int64_t n1 = std::min<int64_t>(e, static_cast<int64_t>(i + 1) * n) - static_cast<int64_t>(i) * n;
+        if (n0 >= n1) continue;
+        const Weight& w = weights[small[i]];
+        const float* scales = w.data.dtype() == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
+        const int64_t m = row_start[i + 1] - row_start[i];
+        for (int64_t r = 0; r < m; r += 4) {
+          cpu::Gemv(w.data.dtype(), w.data.data(), scales, xs.data() + (row_start[i] + r) * k,
+                    std::min<int64_t>(4, m - r), k, n0, n1, ys.data() + (row_start[i] + r) * n, n);
+        }
+      }
+    });
+    for (size_t i = 0; i < small.size(); ++i) {
+      const std::vector<int32_t>& r = rows[small[i]];
+      for (size_t j = 0; j < r.size(); ++j) {
+        std::memcpy(y.mutable_data_as<float>() + r[j] * n, ys.data() + (row_start[i] + static_cast<int64_t>(j)) * n,
+                    sizeof(float) * static_cast<size_t>(n));
+      }
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status DoRmsNorm(const TensorView& x, const TensorView& gain, float eps,
                          const TensorView& y) override {
     const int64_t h = x.dim(1);

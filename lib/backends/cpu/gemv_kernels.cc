@@ -8,6 +8,10 @@
 
 #include <vector>
 
+#ifndef RRT_FP8_PREFETCH
+#define RRT_FP8_PREFETCH 4096
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace reasonrt::cpu {
 namespace HWY_NAMESPACE {
@@ -16,8 +20,11 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// Loads lanes(df) weights starting at `p` as f32. FP8 yields the value times 2^-120
-// (exponent bits placed as f32's; the caller multiplies 2^120 back into the scale).
+// Loads lanes(df) weights starting at `p` as f32. FP8 yields the value times 2^-8: its bits
+// placed as an f16's (sign to bit 15, exponent and mantissa to 13..7; e4m3 subnormals land
+// on f16 subnormals, so every value converts exactly), then the hardware f16 -> f32
+// conversion, which gives normal f32 values only (no denormal slow paths, no underflow of
+// the products); the caller multiplies 2^8 back into the block scale.
 template <DType kType>
 HWY_INLINE VF LoadWeights(DF df, const void* p, int64_t i) {
   if constexpr (kType == DType::kF32) {
@@ -30,14 +37,35 @@ HWY_INLINE VF LoadWeights(DF df, const void* p, int64_t i) {
   } else if constexpr (kType == DType::kF16) {
     const hn::Rebind<hwy::float16_t, DF> df16;
     return hn::PromoteTo(df, hn::LoadU(df16, static_cast<const hwy::float16_t*>(p) + i));
-  } else {  // kF8E4M3: sign to bit 31, the other 7 bits to 26..20
-    const hn::RebindToUnsigned<DF> du32;
+  } else {  // kF8E4M3 via f16 bits
+    const hn::Rebind<uint16_t, DF> du16;
+    const hn::Rebind<hwy::float16_t, DF> df16;
     const hn::Rebind<uint8_t, DF> du8;
-    const auto b = hn::PromoteTo(du32, hn::LoadU(du8, static_cast<const uint8_t*>(p) + i));
-    const auto sign = hn::ShiftLeft<24>(hn::And(b, hn::Set(du32, 0x80u)));
-    const auto mag = hn::ShiftLeft<20>(hn::And(b, hn::Set(du32, 0x7fu)));
-    return hn::BitCast(df, hn::Or(sign, mag));
+    const auto b = hn::PromoteTo(du16, hn::LoadU(du8, static_cast<const uint8_t*>(p) + i));
+    const auto sign = hn::ShiftLeft<8>(hn::And(b, hn::Set(du16, uint16_t{0x80})));
+    const auto mag = hn::ShiftLeft<7>(hn::And(b, hn::Set(du16, uint16_t{0x7f})));
+    return hn::PromoteTo(df, hn::BitCast(df16, hn::Or(sign, mag)));
   }
+}
+
+// 2 x lanes(df) FP8 weights from `p` + i as two f32 vectors (times 2^-8, as LoadWeights):
+// sign-extend each byte to 16 bits (bits 15..7 copies of the sign), shift left by 7 (sign
+// to bit 15, exponent and mantissa to 13..7), clear bit 14 (another sign copy): the f16
+// bits of LoadWeights in three operations per 2 x lanes weights, then two conversions.
+HWY_INLINE void LoadFp8Pair(DF df, const uint8_t* p, int64_t i, VF& lo, VF& hi) {
+#if HWY_TARGET == HWY_SCALAR
+  lo = LoadWeights<DType::kF8E4M3>(df, p, i);
+  hi = LoadWeights<DType::kF8E4M3>(df, p, i + static_cast<int64_t>(hn::Lanes(df)));
+#else
+  const hn::Repartition<int16_t, DF> d16;
+  const hn::Rebind<int8_t, decltype(d16)> d8;
+  const hn::Half<decltype(d16)> d16h;
+  const hn::Rebind<hwy::float16_t, DF> df16;
+  const auto v = hn::And(hn::ShiftLeft<7>(hn::PromoteTo(d16, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p) + i))),
+                         hn::Set(d16, static_cast<int16_t>(0xBFFF)));
+  lo = hn::PromoteTo(df, hn::BitCast(df16, hn::LowerHalf(d16h, v)));
+  hi = hn::PromoteTo(df, hn::BitCast(df16, hn::UpperHalf(d16h, v)));
+#endif
 }
 
 template <DType kType>
@@ -46,8 +74,8 @@ float LoadScalarWeight(const void* p, int64_t i) {
   if constexpr (kType == DType::kBF16) return Bf16ToF32(static_cast<const uint16_t*>(p)[i]);
   if constexpr (kType == DType::kF16) return F16ToF32(static_cast<const uint16_t*>(p)[i]);
   if constexpr (kType == DType::kF8E4M3) {
-    // Same 2^-120 convention as LoadWeights.
-    return Fp8E4M3ToF32(static_cast<const uint8_t*>(p)[i]) * 7.52316384526264e-37f;
+    // Same 2^-8 convention as LoadWeights.
+    return Fp8E4M3ToF32(static_cast<const uint8_t*>(p)[i]) * 0.00390625f;
   }
   return 0.0f;
 }
@@ -82,6 +110,9 @@ HWY_INLINE void DotRange(const float* x, int64_t k_dim, const void* w0, const vo
   }
 }
 
+// How far ahead of its loads the FP8 kernel prefetches each of its two weight rows.
+constexpr int64_t kFp8PrefetchBytes = RRT_FP8_PREFETCH;
+
 template <DType kType, int kRows>
 void GemvRows(const void* w, const float* scale_inv, const float* x, int64_t k_dim,
               int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
@@ -92,19 +123,62 @@ void GemvRows(const void* w, const float* scale_inv, const float* x, int64_t k_d
     const int64_t n1 = n + 1 < n_end ? n + 1 : n;  // an odd tail computes its row twice
     float acc[kRows][2] = {};
     if constexpr (kType == DType::kF8E4M3) {
-      // Per 128-wide K block: dot, then times that block's scale (and 2^120).
+      // Per 128-wide K block: a dot product in vector registers, folded into vector
+      // accumulators times that block's scale (and 2^8); one horizontal sum per row at the end.
       const float* s0 = scale_inv + (n / kFp8BlockSize) * k_blocks;
       const float* s1 = scale_inv + (n1 / kFp8BlockSize) * k_blocks;
+      const DF df;
+      const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+      VF t0[kRows], t1[kRows];
+      for (int m = 0; m < kRows; ++m) t0[m] = t1[m] = hn::Zero(df);
       for (int64_t b = 0; b < k_blocks; ++b) {
-        float part[kRows][2] = {};
         const int64_t k0 = b * kFp8BlockSize;
         const int64_t k1 = k0 + kFp8BlockSize < k_dim ? k0 + kFp8BlockSize : k_dim;
-        DotRange<kType, kRows>(x, k_dim, row_ptr(n), row_ptr(n1), k0, k1, part);
-        const float f0 = s0[b] * 1.329227995784916e36f, f1 = s1[b] * 1.329227995784916e36f;
-        for (int m = 0; m < kRows; ++m) {
-          acc[m][0] += part[m][0] * f0;
-          acc[m][1] += part[m][1] * f1;
+        const float f0 = s0[b] * 256.0f, f1 = s1[b] * 256.0f;
+        VF p0[kRows], p1[kRows];
+        for (int m = 0; m < kRows; ++m) p0[m] = p1[m] = hn::Zero(df);
+        int64_t k = k0;
+        const auto* r0 = reinterpret_cast<const uint8_t*>(row_ptr(n));
+        const auto* r1 = reinterpret_cast<const uint8_t*>(row_ptr(n1));
+        for (; k + 2 * lanes <= k1; k += 2 * lanes) {
+          __builtin_prefetch(r0 + k + kFp8PrefetchBytes);
+          __builtin_prefetch(r1 + k + kFp8PrefetchBytes);
+          VF a_lo, a_hi, c_lo, c_hi;
+          LoadFp8Pair(df, r0, k, a_lo, a_hi);
+          LoadFp8Pair(df, r1, k, c_lo, c_hi);
+          for (int m = 0; m < kRows; ++m) {
+            const VF x_lo = hn::LoadU(df, x + m * k_dim + k);
+            const VF x_hi = hn::LoadU(df, x + m * k_dim + k + lanes);
+            p0[m] = hn::MulAdd(x_lo, a_lo, p0[m]);
+            p1[m] = hn::MulAdd(x_lo, c_lo, p1[m]);
+            p0[m] = hn::MulAdd(x_hi, a_hi, p0[m]);
+            p1[m] = hn::MulAdd(x_hi, c_hi, p1[m]);
+          }
         }
+        for (; k + lanes <= k1; k += lanes) {
+          const VF a = LoadWeights<kType>(df, row_ptr(n), k);
+          const VF c = LoadWeights<kType>(df, row_ptr(n1), k);
+          for (int m = 0; m < kRows; ++m) {
+            const VF xv = hn::LoadU(df, x + m * k_dim + k);
+            p0[m] = hn::MulAdd(xv, a, p0[m]);
+            p1[m] = hn::MulAdd(xv, c, p1[m]);
+          }
+        }
+        for (; k < k1; ++k) {  // a K that is not a multiple of the vector width
+          for (int m = 0; m < kRows; ++m) {
+            acc[m][0] += x[m * k_dim + k] * LoadScalarWeight<kType>(row_ptr(n), k) * f0;
+            acc[m][1] += x[m * k_dim + k] * LoadScalarWeight<kType>(row_ptr(n1), k) * f1;
+          }
+        }
+        const VF v0 = hn::Set(df, f0), v1 = hn::Set(df, f1);
+        for (int m = 0; m < kRows; ++m) {
+          t0[m] = hn::MulAdd(p0[m], v0, t0[m]);
+          t1[m] = hn::MulAdd(p1[m], v1, t1[m]);
+        }
+      }
+      for (int m = 0; m < kRows; ++m) {
+        acc[m][0] += hn::GetLane(hn::SumOfLanes(df, t0[m]));
+        acc[m][1] += hn::GetLane(hn::SumOfLanes(df, t1[m]));
       }
     } else {
       DotRange<kType, kRows>(x, k_dim, row_ptr(n), row_ptr(n1), 0, k_dim, acc);
