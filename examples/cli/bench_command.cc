@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <set>
+#include <tuple>
 #include <vector>
 
 #include "examples/cli/commands.h"
@@ -66,25 +68,45 @@ class BandwidthProbe {
 };
 
 // Bytes of weights one decoded token reads: every layer's tensors and the head (the
-// embedding contributes one row).
-int64_t WeightBytesPerToken(const ModelConfig& config, const Checkpoint& ckpt) {
-  int64_t bytes = 0;
+// embedding contributes one row), as the model holds them: the MoE router as f32, and an
+// fp8 (or f16) kv_b_proj as its f32 copy (see lib/models/deepseek.cc). Routed experts are
+// counted apart: `expert` is one expert of one layer, `fixed` everything else.
+struct DecodeBytes {
+  int64_t fixed = 0;
+  int64_t expert = 0;
+  // With k experts per token in each of `moe_layers` layers.
+  int64_t Expected(const ModelConfig& c, int64_t moe_layers) const {
+    return fixed + expert * c.num_experts_per_tok * moe_layers;
+  }
+};
+
+DecodeBytes WeightBytesPerToken(const ModelConfig& config, const Checkpoint& ckpt) {
+  DecodeBytes bytes;
   InventoryOptions inv;
   inv.fp8 = config.fp8_weights;
+  const auto ends_with = [](const std::string& s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
   for (const TensorSpec& spec : ExpectedTensors(config, inv)) {
     if (spec.mtp) continue;
     const TensorInfo* info = ckpt.Find(spec.name);
     if (info == nullptr) continue;
+    int64_t size = static_cast<int64_t>(info->byte_size());
     if (spec.kind == WeightKind::kEmbedding) {
-      bytes += static_cast<int64_t>(info->byte_size()) / spec.shape[0];
-      if (config.tie_word_embeddings) bytes += static_cast<int64_t>(info->byte_size());
+      bytes.fixed += size / spec.shape[0];
+      if (config.tie_word_embeddings) bytes.fixed += size;
       continue;
     }
-    if (spec.expert >= 0) {  // only the routed experts a token uses
-      bytes += static_cast<int64_t>(info->byte_size()) * config.num_experts_per_tok / config.n_routed_experts;
+    const bool kv_b = spec.name.find("kv_b_proj") != std::string::npos;
+    if (spec.kind == WeightKind::kRouter || (kv_b && info->dtype != DType::kBF16 && info->dtype != DType::kF32)) {
+      if (ends_with(spec.name, "weight_scale_inv")) continue;  // folded into the f32 copy
+      size = spec.shape[0] * spec.shape[1] * 4;
+    }
+    if (spec.expert >= 0) {
+      if (spec.layer == config.first_k_dense_replace && spec.expert == 0) bytes.expert += size;
       continue;
     }
-    bytes += static_cast<int64_t>(info->byte_size());
+    bytes.fixed += size;
   }
   return bytes;
 }
@@ -121,7 +143,12 @@ int RunBench(const BenchArgs& args) {
   // These machines are shared and their bandwidth drifts: every repetition measures its
   // roofline right before and after itself, and the ratios are taken per repetition.
   BandwidthProbe probe(threads);
-  const int64_t bytes_per_token = WeightBytesPerToken(cfg, **ckpt);
+  const DecodeBytes decode_bytes = WeightBytesPerToken(cfg, **ckpt);
+  const int64_t moe_layers = static_cast<int64_t>((*session)->routing_stats().layers.size());
+  const int64_t bytes_per_token = decode_bytes.Expected(cfg, moe_layers);
+  // MoE: the experts the decode actually chose (distinct per step and layer), from the
+  // warm-up repetition's routing trace.
+  int64_t actual_bytes_per_token = bytes_per_token;
   const double flops_per_token = MatmulFlopsPerToken(cfg);
 
   // Prompt processing: one prefill of `prompt` tokens, logits for the last.
@@ -153,6 +180,7 @@ int RunBench(const BenchArgs& args) {
       if (!filled.ok()) return Fail(filled.status());
     }
     int32_t next = token(rng);
+    if (r == 0 && moe_layers > 0) (*session)->ResetRoutingStats(/*trace=*/true);
     const double bw_before = r > 0 ? probe.Measure(2) : 0;
     const auto t0 = Clock::now();
     for (int i = 0; i < args.decode; ++i) {
@@ -163,6 +191,18 @@ int RunBench(const BenchArgs& args) {
       next = static_cast<int32_t>(std::max_element(out->values.begin(), out->values.end()) - out->values.begin());
     }
     const double tokens_per_s = args.decode / Seconds(t0);
+    if (r == 0 && moe_layers > 0) {
+      const RoutingStats rs = (*session)->routing_stats();
+      std::set<std::tuple<int32_t, int32_t, int32_t>> used;  // (position, layer, expert)
+      for (size_t e = 0; e < rs.trace_size(); ++e) {
+        if (rs.trace_positions[e] < args.depth) continue;  // the context fill
+        for (int64_t j = 0; j < rs.k; ++j) {
+          used.emplace(rs.trace_positions[e], rs.trace_layers[e], rs.trace_experts[e * rs.k + j]);
+        }
+      }
+      actual_bytes_per_token = decode_bytes.fixed + decode_bytes.expert * static_cast<int64_t>(used.size()) / args.decode;
+      (*session)->ResetRoutingStats(false);
+    }
     if (r == 0) continue;
     const double bw_after = probe.Measure(2);
     const double bw = (bw_before + bw_after) / 2;
@@ -215,11 +255,14 @@ int RunBench(const BenchArgs& args) {
         "\"weight_bytes_per_token\": %lld, \"read_bandwidth_gb_s\": %.3f, "
         "\"decode_gb_s\": %.3f, \"decode_bandwidth_ratio\": %.4f, "
         "\"prompt_gflops\": %.2f, \"onednn_bf16_peak_gflops\": %.2f, \"prompt_peak_ratio\": %.4f, "
-        "\"group\": %d, \"group_decode_tokens_per_s\": %.3f, \"group_kv_tokens\": %lld}\n",
+        "\"group\": %d, \"group_decode_tokens_per_s\": %.3f, \"group_kv_tokens\": %lld, "
+        "\"actual_weight_bytes_per_token\": %lld, \"kv_cache_bytes_per_token\": %lld}\n",
         args.model.c_str(), std::string((*model)->backend_name()).c_str(), threads,
         CpuFeaturesString(GetCpuFeatures()).c_str(), args.prompt, args.decode, args.depth, args.reps, pp_ts,
         tg_ts, static_cast<long long>(bytes_per_token), bandwidth, decode_gbs,
-        decode_ratio, pp_gflops, peak, prompt_ratio, args.group, group_ts, static_cast<long long>(group_kv_tokens));
+        decode_ratio, pp_gflops, peak, prompt_ratio, args.group, group_ts, static_cast<long long>(group_kv_tokens),
+        static_cast<long long>(actual_bytes_per_token),
+        static_cast<long long>(KvCacheBytesPerToken(cfg, DType::kF32)));
     return 0;
   }
   std::printf("model            %s (%s, %s backend, %d threads, kernels %s)\n", args.model.c_str(),
@@ -238,6 +281,18 @@ int RunBench(const BenchArgs& args) {
   }
   std::printf("weights read per token %.1f MB; medians of %d repetitions, each ratio against the\n"
               "roofline measured right around that repetition\n", bytes_per_token / 1e6, args.reps);
+  if (moe_layers > 0) {
+    const ParameterCounts params = CountParameters(cfg);
+    std::printf("MoE: %lld of %lld routed experts per token in %lld layers; weights actually read per decoded\n"
+                "     token %.1f MB (chosen experts only; %.1f MB expected for the active parameters,\n"
+                "     %.2fB active of %.2fB); latent KV cache %lld bytes/token (f32) = %lld values x %lld layers\n",
+                static_cast<long long>(cfg.num_experts_per_tok), static_cast<long long>(cfg.n_routed_experts),
+                static_cast<long long>(moe_layers), actual_bytes_per_token / 1e6, bytes_per_token / 1e6,
+                params.active_per_token / 1e9, params.total / 1e9,
+                static_cast<long long>(KvCacheBytesPerToken(cfg, DType::kF32)),
+                static_cast<long long>(cfg.kv_lora_rank + cfg.qk_rope_head_dim),
+                static_cast<long long>(cfg.num_hidden_layers));
+  }
   return 0;
 }
 
