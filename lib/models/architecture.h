@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -49,6 +50,9 @@ class ArchitectureModel {
   virtual absl::Status MoeBlock(Backend& backend, int64_t layer, const TensorView& hidden,
                                 const TensorView& out, Routing* routing) const;
 };
+
+// `prefix`.weight as a Weight, with `prefix`.weight_scale_inv for fp8 ones.
+absl::StatusOr<Weight> GetWeight(const Checkpoint& checkpoint, const std::string& prefix);
 
 // deepseek_v2 and deepseek_v3 (R1): MLA and MoE. Weights are views into `checkpoint`
 // (plus small f32 copies of the router and, for fp8/f16 checkpoints, of kv_b_proj).

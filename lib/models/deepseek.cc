@@ -81,14 +81,7 @@ class DeepseekModel final : public ArchitectureModel {
     auto m = std::unique_ptr<DeepseekModel>(new DeepseekModel(c));
     RRT_ASSIGN_OR_RETURN(m->rope_, ComputeRope(c));
     auto get = [&](const std::string& name) { return ckpt.Get(name); };
-    auto weight = [&](const std::string& prefix) -> absl::StatusOr<Weight> {
-      Weight w;
-      RRT_ASSIGN_OR_RETURN(w.data, get(prefix + ".weight"));
-      if (w.data.dtype() == DType::kF8E4M3) {
-        RRT_ASSIGN_OR_RETURN(w.scale_inv, get(prefix + ".weight_scale_inv"));
-      }
-      return w;
-    };
+    auto weight = [&](const std::string& prefix) { return GetWeight(ckpt, prefix); };
     auto mlp = [&](const std::string& prefix) -> absl::StatusOr<Mlp> {
       Mlp out;
       RRT_ASSIGN_OR_RETURN(out.gate, weight(prefix + ".gate_proj"));
@@ -375,15 +368,6 @@ class DeepseekModel final : public ArchitectureModel {
 };
 
 }  // namespace
-
-absl::StatusOr<Routing> ArchitectureModel::Route(Backend&, int64_t, const TensorView&) const {
-  return absl::FailedPreconditionError("this model has no routed experts");
-}
-
-absl::Status ArchitectureModel::MoeBlock(Backend&, int64_t, const TensorView&, const TensorView&,
-                                         Routing*) const {
-  return absl::FailedPreconditionError("this model has no routed experts");
-}
 
 absl::StatusOr<std::unique_ptr<ArchitectureModel>> CreateDeepseekModel(const ModelConfig& config,
                                                                       const Checkpoint& checkpoint) {

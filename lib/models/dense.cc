@@ -23,14 +23,7 @@ class DenseModel final : public ArchitectureModel {
     auto m = std::unique_ptr<DenseModel>(new DenseModel(c));
     RRT_ASSIGN_OR_RETURN(m->rope_, ComputeRope(c));
     auto get = [&](const std::string& name) { return ckpt.Get(name); };
-    auto weight = [&](const std::string& prefix) -> absl::StatusOr<Weight> {
-      Weight w;
-      RRT_ASSIGN_OR_RETURN(w.data, get(prefix + ".weight"));
-      if (w.data.dtype() == DType::kF8E4M3) {
-        RRT_ASSIGN_OR_RETURN(w.scale_inv, get(prefix + ".weight_scale_inv"));
-      }
-      return w;
-    };
+    auto weight = [&](const std::string& prefix) { return GetWeight(ckpt, prefix); };
     RRT_ASSIGN_OR_RETURN(m->embed_, get("model.embed_tokens.weight"));
     RRT_ASSIGN_OR_RETURN(m->final_norm_, get("model.norm.weight"));
     if (c.tie_word_embeddings) {

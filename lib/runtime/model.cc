@@ -19,6 +19,15 @@ struct Model::Impl {
   std::unique_ptr<ArchitectureModel> arch;
   LoadOptions options;
   std::string backend_name;
+
+  // A new instance of the backend (`name`: the resolved one once loaded) with the load
+  // options' threads and exactness.
+  absl::StatusOr<std::unique_ptr<Backend>> NewBackend(std::string_view name) const {
+    BackendOptions bo;
+    bo.num_threads = options.num_threads;
+    bo.exact_activations = options.exact_activations;
+    return CreateBackend(name, bo);
+  }
 };
 
 namespace {
@@ -248,10 +257,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
   }
   if (options.progress) RRT_RETURN_IF_ERROR(WarmWeights(impl->config, *impl->checkpoint, options.progress));
   // Resolve "auto" once so that every session uses the same backend.
-  BackendOptions bo;
-  bo.num_threads = options.num_threads;
-  bo.exact_activations = options.exact_activations;
-  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> probe, CreateBackend(options.backend, bo));
+  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> probe, impl->NewBackend(options.backend));
   impl->backend_name = std::string(probe->name());
   return std::unique_ptr<Model>(new Model(std::shared_ptr<const Impl>(std::move(impl))));
 }
@@ -276,20 +282,14 @@ absl::StatusOr<TensorView> HiddenView(const ModelConfig& c, absl::Span<const flo
 absl::StatusOr<Routing> Model::RouteLayer(int layer, absl::Span<const float> hidden,
                                           int64_t tokens) const {
   RRT_ASSIGN_OR_RETURN(TensorView x, HiddenView(impl_->config, hidden, tokens));
-  BackendOptions bo;
-  bo.num_threads = impl_->options.num_threads;
-  bo.exact_activations = impl_->options.exact_activations;
-  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(impl_->backend_name, bo));
+  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, impl_->NewBackend(impl_->backend_name));
   return impl_->arch->Route(*backend, layer, x);
 }
 
 absl::StatusOr<MoeLayerOutput> Model::MoeLayerForward(int layer, absl::Span<const float> hidden,
                                                       int64_t tokens) const {
   RRT_ASSIGN_OR_RETURN(TensorView x, HiddenView(impl_->config, hidden, tokens));
-  BackendOptions bo;
-  bo.num_threads = impl_->options.num_threads;
-  bo.exact_activations = impl_->options.exact_activations;
-  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(impl_->backend_name, bo));
+  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, impl_->NewBackend(impl_->backend_name));
   MoeLayerOutput result;
   result.output.resize(hidden.size());
   RRT_ASSIGN_OR_RETURN(TensorView out, TensorView::Borrow(result.output.data(), DType::kF32,
@@ -299,10 +299,7 @@ absl::StatusOr<MoeLayerOutput> Model::MoeLayerForward(int layer, absl::Span<cons
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Model::NewSession(const SessionOptions& options) const {
-  BackendOptions bo;
-  bo.num_threads = impl_->options.num_threads;
-  bo.exact_activations = impl_->options.exact_activations;
-  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(impl_->backend_name, bo));
+  RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, impl_->NewBackend(impl_->backend_name));
   RRT_ASSIGN_OR_RETURN(std::unique_ptr<PagedKvCache> cache,
                        PagedKvCache::Create(*backend, impl_->arch->CacheShape(options.kv_dtype),
                                             options.max_tokens));
