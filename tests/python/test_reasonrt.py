@@ -184,3 +184,11 @@ def test_moe_layer_api_against_the_torch_reference(tmp_path):
     assert r.routing["tokens"] == fed
     assert r.routing["load"].shape == (2, 16) and (r.routing["load"].sum(axis=1) == fed * 4).all()
     assert m.generate("Hi", max_tokens=2).routing is None
+    t = m.generate("Hi", max_tokens=3, routing_trace=True).routing
+    n = len(t["trace_layers"])
+    assert n == 2 * t["tokens"] and t["trace_experts"].shape == (n, 4) and t["trace_weights"].shape == (n, 4)
+    assert set(t["trace_layers"].tolist()) == {1, 2}
+    counts = np.zeros((2, 16), np.int64)
+    for layer, row in zip(t["trace_layers"], t["trace_experts"]):
+        np.add.at(counts[layer - 1], row, 1)
+    assert np.array_equal(counts, t["load"])

@@ -50,7 +50,10 @@ class GenerationResult:
     completions: List[Completion]
     timings: Dict[str, float] = field(default_factory=dict)
     # MoE models with routing_stats=True: {"layers": int32 [L] (decoder layer ids),
-    # "load": int64 [L, experts] (tokens routed to each expert), "tokens": int}.
+    # "load": int64 [L, experts] (tokens routed to each expert), "tokens": int}; with
+    # routing_trace=True also "trace_seq_ids", "trace_positions", "trace_layers" (int32 [N])
+    # and "trace_experts" (int32 [N, k]), "trace_weights" (float32 [N, k]): every token's
+    # choice in every MoE layer, in forward order.
     routing: Optional[Dict[str, Any]] = None
 
 
@@ -107,16 +110,19 @@ class Model:
                  stop: Optional[List[str]] = None, stream: bool = False, raw: bool = False,
                  tools: Optional[list] = None, first_index: int = 0, presence_penalty: float = 0.0,
                  frequency_penalty: float = 0.0, add_generation_prompt: bool = True,
-                 routing_stats: bool = False, **extra: Any) -> Union[GenerationResult, Iterator[Event]]:
+                 routing_stats: bool = False, routing_trace: bool = False,
+                 **extra: Any) -> Union[GenerationResult, Iterator[Event]]:
         """Generates from chat messages (or, with raw=True, a prompt string; or a list of
         token ids). Defaults are R1's recommended sampling. stream=True returns an iterator
         of Events (one decode step per step of the iterator); otherwise a GenerationResult.
-        routing_stats=True (MoE models) fills GenerationResult.routing with the expert load."""
+        routing_stats=True (MoE models) fills GenerationResult.routing with the expert load,
+        routing_trace=True also with every token's routing."""
         options = _reasonrt.make_options(n, max_tokens, temperature, top_p, top_k, min_p, repetition_penalty,
                                          seed, greedy, max_thinking, min_thinking, list(stop or []),
                                          add_generation_prompt, json.dumps(tools) if tools else "",
                                          json.dumps(extra) if extra else "", first_index, presence_penalty,
-                                         frequency_penalty, False, routing_stats)
+                                         frequency_penalty, False, routing_stats or routing_trace,
+                                         routing_trace)
         if isinstance(messages, str):
             if not raw:
                 messages = [{"role": "user", "content": messages}]

@@ -98,6 +98,18 @@ py::dict ResultDict(const GenerationResult& r) {
     std::memcpy(load.mutable_data(), rs.load.data(), rs.load.size() * sizeof(int64_t));
     routing["load"] = load;
     routing["tokens"] = rs.tokens;
+    if (rs.trace_size() > 0) {
+      const auto n = static_cast<py::ssize_t>(rs.trace_size());
+      routing["trace_seq_ids"] = ToArray(rs.trace_seq_ids);
+      routing["trace_positions"] = ToArray(rs.trace_positions);
+      routing["trace_layers"] = ToArray(rs.trace_layers);
+      py::array_t<int32_t> experts({n, static_cast<py::ssize_t>(rs.k)});
+      py::array_t<float> weights({n, static_cast<py::ssize_t>(rs.k)});
+      std::memcpy(experts.mutable_data(), rs.trace_experts.data(), rs.trace_experts.size() * sizeof(int32_t));
+      std::memcpy(weights.mutable_data(), rs.trace_weights.data(), rs.trace_weights.size() * sizeof(float));
+      routing["trace_experts"] = experts;
+      routing["trace_weights"] = weights;
+    }
     d["routing"] = routing;
   }
   return d;
@@ -317,7 +329,8 @@ GenerateOptions MakeOptions(int n, int max_tokens, float temperature, float top_
                             float repetition_penalty, uint64_t seed, bool greedy, int max_thinking, int min_thinking,
                             std::vector<std::string> stop, bool add_generation_prompt, std::string tools_json,
                             std::string extra_json, int first_index, float presence_penalty,
-                            float frequency_penalty, bool sampled_logprobs, bool routing_stats) {
+                            float frequency_penalty, bool sampled_logprobs, bool routing_stats,
+                            bool routing_trace) {
   GenerateOptions o;
   o.n = n;
   o.max_new_tokens = max_tokens;
@@ -339,6 +352,7 @@ GenerateOptions MakeOptions(int n, int max_tokens, float temperature, float top_
   o.sampling.frequency_penalty = frequency_penalty;
   o.sampled_logprobs = sampled_logprobs;
   o.routing_stats = routing_stats;
+  o.routing_trace = routing_trace;
   return o;
 }
 
