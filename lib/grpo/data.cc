@@ -132,9 +132,13 @@ absl::StatusOr<RolloutBatch> Rollout(const Generator& generator, absl::Span<cons
     batch.prompt_tokens.push_back(r->prompt_tokens);
     const bool opens = gen::PromptOpensThinking(r->prompt);
     for (Completion& c : r->completions) {
-      // The raw text with its tags, without the end-of-sequence token.
-      std::vector<int32_t> ids = c.tokens;
-      if (c.finish_reason == FinishReason::kEos && !ids.empty()) ids.pop_back();
+      // The raw text with its tags, without the end-of-sequence token; ids the tokenizer
+      // does not know (padding rows of the embedding) have no text, as in generation.
+      std::vector<int32_t> ids;
+      for (size_t t = 0; t < c.tokens.size(); ++t) {
+        const bool eos = t + 1 == c.tokens.size() && c.finish_reason == FinishReason::kEos;
+        if (!eos && generator.tokenizer().TokenBytes(c.tokens[t]).ok()) ids.push_back(c.tokens[t]);
+      }
       absl::StatusOr<std::string> text = generator.tokenizer().Decode(ids, {});
       if (!text.ok()) return text.status();
       batch.prompt_of.push_back(static_cast<int32_t>(p));

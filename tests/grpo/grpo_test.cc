@@ -1,11 +1,14 @@
 // GRPO numerics and rewards: the issue's vectors (derived by hand), more derived here,
 // properties (advantages of a group sum to 0, invariance to reward shifts and scales),
 // gradients against finite differences, and rewards on tricky strings.
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "gtest/gtest.h"
+#include "lib/models/synth.h"
 #include "reasonrt/grpo.h"
+#include "tests/testing/temp_dir.h"
 
 namespace reasonrt::grpo {
 namespace {
@@ -386,6 +389,91 @@ TEST(DataTest, ArithmeticProblemsAreRightAndReproducible) {
   const std::string line = SftJsonLine("What's 1 + 1?", "<think>\n1 + 1 = 2\n</think>\n\n\\boxed{2}");
   EXPECT_EQ(line, "{\"messages\": [{\"role\": \"user\", \"content\": \"What's 1 + 1?\"}, {\"role\": \"assistant\", "
                   "\"content\": \"<think>\\n1 + 1 = 2\\n</think>\\n\\n\\\\boxed{2}\"}]}");
+}
+
+}  // namespace
+}  // namespace reasonrt::grpo
+
+namespace reasonrt::grpo {
+namespace {
+
+// A rollout on a tiny synthetic model: shapes, masks and log-probs as generated, rewards
+// as the reward set scores the decoded completions, and advantages equal to a
+// recomputation from those rewards.
+TEST(RolloutTest, AdvantagesMatchRecomputationFromRewards) {
+  testing::TempDir tmp;
+  testing::WriteFile(tmp.file("config.json"), R"({"model_type":"qwen2","hidden_size":64,"num_hidden_layers":2,
+    "num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":96,"vocab_size":512,
+    "max_position_embeddings":4096,"rms_norm_eps":1e-6,"bos_token_id":300,"eos_token_id":301})");
+  SynthOptions so;
+  so.config_path = tmp.file("config.json");
+  so.out_dir = tmp.file("model");
+  so.seed = 3;
+  ASSERT_TRUE(WriteSyntheticModel(so).ok());
+  auto gen = Generator::Load(so.out_dir);
+  ASSERT_TRUE(gen.ok()) << gen.status();
+  RewardSet rewards;
+  rewards.Add("accuracy", AccuracyReward(), 1.0);
+  rewards.Add("tags", TagCountReward(), 0.5);
+  rewards.Add("repetition", RepetitionPenaltyReward(1, 1.0), 0.25);
+  RolloutOptions ro;
+  ro.generate.n = 4;
+  ro.generate.max_new_tokens = 12;
+  ro.generate.sampling.temperature = 1.0f;
+  ro.generate.sampling.seed = 9;
+  std::vector<std::vector<ChatMessage>> prompts = {{{.role = "user", .content = "What's 2 + 2?"}},
+                                                   {{.role = "user", .content = "What's 3 * 3?"}}};
+  const std::vector<std::string> golds = {"4", "9"};
+  auto batch = Rollout(**gen, prompts, golds, rewards, ro);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  const int64_t b = batch->size();
+  ASSERT_EQ(b, 8);
+  EXPECT_EQ(batch->prompt_of, (std::vector<int32_t>{0, 0, 0, 0, 1, 1, 1, 1}));
+  ASSERT_EQ(batch->prompt_tokens.size(), 2u);
+  const int64_t t = batch->max_length;
+  ASSERT_GT(t, 0);
+  ASSERT_EQ(batch->completion_tokens.size(), static_cast<size_t>(b * t));
+  ASSERT_EQ(batch->rewards.size(), static_cast<size_t>(3 * b));
+  for (int64_t i = 0; i < b; ++i) {
+    int64_t len = 0;
+    while (len < t && batch->completion_tokens[i * t + len] >= 0) ++len;
+    float mask_sum = 0.0f;
+    for (int64_t j = 0; j < t; ++j) {
+      mask_sum += batch->mask[i * t + j];
+      if (j < len) EXPECT_LE(batch->old_logprobs[i * t + j], 0.0f);
+      if (j >= len) EXPECT_EQ(batch->mask[i * t + j], 0.0f);
+    }
+    EXPECT_EQ(mask_sum, static_cast<float>(len));
+    EXPECT_EQ(batch->truncated[i] != 0, len == 12);
+    // The rewards are those of the decoded completion.
+    Sample s;
+    s.completion = batch->completions[i];
+    s.gold = golds[batch->prompt_of[i]];
+    s.completion_tokens = len;
+    EXPECT_EQ(batch->rewards[0 * b + i], AccuracyReward()(s));
+    EXPECT_EQ(batch->rewards[1 * b + i], TagCountReward()(s));
+    EXPECT_EQ(batch->rewards[2 * b + i], RepetitionPenaltyReward(1, 1.0)(s));
+  }
+  AdvantageOptions ao;
+  ao.group_size = 4;
+  ao.weights = {1.0, 0.5, 0.25};
+  const std::vector<float> want = *ComputeAdvantages(batch->rewards, 3, ao);
+  EXPECT_EQ(batch->advantages, want);
+  for (int g = 0; g < 2; ++g) {
+    double sum = 0.0;
+    for (int i = 0; i < 4; ++i) sum += batch->advantages[g * 4 + i];
+    EXPECT_NEAR(sum, 0.0, 1e-5);
+  }
+  // The same seed gives the same rollout.
+  auto again = Rollout(**gen, prompts, golds, rewards, ro);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->completion_tokens, batch->completion_tokens);
+  // Rejection sampling: every completion passes a threshold of -inf, none one of +inf.
+  const std::string all = AcceptedJsonl(*batch, prompts, rewards.weights(), -1e30);
+  EXPECT_EQ(std::count(all.begin(), all.end(), '\n'), 8);
+  EXPECT_NE(all.find("\"role\": \"user\", \"content\": \"What's 2 + 2?\""), std::string::npos);
+  EXPECT_EQ(AcceptedJsonl(*batch, prompts, rewards.weights(), 1e30), "");
+  EXPECT_FALSE(Rollout(**gen, prompts, {"4"}, rewards, ro).ok());  // golds per prompt
 }
 
 }  // namespace
