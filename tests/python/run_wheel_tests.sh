@@ -13,7 +13,7 @@ bash "$here/../../scripts/package_wheel.sh" "$build_dir" "$work/dist" > /dev/nul
 /usr/bin/python3 -m venv --system-site-packages "$work/venv"
 "$work/venv/bin/python" -m pip install -q --no-index --no-deps "$work"/dist/reasonrt-*.whl
 cd "$work"
-RRT_CLI="$2" "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/test_reasonrt.py"
+RRT_CLI="$2" "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/test_reasonrt.py" "$here/test_grpo.py"
 # The Python examples run against the installed package.
 "$2" synth --config "$here/tiny_config.json" --out "$work/model" --seed 4 > /dev/null
 "$work/venv/bin/python" "$here/../../examples/python/chat_stream.py" "$work/model" "What is 2+2?" | grep -q "finished"

@@ -22,8 +22,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Unio
 import numpy as np
 
 from . import _reasonrt
+from . import grpo
 
-__all__ = ["Model", "Completion", "GenerationResult", "Event", "route_tokens", "__version__"]
+__all__ = ["Model", "Completion", "GenerationResult", "Event", "route_tokens", "grpo", "__version__"]
 __version__ = "0.1.0"
 
 Messages = Union[str, Sequence[Dict[str, Any]]]

@@ -5,12 +5,15 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "common.h"
 #include "reasonrt/chat.h"
 #include "reasonrt/generate.h"
+#include "reasonrt/grpo.h"
 #include "reasonrt/model.h"
 #include "reasonrt/moe.h"
 #include "reasonrt/tokenizer.h"
@@ -18,45 +21,19 @@
 namespace py = pybind11;
 using namespace reasonrt;
 
+namespace reasonrt::py_binding {
+void DefineGrpo(py::module_& m);
+py::dict RolloutDict(const Generator& generator,
+                     const std::vector<std::vector<std::map<std::string, std::string>>>& messages,
+                     const std::vector<std::string>& golds, const std::vector<std::pair<std::string, double>>& rewards,
+                     const GenerateOptions& go, grpo::AdvantageOptions ao);
+grpo::AdvantageOptions AdvantageOptionsOf(int64_t group_size, const std::string& scaling, const std::string& baseline,
+                                          bool unbiased, double eps, std::vector<double> weights,
+                                          const std::string& combination);
+}  // namespace reasonrt::py_binding
+using namespace reasonrt::py_binding;
+
 namespace {
-
-[[noreturn]] void Raise(const absl::Status& s) {
-  const std::string message(s.message());
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange: throw py::value_error(message);
-    case absl::StatusCode::kNotFound: {
-      PyErr_SetString(PyExc_FileNotFoundError, message.c_str());
-      throw py::error_already_set();
-    }
-    case absl::StatusCode::kResourceExhausted: {
-      PyErr_SetString(PyExc_MemoryError, message.c_str());
-      throw py::error_already_set();
-    }
-    case absl::StatusCode::kCancelled: {
-      PyErr_SetString(PyExc_KeyboardInterrupt, message.c_str());
-      throw py::error_already_set();
-    }
-    case absl::StatusCode::kUnimplemented: {
-      PyErr_SetString(PyExc_NotImplementedError, message.c_str());
-      throw py::error_already_set();
-    }
-    default: throw std::runtime_error(message);
-  }
-}
-
-template <typename T>
-T Check(absl::StatusOr<T> v) {
-  if (!v.ok()) Raise(v.status());
-  return std::move(*v);
-}
-
-template <typename T>
-py::array_t<T> ToArray(const std::vector<T>& v) {
-  py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
-  if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(T));
-  return a;
-}
 
 const char* ChannelName(Channel c) { return c == Channel::kThinking ? "thinking" : "answer"; }
 
@@ -321,6 +298,8 @@ class PyModel {
     return a;
   }
 
+  const Generator& generator() const { return *gen_; }
+
  private:
   std::unique_ptr<Generator> gen_;
 };
@@ -394,6 +373,8 @@ PYBIND11_MODULE(_reasonrt, m) {
   py::class_<GenerateOptions>(m, "GenerateOptions");
   m.def("make_options", &MakeOptions);
   m.def("route_tokens", &Route);
+  py::module_ grpo_module = m.def_submodule("grpo", "GRPO numerics, rewards and data");
+  DefineGrpo(grpo_module);
   py::class_<Run>(m, "Run")
       .def("__iter__", [](Run& r) -> Run& { return r; })
       .def("__next__", &Run::Next)
@@ -410,6 +391,14 @@ PYBIND11_MODULE(_reasonrt, m) {
       .def("generate", &PyModel::Generate)
       .def("score", &PyModel::Score)
       .def("logits", &PyModel::Logits)
+      .def("rollout", [](const PyModel& self, const std::vector<std::vector<std::map<std::string, std::string>>>& prompts,
+                         const std::vector<std::string>& golds,
+                         const std::vector<std::pair<std::string, double>>& rewards, const GenerateOptions& go,
+                         const std::string& scaling, const std::string& baseline, bool unbiased, double eps,
+                         const std::string& combination) {
+        return RolloutDict(self.generator(), prompts, golds, rewards, go,
+                           AdvantageOptionsOf(go.n, scaling, baseline, unbiased, eps, {}, combination));
+      })
       .def("route_layer", &PyModel::RouteLayer)
       .def("moe_layer_forward", &PyModel::MoeLayerForward);
 }
