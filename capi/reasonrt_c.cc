@@ -13,9 +13,11 @@
 #include <unordered_set>
 
 #include "lib/core/strings.h"
+#include "lib/io/json.h"
 #include "lib/models/tensor_inventory.h"
 #include "reasonrt/chat.h"
 #include "reasonrt/generate.h"
+#include "reasonrt/grpo.h"
 #include "reasonrt/model.h"
 #include "reasonrt/moe.h"
 #include "reasonrt/tokenizer.h"
@@ -32,6 +34,10 @@ struct rrt_model {
 struct rrt_session {
   std::unique_ptr<reasonrt::Session> session;
   std::atomic<bool> busy{false};
+};
+
+struct rrt_rollout {
+  reasonrt::grpo::RolloutBatch batch;
 };
 
 struct rrt_result {
@@ -802,6 +808,269 @@ rrt_status rrt_result_expert_load(const rrt_result* result, int32_t* layers, int
     RRT_CHECK_HANDLE(result, "result");
     return ExpertLoadOut(result->result.routing, layers, load, capacity, n_layers, n_experts, tokens);
   });
+}
+
+void rrt_grpo_advantage_options_init(rrt_grpo_advantage_options* o) {
+  if (o == nullptr) return;
+  *o = rrt_grpo_advantage_options{};
+  o->struct_size = sizeof(*o);
+  o->group_size = 8;
+  o->scaling = RRT_SCALE_GROUP;
+  o->baseline = RRT_BASELINE_MEAN;
+  o->unbiased_std = 1;
+  o->eps = 1e-4;
+  o->combination = RRT_COMBINE_SUM;
+}
+
+}  // extern "C"
+
+namespace {
+
+rrt_status ToAdvantageOptions(const rrt_grpo_advantage_options* o, reasonrt::grpo::AdvantageOptions* out) {
+  RRT_CHECK_ARG(o != nullptr, "advantage options are NULL");
+  RRT_CHECK_STRUCT(o, rrt_grpo_advantage_options);
+  RRT_CHECK_ARG(o->scaling >= 0 && o->scaling <= 2 && o->baseline >= 0 && o->baseline <= 1 && o->combination >= 0 &&
+                    o->combination <= 1 && (o->weights != nullptr || o->weight_count == 0),
+                "advantage options: unknown scaling, baseline or combination, or NULL weights");
+  namespace g = reasonrt::grpo;
+  out->group_size = o->group_size;
+  out->scaling = o->scaling == RRT_SCALE_GROUP ? g::AdvantageScaling::kGroup
+                 : o->scaling == RRT_SCALE_BATCH ? g::AdvantageScaling::kBatch
+                                                 : g::AdvantageScaling::kNone;
+  out->baseline = o->baseline == RRT_BASELINE_RLOO ? g::Baseline::kLeaveOneOut : g::Baseline::kGroupMean;
+  out->unbiased_std = o->unbiased_std != 0;
+  out->eps = o->eps;
+  out->combination = o->combination == RRT_COMBINE_NORMALIZE ? g::RewardCombination::kNormalizeThenSum
+                                                             : g::RewardCombination::kSumThenNormalize;
+  out->weights.assign(o->weights, o->weights + o->weight_count);
+  return RRT_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+rrt_status rrt_grpo_advantages(const float* rewards, int64_t functions, int64_t n,
+                               const rrt_grpo_advantage_options* options, float* advantages) {
+  return Guard([&]() -> rrt_status {
+    reasonrt::grpo::AdvantageOptions o;
+    if (const rrt_status s = ToAdvantageOptions(options, &o); s != RRT_OK) return s;
+    RRT_CHECK_ARG(functions > 0 && n >= 0 && n < (int64_t{1} << 40) && (n == 0 || (rewards && advantages)),
+                  "rrt_grpo_advantages: bad sizes or NULL arrays");
+    auto a = reasonrt::grpo::ComputeAdvantages(absl::MakeConstSpan(rewards, static_cast<size_t>(functions * n)),
+                                               functions, o);
+    if (!a.ok()) return FromStatus(a.status());
+    if (!a->empty()) std::memcpy(advantages, a->data(), a->size() * sizeof(float));
+    return RRT_OK;
+  });
+}
+
+void rrt_grpo_loss_options_init(rrt_grpo_loss_options* o) {
+  if (o == nullptr) return;
+  *o = rrt_grpo_loss_options{};
+  o->struct_size = sizeof(*o);
+  o->eps_low = o->eps_high = 0.2;
+  o->level = RRT_LEVEL_TOKEN;
+  o->aggregation = RRT_AGG_GRPO;
+}
+
+rrt_status rrt_grpo_policy_loss(const float* new_lp, const float* old_lp, const float* ref_lp, const float* adv,
+                                const float* mask, int64_t batch, int64_t length, const rrt_grpo_loss_options* options,
+                                rrt_grpo_loss* out, float* grad, float* per_token_loss) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_ARG(options != nullptr && out != nullptr, "rrt_grpo_policy_loss: NULL options or output");
+    RRT_CHECK_STRUCT(options, rrt_grpo_loss_options);
+    RRT_CHECK_STRUCT(out, rrt_grpo_loss);
+    RRT_CHECK_ARG(batch >= 0 && length >= 0 && batch < (int64_t{1} << 30) && length < (int64_t{1} << 30),
+                  "rrt_grpo_policy_loss: bad sizes");
+    const size_t bt = static_cast<size_t>(batch * length);
+    RRT_CHECK_ARG(bt == 0 || (new_lp && old_lp && mask), "rrt_grpo_policy_loss: NULL log-probs or mask");
+    RRT_CHECK_ARG(batch == 0 || adv, "rrt_grpo_policy_loss: NULL advantages");
+    RRT_CHECK_ARG(options->level >= 0 && options->level <= 1 && options->aggregation >= 0 && options->aggregation <= 2,
+                  "rrt_grpo_policy_loss: unknown level or aggregation");
+    namespace g = reasonrt::grpo;
+    g::LossOptions o;
+    o.eps_low = options->eps_low;
+    o.eps_high = options->eps_high;
+    o.dual_clip = options->dual_clip;
+    o.beta = options->beta;
+    o.level = options->level == RRT_LEVEL_SEQUENCE ? g::ImportanceLevel::kSequence : g::ImportanceLevel::kToken;
+    o.aggregation = options->aggregation == RRT_AGG_TOKEN_MEAN ? g::LossAggregation::kTokenMean
+                    : options->aggregation == RRT_AGG_DR_GRPO  ? g::LossAggregation::kTokenSumNorm
+                                                               : g::LossAggregation::kSequenceMean;
+    o.max_length = options->max_length;
+    auto l = g::ComputePolicyLoss(absl::MakeConstSpan(new_lp, bt), absl::MakeConstSpan(old_lp, bt),
+                                  ref_lp ? absl::MakeConstSpan(ref_lp, bt) : absl::Span<const float>(),
+                                  absl::MakeConstSpan(adv, static_cast<size_t>(batch)), absl::MakeConstSpan(mask, bt),
+                                  batch, length, o);
+    if (!l.ok()) return FromStatus(l.status());
+    out->loss = l->loss;
+    out->kl_mean = l->kl_mean;
+    out->clip_fraction = l->clip_fraction;
+    if (grad != nullptr && bt > 0) std::memcpy(grad, l->grad.data(), bt * sizeof(float));
+    if (per_token_loss != nullptr && bt > 0) std::memcpy(per_token_loss, l->per_token_loss.data(), bt * sizeof(float));
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_grpo_reward(const char* name, const char* const* completions, const char* const* golds, size_t count,
+                           int32_t prompt_opens_thinking, float* rewards) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_ARG(name != nullptr && (count == 0 || (completions && rewards)), "rrt_grpo_reward: NULL argument");
+    auto fn = reasonrt::grpo::BuiltinReward(name);
+    if (!fn.ok()) return FromStatus(fn.status());
+    for (size_t i = 0; i < count; ++i) {
+      RRT_CHECK_ARG(completions[i] != nullptr, "rrt_grpo_reward: NULL completion");
+      reasonrt::grpo::Sample s;
+      s.completion = completions[i];
+      if (golds != nullptr && golds[i] != nullptr) s.gold = golds[i];
+      s.prompt_opens_thinking = prompt_opens_thinking != 0;
+      rewards[i] = (*fn)(s);
+    }
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_grpo_extract_answer(const char* completion, size_t length, char* answer, size_t capacity,
+                                   size_t* answer_length) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_ARG((completion || length == 0) && answer_length && (answer || capacity == 0),
+                  "rrt_grpo_extract_answer: NULL argument");
+    return CopyText(reasonrt::grpo::ExtractAnswer(std::string_view(completion, length)), answer, capacity,
+                    answer_length);
+  });
+}
+
+rrt_status rrt_grpo_parse_number(const char* text, size_t length, double* value) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_ARG((text || length == 0) && value, "rrt_grpo_parse_number: NULL argument");
+    auto v = reasonrt::grpo::ParseNumber(std::string_view(text, length));
+    if (!v.ok()) return FromStatus(v.status());
+    *value = *v;
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_grpo_arithmetic_jsonl(int64_t count, uint64_t seed, char* text, size_t capacity, size_t* text_length) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_ARG(count >= 0 && count <= 10000000 && text_length && (text || capacity == 0),
+                  "rrt_grpo_arithmetic_jsonl: bad count or NULL argument");
+    std::string out;
+    for (const auto& p : reasonrt::grpo::GenerateArithmetic(count, seed)) {
+      out += StrCat("{\"question\": ", reasonrt::json::Quote(p.question), ", \"expression\": ",
+                    reasonrt::json::Quote(p.expression), ", \"answer\": ", p.answer, ", \"verifier_answer\": ",
+                    reasonrt::json::Quote(p.verifier_answer), ", \"completion\": ", reasonrt::json::Quote(p.Completion()),
+                    "}\n");
+    }
+    return CopyText(out, text, capacity, text_length);
+  });
+}
+
+}  // extern "C"
+
+namespace {
+
+// [[{"role": ..., "content": ...}, ...], ...]
+absl::StatusOr<std::vector<std::vector<reasonrt::ChatMessage>>> ParsePrompts(std::string_view json_text) {
+  simdjson::dom::parser parser;
+  auto root = reasonrt::json::Parse(parser, json_text, "messages_json");
+  if (!root.ok()) return root.status();
+  std::vector<std::vector<reasonrt::ChatMessage>> out;
+  simdjson::dom::array prompts;
+  if (root->get_array().get(prompts) != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError("messages_json: expected an array of message arrays");
+  }
+  for (simdjson::dom::element prompt : prompts) {
+    simdjson::dom::array messages;
+    if (prompt.get_array().get(messages) != simdjson::SUCCESS) {
+      return absl::InvalidArgumentError("messages_json: each prompt must be an array of messages");
+    }
+    std::vector<reasonrt::ChatMessage> list;
+    for (simdjson::dom::element m : messages) {
+      std::string_view role, content;
+      if (m["role"].get_string().get(role) != simdjson::SUCCESS ||
+          m["content"].get_string().get(content) != simdjson::SUCCESS) {
+        return absl::InvalidArgumentError("messages_json: each message needs string \"role\" and \"content\"");
+      }
+      reasonrt::ChatMessage cm;
+      cm.role = std::string(role);
+      cm.content = std::string(content);
+      list.push_back(std::move(cm));
+    }
+    out.push_back(std::move(list));
+  }
+  return out;
+}
+
+}  // namespace
+
+extern "C" {
+
+rrt_status rrt_grpo_rollout(const rrt_model* model, const char* messages_json, size_t length, const char* const* golds,
+                            size_t gold_count, const char* reward_spec, const rrt_generate_options* options,
+                            const rrt_grpo_advantage_options* advantage_options, rrt_rollout** out) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG(messages_json && (golds || gold_count == 0) && reward_spec && out, "rrt_grpo_rollout: NULL argument");
+    if (const rrt_status s = CheckGenerateOptions(options); s != RRT_OK) return s;
+    reasonrt::grpo::RolloutOptions ro;
+    ro.generate = ToOptions(*options);
+    if (advantage_options != nullptr) {
+      if (const rrt_status s = ToAdvantageOptions(advantage_options, &ro.advantages); s != RRT_OK) return s;
+    }
+    auto prompts = ParsePrompts(std::string_view(messages_json, length));
+    if (!prompts.ok()) return FromStatus(prompts.status());
+    std::vector<std::string> gold_list;
+    for (size_t i = 0; i < gold_count; ++i) {
+      RRT_CHECK_ARG(golds[i] != nullptr, "rrt_grpo_rollout: NULL gold");
+      gold_list.emplace_back(golds[i]);
+    }
+    auto rewards = reasonrt::grpo::RewardSet::Parse(reward_spec);
+    if (!rewards.ok()) return FromStatus(rewards.status());
+    auto batch = reasonrt::grpo::Rollout(*model->generator, *prompts, gold_list, *rewards, ro);
+    if (!batch.ok()) return FromStatus(batch.status());
+    auto r = std::make_unique<rrt_rollout>();
+    r->batch = std::move(*batch);
+    Register(r.get());
+    *out = r.release();
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_rollout_get(const rrt_rollout* rollout, rrt_rollout_arrays* arrays) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(rollout, "rollout");
+    RRT_CHECK_ARG(arrays != nullptr, "arrays is NULL");
+    RRT_CHECK_STRUCT(arrays, rrt_rollout_arrays);
+    const auto& b = rollout->batch;
+    arrays->batch = b.size();
+    arrays->length = b.max_length;
+    arrays->functions = static_cast<int64_t>(b.reward_names.size());
+    arrays->prompt_index = b.prompt_of.data();
+    arrays->completion_tokens = b.completion_tokens.data();
+    arrays->old_logprobs = b.old_logprobs.data();
+    arrays->mask = b.mask.data();
+    arrays->truncated = b.truncated.data();
+    arrays->rewards = b.rewards.data();
+    arrays->advantages = b.advantages.data();
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_rollout_completion(const rrt_rollout* rollout, int64_t row, const char** text, size_t* length) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(rollout, "rollout");
+    RRT_CHECK_ARG(text && length, "rrt_rollout_completion: NULL argument");
+    RRT_CHECK_ARG(row >= 0 && row < rollout->batch.size(), "rrt_rollout_completion: row out of range");
+    *text = rollout->batch.completions[row].c_str();
+    *length = rollout->batch.completions[row].size();
+    return RRT_OK;
+  });
+}
+
+void rrt_rollout_destroy(rrt_rollout* rollout) {
+  if (rollout == nullptr || !Unregister(rollout)) return;
+  delete rollout;
 }
 
 }  // extern "C"

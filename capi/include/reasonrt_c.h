@@ -284,6 +284,90 @@ RRT_C_API rrt_status rrt_result_expert_load(const rrt_result* result, int32_t* l
                                             size_t capacity, int32_t* n_layers, int64_t* n_experts,
                                             int64_t* tokens);
 
+/* --- GRPO: advantages, policy loss, rule-based rewards, data, rollouts (reasonrt/grpo.h) -- */
+
+enum { RRT_SCALE_GROUP = 0, RRT_SCALE_BATCH = 1, RRT_SCALE_NONE = 2 };
+enum { RRT_BASELINE_MEAN = 0, RRT_BASELINE_RLOO = 1 };
+enum { RRT_COMBINE_SUM = 0, RRT_COMBINE_NORMALIZE = 1 };
+typedef struct rrt_grpo_advantage_options {
+  size_t struct_size;
+  int64_t group_size;
+  int32_t scaling;     /* RRT_SCALE_* */
+  int32_t baseline;    /* RRT_BASELINE_* */
+  int32_t unbiased_std;
+  double eps;
+  int32_t combination; /* RRT_COMBINE_* */
+  const double* weights; /* per reward function, or NULL for all 1 */
+  size_t weight_count;
+} rrt_grpo_advantage_options;
+/* Group of 8, group scaling, mean baseline, unbiased std, eps 1e-4, sum then normalise. */
+RRT_C_API void rrt_grpo_advantage_options_init(rrt_grpo_advantage_options* options);
+/* rewards [functions, n] (NaN: missing) -> advantages [n]. */
+RRT_C_API rrt_status rrt_grpo_advantages(const float* rewards, int64_t functions, int64_t n,
+                                         const rrt_grpo_advantage_options* options, float* advantages);
+
+enum { RRT_LEVEL_TOKEN = 0, RRT_LEVEL_SEQUENCE = 1 };
+enum { RRT_AGG_GRPO = 0, RRT_AGG_TOKEN_MEAN = 1, RRT_AGG_DR_GRPO = 2 };
+typedef struct rrt_grpo_loss_options {
+  size_t struct_size;
+  double eps_low, eps_high, dual_clip, beta;
+  int32_t level;        /* RRT_LEVEL_* */
+  int32_t aggregation;  /* RRT_AGG_* */
+  int64_t max_length;   /* RRT_AGG_DR_GRPO's constant; 0: T */
+} rrt_grpo_loss_options;
+/* eps 0.2 / 0.2, no dual clip, beta 0, token level, GRPO aggregation. */
+RRT_C_API void rrt_grpo_loss_options_init(rrt_grpo_loss_options* options);
+typedef struct rrt_grpo_loss {
+  size_t struct_size;
+  double loss, kl_mean, clip_fraction;
+} rrt_grpo_loss;
+/* [B, T] new/old/ref log-probs and mask, advantages [B]; ref may be NULL when beta is 0;
+ * grad and per_token_loss ([B, T]) may be NULL. */
+RRT_C_API rrt_status rrt_grpo_policy_loss(const float* new_logprobs, const float* old_logprobs,
+                                          const float* ref_logprobs, const float* advantages, const float* mask,
+                                          int64_t batch, int64_t length, const rrt_grpo_loss_options* options,
+                                          rrt_grpo_loss* out, float* grad, float* per_token_loss);
+
+/* A built-in reward over `count` completions: "accuracy" (golds needed), "format",
+ * "tag_count", "repetition", "language:latin" (or han, cyrillic, arabic, greek, hangul, kana,
+ * devanagari). golds may be NULL for the others. rewards[count]; NaN is "no reward". */
+RRT_C_API rrt_status rrt_grpo_reward(const char* name, const char* const* completions, const char* const* golds,
+                                     size_t count, int32_t prompt_opens_thinking, float* rewards);
+/* The final answer (last \boxed{} after </think>), copied like other texts. */
+RRT_C_API rrt_status rrt_grpo_extract_answer(const char* completion, size_t length, char* answer, size_t capacity,
+                                             size_t* answer_length);
+/* The numeric value of an answer; RRT_INVALID_ARGUMENT if it is not a number. */
+RRT_C_API rrt_status rrt_grpo_parse_number(const char* text, size_t length, double* value);
+/* `count` arithmetic problems from `seed` as JSON lines of question, expression, answer,
+ * verifier_answer and completion (the R1-format SFT target). */
+RRT_C_API rrt_status rrt_grpo_arithmetic_jsonl(int64_t count, uint64_t seed, char* text, size_t capacity,
+                                               size_t* text_length);
+
+/* A rollout: for each prompt (messages_json: a JSON array of message arrays) options->n
+ * completions, the built-in rewards `reward_spec` ("accuracy:1,format:0.5") against
+ * golds[prompt], and the group advantages. */
+typedef struct rrt_rollout rrt_rollout;
+RRT_C_API rrt_status rrt_grpo_rollout(const rrt_model* model, const char* messages_json, size_t length,
+                                      const char* const* golds, size_t gold_count, const char* reward_spec,
+                                      const rrt_generate_options* options,
+                                      const rrt_grpo_advantage_options* advantage_options, rrt_rollout** out);
+typedef struct rrt_rollout_arrays {
+  size_t struct_size;
+  int64_t batch, length, functions;  /* B, T, reward functions */
+  const int32_t* prompt_index;       /* [B] */
+  const int32_t* completion_tokens;  /* [B, T], -1 padded */
+  const float* old_logprobs;         /* [B, T] */
+  const float* mask;                 /* [B, T] */
+  const uint8_t* truncated;          /* [B] */
+  const float* rewards;              /* [functions, B] */
+  const float* advantages;           /* [B] */
+} rrt_rollout_arrays;
+/* Pointers stay valid until rrt_rollout_destroy. */
+RRT_C_API rrt_status rrt_rollout_get(const rrt_rollout* rollout, rrt_rollout_arrays* arrays);
+RRT_C_API rrt_status rrt_rollout_completion(const rrt_rollout* rollout, int64_t row, const char** text,
+                                            size_t* length);
+RRT_C_API void rrt_rollout_destroy(rrt_rollout* rollout);
+
 #ifdef __cplusplus
 }
 #endif

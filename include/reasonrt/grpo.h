@@ -195,6 +195,11 @@ RRT_API RewardFn CosineLengthReward(const CosineOptions& options = {});
 // fewer than n words). max_penalty >= 0.
 RRT_API RewardFn RepetitionPenaltyReward(int n = 3, double max_penalty = 1.0);
 
+// A built-in reward by name: "accuracy", "format", "tag_count", "repetition" (3-grams,
+// penalty 1), "language:<script>" (latin, han, cyrillic, arabic, greek, hangul, kana,
+// devanagari), each with its default options. InvalidArgument names the choices.
+RRT_API absl::StatusOr<RewardFn> BuiltinReward(std::string_view name);
+
 // Several reward functions with weights (used by ComputeAdvantages' combination).
 class RRT_API RewardSet {
  public:
@@ -204,6 +209,9 @@ class RRT_API RewardSet {
   const std::vector<double>& weights() const { return weights_; }
   // [size(), samples.size()]: function-major.
   std::vector<float> Score(absl::Span<const Sample> samples) const;
+
+  // Built-in rewards from "accuracy:1,format:0.5,language:latin:0.1" (a missing weight is 1).
+  static absl::StatusOr<RewardSet> Parse(std::string_view spec);
 
  private:
   std::vector<std::string> names_;

@@ -2,7 +2,9 @@
 // consistency, length-aware shaping, repetition.
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <set>
+#include <utility>
 
 #include "lib/core/strings.h"
 #include "lib/tokenizer/utf8.h"
@@ -457,6 +459,52 @@ RewardFn RepetitionPenaltyReward(int n, double max_penalty) {
     for (size_t i = 0; i < total; ++i) distinct.insert(std::vector<std::string_view>(words.begin() + i, words.begin() + i + n));
     return static_cast<float>(-max_penalty * (1.0 - static_cast<double>(distinct.size()) / static_cast<double>(total)));
   };
+}
+
+absl::StatusOr<RewardFn> BuiltinReward(std::string_view name) {
+  if (name == "accuracy") return AccuracyReward();
+  if (name == "format") return FormatReward();
+  if (name == "tag_count") return TagCountReward();
+  if (name == "repetition") return RepetitionPenaltyReward();
+  if (name.substr(0, 9) == "language:") {
+    static constexpr std::pair<std::string_view, Script> kScripts[] = {
+        {"latin", Script::kLatin}, {"han", Script::kHan},     {"cyrillic", Script::kCyrillic},
+        {"arabic", Script::kArabic}, {"greek", Script::kGreek}, {"hangul", Script::kHangul},
+        {"kana", Script::kKana},   {"devanagari", Script::kDevanagari}};
+    for (const auto& [script_name, script] : kScripts) {
+      if (name.substr(9) == script_name) return LanguageConsistencyReward(script);
+    }
+  }
+  return absl::InvalidArgumentError(StrCat("unknown reward '", name,
+                                           "' (accuracy, format, tag_count, repetition, language:<script>)"));
+}
+
+absl::StatusOr<RewardSet> RewardSet::Parse(std::string_view spec) {
+  RewardSet set;
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t end = spec.find(',', start);
+    if (end == std::string_view::npos) end = spec.size();
+    std::string_view item = Trim(spec.substr(start, end - start));
+    start = end + 1;
+    if (item.empty()) continue;
+    double weight = 1.0;
+    const size_t colon = item.rfind(':');
+    if (colon != std::string_view::npos) {
+      const std::string number(item.substr(colon + 1));
+      char* stop = nullptr;
+      const double w = std::strtod(number.c_str(), &stop);
+      if (!number.empty() && stop == number.c_str() + number.size()) {
+        if (!std::isfinite(w)) return absl::InvalidArgumentError(StrCat("reward weight '", number, "' is not finite"));
+        weight = w;
+        item = item.substr(0, colon);
+      }
+    }
+    absl::StatusOr<RewardFn> fn = BuiltinReward(item);
+    if (!fn.ok()) return fn.status();
+    set.Add(std::string(item), std::move(*fn), weight);
+  }
+  return set;
 }
 
 void RewardSet::Add(std::string name, RewardFn fn, double weight) {

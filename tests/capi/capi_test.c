@@ -168,6 +168,90 @@ static void test_moe(const char* dir, const rrt_model* dense) {
   rrt_model_destroy(model);
 }
 
+/* The GRPO calls: the vectors, a loss by hand, rewards, parsing, data, a rollout. */
+static void test_grpo(const rrt_model* model) {
+  rrt_grpo_advantage_options ao;
+  rrt_grpo_loss_options lo;
+  rrt_grpo_loss loss;
+  float rewards[4] = {1, 0, 0, 1}, adv[4];
+  float lp[8] = {-1, -2, 0, 0, -0.5f, -1.5f, -0.7f, -2.2f}, mask[8] = {1, 1, 0, 0, 1, 1, 1, 1}, a2[2] = {1, -1};
+  float grad[8];
+  const char* texts[2] = {"steps</think>\n\n\\boxed{\\frac{1}{2}}", "steps \\boxed{2}"};
+  const char* golds[2] = {"0.5", "2"};
+  float r[2];
+  char answer[64];
+  size_t n = 0;
+  double v = 0;
+  static char jsonl[4096];
+  const char* prompts = "[[{\"role\": \"user\", \"content\": \"What's 2 + 2?\"}], "
+                        "[{\"role\": \"user\", \"content\": \"What's 3 * 3?\"}]]";
+  const char* rollout_golds[2] = {"4", "9"};
+  rrt_generate_options go;
+  rrt_rollout* ro = NULL;
+  rrt_rollout_arrays arr;
+  const char* text = NULL;
+  int64_t i;
+
+  rrt_grpo_advantage_options_init(&ao);
+  ao.group_size = 4;
+  CHECK(rrt_grpo_advantages(rewards, 1, 4, &ao, adv) == RRT_OK);
+  CHECK(fabsf(adv[0] - 0.8658754f) < 1e-6f && fabsf(adv[1] + 0.8658754f) < 1e-6f);
+  ao.scaling = RRT_SCALE_NONE;
+  ao.baseline = RRT_BASELINE_RLOO;
+  CHECK(rrt_grpo_advantages(rewards, 1, 4, &ao, adv) == RRT_OK);
+  CHECK(fabsf(adv[0] - 2.0f / 3.0f) < 1e-6f);
+  ao.group_size = 3;
+  CHECK(rrt_grpo_advantages(rewards, 1, 4, &ao, adv) == RRT_INVALID_ARGUMENT);
+  ao.struct_size = 1;
+  CHECK(rrt_grpo_advantages(rewards, 1, 4, &ao, adv) == RRT_MISUSE);
+
+  rrt_grpo_loss_options_init(&lo);
+  loss.struct_size = sizeof(loss);
+  CHECK(rrt_grpo_policy_loss(lp, lp, NULL, a2, mask, 2, 4, &lo, &loss, grad, NULL) == RRT_OK);
+  CHECK(fabs(loss.loss) < 1e-7 && fabsf(grad[0] + 0.25f) < 1e-7f && fabsf(grad[4] - 0.125f) < 1e-7f);
+  lo.aggregation = RRT_AGG_TOKEN_MEAN;
+  CHECK(rrt_grpo_policy_loss(lp, lp, NULL, a2, mask, 2, 4, &lo, &loss, NULL, NULL) == RRT_OK);
+  CHECK(fabs(loss.loss - 1.0 / 3.0) < 1e-6);
+  lo.beta = 0.1;
+  CHECK(rrt_grpo_policy_loss(lp, lp, NULL, a2, mask, 2, 4, &lo, &loss, NULL, NULL) == RRT_INVALID_ARGUMENT);
+
+  CHECK(rrt_grpo_reward("accuracy", texts, golds, 2, 1, r) == RRT_OK);
+  CHECK(r[0] == 1.0f && r[1] == 1.0f);
+  CHECK(rrt_grpo_reward("format", texts, NULL, 2, 1, r) == RRT_OK);
+  CHECK(r[0] == 1.0f && r[1] == 0.0f);
+  CHECK(rrt_grpo_reward("bogus", texts, NULL, 2, 1, r) == RRT_INVALID_ARGUMENT);
+  CHECK(rrt_grpo_extract_answer(texts[0], strlen(texts[0]), answer, sizeof(answer), &n) == RRT_OK);
+  CHECK(strcmp(answer, "\\frac{1}{2}") == 0);
+  CHECK(rrt_grpo_parse_number("1,234.5", 7, &v) == RRT_OK && v == 1234.5);
+  CHECK(rrt_grpo_parse_number("one", 3, &v) == RRT_INVALID_ARGUMENT);
+  CHECK(rrt_grpo_arithmetic_jsonl(3, 1, NULL, 0, &n) == RRT_OUT_OF_RANGE && n > 0);
+  CHECK(rrt_grpo_arithmetic_jsonl(3, 1, jsonl, sizeof(jsonl), &n) == RRT_OK);
+  CHECK(strstr(jsonl, "\"verifier_answer\"") != NULL && strstr(jsonl, "\\\\boxed{") != NULL);
+
+  rrt_generate_options_init(&go);
+  go.n = 4;
+  go.max_new_tokens = 8;
+  go.seed = 3;
+  rrt_grpo_advantage_options_init(&ao);
+  CHECK(rrt_grpo_rollout(model, prompts, strlen(prompts), rollout_golds, 2, "accuracy:1,tag_count:0.5,repetition:0.25",
+                         &go, &ao, &ro) == RRT_OK);
+  if (ro != NULL) {
+    arr.struct_size = sizeof(arr);
+    CHECK(rrt_rollout_get(ro, &arr) == RRT_OK);
+    CHECK(arr.batch == 8 && arr.functions == 3 && arr.length > 0 && arr.prompt_index[4] == 1);
+    for (i = 0; i < 2; ++i) {
+      float sum = arr.advantages[i * 4] + arr.advantages[i * 4 + 1] + arr.advantages[i * 4 + 2] + arr.advantages[i * 4 + 3];
+      CHECK(fabsf(sum) < 1e-5f);
+    }
+    CHECK(rrt_rollout_completion(ro, 7, &text, &n) == RRT_OK && text != NULL);
+    CHECK(rrt_rollout_completion(ro, 8, &text, &n) == RRT_INVALID_ARGUMENT);
+    rrt_rollout_destroy(ro);
+  }
+  CHECK(rrt_grpo_rollout(model, prompts, strlen(prompts), rollout_golds, 1, "accuracy", &go, &ao, &ro) == RRT_INVALID_ARGUMENT);
+  CHECK(rrt_grpo_rollout(model, "[{}]", 4, rollout_golds, 1, "accuracy", &go, &ao, &ro) == RRT_INVALID_ARGUMENT);
+  CHECK(rrt_grpo_rollout(model, prompts, strlen(prompts), rollout_golds, 2, "accuracy:x:y", &go, &ao, &ro) == RRT_INVALID_ARGUMENT);
+}
+
 int main(int argc, char** argv) {
   const char* dir;
   const char* msgs = "[{\"role\": \"user\", \"content\": \"What is 2+2?\"}]";
@@ -402,6 +486,7 @@ int main(int argc, char** argv) {
   }
 
   if (argc > 2) test_moe(argv[2], model);
+  test_grpo(model);
 
   rrt_model_destroy(model);
   dead = model;

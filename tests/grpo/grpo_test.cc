@@ -478,3 +478,20 @@ TEST(RolloutTest, AdvantagesMatchRecomputationFromRewards) {
 
 }  // namespace
 }  // namespace reasonrt::grpo
+
+namespace reasonrt::grpo {
+namespace {
+
+TEST(RewardsTest, BuiltinsByNameAndSpecs) {
+  auto set = RewardSet::Parse("accuracy:1, format:0.5,language:han:0.25,tag_count");
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->names(), (std::vector<std::string>{"accuracy", "format", "language:han", "tag_count"}));
+  EXPECT_EQ(set->weights(), (std::vector<double>{1.0, 0.5, 0.25, 1.0}));
+  EXPECT_FALSE(RewardSet::Parse("accuracy,bogus:2").ok());
+  EXPECT_FALSE(RewardSet::Parse("language:klingon").ok());
+  EXPECT_FALSE(RewardSet::Parse("format:inf").ok());
+  EXPECT_TRUE(RewardSet::Parse("")->size() == 0);
+}
+
+}  // namespace
+}  // namespace reasonrt::grpo

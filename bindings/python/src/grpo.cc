@@ -83,17 +83,6 @@ grpo::AdvantageOptions AdvantageOptionsOf(int64_t group_size, const std::string&
   return o;
 }
 
-// A built-in reward by name: accuracy, format, tag_count, repetition, language:<script>.
-grpo::RewardFn RewardByName(const std::string& name) {
-  if (name == "accuracy") return grpo::AccuracyReward();
-  if (name == "format") return grpo::FormatReward();
-  if (name == "tag_count") return grpo::TagCountReward();
-  if (name == "repetition") return grpo::RepetitionPenaltyReward();
-  if (name.rfind("language:", 0) == 0) return grpo::LanguageConsistencyReward(ScriptOf(name.substr(9)));
-  throw py::value_error("unknown reward '" + name +
-                        "' (accuracy, format, tag_count, repetition, language:<script>)");
-}
-
 py::dict RolloutDict(const Generator& generator,
                      const std::vector<std::vector<std::map<std::string, std::string>>>& messages,
                      const std::vector<std::string>& golds, const std::vector<std::pair<std::string, double>>& rewards,
@@ -117,7 +106,7 @@ py::dict RolloutDict(const Generator& generator,
     prompts.push_back(std::move(prompt));
   }
   grpo::RewardSet set;
-  for (const auto& [name, weight] : rewards) set.Add(name, RewardByName(name), weight);
+  for (const auto& [name, weight] : rewards) set.Add(name, Check(grpo::BuiltinReward(name)), weight);
   grpo::RolloutOptions ro;
   ro.generate = go;
   ro.advantages = std::move(ao);
