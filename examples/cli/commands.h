@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "reasonrt/generate.h"
 
 namespace reasonrt::cli {
 
@@ -96,6 +98,29 @@ struct GenerateArgs {
   bool exact = false;
 };
 int RunGenerate(const GenerateArgs& args);
+// The generation options and loaded generator the generation flags describe.
+GenerateOptions OptionsFrom(const GenerateArgs& args);
+absl::StatusOr<std::unique_ptr<Generator>> LoadGenerator(const GenerateArgs& args, bool show_progress);
+
+struct ArithmeticArgs {
+  int64_t count = 100;
+  uint64_t seed = 0;
+  int min_operands = 2;
+  int max_operands = 4;
+  int64_t max_value = 100;
+  bool sft = false;  // R1-format SFT chat records instead of problem records
+};
+int RunArithmetic(const ArithmeticArgs& args);
+
+struct RolloutArgs {
+  GenerateArgs generate;  // model, -n, sampling
+  std::string problems;   // JSON lines with question and verifier_answer
+  int64_t limit = 0;      // first N problems (0: all)
+  std::string rewards = "accuracy:1,format:0.5";
+  std::string accepted;   // write the accepted completions here (rejection sampling)
+  double threshold = 1.0;
+};
+int RunRollout(const RolloutArgs& args);
 int RunChat(const GenerateArgs& args);
 
 }  // namespace reasonrt::cli

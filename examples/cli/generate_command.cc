@@ -24,25 +24,6 @@ std::string JsonNumber(double v) {
   return buf;
 }
 
-GenerateOptions OptionsFrom(const GenerateArgs& args) {
-  GenerateOptions o;
-  o.sampling = SamplingParams::R1Recommended();
-  if (args.temperature >= 0) o.sampling.temperature = args.temperature;
-  if (args.top_p >= 0) o.sampling.top_p = args.top_p;
-  o.sampling.top_k = args.top_k;
-  o.sampling.min_p = args.min_p;
-  o.sampling.repetition_penalty = args.repetition_penalty;
-  o.sampling.seed = args.seed;
-  o.sampling.greedy = args.greedy;
-  o.max_new_tokens = args.max_tokens;
-  o.n = args.n;
-  o.first_index = args.first_index;
-  o.stop = args.stop;
-  o.thinking.max_tokens = args.max_thinking;
-  o.thinking.min_tokens = args.min_thinking;
-  return o;
-}
-
 std::string CompletionJson(const Completion& c) {
   std::string ids, channels, logprobs;
   for (size_t i = 0; i < c.tokens.size(); ++i) {
@@ -89,6 +70,27 @@ StreamCallbacks TerminalStream(bool color, bool* in_thinking) {
   return s;
 }
 
+}  // namespace
+
+GenerateOptions OptionsFrom(const GenerateArgs& args) {
+  GenerateOptions o;
+  o.sampling = SamplingParams::R1Recommended();
+  if (args.temperature >= 0) o.sampling.temperature = args.temperature;
+  if (args.top_p >= 0) o.sampling.top_p = args.top_p;
+  o.sampling.top_k = args.top_k;
+  o.sampling.min_p = args.min_p;
+  o.sampling.repetition_penalty = args.repetition_penalty;
+  o.sampling.seed = args.seed;
+  o.sampling.greedy = args.greedy;
+  o.max_new_tokens = args.max_tokens;
+  o.n = args.n;
+  o.first_index = args.first_index;
+  o.stop = args.stop;
+  o.thinking.max_tokens = args.max_thinking;
+  o.thinking.min_tokens = args.min_thinking;
+  return o;
+}
+
 absl::StatusOr<std::unique_ptr<Generator>> LoadGenerator(const GenerateArgs& args, bool show_progress) {
   LoadOptions load;
   load.num_threads = args.threads;
@@ -108,7 +110,6 @@ absl::StatusOr<std::unique_ptr<Generator>> LoadGenerator(const GenerateArgs& arg
   return gen;
 }
 
-}  // namespace
 
 int RunGenerate(const GenerateArgs& args) {
   auto gen = LoadGenerator(args, !args.json && isatty(STDERR_FILENO));

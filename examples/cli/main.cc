@@ -123,6 +123,26 @@ int main(int argc, char** argv) {
   CLI::App* chat_repl_cmd = app.add_subcommand("chat", "talk with a model in the terminal");
   add_generation_options(chat_repl_cmd);
 
+  cli::ArithmeticArgs arith;
+  CLI::App* arith_cmd = app.add_subcommand("arithmetic", "write arithmetic problems (GRPO cold-start data) as JSON lines");
+  arith_cmd->add_option("--count", arith.count, "problems (default 100)");
+  arith_cmd->add_option("--seed", arith.seed, "random seed");
+  arith_cmd->add_option("--min-operands", arith.min_operands, "at least this many operands (default 2)");
+  arith_cmd->add_option("--max-operands", arith.max_operands, "at most this many operands (default 4)");
+  arith_cmd->add_option("--max-value", arith.max_value, "operands in [0, max] (default 100)");
+  arith_cmd->add_flag("--sft", arith.sft, "R1-format SFT chat records (<think> steps </think> \\boxed{})");
+
+  cli::RolloutArgs rollout;
+  CLI::App* rollout_cmd = app.add_subcommand(
+      "rollout", "GRPO rollouts of a problem file: n completions each, rewards, advantages, rejection sampling");
+  add_generation_options(rollout_cmd);
+  rollout_cmd->add_option("--problems", rollout.problems, "JSON lines with question and verifier_answer")->required();
+  rollout_cmd->add_option("-n", gen.n, "completions per problem (a group)");
+  rollout_cmd->add_option("--limit", rollout.limit, "only the first N problems");
+  rollout_cmd->add_option("--rewards", rollout.rewards, "built-in rewards with weights (default accuracy:1,format:0.5)");
+  rollout_cmd->add_option("--accepted", rollout.accepted, "write completions whose combined reward passes as SFT JSON lines");
+  rollout_cmd->add_option("--threshold", rollout.threshold, "combined reward needed to be accepted (default 1)");
+
   CLI::App* cpu_cmd = app.add_subcommand("devices", "print the CPU features and CUDA devices reasonrt detects");
 
   CLI11_PARSE(app, argc, argv);
@@ -161,6 +181,11 @@ int main(int argc, char** argv) {
   }
   if (generate_cmd->parsed()) return cli::RunGenerate(gen);
   if (chat_repl_cmd->parsed()) return cli::RunChat(gen);
+  if (arith_cmd->parsed()) return cli::RunArithmetic(arith);
+  if (rollout_cmd->parsed()) {
+    rollout.generate = gen;
+    return cli::RunRollout(rollout);
+  }
   if (cpu_cmd->parsed()) {
     std::printf("cpu:  %s\n", CpuFeaturesString(GetCpuFeatures()).c_str());
     std::printf("simd: %s kernels; backends: %s\n", cpu::GemvTargetName(),
