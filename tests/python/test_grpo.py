@@ -124,5 +124,8 @@ def test_rollout_on_a_synthetic_model(tmp_path):
     want = grpo.advantages(batch["rewards"], group_size=4, weights=[1.0, 0.5, 0.25])
     np.testing.assert_array_equal(batch["advantages"], want)
     np.testing.assert_array_equal(batch["rewards"][1], grpo.tag_count(batch["completions"]))
+    assert grpo.accepted_jsonl(batch, ["a", "b"], threshold=1e9) == ""
+    lines = grpo.accepted_jsonl(batch, ["What's 2 + 2?", "What's 3 * 3?"], threshold=-1e9).splitlines()
+    assert len(lines) == 8 and json.loads(lines[5])["messages"][0]["content"] == "What's 3 * 3?"
     with pytest.raises(ValueError, match="unknown reward"):
         grpo.rollout(model, ["x"], ["1"], rewards=[("bogus", 1.0)], n=2, max_tokens=2)

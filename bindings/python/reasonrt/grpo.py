@@ -11,6 +11,8 @@
 Rewards are float32 arrays with NaN for "no reward" (an unparseable gold); see
 include/reasonrt/grpo.h for the exact rules.
 """
+import json
+import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -21,7 +23,7 @@ _g = _reasonrt.grpo
 
 __all__ = ["advantages", "policy_loss", "kl_k3", "extract_answer", "parse_number", "accuracy", "format",
            "tag_count", "language_consistency", "soft_overlong", "cosine_length", "repetition_penalty",
-           "arithmetic", "sft_json_line", "rollout"]
+           "arithmetic", "sft_json_line", "rollout", "accepted_jsonl"]
 
 
 def advantages(rewards, *, group_size: int, scaling: str = "group", baseline: str = "mean",
@@ -121,3 +123,25 @@ def rollout(model, prompts: Sequence[Union[str, Sequence[Dict[str, str]]]], gold
                                      True, "", "", 0, 0.0, 0.0, False, False, False)
     return dict(model._m.rollout(messages, list(golds), [(str(k), float(w)) for k, w in rewards], options, scaling,
                                  baseline, unbiased, eps, combination))
+
+
+def accepted_jsonl(batch: Dict[str, Any], prompts, *, threshold: float = 1.0,
+                   weights: Optional[Sequence[float]] = None) -> str:
+    """Rejection sampling: the rollout's completions whose weighted reward sum (missing
+    rewards left out) is >= threshold, as chat-format SFT JSON lines (the prompt's messages,
+    then the assistant's completion with its reasoning; a completion that starts inside the
+    template's <think> gets the tag back)."""
+    rewards = np.asarray(batch["rewards"])
+    w = list(weights) if weights is not None else [1.0] * rewards.shape[0]
+    lines = []
+    for i, text in enumerate(batch["completions"]):
+        present = [(w[f], float(rewards[f, i])) for f in range(rewards.shape[0]) if not math.isnan(rewards[f, i])]
+        if not present or sum(a * r for a, r in present) < threshold:
+            continue
+        p = prompts[int(batch["prompt_index"][i])]
+        messages = [{"role": "user", "content": p}] if isinstance(p, str) else [dict(m) for m in p]
+        if "<think>" not in text and "</think>" in text:
+            text = "<think>\n" + text
+        messages.append({"role": "assistant", "content": text})
+        lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
+    return "".join(line + "\n" for line in lines)
