@@ -10,9 +10,10 @@
 //
 // Load reads config.json, maps the safetensors weights (zero-copy: weights stay in their
 // stored dtype in the page cache, nothing is converted up front) and checks that every
-// tensor the architecture needs is present with the right shape. A Model is immutable
-// and safe to share across threads; any number of sessions may use it at once, and
-// sessions stay valid after the Model object is destroyed.
+// tensor the architecture needs is present with the right shape. A Model is safe to share
+// across threads; any number of sessions may use it at once, and sessions stay valid after
+// the Model object is destroyed. Its weights change only through UpdateWeights, which is
+// synchronised with every session's forward passes.
 #ifndef REASONRT_MODEL_H_
 #define REASONRT_MODEL_H_
 
@@ -26,6 +27,7 @@
 #include "absl/types/span.h"
 #include "reasonrt/model_config.h"
 #include "reasonrt/moe.h"
+#include "reasonrt/tensor.h"
 #include "reasonrt/session.h"
 
 namespace reasonrt {
@@ -44,6 +46,13 @@ struct LoadOptions {
   // wait on the disk) and reports the fraction done, from 0 to 1, every few tens of MB.
   // Returning false cancels: Load then returns Cancelled. Called on the loading thread.
   std::function<bool(float fraction)> progress;
+};
+
+// New values for one checkpoint tensor (Model::UpdateWeights): f32, f16 or bf16, the
+// tensor's shape, contiguous.
+struct WeightUpdate {
+  std::string name;  // as in the checkpoint, e.g. "model.layers.0.mlp.down_proj.weight"
+  TensorView values;
 };
 
 class RRT_API Model {
@@ -67,6 +76,16 @@ class RRT_API Model {
                                      int64_t tokens) const;
   absl::StatusOr<MoeLayerOutput> MoeLayerForward(int layer, absl::Span<const float> hidden,
                                                  int64_t tokens) const;
+
+  // Replaces weights in place, the way a trainer syncs its new policy into a rollout engine
+  // (without a reload from disk). Values are converted to each tensor's stored dtype (f32,
+  // f16, bf16; FP8 weights: Unimplemented). Needs the model loaded with weights_in_memory
+  // (a mapped file is read-only: FailedPrecondition). Every update is checked (name, shape,
+  // dtype) before any is written: InvalidArgument names the first bad one and changes
+  // nothing. Waits for running forward passes and holds new ones while it writes; caches
+  // keep the keys and values computed with the old weights (start new sequences after an
+  // update for on-policy results).
+  absl::Status UpdateWeights(absl::Span<const WeightUpdate> updates) const;
 
   // A new session with its own KV cache. ResourceExhausted if the cache cannot be allocated.
   absl::StatusOr<std::unique_ptr<Session>> NewSession(const SessionOptions& options = {}) const;

@@ -1,7 +1,10 @@
 // Model::Load and the Session implementation.
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <shared_mutex>
 
 #include "lib/core/status_macros.h"
 #include "lib/core/strings.h"
@@ -16,7 +19,10 @@ namespace reasonrt {
 struct Model::Impl {
   ModelConfig config;
   std::unique_ptr<Checkpoint> checkpoint;
-  std::unique_ptr<ArchitectureModel> arch;
+  // Rebuilt by UpdateWeights (an architecture may hold derived copies of weights); read
+  // under `weights_mu` shared, replaced under it exclusive.
+  mutable std::unique_ptr<ArchitectureModel> arch;
+  mutable std::shared_mutex weights_mu;
   LoadOptions options;
   std::string backend_name;
 
@@ -39,6 +45,7 @@ class SessionImpl final : public Session {
       : model_holder_(std::move(model)), model_(*model_holder_), backend_(std::move(backend)), cache_(std::move(cache)) {}
 
   absl::StatusOr<Logits> Forward(const Batch& batch) override {
+    std::shared_lock<std::shared_mutex> weights(model_.weights_mu);
     RRT_ASSIGN_OR_RETURN(Plan plan, MakePlan(batch));
     // Grow every sequence's cache first; undo all of it if any part fails.
     std::map<int32_t, int64_t> old_lengths;
@@ -282,6 +289,7 @@ absl::StatusOr<TensorView> HiddenView(const ModelConfig& c, absl::Span<const flo
 absl::StatusOr<Routing> Model::RouteLayer(int layer, absl::Span<const float> hidden,
                                           int64_t tokens) const {
   RRT_ASSIGN_OR_RETURN(TensorView x, HiddenView(impl_->config, hidden, tokens));
+  std::shared_lock<std::shared_mutex> weights(impl_->weights_mu);
   RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, impl_->NewBackend(impl_->backend_name));
   return impl_->arch->Route(*backend, layer, x);
 }
@@ -289,6 +297,7 @@ absl::StatusOr<Routing> Model::RouteLayer(int layer, absl::Span<const float> hid
 absl::StatusOr<MoeLayerOutput> Model::MoeLayerForward(int layer, absl::Span<const float> hidden,
                                                       int64_t tokens) const {
   RRT_ASSIGN_OR_RETURN(TensorView x, HiddenView(impl_->config, hidden, tokens));
+  std::shared_lock<std::shared_mutex> weights(impl_->weights_mu);
   RRT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, impl_->NewBackend(impl_->backend_name));
   MoeLayerOutput result;
   result.output.resize(hidden.size());
@@ -296,6 +305,53 @@ absl::StatusOr<MoeLayerOutput> Model::MoeLayerForward(int layer, absl::Span<cons
                                                           {tokens, impl_->config.hidden_size}));
   RRT_RETURN_IF_ERROR(impl_->arch->MoeBlock(*backend, layer, x, out, &result.routing));
   return result;
+}
+
+absl::Status Model::UpdateWeights(absl::Span<const WeightUpdate> updates) const {
+  Impl& impl = const_cast<Impl&>(*impl_);
+  if (!impl.options.weights_in_memory) {
+    return absl::FailedPreconditionError(
+        "UpdateWeights: the weights are a read-only file mapping; load with weights_in_memory");
+  }
+  // Check everything first.
+  std::vector<TensorView> targets;
+  for (const WeightUpdate& u : updates) {
+    RRT_ASSIGN_OR_RETURN(TensorView dst, impl.checkpoint->Get(u.name));
+    const TensorView& v = u.values;
+    if (dst.dtype() != DType::kF32 && dst.dtype() != DType::kF16 && dst.dtype() != DType::kBF16) {
+      return absl::UnimplementedError(StrCat("UpdateWeights: ", u.name, " is stored as ", DTypeName(dst.dtype()),
+                                             "; only f32, f16 and bf16 weights can be updated"));
+    }
+    if (v.dtype() != DType::kF32 && v.dtype() != DType::kF16 && v.dtype() != DType::kBF16) {
+      return absl::InvalidArgumentError(StrCat("UpdateWeights: values for ", u.name, " are ", DTypeName(v.dtype()),
+                                               "; give f32, f16 or bf16"));
+    }
+    if (v.shape() != dst.shape() || !v.is_contiguous() || (v.empty() && v.num_elements() > 0)) {
+      return absl::InvalidArgumentError(StrCat("UpdateWeights: values for ", u.name, " are ", v.DebugString(),
+                                               ", the weight is ", dst.DebugString(), " (contiguous values needed)"));
+    }
+    targets.push_back(dst);
+  }
+  std::unique_lock<std::shared_mutex> lock(impl.weights_mu);
+  std::vector<float> f32;
+  for (size_t i = 0; i < updates.size(); ++i) {
+    const TensorView& v = updates[i].values;
+    const size_t n = static_cast<size_t>(v.num_elements());
+    // The weights live in this process's private anonymous memory (weights_in_memory).
+    void* dst = const_cast<void*>(targets[i].data());
+    if (v.dtype() == targets[i].dtype()) {
+      std::memmove(dst, v.data(), static_cast<size_t>(v.byte_size()));
+      continue;
+    }
+    f32.resize(n);
+    ConvertToF32(v.dtype(), v.data(), f32.data(), n);
+    ConvertFromF32(targets[i].dtype(), f32.data(), dst, n);
+  }
+  // Architectures may keep derived copies (DeepSeek's f32 router): rebuild.
+  if (impl.config.is_deepseek()) {
+    RRT_ASSIGN_OR_RETURN(impl.arch, CreateDeepseekModel(impl.config, *impl.checkpoint));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Model::NewSession(const SessionOptions& options) const {
