@@ -321,6 +321,29 @@ rrt_status rrt_model_get_info(const rrt_model* model, rrt_model_info* info) {
   });
 }
 
+rrt_status rrt_model_update_weights(const rrt_model* model, const char* const* names, const float* const* values,
+                                    const size_t* value_counts, size_t count) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(model, "model");
+    RRT_CHECK_ARG(count == 0 || (names && values && value_counts), "rrt_model_update_weights: NULL argument");
+    std::vector<reasonrt::WeightUpdate> updates;
+    for (size_t i = 0; i < count; ++i) {
+      RRT_CHECK_ARG(names[i] != nullptr && (values[i] != nullptr || value_counts[i] == 0),
+                    "rrt_model_update_weights: NULL name or values");
+      auto shape = model->model->WeightShape(names[i]);
+      if (!shape.ok()) return FromStatus(shape.status());
+      int64_t n = 1;
+      for (int64_t d : *shape) n *= d;
+      RRT_CHECK_ARG(static_cast<size_t>(n) == value_counts[i],
+                    StrCat("rrt_model_update_weights: ", names[i], " has ", n, " values, ", value_counts[i], " given"));
+      auto view = reasonrt::TensorView::BorrowReadOnly(values[i], reasonrt::DType::kF32, *shape);
+      if (!view.ok()) return FromStatus(view.status());
+      updates.push_back({names[i], *view});
+    }
+    return FromStatus(model->model->UpdateWeights(updates));
+  });
+}
+
 rrt_status rrt_tokenize(const rrt_model* model, const char* text, size_t length, int32_t parse_special,
                         int32_t add_special, int32_t* ids, size_t capacity, size_t* count) {
   return Guard([&]() -> rrt_status {

@@ -107,6 +107,14 @@ typedef struct rrt_model_info {
 } rrt_model_info;
 RRT_C_API rrt_status rrt_model_get_info(const rrt_model* model, rrt_model_info* info);
 
+/* Replaces `count` weights in place (a trainer syncing its policy): names[i] a checkpoint
+ * tensor, values[i] its new f32 values (value_counts[i] of them, the tensor's size),
+ * converted to the stored dtype. Needs weights_in_memory; all are checked before any is
+ * written; forward passes on other threads see old or new weights, never a mix. */
+RRT_C_API rrt_status rrt_model_update_weights(const rrt_model* model, const char* const* names,
+                                              const float* const* values, const size_t* value_counts,
+                                              size_t count);
+
 /* --- tokenizer and chat template ---------------------------------------------------- */
 
 /* Token ids of `text`. parse_special: recognise special tokens written in the text.

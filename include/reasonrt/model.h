@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "reasonrt/export.h"
@@ -86,6 +87,8 @@ class RRT_API Model {
   // keep the keys and values computed with the old weights (start new sequences after an
   // update for on-policy results).
   absl::Status UpdateWeights(absl::Span<const WeightUpdate> updates) const;
+  // The shape of checkpoint tensor `name` (NotFound if there is none).
+  absl::StatusOr<std::vector<int64_t>> WeightShape(std::string_view name) const;
 
   // A new session with its own KV cache. ResourceExhausted if the cache cannot be allocated.
   absl::StatusOr<std::unique_ptr<Session>> NewSession(const SessionOptions& options = {}) const;

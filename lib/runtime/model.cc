@@ -307,6 +307,11 @@ absl::StatusOr<MoeLayerOutput> Model::MoeLayerForward(int layer, absl::Span<cons
   return result;
 }
 
+absl::StatusOr<std::vector<int64_t>> Model::WeightShape(std::string_view name) const {
+  RRT_ASSIGN_OR_RETURN(TensorView t, impl_->checkpoint->Get(name));
+  return std::vector<int64_t>(t.shape().begin(), t.shape().end());
+}
+
 absl::Status Model::UpdateWeights(absl::Span<const WeightUpdate> updates) const {
   Impl& impl = const_cast<Impl&>(*impl_);
   if (!impl.options.weights_in_memory) {

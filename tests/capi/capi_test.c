@@ -485,6 +485,33 @@ int main(int argc, char** argv) {
     CHECK(rrt_route_tokens(&rc, logits, 1, bias, 8, experts, weights) == RRT_MISUSE);
   }
 
+  /* Weight updates need weights in memory: the mapped model refuses, a copy loaded in
+   * memory takes a new head and its logits follow (all-zero head -> all-zero logits). */
+  {
+    static float zeros[512 * 64];
+    const char* names[1] = {"lm_head.weight"};
+    const float* values[1] = {zeros};
+    size_t counts[1] = {512 * 64}, wrong[1] = {7};
+    rrt_model* mem = NULL;
+    rrt_session* s = NULL;
+    int32_t tok = 65, pos = 0, seq = 0;
+    uint8_t want = 1;
+    static float logits[512];
+    size_t rows = 0, i;
+    CHECK(rrt_model_update_weights(model, names, values, counts, 1) == RRT_MISUSE); /* mapped: FailedPrecondition */
+    rrt_load_options_init(&lo);
+    lo.weights_in_memory = 1;
+    CHECK(rrt_model_load(dir, strlen(dir), &lo, &mem) == RRT_OK);
+    if (mem != NULL) {
+      CHECK(rrt_model_update_weights(mem, names, values, wrong, 1) == RRT_INVALID_ARGUMENT);
+      CHECK(rrt_model_update_weights(mem, names, values, counts, 1) == RRT_OK);
+      CHECK(rrt_session_create(mem, 16, &s) == RRT_OK);
+      CHECK(rrt_session_forward(s, &tok, &pos, &seq, &want, 1, logits, 512, &rows) == RRT_OK && rows == 1);
+      for (i = 0; i < 512; ++i) CHECK(logits[i] == 0.0f);
+      rrt_session_destroy(s);
+      rrt_model_destroy(mem);
+    }
+  }
   if (argc > 2) test_moe(argv[2], model);
   test_grpo(model);
 

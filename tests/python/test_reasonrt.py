@@ -192,3 +192,23 @@ def test_moe_layer_api_against_the_torch_reference(tmp_path):
     for layer, row in zip(t["trace_layers"], t["trace_experts"]):
         np.add.at(counts[layer - 1], row, 1)
     assert np.array_equal(counts, t["load"])
+
+
+def test_update_weights(model_dir, model):
+    """A trainer's weight sync: new head values change the logits without a reload."""
+    m = reasonrt.Model(model_dir, in_memory=True)
+    ids = m.tokenize("abc")
+    before = m.logits(ids)
+    m.update_weights({"lm_head.weight": np.zeros((512, 64), np.float32)})
+    assert (m.logits(ids) == 0).all()
+    rng = np.random.default_rng(0)
+    head = rng.normal(size=(512, 64)).astype(np.float32)
+    m.update_weights({"lm_head.weight": head})
+    after = m.logits(ids)
+    assert not np.allclose(after, before)
+    with pytest.raises(ValueError):
+        m.update_weights({"lm_head.weight": np.zeros((3, 3), np.float32)})
+    with pytest.raises(ValueError):
+        m.update_weights({"no.such.weight": np.zeros(3, np.float32)})
+    with pytest.raises(RuntimeError, match="weights_in_memory"):
+        model.update_weights({"lm_head.weight": head})

@@ -83,10 +83,18 @@ class Model:
     safe to use from several threads."""
 
     def __init__(self, path: str, *, backend: str = "auto", threads: int = 0, exact: bool = False,
-                 progress: Optional[Callable[[float], Optional[bool]]] = None):
+                 progress: Optional[Callable[[float], Optional[bool]]] = None, in_memory: bool = False):
         """Loads the model. `progress(fraction)` is called while the weights are read;
-        returning False cancels (KeyboardInterrupt)."""
-        self._m = _reasonrt.Model(str(path), backend, threads, exact, progress)
+        returning False cancels (KeyboardInterrupt). in_memory=True reads the weights into
+        process memory instead of mapping the files (needed for update_weights)."""
+        self._m = _reasonrt.Model(str(path), backend, threads, exact, progress, in_memory)
+
+    def update_weights(self, weights: Dict[str, np.ndarray]) -> None:
+        """Replaces weights in place by checkpoint name ({"lm_head.weight": array, ...}), as a
+        trainer syncs its policy into the rollout engine; values are converted to each
+        tensor's stored dtype. Needs in_memory=True. All are checked before any is written
+        (ValueError); running generations see the old or the new weights, never a mix."""
+        self._m.update_weights({str(k): np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()})
 
     @property
     def info(self) -> Dict[str, Any]:

@@ -147,8 +147,10 @@ class Run {
 
 class PyModel {
  public:
-  PyModel(const std::string& path, const std::string& backend, int threads, bool exact, py::object progress) {
+  PyModel(const std::string& path, const std::string& backend, int threads, bool exact, py::object progress,
+          bool in_memory) {
     LoadOptions lo;
+    lo.weights_in_memory = in_memory;
     lo.backend = backend;
     lo.num_threads = threads;
     lo.exact_activations = exact;
@@ -380,9 +382,25 @@ PYBIND11_MODULE(_reasonrt, m) {
       .def("__next__", &Run::Next)
       .def("result", &Run::Result);
   py::class_<PyModel>(m, "Model")
-      .def(py::init<const std::string&, const std::string&, int, bool, py::object>(), py::arg("path"),
+      .def(py::init<const std::string&, const std::string&, int, bool, py::object, bool>(), py::arg("path"),
            py::arg("backend") = "auto", py::arg("threads") = 0, py::arg("exact") = false,
-           py::arg("progress") = py::none())
+           py::arg("progress") = py::none(), py::arg("in_memory") = false)
+      .def("update_weights", [](const PyModel& self, const py::dict& weights) {
+        std::vector<py::array_t<float, py::array::c_style | py::array::forcecast>> keep;
+        std::vector<WeightUpdate> updates;
+        for (const auto& [key, value] : weights) {
+          keep.push_back(py::cast<py::array_t<float, py::array::c_style | py::array::forcecast>>(value));
+          const auto& a = keep.back();
+          std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+          updates.push_back({py::cast<std::string>(key), Check(TensorView::BorrowReadOnly(a.data(), DType::kF32, shape))});
+        }
+        absl::Status s;
+        {
+          py::gil_scoped_release release;
+          s = self.generator().model().UpdateWeights(updates);
+        }
+        if (!s.ok()) Raise(s);
+      })
       .def("info", &PyModel::Info)
       .def("tokenize", &PyModel::Tokenize)
       .def("detokenize", &PyModel::Detokenize)
