@@ -321,7 +321,9 @@ absl::Status Model::UpdateWeights(absl::Span<const WeightUpdate> updates) const 
   // Check everything first.
   std::vector<TensorView> targets;
   for (const WeightUpdate& u : updates) {
-    RRT_ASSIGN_OR_RETURN(TensorView dst, impl.checkpoint->Get(u.name));
+    absl::StatusOr<TensorView> found = impl.checkpoint->Get(u.name);
+    if (!found.ok()) return absl::InvalidArgumentError(StrCat("UpdateWeights: ", found.status().message()));
+    const TensorView dst = *found;
     const TensorView& v = u.values;
     if (dst.dtype() != DType::kF32 && dst.dtype() != DType::kF16 && dst.dtype() != DType::kBF16) {
       return absl::UnimplementedError(StrCat("UpdateWeights: ", u.name, " is stored as ", DTypeName(dst.dtype()),
