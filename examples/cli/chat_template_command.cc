@@ -87,6 +87,11 @@ int RunChatTemplate(const ChatTemplateArgs& args) {
   if (!special.ok()) return Fail(special.status());
   auto chat = LoadTemplate(args, *special);
   if (!chat.ok()) return Fail(chat.status());
+  if (args.source) {
+    std::printf("%s", (*chat)->source().c_str());
+    return 0;
+  }
+  if (args.messages.empty()) return Fail(absl::InvalidArgumentError("chat-template needs --messages"));
   auto input = ReadFileToString(args.messages, kMaxInputBytes);
   if (!input.ok()) return Fail(input.status());
   if (args.batch) {

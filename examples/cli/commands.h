@@ -71,6 +71,7 @@ struct ChatTemplateArgs {
   bool json = false;   // print {"text", "template_ranges"}
   bool ids = false;    // print the prompt's token ids (special tokens only from the template)
   bool batch = false;  // --messages holds [{messages, tools, add_generation_prompt, extra}, ...]
+  bool source = false;  // print the template's Jinja source instead of rendering
 };
 int RunChatTemplate(const ChatTemplateArgs& args);
 

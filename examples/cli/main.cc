@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
   chat_cmd->add_option("--model", chat.model, "model folder (its chat template and special tokens)");
   chat_cmd->add_option("--template", chat.template_file, "a Jinja template file to use instead");
   chat_cmd->add_flag("--builtin-r1", chat.builtin_r1, "use reasonrt's built-in DeepSeek-R1 template");
-  chat_cmd->add_option("--messages", chat.messages, "JSON file: an array of {role, content, ...}")->required();
+  chat_cmd->add_flag("--source", chat.source, "print the template's Jinja source");
+  chat_cmd->add_option("--messages", chat.messages, "JSON file: an array of {role, content, ...}");
   chat_cmd->add_option("--tools", chat.tools, "JSON file: an array of tool schemas");
   chat_cmd->add_option("--extra", chat.extra, "JSON object of extra variables, e.g. {\"enable_thinking\": false}");
   chat_cmd->add_flag("--no-generation-prompt", chat.no_generation_prompt, "do not open an assistant turn at the end");
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
   }
   if (detok_cmd->parsed()) return cli::RunDetokenize(detok_model, detok_ids, detok_skip);
   if (chat_cmd->parsed()) {
-    if (chat.model.empty() && chat.template_file.empty() && !chat.builtin_r1 && !chat.batch) {
+    if (chat.model.empty() && chat.template_file.empty() && !chat.builtin_r1 && !chat.batch && !chat.source) {
       return cli::Fail(absl::InvalidArgumentError("chat-template needs --model, --template or --builtin-r1"));
     }
     return cli::RunChatTemplate(chat);
