@@ -29,5 +29,5 @@ echo "prompt ids: $prompt_ids"
 "$cli" logits --model "$model" --tokens "$prompt_ids" --out "$build_dir/demo/logits.npy"
 # Generation with R1's sampling: thinking and answer stream apart (random weights, so the
 # text is noise; the mechanics are real), then a group of 4 completions as JSON.
-"$cli" generate --model "$model" --prompt "What is 2+2?" --max-tokens 16 --seed 1
+"$cli" generate --model "$model" --prompt "What is 2+2?" --max-tokens 16 --seed 1 --gold 4
 "$cli" generate --model "$model" --prompt "What is 2+2?" --max-tokens 4 -n 4 --seed 1 --json

@@ -97,6 +97,7 @@ struct GenerateArgs {
   int threads = 0;
   std::string backend = "auto";
   bool exact = false;
+  std::string gold;  // the expected answer: report whether each completion's answer is right
 };
 int RunGenerate(const GenerateArgs& args);
 // The generation options and loaded generator the generation flags describe.

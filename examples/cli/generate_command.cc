@@ -7,6 +7,7 @@
 #include <string>
 
 #include "examples/cli/commands.h"
+#include "reasonrt/grpo.h"
 #include "lib/core/strings.h"
 #include "lib/io/json.h"
 #include "reasonrt/generate.h"
@@ -152,6 +153,23 @@ int RunGenerate(const GenerateArgs& args) {
     std::printf("\n");
   }
   PrintTimings(result->timings);
+  if (!args.gold.empty()) {
+    // reasonrt's accuracy reward: the last \boxed{} after </think>, compared numerically.
+    const grpo::RewardFn accuracy = grpo::AccuracyReward();
+    int right = 0;
+    for (const Completion& c : result->completions) {
+      grpo::Sample s;
+      const std::string text = StrCat("</think>", c.answer);
+      s.completion = text;
+      s.gold = args.gold;
+      const float r = accuracy(s);
+      right += r == 1.0f;
+      std::printf("answer %d: %s (%s; expected %s)\n", c.index, grpo::ExtractAnswer(text).c_str(),
+                  std::isnan(r) ? "the expected answer is not a number" : r == 1.0f ? "right" : "wrong",
+                  args.gold.c_str());
+    }
+    if (args.n > 1) std::printf("%d of %d right\n", right, args.n);
+  }
   return 0;
 }
 

@@ -118,6 +118,7 @@ int main(int argc, char** argv) {
   add_generation_options(generate_cmd);
   generate_cmd->add_option("--prompt", gen.prompt, "the user message (or the raw prompt with --raw)")->required();
   generate_cmd->add_flag("--raw", gen.raw, "pass the prompt as is, without the chat template");
+  generate_cmd->add_option("--gold", gen.gold, "the expected answer: report whether the boxed answer is right");
   generate_cmd->add_option("-n", gen.n, "completions of the prompt (a group)");
   generate_cmd->add_option("--first-index", gen.first_index, "completion i draws from (seed, first-index + i)");
   generate_cmd->add_flag("--json", gen.json, "print one JSON object: per completion thinking, answer, tokens, channels, log-probs, finish reason");

@@ -424,9 +424,55 @@ def stage_eval(args):
         json.dump(results, f, indent=1)
 
 
+def stage_agree(args):
+    """The PyTorch model and reasonrt on the trained weights: greedy outputs on the held-out
+    problems (PyTorch decodes without a cache, batched by prompt length) and all-position
+    logits."""
+    torch.set_num_threads(args.threads)
+    rt = reasonrt.Model(args.out)
+    model = load_torch(args.out)
+    eos = rt_eos(rt)
+    probs = problems(args.eval_count, 777)
+    prompts = [rt.tokenize(rt.chat_prompt([{"role": "user", "content": p["question"]}]), parse_special=True)
+               for p in probs]
+    ours = [list(rt.generate(p["question"], greedy=True, max_tokens=200).completions[0].tokens) for p in probs]
+    theirs = [None] * len(probs)
+    by_length = collections.defaultdict(list)
+    for i, ids in enumerate(prompts):
+        by_length[len(ids)].append(i)
+    with torch.no_grad():
+        for rows in by_length.values():
+            ids = torch.tensor([prompts[i] for i in rows])
+            done = torch.zeros(len(rows), dtype=torch.bool)
+            out = [[] for _ in rows]
+            for _ in range(200):
+                nxt = model(ids)[:, -1].argmax(-1)
+                for r, t in enumerate(nxt.tolist()):
+                    if not done[r]:
+                        out[r].append(t)
+                        done[r] = t == eos
+                if done.all():
+                    break
+                ids = torch.cat([ids, nxt[:, None]], 1)
+            for r, i in enumerate(rows):
+                theirs[i] = out[r]
+    same = sum(a == b for a, b in zip(ours, theirs))
+    worst = 0.0
+    with torch.no_grad():
+        for i in range(min(50, len(probs))):
+            seq = prompts[i] + ours[i]
+            a = rt.logits(seq)
+            b = model(torch.tensor([seq]))[0].numpy()
+            worst = max(worst, float(np.abs(a - b).max() / np.abs(b).max()))
+    result = {"problems": len(probs), "identical_greedy_outputs": same, "max_logit_diff_over_max_logit": worst}
+    print(f"agree: {same}/{len(probs)} identical greedy outputs; logits max |diff| / max |logit| = {worst:.2e}")
+    with open(os.path.join(args.work, "agree.json"), "w") as f:
+        json.dump(result, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["tokenizer", "sft", "grpo", "eval", "all"])
+    ap.add_argument("stage", choices=["tokenizer", "sft", "grpo", "eval", "agree", "all"])
     ap.add_argument("--cli", default="build/examples/cli/reasonrt")
     ap.add_argument("--out", default="examples/mini-r1/model")
     ap.add_argument("--work", default="/tmp/mini-r1")
@@ -452,7 +498,7 @@ def main():
     ap.add_argument("--tag", default="final")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    stages = ["tokenizer", "sft", "eval", "grpo", "eval"] if args.stage == "all" else [args.stage]
+    stages = ["tokenizer", "sft", "eval", "grpo", "eval", "agree"] if args.stage == "all" else [args.stage]
     for i, s in enumerate(stages):
         if s == "eval" and args.stage == "all":
             args.tag = "sft" if i == 2 else "grpo"
