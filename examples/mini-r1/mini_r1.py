@@ -227,9 +227,10 @@ def export(model, model_dir):
 # Data
 
 def problems(count, seed, hard=False):
+    """Cold-start problems whose thinking spells each + and - out column by column."""
     if hard:
-        return grpo.arithmetic(count, seed, min_operands=4, max_operands=5, max_value=100)
-    return grpo.arithmetic(count, seed, min_operands=2, max_operands=4, max_value=100)
+        return grpo.arithmetic(count, seed, min_operands=4, max_operands=5, max_value=100, column_steps=True)
+    return grpo.arithmetic(count, seed, min_operands=2, max_operands=4, max_value=100, column_steps=True)
 
 
 def encode_examples(rt, probs):
@@ -408,7 +409,7 @@ def evaluate(model_dir, count, seed, hard, temperature):
     right = 0
     for i, p in enumerate(probs):
         kw = {"greedy": True} if temperature == 0 else {"temperature": temperature, "top_p": 1.0, "seed": i}
-        r = rt.generate(p["question"], max_tokens=200, **kw)
+        r = rt.generate(p["question"], max_tokens=400, **kw)
         right += grpo.accuracy([r.completions[0].answer], [p["verifier_answer"]])[0] == 1
     return right / count
 
@@ -435,7 +436,7 @@ def stage_agree(args):
     probs = problems(args.eval_count, 777)
     prompts = [rt.tokenize(rt.chat_prompt([{"role": "user", "content": p["question"]}]), parse_special=True)
                for p in probs]
-    ours = [list(rt.generate(p["question"], greedy=True, max_tokens=200).completions[0].tokens) for p in probs]
+    ours = [list(rt.generate(p["question"], greedy=True, max_tokens=400).completions[0].tokens) for p in probs]
     theirs = [None] * len(probs)
     by_length = collections.defaultdict(list)
     for i, ids in enumerate(prompts):
@@ -445,7 +446,7 @@ def stage_agree(args):
             ids = torch.tensor([prompts[i] for i in rows])
             done = torch.zeros(len(rows), dtype=torch.bool)
             out = [[] for _ in rows]
-            for _ in range(200):
+            for _ in range(400):
                 nxt = model(ids)[:, -1].argmax(-1)
                 for r, t in enumerate(nxt.tolist()):
                     if not done[r]:
@@ -493,7 +494,7 @@ def main():
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--grpo-lr", type=float, default=2e-5)
     ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--max-tokens", type=int, default=400)
     ap.add_argument("--eval-count", type=int, default=500)
     ap.add_argument("--tag", default="final")
     args = ap.parse_args()

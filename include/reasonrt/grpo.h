@@ -240,6 +240,10 @@ struct ArithmeticOptions {
   int64_t max_value = 100;     // operands in [0, max_value]
   bool multiplication = true;  // also x (operands of products kept small)
   bool parentheses = true;
+  // Spell each + and - out column by column (digits, carries, borrows) before its result:
+  // "85 + 25: 5 + 5 = 10, write 0 carry 1; 8 + 2 + 1 = 11, write 1 carry 1; carry 1. So
+  // 85 + 25 = 110". Products stay one step (small factors).
+  bool column_steps = false;
 };
 // `count` problems, reproducible from `seed`.
 RRT_API std::vector<ArithmeticProblem> GenerateArithmetic(int64_t count, uint64_t seed,

@@ -26,6 +26,64 @@ std::string MessagesJson(absl::Span<const ChatMessage> prompt, std::string_view 
   return out;
 }
 
+// Column by column, least significant digit first: "5 + 5 = 10, write 0 carry 1; ...".
+std::string ColumnAdd(int64_t a, int64_t b) {
+  std::string out;
+  int64_t carry = 0;
+  for (int64_t x = a, y = b; x > 0 || y > 0 || carry > 0; x /= 10, y /= 10) {
+    const int64_t da = x % 10, db = y % 10;
+    if (x == 0 && y == 0) {
+      out += StrCat("carry ", carry);
+      break;
+    }
+    const int64_t sum = da + db + carry;
+    out += StrCat(da, " + ", db, carry ? " + 1" : "", " = ", sum, ", write ", sum % 10, sum >= 10 ? " carry 1" : "");
+    carry = sum / 10;
+    if (x / 10 > 0 || y / 10 > 0 || carry > 0) out += "; ";
+  }
+  return out.empty() ? "0 + 0 = 0, write 0" : out;
+}
+
+// a >= b >= 0, column by column with borrows: "3 - 7: 13 - 7 = 6, borrow 1; ...".
+std::string ColumnSub(int64_t a, int64_t b) {
+  std::string out;
+  int64_t borrow = 0;
+  for (int64_t x = a, y = b; x > 0 || y > 0; x /= 10, y /= 10) {
+    const int64_t top = x % 10 - borrow, db = y % 10;
+    if (top < db) {
+      out += StrCat(top + 10, " - ", db, " = ", top + 10 - db, ", borrow 1");
+      borrow = 1;
+    } else {
+      out += StrCat(top, " - ", db, " = ", top - db);
+      borrow = 0;
+    }
+    if (x / 10 > 0 || y / 10 > 0) out += "; ";
+  }
+  return out.empty() ? "0 - 0 = 0" : out;
+}
+
+// One + or - step spelled out: the signs first, then the columns, then the result.
+std::string ColumnStep(int64_t x, char op, int64_t y, int64_t r) {
+  const int64_t s = op == '+' ? y : -y;  // r = x + s
+  const std::string head = StrCat(x, " ", std::string(1, op), " ", y);
+  std::string how;
+  if (op == '-' && y >= 0 && x >= y) {
+    how = StrCat(head, ": ", ColumnSub(x, y));
+  } else if (x >= 0 && s >= 0) {
+    how = StrCat(head, ": ", ColumnAdd(x, s));
+  } else if (x < 0 && s < 0) {
+    how = StrCat(head, " = -(", -x, " + ", -s, "): ", ColumnAdd(-x, -s));
+  } else {
+    const int64_t pos = x >= 0 ? x : s, neg = x >= 0 ? -s : -x;  // r = pos - neg
+    if (pos >= neg) {
+      how = StrCat(head, " = ", pos, " - ", neg, ": ", ColumnSub(pos, neg));
+    } else {
+      how = StrCat(head, " = -(", neg, " - ", pos, "): ", ColumnSub(neg, pos));
+    }
+  }
+  return StrCat(how, ". So ", head, " = ", r);
+}
+
 }  // namespace
 
 std::string ArithmeticProblem::Completion() const {
@@ -77,7 +135,11 @@ std::vector<ArithmeticProblem> GenerateArithmetic(int64_t count, uint64_t seed, 
             continue;
           }
           const int64_t r = op[i] == '*' ? v[i] * v[i + 1] : op[i] == '+' ? v[i] + v[i + 1] : v[i] - v[i + 1];
-          prob.steps.push_back(StrCat(v[i], " ", std::string(1, op[i]), " ", v[i + 1], " = ", r));
+          if (o.column_steps && op[i] != '*') {
+            prob.steps.push_back(ColumnStep(v[i], op[i], v[i + 1], r));
+          } else {
+            prob.steps.push_back(StrCat(v[i], " ", std::string(1, op[i]), " ", v[i + 1], " = ", r));
+          }
           v[i] = r;
           v.erase(v.begin() + static_cast<std::ptrdiff_t>(i) + 1);
           op.erase(op.begin() + static_cast<std::ptrdiff_t>(i));

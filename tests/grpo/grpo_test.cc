@@ -3,6 +3,7 @@
 // gradients against finite differences, and rewards on tricky strings.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -359,6 +360,69 @@ TEST(RewardsTest, RewardSetScoresFunctionMajor) {
   const std::vector<Sample> samples = {a, b};
   EXPECT_EQ(set.Score(samples), (std::vector<float>{1, 0, 1, 0}));
   EXPECT_EQ(set.weights(), (std::vector<double>{1.0, 0.5}));
+}
+
+TEST(DataTest, ColumnStepsSpellOutCarriesAndBorrows) {
+  ArithmeticOptions o;
+  o.column_steps = true;
+  o.parentheses = false;
+  o.multiplication = false;
+  o.max_operands = 2;
+  bool saw_carry = false, saw_borrow = false, saw_negative = false;
+  for (const ArithmeticProblem& p : GenerateArithmetic(300, 5, o)) {
+    ASSERT_EQ(p.steps.size(), 1u);
+    const std::string& step = p.steps[0];
+    EXPECT_NE(step.find(". So " + p.expression + " = " + p.verifier_answer), std::string::npos) << step;
+    saw_carry = saw_carry || step.find("carry 1") != std::string::npos;
+    saw_borrow = saw_borrow || step.find("borrow 1") != std::string::npos;
+    saw_negative = saw_negative || step.find("= -(") != std::string::npos;
+    EXPECT_EQ(Score(AccuracyReward(), p.Completion(), p.verifier_answer), 1.0f);
+  }
+  EXPECT_TRUE(saw_carry && saw_borrow && saw_negative);
+}
+
+// Every column fragment does its arithmetic right: "a + b [+ 1] = s, write w [carry 1]" and
+// "t - d = r[, borrow 1]"; the written digits, read back in reverse, give the magnitude.
+TEST(DataTest, ColumnFragmentsAreCorrect) {
+  ArithmeticOptions o;
+  o.column_steps = true;
+  for (const ArithmeticProblem& p : GenerateArithmetic(300, 9, o)) {
+    for (const std::string& step : p.steps) {
+      const size_t colon = step.find(": ");
+      if (colon == std::string::npos) continue;  // a product
+      const std::string columns = step.substr(colon + 2, step.find(". So ") - colon - 2);
+      std::string digits;  // written digits, least significant first
+      size_t start = 0;
+      while (start < columns.size()) {
+        size_t end = columns.find("; ", start);
+        if (end == std::string::npos) end = columns.size();
+        const std::string f = columns.substr(start, end - start);
+        start = end + 2;
+        int a = 0, b = 0, c = 0, r = 0, w = 0;
+        if (std::sscanf(f.c_str(), "%d + %d + %d = %d, write %d", &a, &b, &c, &r, &w) == 5) {
+          EXPECT_EQ(a + b + c, r) << f;
+          EXPECT_EQ(r % 10, w) << f;
+          digits += static_cast<char>('0' + w);
+        } else if (std::sscanf(f.c_str(), "%d + %d = %d, write %d", &a, &b, &r, &w) == 4) {
+          EXPECT_EQ(a + b, r) << f;
+          EXPECT_EQ(r % 10, w) << f;
+          digits += static_cast<char>('0' + w);
+        } else if (std::sscanf(f.c_str(), "%d - %d = %d", &a, &b, &r) == 3) {
+          EXPECT_EQ(a - b, r) << f;
+          EXPECT_GE(r, 0) << f;
+          digits += static_cast<char>('0' + r);
+        } else if (std::sscanf(f.c_str(), "carry %d", &c) == 1) {
+          digits += static_cast<char>('0' + c);
+        } else {
+          ADD_FAILURE() << "unparsed fragment '" << f << "' in " << step;
+        }
+      }
+      std::string magnitude(digits.rbegin(), digits.rend());
+      magnitude.erase(0, std::min(magnitude.find_first_not_of('0'), magnitude.size() - 1));
+      const std::string result = step.substr(step.rfind(" = ") + 3);
+      EXPECT_EQ(magnitude, result[0] == '-' ? result.substr(1) : result) << step;
+    }
+  }
 }
 
 TEST(DataTest, ArithmeticProblemsAreRightAndReproducible) {

@@ -215,13 +215,14 @@ void DefineGrpo(py::module_& m) {
     return ScoreAll(grpo::RepetitionPenaltyReward(n, max_penalty), c, {}, {}, true);
   });
   m.def("arithmetic", [](int64_t count, uint64_t seed, int min_operands, int max_operands, int64_t max_value,
-                         bool multiplication, bool parentheses) {
+                         bool multiplication, bool parentheses, bool column_steps) {
     grpo::ArithmeticOptions o;
     o.min_operands = min_operands;
     o.max_operands = max_operands;
     o.max_value = max_value;
     o.multiplication = multiplication;
     o.parentheses = parentheses;
+    o.column_steps = column_steps;
     py::list out;
     for (const grpo::ArithmeticProblem& p : grpo::GenerateArithmetic(count, seed, o)) {
       py::dict d;
