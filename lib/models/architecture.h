@@ -51,6 +51,12 @@ class ArchitectureModel {
                                 const TensorView& out, Routing* routing) const;
 };
 
+// The final RMSNorm and the LM head for rows `rows` of the residual stream x [T, hidden]
+// only: logits [rows.size(), vocab].
+absl::Status HeadLogits(Backend& backend, const TensorView& x, absl::Span<const int32_t> rows,
+                        const TensorView& final_norm, float eps, const Weight& lm_head, int64_t vocab,
+                        float* logits);
+
 // `prefix`.weight as a Weight, with `prefix`.weight_scale_inv for fp8 ones.
 absl::StatusOr<Weight> GetWeight(const Checkpoint& checkpoint, const std::string& prefix);
 

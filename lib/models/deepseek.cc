@@ -189,14 +189,7 @@ class DeepseekModel final : public ArchitectureModel {
       if (plan.routing != nullptr) Record(routing, plan, static_cast<int32_t>(i), moe_row, *plan.routing);
       ++moe_row;
     }
-    const int64_t n_out = static_cast<int64_t>(plan.logit_rows.size());
-    if (n_out == 0) return absl::OkStatus();
-    RRT_ASSIGN_OR_RETURN(TensorView selected, be.Allocate(DType::kF32, {n_out, h}));
-    RRT_ASSIGN_OR_RETURN(TensorView selected_normed, be.Allocate(DType::kF32, {n_out, h}));
-    RRT_RETURN_IF_ERROR(be.Embedding(x, plan.logit_rows, selected));
-    RRT_RETURN_IF_ERROR(be.RmsNorm(selected, final_norm_, eps, selected_normed));
-    RRT_ASSIGN_OR_RETURN(TensorView out, TensorView::Borrow(logits, DType::kF32, {n_out, cfg_.vocab_size}));
-    return be.MatMul(selected_normed, lm_head_, nullptr, out);
+    return HeadLogits(be, x, plan.logit_rows, final_norm_, eps, lm_head_, cfg_.vocab_size, logits);
   }
 
   absl::StatusOr<Routing> Route(Backend& be, int64_t layer, const TensorView& hidden) const override {

@@ -100,15 +100,7 @@ class DenseModel final : public ArchitectureModel {
       RRT_RETURN_IF_ERROR(be.MatMul(gate, l.down, nullptr, proj));
       RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
     }
-    // Final norm and head only for the rows whose logits are wanted.
-    const int64_t n_out = static_cast<int64_t>(plan.logit_rows.size());
-    if (n_out == 0) return absl::OkStatus();
-    RRT_ASSIGN_OR_RETURN(TensorView selected, alloc({n_out, h}));
-    RRT_ASSIGN_OR_RETURN(TensorView selected_normed, alloc({n_out, h}));
-    RRT_RETURN_IF_ERROR(be.Embedding(x, plan.logit_rows, selected));
-    RRT_RETURN_IF_ERROR(be.RmsNorm(selected, final_norm_, eps, selected_normed));
-    RRT_ASSIGN_OR_RETURN(TensorView out, TensorView::Borrow(logits, DType::kF32, {n_out, cfg_.vocab_size}));
-    return be.MatMul(selected_normed, lm_head_, nullptr, out);
+    return HeadLogits(be, x, plan.logit_rows, final_norm_, eps, lm_head_, cfg_.vocab_size, logits);
   }
 
  private:
