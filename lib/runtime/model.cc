@@ -313,7 +313,7 @@ absl::StatusOr<std::vector<int64_t>> Model::WeightShape(std::string_view name) c
 }
 
 absl::Status Model::UpdateWeights(absl::Span<const WeightUpdate> updates) const {
-  Impl& impl = const_cast<Impl&>(*impl_);
+  const Impl& impl = *impl_;  // weights_mu and arch are mutable; the weights are our anonymous memory
   if (!impl.options.weights_in_memory) {
     return absl::FailedPreconditionError(
         "UpdateWeights: the weights are a read-only file mapping; load with weights_in_memory");

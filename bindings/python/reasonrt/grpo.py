@@ -11,8 +11,6 @@
 Rewards are float32 arrays with NaN for "no reward" (an unparseable gold); see
 include/reasonrt/grpo.h for the exact rules.
 """
-import json
-import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -134,17 +132,8 @@ def accepted_jsonl(batch: Dict[str, Any], prompts, *, threshold: float = 1.0,
     rewards left out) is >= threshold, as chat-format SFT JSON lines (the prompt's messages,
     then the assistant's completion with its reasoning; a completion that starts inside the
     template's <think> gets the tag back)."""
-    rewards = np.asarray(batch["rewards"])
-    w = list(weights) if weights is not None else [1.0] * rewards.shape[0]
-    lines = []
-    for i, text in enumerate(batch["completions"]):
-        present = [(w[f], float(rewards[f, i])) for f in range(rewards.shape[0]) if not math.isnan(rewards[f, i])]
-        if not present or sum(a * r for a, r in present) < threshold:
-            continue
-        p = prompts[int(batch["prompt_index"][i])]
-        messages = [{"role": "user", "content": p}] if isinstance(p, str) else [dict(m) for m in p]
-        if "<think>" not in text and "</think>" in text:
-            text = "<think>\n" + text
-        messages.append({"role": "assistant", "content": text})
-        lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
-    return "".join(line + "\n" for line in lines)
+    rewards = np.asarray(batch["rewards"], dtype=np.float32)
+    messages = [[{"role": "user", "content": p}] if isinstance(p, str) else [dict(m) for m in p] for p in prompts]
+    return _g.accepted_jsonl(rewards, list(batch["completions"]), [int(i) for i in batch["prompt_index"]], messages,
+                             [float(w) for w in weights] if weights is not None else [1.0] * rewards.shape[0],
+                             threshold)

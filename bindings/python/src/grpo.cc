@@ -83,10 +83,9 @@ grpo::AdvantageOptions AdvantageOptionsOf(int64_t group_size, const std::string&
   return o;
 }
 
-py::dict RolloutDict(const Generator& generator,
-                     const std::vector<std::vector<std::map<std::string, std::string>>>& messages,
-                     const std::vector<std::string>& golds, const std::vector<std::pair<std::string, double>>& rewards,
-                     const GenerateOptions& go, grpo::AdvantageOptions ao) {
+// Prompts as lists of {"role", "content"} dicts -> chat messages.
+std::vector<std::vector<ChatMessage>> ChatPrompts(
+    const std::vector<std::vector<std::map<std::string, std::string>>>& messages) {
   std::vector<std::vector<ChatMessage>> prompts;
   for (const auto& list : messages) {
     std::vector<ChatMessage> prompt;
@@ -98,13 +97,21 @@ py::dict RolloutDict(const Generator& generator,
         } else if (key == "content") {
           m.content = value;
         } else {
-          throw py::value_error("rollout: messages take 'role' and 'content', not '" + key + "'");
+          throw py::value_error("messages take 'role' and 'content', not '" + key + "'");
         }
       }
       prompt.push_back(std::move(m));
     }
     prompts.push_back(std::move(prompt));
   }
+  return prompts;
+}
+
+py::dict RolloutDict(const Generator& generator,
+                     const std::vector<std::vector<std::map<std::string, std::string>>>& messages,
+                     const std::vector<std::string>& golds, const std::vector<std::pair<std::string, double>>& rewards,
+                     const GenerateOptions& go, grpo::AdvantageOptions ao) {
+  const std::vector<std::vector<ChatMessage>> prompts = ChatPrompts(messages);
   grpo::RewardSet set;
   for (const auto& [name, weight] : rewards) set.Add(name, Check(grpo::BuiltinReward(name)), weight);
   grpo::RolloutOptions ro;
@@ -235,6 +242,22 @@ void DefineGrpo(py::module_& m) {
       out.append(d);
     }
     return out;
+  });
+  // Rejection sampling over a rollout's dict (the arrays it needs), by grpo::AcceptedJsonl.
+  m.def("accepted_jsonl", [](const FloatArray& rewards, const std::vector<std::string>& completions,
+                             const std::vector<int32_t>& prompt_index,
+                             const std::vector<std::vector<std::map<std::string, std::string>>>& prompts,
+                             const std::vector<double>& weights, double threshold) {
+    if (rewards.ndim() != 2 || static_cast<size_t>(rewards.shape(1)) != completions.size() ||
+        prompt_index.size() != completions.size()) {
+      throw py::value_error("accepted_jsonl: rewards [functions, B], completions [B] and prompt_index [B] disagree");
+    }
+    grpo::RolloutBatch b;
+    b.rewards = Flat(rewards);
+    b.reward_names.resize(static_cast<size_t>(rewards.shape(0)));
+    b.completions = completions;
+    b.prompt_of = prompt_index;
+    return grpo::AcceptedJsonl(b, ChatPrompts(prompts), weights, threshold);
   });
   m.def("sft_json_line", [](const std::string& q, const std::string& c) { return grpo::SftJsonLine(q, c); });
 }
