@@ -110,7 +110,9 @@ struct ArithmeticArgs {
   int min_operands = 2;
   int max_operands = 4;
   int64_t max_value = 100;
-  bool sft = false;  // R1-format SFT chat records instead of problem records
+  bool column_steps = false;  // + and - spelled out digit by digit
+  bool restate = false;       // the expression as it stands after each step
+  bool sft = false;           // R1-format SFT chat records instead of problem records
 };
 int RunArithmetic(const ArithmeticArgs& args);
 

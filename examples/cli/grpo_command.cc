@@ -20,6 +20,8 @@ int RunArithmetic(const ArithmeticArgs& args) {
   o.min_operands = args.min_operands;
   o.max_operands = args.max_operands;
   o.max_value = args.max_value;
+  o.column_steps = args.column_steps;
+  o.restate = args.restate;
   for (const grpo::ArithmeticProblem& p : grpo::GenerateArithmetic(args.count, args.seed, o)) {
     if (args.sft) {
       std::printf("%s\n", grpo::SftJsonLine(p.question, p.Completion()).c_str());

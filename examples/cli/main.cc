@@ -132,6 +132,8 @@ int main(int argc, char** argv) {
   arith_cmd->add_option("--min-operands", arith.min_operands, "at least this many operands (default 2)");
   arith_cmd->add_option("--max-operands", arith.max_operands, "at most this many operands (default 4)");
   arith_cmd->add_option("--max-value", arith.max_value, "operands in [0, max] (default 100)");
+  arith_cmd->add_flag("--column-steps", arith.column_steps, "spell each + and - out digit by digit (carries, borrows)");
+  arith_cmd->add_flag("--restate", arith.restate, "write the expression as it stands after each step");
   arith_cmd->add_flag("--sft", arith.sft, "R1-format SFT chat records (<think> steps </think> \\boxed{})");
 
   cli::RolloutArgs rollout;

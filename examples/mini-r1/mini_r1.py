@@ -227,10 +227,12 @@ def export(model, model_dir):
 # Data
 
 def problems(count, seed, hard=False):
-    """Cold-start problems whose thinking spells each + and - out column by column."""
-    if hard:
-        return grpo.arithmetic(count, seed, min_operands=4, max_operands=5, max_value=100, column_steps=True)
-    return grpo.arithmetic(count, seed, min_operands=2, max_operands=4, max_value=100, column_steps=True)
+    """Cold-start problems whose thinking spells each + and - out column by column and
+    restates the expression after every step. The training distribution has 2-3 operands;
+    the harder problems 4-5 (longer chains than any SFT example)."""
+    lo, hi = (4, 5) if hard else (2, 3)
+    return grpo.arithmetic(count, seed, min_operands=lo, max_operands=hi, max_value=100, column_steps=True,
+                           restate=True)
 
 
 def encode_examples(rt, probs):
@@ -252,9 +254,15 @@ def rt_eos(rt):
 
 
 def batches(examples, size, rng):
+    """Batches of similar lengths (less padding), in random order."""
     order = rng.permutation(len(examples))
-    for start in range(0, len(order) - size + 1, size):
-        chunk = [examples[i] for i in order[start:start + size]]
+    pool = size * 64
+    groups = []
+    for p in range(0, len(order), pool):
+        part = sorted(order[p:p + pool], key=lambda i: len(examples[i][0]))
+        groups += [part[s:s + size] for s in range(0, len(part) - size + 1, size)]
+    for g in rng.permutation(len(groups)):
+        chunk = [examples[i] for i in groups[g]]
         t = max(len(ids) for ids, _ in chunk)
         ids = torch.zeros(len(chunk), t, dtype=torch.long)
         target_mask = torch.zeros(len(chunk), t)

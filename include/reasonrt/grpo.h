@@ -238,12 +238,14 @@ struct ArithmeticOptions {
   int min_operands = 2;
   int max_operands = 4;
   int64_t max_value = 100;     // operands in [0, max_value]
-  bool multiplication = true;  // also x (operands of products kept small)
-  bool parentheses = true;
+  bool multiplication = true;  // also x: each product is two factors in [0, 12]
+  bool parentheses = true;     // a parenthesised run of operands (never a factor)
   // Spell each + and - out column by column (digits, carries, borrows) before its result:
   // "85 + 25: 5 + 5 = 10, write 0 carry 1; 8 + 2 + 1 = 11, write 1 carry 1; carry 1. So
   // 85 + 25 = 110". Products stay one step (small factors).
   bool column_steps = false;
+  // After every step but the last, the expression as it now stands: "Now: 125 + 63".
+  bool restate = false;
 };
 // `count` problems, reproducible from `seed`.
 RRT_API std::vector<ArithmeticProblem> GenerateArithmetic(int64_t count, uint64_t seed,

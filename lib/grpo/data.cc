@@ -101,9 +101,10 @@ std::vector<ArithmeticProblem> GenerateArithmetic(int64_t count, uint64_t seed, 
     const int n = static_cast<int>(Uniform(rng, min_ops, max_ops));
     std::vector<int64_t> values(static_cast<size_t>(n));
     std::vector<char> ops(static_cast<size_t>(n - 1));
-    for (char& op : ops) {
+    for (size_t i = 0; i < ops.size(); ++i) {
       const int64_t pick = Uniform(rng, 0, o.multiplication ? 2 : 1);
-      op = pick == 0 ? '+' : pick == 1 ? '-' : '*';
+      ops[i] = pick == 0 ? '+' : pick == 1 ? '-' : '*';
+      if (ops[i] == '*' && i > 0 && ops[i - 1] == '*') ops[i] = '+';  // a product has two factors
     }
     for (int i = 0; i < n; ++i) {
       const bool in_product = (i > 0 && ops[i - 1] == '*') || (i + 1 < n && ops[i] == '*');
@@ -116,47 +117,44 @@ std::vector<ArithmeticProblem> GenerateArithmetic(int64_t count, uint64_t seed, 
       pb = static_cast<int>(Uniform(rng, pa + 1, n - 1));
       if (pa == 0 && pb == n - 1) pb = n - 2;
       if (pb <= pa) pa = pb = -1;
+      // A product's factors stay times-table numbers: no parenthesised group as a factor.
+      if (pa >= 0 && ((pa > 0 && ops[pa - 1] == '*') || (pb + 1 < n && ops[pb] == '*'))) pa = pb = -1;
     }
-    ArithmeticProblem prob;
-    for (int i = 0; i < n; ++i) {
-      if (i > 0) prob.expression += StrCat(" ", std::string(1, ops[i - 1]), " ");
-      if (i == pa) prob.expression += "(";
-      prob.expression += StrCat(values[i]);
-      if (i == pb) prob.expression += ")";
-    }
-    // Evaluate with the steps a person writes: the parentheses first, products before sums,
-    // left to right.
-    auto reduce = [&](std::vector<int64_t>& v, std::vector<char>& op) {
-      for (char wanted : {'*', '+'}) {
-        for (size_t i = 0; i < op.size();) {
-          const bool take = wanted == '*' ? op[i] == '*' : true;
-          if (!take) {
-            ++i;
-            continue;
-          }
-          const int64_t r = op[i] == '*' ? v[i] * v[i + 1] : op[i] == '+' ? v[i] + v[i + 1] : v[i] - v[i + 1];
-          if (o.column_steps && op[i] != '*') {
-            prob.steps.push_back(ColumnStep(v[i], op[i], v[i + 1], r));
-          } else {
-            prob.steps.push_back(StrCat(v[i], " ", std::string(1, op[i]), " ", v[i + 1], " = ", r));
-          }
-          v[i] = r;
-          v.erase(v.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-          op.erase(op.begin() + static_cast<std::ptrdiff_t>(i));
-        }
+    // The expression as it stands: operands, operators and the parenthesised run [pa, pb].
+    auto render = [&](const std::vector<int64_t>& v, const std::vector<char>& op, int a, int b) {
+      std::string text;
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (i > 0) text += StrCat(" ", std::string(1, op[i - 1]), " ");
+        if (static_cast<int>(i) == a) text += "(";
+        text += StrCat(v[i]);
+        if (static_cast<int>(i) == b) text += ")";
       }
+      return text;
     };
+    ArithmeticProblem prob;
+    prob.expression = render(values, ops, pa, pb);
+    // Evaluate with the steps a person writes: the parentheses first, products before sums,
+    // left to right; one operation per step.
     std::vector<int64_t> v = values;
     std::vector<char> op = ops;
-    if (pa >= 0) {
-      std::vector<int64_t> inner(v.begin() + pa, v.begin() + pb + 1);
-      std::vector<char> inner_ops(op.begin() + pa, op.begin() + pb);
-      reduce(inner, inner_ops);
-      v.erase(v.begin() + pa + 1, v.begin() + pb + 1);
-      v[pa] = inner[0];
-      op.erase(op.begin() + pa, op.begin() + pb);
+    while (!op.empty()) {
+      const size_t lo = pa >= 0 ? static_cast<size_t>(pa) : 0;
+      const size_t hi = pa >= 0 ? static_cast<size_t>(pb) : op.size();  // ops [lo, hi)
+      size_t i = lo;
+      while (i < hi && op[i] != '*') ++i;
+      if (i == hi) i = lo;
+      const int64_t r = op[i] == '*' ? v[i] * v[i + 1] : op[i] == '+' ? v[i] + v[i + 1] : v[i] - v[i + 1];
+      if (o.column_steps && op[i] != '*') {
+        prob.steps.push_back(ColumnStep(v[i], op[i], v[i + 1], r));
+      } else {
+        prob.steps.push_back(StrCat(v[i], " ", std::string(1, op[i]), " ", v[i + 1], " = ", r));
+      }
+      v[i] = r;
+      v.erase(v.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      op.erase(op.begin() + static_cast<std::ptrdiff_t>(i));
+      if (pa >= 0 && --pb == pa) pa = pb = -1;
+      if (o.restate && !op.empty()) prob.steps.push_back("Now: " + render(v, op, pa, pb));
     }
-    reduce(v, op);
     prob.answer = v[0];
     prob.verifier_answer = StrCat(prob.answer);
     char question[256];

@@ -425,6 +425,74 @@ TEST(DataTest, ColumnFragmentsAreCorrect) {
   }
 }
 
+// An independent evaluator for the generator's expressions (integers, + - *, parentheses,
+// "a - -7"): recursive descent with the usual precedence.
+struct ExpressionEvaluator {
+  std::string_view s;
+  size_t i = 0;
+  void Space() { while (i < s.size() && s[i] == ' ') ++i; }
+  int64_t Atom() {
+    Space();
+    if (s[i] == '(') {
+      ++i;
+      const int64_t v = Sum();
+      Space();
+      ++i;  // ')'
+      return v;
+    }
+    const bool negative = s[i] == '-';
+    if (negative) ++i;
+    int64_t v = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') v = v * 10 + (s[i++] - '0');
+    return negative ? -v : v;
+  }
+  int64_t Product() {
+    int64_t v = Atom();
+    for (Space(); i < s.size() && s[i] == '*'; Space()) ++i, v *= Atom();
+    return v;
+  }
+  int64_t Sum() {
+    int64_t v = Product();
+    for (Space(); i < s.size() && (s[i] == '+' || s[i] == '-'); Space()) {
+      const char op = s[i++];
+      v = op == '+' ? v + Product() : v - Product();
+    }
+    return v;
+  }
+};
+
+// Restated lines are the expression as it stands: each evaluates to the answer, one sits
+// between every two operations, and products stay times-table facts.
+TEST(DataTest, RestatedExpressionsKeepTheValue) {
+  ArithmeticOptions o;
+  o.column_steps = true;
+  o.restate = true;
+  o.min_operands = 3;
+  o.max_operands = 5;
+  int restated = 0;
+  for (const ArithmeticProblem& p : GenerateArithmetic(300, 11, o)) {
+    EXPECT_EQ(ExpressionEvaluator{p.expression}.Sum(), p.answer) << p.expression;
+    size_t operations = 0, now = 0;
+    for (const std::string& step : p.steps) {
+      if (step.rfind("Now: ", 0) == 0) {
+        ++now;
+        EXPECT_EQ(ExpressionEvaluator{std::string_view(step).substr(5)}.Sum(), p.answer) << step;
+        continue;
+      }
+      ++operations;
+      const size_t star = step.find(" * ");
+      if (star != std::string::npos) {
+        const int64_t a = std::stoll(step.substr(0, star)), b = std::stoll(step.substr(star + 3));
+        EXPECT_TRUE(a >= 0 && a <= 12 && b >= 0 && b <= 12) << step;
+      }
+    }
+    EXPECT_EQ(now + 1, operations) << p.expression;
+    restated += static_cast<int>(now);
+    EXPECT_EQ(p.steps.back().substr(p.steps.back().rfind(" = ") + 3), p.verifier_answer);
+  }
+  EXPECT_GT(restated, 300);
+}
+
 TEST(DataTest, ArithmeticProblemsAreRightAndReproducible) {
   const auto a = GenerateArithmetic(200, 7), b = GenerateArithmetic(200, 7), c = GenerateArithmetic(200, 8);
   ASSERT_EQ(a.size(), 200u);

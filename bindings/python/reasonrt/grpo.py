@@ -97,12 +97,13 @@ def repetition_penalty(completions: Sequence[str], *, n: int = 3, max_penalty: f
 
 def arithmetic(count: int, seed: int = 0, *, min_operands: int = 2, max_operands: int = 4, max_value: int = 100,
                multiplication: bool = True, parentheses: bool = True,
-               column_steps: bool = False) -> List[Dict[str, Any]]:
+               column_steps: bool = False, restate: bool = False) -> List[Dict[str, Any]]:
     """Arithmetic problems with code-computed answers: dicts of question, expression, answer,
     verifier_answer, steps and completion (the R1-format SFT target). column_steps spells
-    each + and - out digit by digit (carries, borrows) before its result."""
+    each + and - out digit by digit (carries, borrows) before its result; restate writes the
+    expression as it stands after every step but the last ("Now: 125 + 63")."""
     return list(_g.arithmetic(count, seed, min_operands, max_operands, max_value, multiplication, parentheses,
-                              column_steps))
+                              column_steps, restate))
 
 
 def sft_json_line(question: str, completion: str) -> str:

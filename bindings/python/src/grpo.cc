@@ -222,7 +222,7 @@ void DefineGrpo(py::module_& m) {
     return ScoreAll(grpo::RepetitionPenaltyReward(n, max_penalty), c, {}, {}, true);
   });
   m.def("arithmetic", [](int64_t count, uint64_t seed, int min_operands, int max_operands, int64_t max_value,
-                         bool multiplication, bool parentheses, bool column_steps) {
+                         bool multiplication, bool parentheses, bool column_steps, bool restate) {
     grpo::ArithmeticOptions o;
     o.min_operands = min_operands;
     o.max_operands = max_operands;
@@ -230,6 +230,7 @@ void DefineGrpo(py::module_& m) {
     o.multiplication = multiplication;
     o.parentheses = parentheses;
     o.column_steps = column_steps;
+    o.restate = restate;
     py::list out;
     for (const grpo::ArithmeticProblem& p : grpo::GenerateArithmetic(count, seed, o)) {
       py::dict d;
