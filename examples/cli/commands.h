@@ -125,6 +125,17 @@ struct RolloutArgs {
   double threshold = 1.0;
 };
 int RunRollout(const RolloutArgs& args);
+
+// `reasonrt demo`: makes up an arithmetic question (Mini-R1's training distribution: 2-3
+// operands in [0, 100], + - x, parentheses), streams the model's thinking and answer, and
+// says whether the boxed answer is right.
+struct DemoArgs {
+  GenerateArgs generate;            // model, sampling flags (greedy unless --sample)
+  int64_t question_seed = -1;       // -1: a fresh question each run
+  int max_operands = 3;
+  bool sample = false;              // R1's sampling (T 0.6, top-p 0.95) instead of greedy
+};
+int RunDemo(DemoArgs args);
 int RunChat(const GenerateArgs& args);
 
 }  // namespace reasonrt::cli

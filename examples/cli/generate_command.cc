@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <random>
 #include <string>
 
 #include "examples/cli/commands.h"
@@ -164,13 +165,30 @@ int RunGenerate(const GenerateArgs& args) {
       s.gold = args.gold;
       const float r = accuracy(s);
       right += r == 1.0f;
-      std::printf("answer %d: %s (%s; expected %s)\n", c.index, grpo::ExtractAnswer(text).c_str(),
+      const std::string answer = grpo::ExtractAnswer(text);
+      std::printf("answer %d: %s (%s; expected %s)\n", c.index, answer.empty() ? "(none)" : answer.c_str(),
                   std::isnan(r) ? "the expected answer is not a number" : r == 1.0f ? "right" : "wrong",
                   args.gold.c_str());
     }
     if (args.n > 1) std::printf("%d of %d right\n", right, args.n);
   }
   return 0;
+}
+
+int RunDemo(DemoArgs args) {
+  if (args.max_operands < 2) return Fail(absl::InvalidArgumentError("--max-operands must be at least 2"));
+  const uint64_t seed = args.question_seed >= 0 ? static_cast<uint64_t>(args.question_seed) : std::random_device{}();
+  grpo::ArithmeticOptions o;
+  o.min_operands = 2;
+  o.max_operands = args.max_operands;
+  const grpo::ArithmeticProblem problem = grpo::GenerateArithmetic(1, seed, o)[0];
+  std::printf("question (seed %llu): %s\n\n", static_cast<unsigned long long>(seed), problem.question.c_str());
+  std::fflush(stdout);
+  args.generate.prompt = problem.question;
+  args.generate.gold = problem.verifier_answer;
+  args.generate.greedy = !args.sample;
+  args.generate.n = 1;
+  return RunGenerate(args.generate);
 }
 
 int RunChat(const GenerateArgs& args) {

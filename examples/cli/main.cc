@@ -125,6 +125,14 @@ int main(int argc, char** argv) {
   CLI::App* chat_repl_cmd = app.add_subcommand("chat", "talk with a model in the terminal");
   add_generation_options(chat_repl_cmd);
 
+  cli::DemoArgs demo;
+  CLI::App* demo_cmd = app.add_subcommand(
+      "demo", "make up an arithmetic question, stream the model's thinking and answer, check the answer");
+  add_generation_options(demo_cmd);
+  demo_cmd->add_option("--question-seed", demo.question_seed, "the question's seed (default: a new question each run)");
+  demo_cmd->add_option("--max-operands", demo.max_operands, "operands in the question: 2 to this (default 3)");
+  demo_cmd->add_flag("--sample", demo.sample, "sample with R1's settings (T 0.6, top-p 0.95) instead of greedy");
+
   cli::ArithmeticArgs arith;
   CLI::App* arith_cmd = app.add_subcommand("arithmetic", "write arithmetic problems (GRPO cold-start data) as JSON lines");
   arith_cmd->add_option("--count", arith.count, "problems (default 100)");
@@ -185,6 +193,10 @@ int main(int argc, char** argv) {
   }
   if (generate_cmd->parsed()) return cli::RunGenerate(gen);
   if (chat_repl_cmd->parsed()) return cli::RunChat(gen);
+  if (demo_cmd->parsed()) {
+    demo.generate = gen;
+    return cli::RunDemo(demo);
+  }
   if (arith_cmd->parsed()) return cli::RunArithmetic(arith);
   if (rollout_cmd->parsed()) {
     rollout.generate = gen;

@@ -254,15 +254,9 @@ def rt_eos(rt):
 
 
 def batches(examples, size, rng):
-    """Batches of similar lengths (less padding), in random order."""
     order = rng.permutation(len(examples))
-    pool = size * 64
-    groups = []
-    for p in range(0, len(order), pool):
-        part = sorted(order[p:p + pool], key=lambda i: len(examples[i][0]))
-        groups += [part[s:s + size] for s in range(0, len(part) - size + 1, size)]
-    for g in rng.permutation(len(groups)):
-        chunk = [examples[i] for i in groups[g]]
+    for start in range(0, len(order) - size + 1, size):
+        chunk = [examples[i] for i in order[start:start + size]]
         t = max(len(ids) for ids, _ in chunk)
         ids = torch.zeros(len(chunk), t, dtype=torch.long)
         target_mask = torch.zeros(len(chunk), t)
@@ -328,7 +322,7 @@ def stage_sft(args):
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     rng = np.random.default_rng(args.seed)
-    step, t0, log = 0, time.time(), []
+    step, t0, log, recent = 0, time.time(), [], []
     for epoch in range(args.sft_epochs):
         for ids, target_mask in batches(examples, args.batch, rng):
             logits = model(ids[:, :-1])
@@ -341,9 +335,12 @@ def stage_sft(args):
             opt.step()
             sched.step()
             step += 1
+            recent.append(loss.item())
             if step % 50 == 0:
-                log.append({"step": step, "loss": loss.item(), "seconds": time.time() - t0})
-                print(f"sft step {step}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+                mean = sum(recent[-50:]) / len(recent[-50:])
+                log.append({"step": step, "loss": mean, "seconds": time.time() - t0})
+                print(f"sft step {step}/{steps} loss {mean:.4f} (mean of the last 50; {time.time() - t0:.0f} s)",
+                      flush=True)
     export(model, args.out)
     with open(os.path.join(args.work, "sft_log.json"), "w") as f:
         json.dump(log, f)
@@ -374,7 +371,11 @@ def stage_grpo(args):
     curve = []
     t0 = time.time()
     for step in range(args.grpo_steps):
-        probs = problems(args.grpo_prompts, 10_000 + args.seed * 1000 + step, hard=step % 2 == 1)
+        # Half the prompts from the training distribution (so it is not forgotten), half
+        # harder (longer chains: where the groups disagree and the advantages carry signal).
+        seed = 10_000 + args.seed * 1000 + step
+        half = args.grpo_prompts // 2
+        probs = problems(args.grpo_prompts - half, seed) + problems(half, seed + 500, hard=True)
         batch = grpo.rollout(rt, [p["question"] for p in probs], [p["verifier_answer"] for p in probs],
                              rewards=[("accuracy", 1.0), ("format", 0.2)], n=args.group, max_tokens=args.max_tokens,
                              temperature=args.temperature, top_p=1.0, seed=step, eps=1e-4)
@@ -399,12 +400,14 @@ def stage_grpo(args):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         rt.update_weights(model.state_for_export())  # the rollout engine now samples from the new policy
-        acc = float(np.nanmean(batch["rewards"][0]))
+        accuracy = np.asarray(batch["rewards"][0]).reshape(len(probs), args.group)
+        easy_acc = float(np.nanmean(accuracy[:len(probs) - half]))
+        hard_acc = float(np.nanmean(accuracy[len(probs) - half:]))
         fmt = float(np.nanmean(batch["rewards"][1]))
         drift = float((new.detach() - old).abs().mul(m).sum() / m.sum())
-        curve.append({"step": step, "accuracy": acc, "format": fmt, "loss": loss.item(), "logprob_drift": drift,
-                      "hard": step % 2 == 1, "seconds": time.time() - t0})
-        print(f"grpo step {step} {'hard' if step % 2 else 'easy'} accuracy {acc:.3f} format {fmt:.3f} "
+        curve.append({"step": step, "accuracy_easy": easy_acc, "accuracy_hard": hard_acc, "format": fmt,
+                      "loss": loss.item(), "logprob_drift": drift, "seconds": time.time() - t0})
+        print(f"grpo step {step} accuracy easy {easy_acc:.3f} hard {hard_acc:.3f} format {fmt:.3f} "
               f"loss {loss.item():+.4f} |new-old| {drift:.2e} ({time.time() - t0:.0f} s)", flush=True)
     export(model, args.out)
     with open(os.path.join(args.work, "grpo_curve.json"), "w") as f:
@@ -497,10 +500,10 @@ def main():
     ap.add_argument("--sft-epochs", type=int, default=1)
     ap.add_argument("--sft-lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--grpo-steps", type=int, default=40)
-    ap.add_argument("--grpo-prompts", type=int, default=8)
+    ap.add_argument("--grpo-steps", type=int, default=30)
+    ap.add_argument("--grpo-prompts", type=int, default=16)
     ap.add_argument("--group", type=int, default=8)
-    ap.add_argument("--grpo-lr", type=float, default=2e-5)
+    ap.add_argument("--grpo-lr", type=float, default=1e-5)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--max-tokens", type=int, default=400)
     ap.add_argument("--eval-count", type=int, default=500)
