@@ -229,7 +229,7 @@ struct ArithmeticProblem {
   std::string expression;       // "44 + 41 + 25"
   int64_t answer = 0;
   std::string verifier_answer;  // "110"
-  std::vector<std::string> steps;  // one line per operation, in evaluation order
+  std::vector<std::string> steps;  // one line per step, in order (with restate, "Now: ...")
   // R1-format SFT target: "<think>\n" steps "\n</think>\n\n" ... "\boxed{110}".
   std::string Completion() const;
 };
