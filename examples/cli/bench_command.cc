@@ -268,8 +268,13 @@ int RunBench(const BenchArgs& args) {
   std::printf("model            %s (%s, %s backend, %d threads, kernels %s)\n", args.model.c_str(),
               std::string(ArchitectureName(cfg.architecture)).c_str(),
               std::string((*model)->backend_name()).c_str(), threads, cpu::GemvTargetName());
-  std::printf("prompt pp%-6d  %8.2f tokens/s  %8.1f GFLOP/s = %5.1f%% of oneDNN bf16 peak %.1f GFLOP/s\n",
-              args.prompt, pp_ts, pp_gflops, 100 * prompt_ratio, peak);
+  if (peak > 0) {
+    std::printf("prompt pp%-6d  %8.2f tokens/s  %8.1f GFLOP/s = %5.1f%% of oneDNN bf16 peak %.1f GFLOP/s\n",
+                args.prompt, pp_ts, pp_gflops, 100 * prompt_ratio, peak);
+  } else {
+    std::printf("prompt pp%-6d  %8.2f tokens/s  %8.1f GFLOP/s (no oneDNN bf16 GEMM on this CPU, so no peak)\n",
+                args.prompt, pp_ts, pp_gflops);
+  }
   if (args.depth > 0) std::printf("decode after a context of %d tokens:\n", args.depth);
   std::printf("decode tg%-6d  %8.2f tokens/s  %8.2f GB/s   = %5.1f%% of read bandwidth %.2f GB/s\n",
               args.decode, tg_ts, decode_gbs, 100 * decode_ratio, bandwidth);
