@@ -26,25 +26,28 @@ TEST(MiniR1Test, AccuracyOnAFixedSetMatchesTheCommittedMeasurement) {
   o.min_operands = 2;
   o.max_operands = 3;
   const std::vector<grpo::ArithmeticProblem> problems = grpo::GenerateArithmetic(100, 2026, o);
-  GenerateOptions options;
-  options.sampling.greedy = true;
-  options.max_new_tokens = 400;
-  const grpo::RewardFn accuracy = grpo::AccuracyReward(), format = grpo::FormatReward();
-  int right = 0, well_formed = 0;
+  // Scored the way the recipe's rollouts are: grpo::Rollout decodes each completion with its
+  // tags and applies the accuracy and format rewards.
+  std::vector<std::vector<ChatMessage>> prompts;
+  std::vector<std::string> golds;
   for (const grpo::ArithmeticProblem& p : problems) {
-    auto r = (*gen)->Generate({{.role = "user", .content = p.question}}, options);
-    ASSERT_TRUE(r.ok()) << r.status();
-    const Completion& c = r->completions[0];
-    // The completion as text with its tags, without the end-of-sequence token.
-    std::vector<int32_t> ids = c.tokens;
-    if (c.finish_reason == FinishReason::kEos) ids.pop_back();
-    auto text = (*gen)->tokenizer().Decode(ids, {});
-    ASSERT_TRUE(text.ok()) << text.status();
-    grpo::Sample s;
-    s.completion = *text;
-    s.gold = p.verifier_answer;
-    right += accuracy(s) == 1.0f;
-    well_formed += format(s) == 1.0f;
+    prompts.push_back({{.role = "user", .content = p.question}});
+    golds.push_back(p.verifier_answer);
+  }
+  grpo::RewardSet rewards;
+  rewards.Add("accuracy", grpo::AccuracyReward(), 1.0);
+  rewards.Add("format", grpo::FormatReward(), 1.0);
+  grpo::RolloutOptions options;
+  options.generate.n = 1;
+  options.generate.sampling.greedy = true;
+  options.generate.max_new_tokens = 400;
+  auto batch = grpo::Rollout(**gen, prompts, golds, rewards, options);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  ASSERT_EQ(batch->size(), 100);
+  int right = 0, well_formed = 0;
+  for (int64_t i = 0; i < batch->size(); ++i) {
+    right += batch->rewards[i] == 1.0f;
+    well_formed += batch->rewards[batch->size() + i] == 1.0f;
   }
   std::printf("Mini-R1: %d/100 right, %d/100 well formed (committed: %d, %d)\n", right, well_formed, kRightAtCommit,
               kWellFormedAtCommit);
