@@ -4,7 +4,7 @@
 // generation or the rewards that moves them fails here.
 #include <gtest/gtest.h>
 
-#include <cmath>
+#include <cstdio>
 
 #include "reasonrt/generate.h"
 #include "reasonrt/grpo.h"
