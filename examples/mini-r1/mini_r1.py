@@ -226,13 +226,75 @@ def export(model, model_dir):
 # ---------------------------------------------------------------------------------------
 # Data
 
-def problems(count, seed, hard=False):
+EVAL_SEED, HARD_SEED, TEST_SEED = 777, 778, 2026  # held-out, harder, and tests/grpo/mini_r1_test.cc
+
+
+def problems(count, seed, hard=False, operands=None):
     """Cold-start problems whose thinking spells each + and - out column by column and
     restates the expression after every step. The training distribution has 2-3 operands;
-    the harder problems 4-5 (longer chains than any SFT example)."""
-    lo, hi = (4, 5) if hard else (2, 3)
+    the harder problems 4-5 (longer chains than almost all SFT examples)."""
+    lo, hi = operands or ((4, 5) if hard else (2, 3))
     return grpo.arithmetic(count, seed, min_operands=lo, max_operands=hi, max_value=100, column_steps=True,
                            restate=True)
+
+
+def expression(question):
+    """The arithmetic of a question, whatever its phrasing ("What's 7 * 3?" -> "7 * 3")."""
+    return max(re.findall(r"[\d()][\d\s()+*-]*", question), key=len).strip()
+
+
+def evaluation_expressions():
+    """Expressions of every problem the evaluations and the test ask: SFT never trains on them."""
+    seen = set()
+    for seed, hard in ((EVAL_SEED, False), (HARD_SEED, True), (TEST_SEED, False)):
+        seen.update(expression(p["question"]) for p in problems(100 if seed == TEST_SEED else 500, seed, hard))
+    return seen
+
+
+def sft_problems(count, seed, share4):
+    """count problems: 1 - share4 of them from the training distribution, share4 with 4
+    operands (the curriculum towards the harder problems), none whose expression an
+    evaluation asks."""
+    exclude = evaluation_expressions()
+    n4 = int(round(count * share4))
+    out = []
+    for want, operands, s in ((count - n4, (2, 3), seed), (n4, (4, 4), seed + 7919)):
+        kept = [p for p in problems(want + want // 2 + 10, s, operands=operands)
+                if expression(p["question"]) not in exclude]
+        assert len(kept) >= want, "too many problems collide with the evaluation sets"
+        out += kept[:want]
+    return out
+
+
+def grpo_problems(seed, step, count):
+    """The prompts of one GRPO step: half from the training distribution, half harder."""
+    base = 10_000 + seed * 1000 + step
+    half = count // 2
+    return problems(count - half, base) + problems(half, base + 500, hard=True)
+
+
+def record_training(model_dir, record):
+    """Appends what a stage trained on to model_dir/training.json, so that an evaluation can
+    tell which of its problems the model has seen."""
+    path = os.path.join(model_dir, "training.json")
+    runs = json.load(open(path)) if os.path.exists(path) else []
+    with open(path, "w") as f:
+        json.dump(runs + [record], f, indent=1)
+
+
+def trained_expressions(model_dir):
+    """Expressions of every problem the stages in model_dir/training.json trained on."""
+    path = os.path.join(model_dir, "training.json")
+    seen = set()
+    for r in json.load(open(path)) if os.path.exists(path) else []:
+        if r["stage"] == "sft" and "share4" in r:
+            probs = sft_problems(r["examples"], r["problem_seed"], r["share4"])
+        elif r["stage"] == "sft":  # the third run: no curriculum, nothing excluded
+            probs = problems(r["examples"], r["problem_seed"])
+        else:
+            probs = [p for step in range(r["steps"]) for p in grpo_problems(r["seed"], step, r["prompts"])]
+        seen.update(expression(p["question"]) for p in probs)
+    return seen
 
 
 def encode_examples(rt, probs):
@@ -254,9 +316,17 @@ def rt_eos(rt):
 
 
 def batches(examples, size, rng):
+    """Batches of similar lengths (so little of each is padding), in random order: the
+    examples are shuffled, cut into windows of 50 batches, each window sorted by length and
+    cut into batches, and all the batches shuffled."""
     order = rng.permutation(len(examples))
-    for start in range(0, len(order) - size + 1, size):
-        chunk = [examples[i] for i in order[start:start + size]]
+    window = size * 50
+    cuts = []
+    for start in range(0, len(order), window):
+        part = sorted(order[start:start + window], key=lambda i: len(examples[i][0]))
+        cuts += [part[b:b + size] for b in range(0, len(part) - size + 1, size)]
+    for k in rng.permutation(len(cuts)):
+        chunk = [examples[i] for i in cuts[k]]
         t = max(len(ids) for ids, _ in chunk)
         ids = torch.zeros(len(chunk), t, dtype=torch.long)
         target_mask = torch.zeros(len(chunk), t)
@@ -283,6 +353,8 @@ def stage_tokenizer(args):
         json.dump(cfg, f, indent=1)
     torch.manual_seed(args.seed)
     export(Qwen2(cfg), args.out)
+    with open(os.path.join(args.out, "training.json"), "w") as f:
+        json.dump([], f)  # new weights: trained on nothing yet
     print(f"tokenizer: {vocab} tokens ({len(merges)} merges); model: "
           f"{sum(a.size for a in Qwen2(cfg).state_for_export().values()) / 1e6:.2f}M parameters")
 
@@ -315,7 +387,7 @@ def stage_sft(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rt = reasonrt.Model(args.out)
-    examples = encode_examples(rt, problems(args.sft_examples, args.seed + 1))
+    examples = encode_examples(rt, sft_problems(args.sft_examples, args.seed + 1, args.sft_share4))
     model = load_torch(args.out)
     opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=0.01)
     steps = args.sft_epochs * (len(examples) // args.batch)
@@ -341,7 +413,11 @@ def stage_sft(args):
                 log.append({"step": step, "loss": mean, "seconds": time.time() - t0})
                 print(f"sft step {step}/{steps} loss {mean:.4f} (mean of the last 50; {time.time() - t0:.0f} s)",
                       flush=True)
+            if step % 200 == 0 and step < steps:
+                export(model, args.out)  # a checkpoint: a run cut short keeps what it learned
     export(model, args.out)
+    record_training(args.out, {"stage": "sft", "problem_seed": args.seed + 1, "examples": args.sft_examples,
+                               "share4": args.sft_share4})
     with open(os.path.join(args.work, "sft_log.json"), "w") as f:
         json.dump(log, f)
 
@@ -373,9 +449,8 @@ def stage_grpo(args):
     for step in range(args.grpo_steps):
         # Half the prompts from the training distribution (so it is not forgotten), half
         # harder (longer chains: where the groups disagree and the advantages carry signal).
-        seed = 10_000 + args.seed * 1000 + step
+        probs = grpo_problems(args.seed, step, args.grpo_prompts)
         half = args.grpo_prompts // 2
-        probs = problems(args.grpo_prompts - half, seed) + problems(half, seed + 500, hard=True)
         batch = grpo.rollout(rt, [p["question"] for p in probs], [p["verifier_answer"] for p in probs],
                              rewards=[("accuracy", 1.0), ("format", 0.2)], n=args.group, max_tokens=args.max_tokens,
                              temperature=args.temperature, top_p=1.0, seed=step, eps=1e-4)
@@ -410,28 +485,36 @@ def stage_grpo(args):
         print(f"grpo step {step} accuracy easy {easy_acc:.3f} hard {hard_acc:.3f} format {fmt:.3f} "
               f"loss {loss.item():+.4f} |new-old| {drift:.2e} ({time.time() - t0:.0f} s)", flush=True)
     export(model, args.out)
+    record_training(args.out, {"stage": "grpo", "seed": args.seed, "steps": args.grpo_steps,
+                               "prompts": args.grpo_prompts})
     with open(os.path.join(args.work, "grpo_curve.json"), "w") as f:
         json.dump(curve, f)
 
 
-def evaluate(model_dir, count, seed, hard, temperature):
+def evaluate(model_dir, count, seed, hard, temperature, seen):
+    """(accuracy, accuracy on the problems whose expression no training stage asked, their
+    count)."""
     rt = reasonrt.Model(model_dir)
     probs = problems(count, seed, hard=hard)
-    right = 0
+    right = []
     for i, p in enumerate(probs):
         kw = {"greedy": True} if temperature == 0 else {"temperature": temperature, "top_p": 1.0, "seed": i}
         r = rt.generate(p["question"], max_tokens=400, **kw)
-        right += grpo.accuracy([r.completions[0].answer], [p["verifier_answer"]])[0] == 1
-    return right / count
+        right.append(grpo.accuracy([r.completions[0].answer], [p["verifier_answer"]])[0] == 1)
+    unseen = [ok for ok, p in zip(right, probs) if expression(p["question"]) not in seen]
+    return sum(right) / count, sum(unseen) / max(1, len(unseen)), len(unseen)
 
 
 def stage_eval(args):
+    seen = trained_expressions(args.out)
     results = {}
     for name, hard in (("held_out", False), ("hard", True)):
         for temp in (0.0, 0.6):
-            acc = evaluate(args.out, args.eval_count, 777 + (1 if hard else 0), hard, temp)
-            results[f"{name}_{'greedy' if temp == 0 else 't0.6'}"] = acc
-            print(f"eval {name} {'greedy' if temp == 0 else 'T=0.6'}: {acc:.3f}", flush=True)
+            acc, unseen_acc, unseen = evaluate(args.out, args.eval_count, HARD_SEED if hard else EVAL_SEED, hard,
+                                               temp, seen)
+            key = f"{name}_{'greedy' if temp == 0 else 't0.6'}"
+            results[key], results[key + "_unseen"], results[name + "_unseen_count"] = acc, unseen_acc, unseen
+            print(f"eval {key}: {acc:.3f}; on the {unseen} never trained on: {unseen_acc:.3f}", flush=True)
     with open(os.path.join(args.work, f"eval_{args.tag}.json"), "w") as f:
         json.dump(results, f, indent=1)
 
@@ -444,7 +527,7 @@ def stage_agree(args):
     rt = reasonrt.Model(args.out)
     model = load_torch(args.out)
     eos = rt_eos(rt)
-    probs = problems(args.eval_count, 777)
+    probs = problems(args.eval_count, EVAL_SEED)
     prompts = [rt.tokenize(rt.chat_prompt([{"role": "user", "content": p["question"]}]), parse_special=True)
                for p in probs]
     ours = [list(rt.generate(p["question"], greedy=True, max_tokens=400).completions[0].tokens) for p in probs]
@@ -499,6 +582,7 @@ def main():
     ap.add_argument("--sft-examples", type=int, default=20000)
     ap.add_argument("--sft-epochs", type=int, default=1)
     ap.add_argument("--sft-lr", type=float, default=2e-3)
+    ap.add_argument("--sft-share4", type=float, default=0.25, help="share of SFT problems with 4 operands")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--grpo-steps", type=int, default=30)
     ap.add_argument("--grpo-prompts", type=int, default=16)
