@@ -12,6 +12,7 @@
 #include "examples/cli/commands.h"
 #include "lib/backends/cpu/gemv_kernels.h"
 #include "lib/backends/cpu/onednn_gemm.h"
+#include "lib/backends/cuda/device.h"
 #include "lib/core/strings.h"
 #include "lib/core/thread_pool.h"
 #include "lib/models/tensor_inventory.h"
@@ -142,7 +143,17 @@ int RunBench(const BenchArgs& args) {
 
   // These machines are shared and their bandwidth drifts: every repetition measures its
   // roofline right before and after itself, and the ratios are taken per repetition.
-  BandwidthProbe probe(threads);
+  // On the GPU: the device's copy bandwidth and cuBLAS's bf16 GEMM on the MLP's shape.
+  const bool on_gpu = (*model)->backend_name() == "cuda";
+  BandwidthProbe probe(on_gpu ? 1 : threads);
+  auto measure_bandwidth = [&] { return on_gpu ? cuda::MeasureCopyBandwidthGBs(0, 3) : probe.Measure(2); };
+  auto measure_peak = [&] {
+    return on_gpu ? cuda::MeasureCublasBf16PeakGflops(0, std::max(args.prompt, 1), static_cast<int>(cfg.intermediate_size),
+                                                      static_cast<int>(cfg.hidden_size), 3)
+                  : cpu::OneDnnGemm::MeasureBf16PeakGflops(512, 8960, 1536, threads, 2);
+  };
+  const char* peak_name = on_gpu ? "cuBLAS bf16 peak" : "oneDNN bf16 peak";
+  const char* bandwidth_name = on_gpu ? "device copy bandwidth" : "read bandwidth";
   const DecodeBytes decode_bytes = WeightBytesPerToken(cfg, **ckpt);
   const int64_t moe_layers = static_cast<int64_t>((*session)->routing_stats().layers.size());
   const int64_t bytes_per_token = decode_bytes.Expected(cfg, moe_layers);
@@ -157,13 +168,13 @@ int RunBench(const BenchArgs& args) {
     (*session)->RemoveSequence(0);
     Batch b;
     for (int i = 0; i < args.prompt; ++i) b.Add(token(rng), i, 0, i == args.prompt - 1);
-    const double peak_before = r > 0 ? cpu::OneDnnGemm::MeasureBf16PeakGflops(512, 8960, 1536, threads, 2) : 0;
+    const double peak_before = r > 0 ? measure_peak() : 0;
     const auto t0 = Clock::now();
     auto out = (*session)->Forward(b);
     if (!out.ok()) return Fail(out.status());
     const double tokens_per_s = args.prompt / Seconds(t0);
     if (r == 0) continue;  // the first run warms up
-    const double peak = (peak_before + cpu::OneDnnGemm::MeasureBf16PeakGflops(512, 8960, 1536, threads, 2)) / 2;
+    const double peak = (peak_before + measure_peak()) / 2;
     pp.push_back(tokens_per_s);
     peaks.push_back(peak);
     if (peak > 0) pp_ratio.push_back(tokens_per_s * flops_per_token / 1e9 / peak);
@@ -181,7 +192,7 @@ int RunBench(const BenchArgs& args) {
     }
     int32_t next = token(rng);
     if (r == 0 && moe_layers > 0) (*session)->ResetRoutingStats(/*trace=*/true);
-    const double bw_before = r > 0 ? probe.Measure(2) : 0;
+    const double bw_before = r > 0 ? measure_bandwidth() : 0;
     const auto t0 = Clock::now();
     for (int i = 0; i < args.decode; ++i) {
       Batch b;
@@ -204,7 +215,7 @@ int RunBench(const BenchArgs& args) {
       (*session)->ResetRoutingStats(false);
     }
     if (r == 0) continue;
-    const double bw_after = probe.Measure(2);
+    const double bw_after = measure_bandwidth();
     const double bw = (bw_before + bw_after) / 2;
     if (std::getenv("RRT_BENCH_VERBOSE")) std::fprintf(stderr, "rep %d: %.2f tokens/s, bandwidth %.2f before, %.2f after\n", r, tokens_per_s, bw_before, bw_after);
     tg.push_back(tokens_per_s);
@@ -254,7 +265,7 @@ int RunBench(const BenchArgs& args) {
         "\"prompt_tokens_per_s\": %.3f, \"decode_tokens_per_s\": %.3f, "
         "\"weight_bytes_per_token\": %lld, \"read_bandwidth_gb_s\": %.3f, "
         "\"decode_gb_s\": %.3f, \"decode_bandwidth_ratio\": %.4f, "
-        "\"prompt_gflops\": %.2f, \"onednn_bf16_peak_gflops\": %.2f, \"prompt_peak_ratio\": %.4f, "
+        "\"prompt_gflops\": %.2f, \"gemm_peak_gflops\": %.2f, \"prompt_peak_ratio\": %.4f, "
         "\"group\": %d, \"group_decode_tokens_per_s\": %.3f, \"group_kv_tokens\": %lld, "
         "\"actual_weight_bytes_per_token\": %lld, \"kv_cache_bytes_per_token\": %lld}\n",
         args.model.c_str(), std::string((*model)->backend_name()).c_str(), threads,
@@ -269,15 +280,15 @@ int RunBench(const BenchArgs& args) {
               std::string(ArchitectureName(cfg.architecture)).c_str(),
               std::string((*model)->backend_name()).c_str(), threads, cpu::GemvTargetName());
   if (peak > 0) {
-    std::printf("prompt pp%-6d  %8.2f tokens/s  %8.1f GFLOP/s = %5.1f%% of oneDNN bf16 peak %.1f GFLOP/s\n",
-                args.prompt, pp_ts, pp_gflops, 100 * prompt_ratio, peak);
+    std::printf("prompt pp%-6d  %8.2f tokens/s  %8.1f GFLOP/s = %5.1f%% of %s %.1f GFLOP/s\n", args.prompt,
+                pp_ts, pp_gflops, 100 * prompt_ratio, peak_name, peak);
   } else {
-    std::printf("prompt pp%-6d  %8.2f tokens/s  %8.1f GFLOP/s (no oneDNN bf16 GEMM on this CPU, so no peak)\n",
-                args.prompt, pp_ts, pp_gflops);
+    std::printf("prompt pp%-6d  %8.2f tokens/s  %8.1f GFLOP/s (no %s here to compare)\n", args.prompt, pp_ts,
+                pp_gflops, peak_name);
   }
   if (args.depth > 0) std::printf("decode after a context of %d tokens:\n", args.depth);
-  std::printf("decode tg%-6d  %8.2f tokens/s  %8.2f GB/s   = %5.1f%% of read bandwidth %.2f GB/s\n",
-              args.decode, tg_ts, decode_gbs, 100 * decode_ratio, bandwidth);
+  std::printf("decode tg%-6d  %8.2f tokens/s  %8.2f GB/s   = %5.1f%% of %s %.2f GB/s\n", args.decode, tg_ts,
+              decode_gbs, 100 * decode_ratio, bandwidth_name, bandwidth);
   if (args.group > 1) {
     std::printf("decode group of %d %8.2f tokens/s  = %.2fx one sequence; KV cache %lld tokens for a %d-token prompt\n"
                 "                  and %d x %d completion tokens (shared prompt blocks)\n",

@@ -221,6 +221,16 @@ RRT_API absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view 
 // Registered names, highest priority first.
 RRT_API std::vector<std::string> RegisteredBackends();
 
+// Device backends (cuda) copy the host weights they are given (MatMul and HeadMatMul
+// weights, biases, RmsNorm gains, Embedding tables) to the device once and share the copy
+// between all their instances while the host memory lives. After changing such weights in
+// place, call InvalidateWeightCopies(): every copy is refreshed at its next use.
+// Model::UpdateWeights does this itself.
+RRT_API void InvalidateWeightCopies();
+// How many times InvalidateWeightCopies() has been called (a copy made at an older count
+// is stale).
+RRT_API uint64_t WeightCopiesGeneration();
+
 }  // namespace reasonrt
 
 #endif  // REASONRT_BACKEND_H_

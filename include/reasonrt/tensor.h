@@ -97,6 +97,10 @@ class RRT_API TensorView {
     return static_cast<T*>(mutable_data());
   }
 
+  // What keeps the memory alive (null for borrowed views). Device backends use it to
+  // tell whether a weight they copied is still the same allocation.
+  const std::shared_ptr<const void>& owner() const { return owner_; }
+
   // Same memory, new shape; needs a contiguous view and the same element count.
   absl::StatusOr<TensorView> Reshape(absl::Span<const int64_t> shape) const;
   // Elements [begin, end) of dimension `dim`; same rank.

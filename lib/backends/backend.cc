@@ -1,5 +1,6 @@
 // The backend front end: argument validation, optional-op defaults, the registry.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -488,5 +489,13 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name,
   }
   return factory(options);
 }
+
+namespace {
+std::atomic<uint64_t> weight_copies_generation{0};
+}  // namespace
+
+void InvalidateWeightCopies() { weight_copies_generation.fetch_add(1, std::memory_order_acq_rel); }
+
+uint64_t WeightCopiesGeneration() { return weight_copies_generation.load(std::memory_order_acquire); }
 
 }  // namespace reasonrt

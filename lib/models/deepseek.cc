@@ -280,6 +280,11 @@ class DeepseekModel final : public ArchitectureModel {
     const int64_t t = x.dim(0);
     RRT_ASSIGN_OR_RETURN(TensorView logits, be.Allocate(DType::kF32, {t, cfg_.n_routed_experts}));
     RRT_RETURN_IF_ERROR(be.MatMul(x, l.router, nullptr, logits));
+    if (logits.device().type != DeviceType::kCpu) {  // the router runs on the host
+      RRT_ASSIGN_OR_RETURN(TensorView host, TensorView::Allocate(DType::kF32, {t, cfg_.n_routed_experts}));
+      RRT_RETURN_IF_ERROR(be.Copy(logits, host));
+      logits = host;
+    }
     return RouteTokens(router_, absl::MakeConstSpan(logits.data_as<float>(), static_cast<size_t>(logits.num_elements())),
                        t, l.router_bias);
   }
@@ -318,7 +323,8 @@ class DeepseekModel final : public ArchitectureModel {
     if (l.has_shared) {
       RRT_RETURN_IF_ERROR(RunMlp(be, l.shared, x, out));
     } else {
-      std::fill(out.mutable_data_as<float>(), out.mutable_data_as<float>() + t * h, 0.0f);
+      RRT_ASSIGN_OR_RETURN(TensorView zeros, be.Allocate(DType::kF32, {t, h}));  // out may be device memory
+      RRT_RETURN_IF_ERROR(be.Copy(zeros, out));
     }
     RRT_RETURN_IF_ERROR(be.AddWeightedRows(de, routing.weights, k, out));
     if (routing_out != nullptr) *routing_out = std::move(routing);

@@ -354,6 +354,7 @@ absl::Status Model::UpdateWeights(absl::Span<const WeightUpdate> updates) const 
     ConvertToF32(v.dtype(), v.data(), f32.data(), n);
     ConvertFromF32(targets[i].dtype(), f32.data(), dst, n);
   }
+  InvalidateWeightCopies();  // device backends re-upload what changed
   // Architectures may keep derived copies (DeepSeek's f32 router): rebuild.
   if (impl.config.is_deepseek()) {
     RRT_ASSIGN_OR_RETURN(impl.arch, CreateDeepseekModel(impl.config, *impl.checkpoint));

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "lib/models/synth.h"
 #include "lib/runtime/kv_cache.h"
+#include "reasonrt/backend.h"
 #include "reasonrt/generate.h"
 #include "reasonrt/model.h"
 #include "reasonrt/moe.h"
@@ -312,7 +313,17 @@ TEST(DeepseekDenseTest, DenseModelsHaveNoRoutedExperts) {
   EXPECT_TRUE(s->routing_stats().layers.empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, DeepseekTest, ::testing::Values("reference", "cpu"));
+// The backends that compute every row in f32: reference, cpu (exact activations) and,
+// where a GPU runs it, cuda.
+std::vector<std::string> ExactBackends() {
+  std::vector<std::string> out = {"reference", "cpu"};
+  for (const std::string& name : RegisteredBackends()) {
+    if (name == "cuda") out.push_back(name);
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DeepseekTest, ::testing::ValuesIn(ExactBackends()));
 
 }  // namespace
 }  // namespace reasonrt

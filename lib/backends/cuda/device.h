@@ -26,6 +26,16 @@ std::vector<DeviceInfo> ListDevices();
 // really executes our code (the build carries code for its architecture).
 bool SmokeTestDevice(int index);
 
+// The device's copy bandwidth in GB/s (bytes read plus bytes written per second, as
+// device-to-device cudaMemcpy of a 1 GiB buffer moves them, best of `reps`): the roofline
+// of decode on the GPU. 0 where there is no such device.
+double MeasureCopyBandwidthGBs(int index, int reps = 5);
+
+// What cuBLAS's bf16 GEMM (f32 accumulation) reaches on device `index` for
+// [m, k] x [k, n], in GFLOP/s, best of `reps`: the roofline of prompt processing. cuBLAS
+// is opened at run time (libcublas.so.13 or .12); 0 where it or the device is missing.
+double MeasureCublasBf16PeakGflops(int index, int m, int n, int k, int reps = 5);
+
 }  // namespace reasonrt::cuda
 
 #endif  // REASONRT_LIB_BACKENDS_CUDA_DEVICE_H_

@@ -5,5 +5,7 @@ namespace reasonrt::cuda {
 
 std::vector<DeviceInfo> ListDevices() { return {}; }
 bool SmokeTestDevice(int) { return false; }
+double MeasureCopyBandwidthGBs(int, int) { return 0.0; }
+double MeasureCublasBf16PeakGflops(int, int, int, int, int) { return 0.0; }
 
 }  // namespace reasonrt::cuda

@@ -1,0 +1,496 @@
+// The "cuda" backend: validated operands in, device pointers to the kernels (kernels.cu).
+//
+// Host code only (compiled by the C++ compiler against the CUDA runtime's C API). What it
+// adds to the kernels: device memory (Allocate, scratch), the process-wide copies of host
+// weights, and staging of the host operands a caller such as the conformance suite gives.
+#include "lib/backends/cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "lib/backends/cuda/device.h"
+#include "lib/backends/cuda/kernels.h"
+#include "lib/core/status_macros.h"
+#include "lib/core/strings.h"
+
+namespace reasonrt::cuda {
+namespace {
+
+static_assert(kKvBlockSize == 16, "kernels.cu's attention reads 16-token KV blocks");
+
+absl::Status CudaStatus(cudaError_t e, std::string_view what) {
+  if (e == cudaSuccess) return absl::OkStatus();
+  cudaGetLastError();  // clear a non-sticky error so later calls are not blamed for it
+  const std::string message = StrCat("cuda: ", what, ": ", cudaGetErrorString(e));
+  if (e == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(message);
+  return absl::InternalError(message);
+}
+
+// Bytes from a view's first element to one past its last (the span a strided view reaches).
+size_t SpanBytes(const TensorView& t) {
+  if (t.num_elements() == 0) return 0;
+  int64_t last = 0;
+  for (int d = 0; d < t.rank(); ++d) last += (t.dim(d) - 1) * t.stride(d);
+  return static_cast<size_t>(last + 1) * DTypeSize(t.dtype());
+}
+
+// The stream of a backend, kept alive by every buffer freed on it.
+struct Stream {
+  cudaStream_t stream = nullptr;
+  int device = 0;
+  ~Stream() {
+    if (stream == nullptr) return;
+    cudaSetDevice(device);
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+  }
+};
+
+// Host weights copied to a device, shared by every backend of the process. An entry is
+// used while the host view's owner lives and no InvalidateWeightCopies() came after it.
+class WeightCopies {
+ public:
+  static WeightCopies& Get() {
+    static WeightCopies* copies = new WeightCopies();
+    return *copies;
+  }
+
+  // The device copy of host view t (with an owner) on `device`; uploads on first use.
+  absl::StatusOr<TensorView> Find(const TensorView& t, int device) {
+    const Key key{device, t.data(), SpanBytes(t)};
+    const uint64_t generation = WeightCopiesGeneration();
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(key);
+    if (it != entries_.end()) {
+      const Entry& e = it->second;
+      const bool same = !e.owner.expired() && e.owner.lock() == t.owner() && e.generation == generation;
+      if (same) return View(t, e.memory.get(), device);
+      entries_.erase(it);
+    }
+    for (auto i = entries_.begin(); i != entries_.end();) {  // drop copies of freed weights
+      i = i->second.owner.expired() ? entries_.erase(i) : std::next(i);
+    }
+    void* p = nullptr;
+    RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
+    RRT_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, key.bytes), StrCat("copy of weight ", t.DebugString())));
+    std::shared_ptr<void> memory(p, [device](void* q) {
+      cudaSetDevice(device);
+      cudaFree(q);
+    });
+    RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpy(p, t.data(), key.bytes, cudaMemcpyHostToDevice), "upload weight"));
+    entries_[key] = Entry{t.owner(), generation, memory};
+    return View(t, p, device);
+  }
+
+ private:
+  struct Key {
+    int device;
+    const void* host;
+    size_t bytes;
+    bool operator<(const Key& o) const {
+      return std::tie(device, host, bytes) < std::tie(o.device, o.host, o.bytes);
+    }
+  };
+  struct Entry {
+    std::weak_ptr<const void> owner;
+    uint64_t generation;
+    std::shared_ptr<void> memory;
+  };
+
+  static absl::StatusOr<TensorView> View(const TensorView& t, void* memory, int device) {
+    return TensorView::BorrowStrided(memory, t.dtype(), t.shape(), t.strides(), Device{DeviceType::kCuda, device});
+  }
+
+  std::mutex mu_;
+  std::map<Key, Entry> entries_;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, std::shared_ptr<Stream> stream) : device_(device), stream_(std::move(stream)) {}
+
+  std::string_view name() const override { return "cuda"; }
+  Device device() const override { return Device{DeviceType::kCuda, device_}; }
+
+  absl::StatusOr<TensorView> Allocate(DType dtype, absl::Span<const int64_t> shape) override {
+    RRT_ASSIGN_OR_RETURN(int64_t count, CheckedNumElements(shape));
+    const size_t bytes = static_cast<size_t>(count) * DTypeSize(dtype);
+    RRT_ASSIGN_OR_RETURN(std::shared_ptr<void> memory, DeviceMemory(bytes, StrCat("allocate ", ShapeString(shape))));
+    RRT_RETURN_IF_ERROR(CudaStatus(cudaMemsetAsync(memory.get(), 0, bytes, stream_->stream), "zero"));
+    return TensorView::Shared(memory, memory.get(), dtype, shape, /*read_only=*/false, device());
+  }
+
+  absl::Status Copy(const TensorView& src, const TensorView& dst) override {
+    const bool src_host = src.device().type == DeviceType::kCpu, dst_host = dst.device().type == DeviceType::kCpu;
+    if (src_host && dst_host) return Backend::Copy(src, dst);
+    if (src.dtype() != dst.dtype() || src.shape() != dst.shape() || dst.read_only() || src.rank() == 0 ||
+        src.stride(src.rank() - 1) != 1 || dst.stride(dst.rank() - 1) != 1) {
+      return absl::InvalidArgumentError(StrCat("Copy: cannot copy ", src.DebugString(), " to ", dst.DebugString()));
+    }
+    if (src.num_elements() == 0) return absl::OkStatus();
+    RRT_RETURN_IF_ERROR(Select());
+    const size_t elem = DTypeSize(src.dtype());
+    if (src.is_contiguous() && dst.is_contiguous()) {
+      RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(dst.mutable_data(), src.data(), static_cast<size_t>(src.byte_size()),
+                                                     cudaMemcpyDefault, stream_->stream), "Copy"));
+    } else {  // row by row over the outer dims
+      const int rank = src.rank();
+      const size_t row_bytes = static_cast<size_t>(src.dim(rank - 1)) * elem;
+      const int64_t rows = src.num_elements() / src.dim(rank - 1);
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t rem = r, s_off = 0, d_off = 0;
+        for (int d = rank - 2; d >= 0; --d) {
+          const int64_t i = rem % src.dim(d);
+          rem /= src.dim(d);
+          s_off += i * src.stride(d);
+          d_off += i * dst.stride(d);
+        }
+        RRT_RETURN_IF_ERROR(CudaStatus(
+            cudaMemcpyAsync(static_cast<char*>(dst.mutable_data()) + d_off * static_cast<int64_t>(elem),
+                            static_cast<const char*>(src.data()) + s_off * static_cast<int64_t>(elem), row_bytes,
+                            cudaMemcpyDefault, stream_->stream),
+            "Copy"));
+      }
+    }
+    return CudaStatus(cudaStreamSynchronize(stream_->stream), "Copy");
+  }
+
+ protected:
+  absl::Status DoMatMul(const TensorView& x, const Weight& w, const TensorView* bias, const TensorView& y) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/false));
+    RRT_RETURN_IF_ERROR(RunMatMul(call, dx, w, bias, dy));
+    return call.Finish("MatMul");
+  }
+
+  absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
+                               absl::Span<const std::vector<int32_t>> rows, const TensorView& y) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/true));
+    const int64_t k = x.dim(1), n = y.dim(1);
+    for (size_t g = 0; g < weights.size(); ++g) {
+      const int64_t count = static_cast<int64_t>(rows[g].size());
+      if (count == 0) continue;
+      RRT_ASSIGN_OR_RETURN(const int32_t* ids, call.Array(absl::MakeConstSpan(rows[g])));
+      RRT_ASSIGN_OR_RETURN(TensorView gx, call.Scratch(DType::kF32, {count, k}));
+      RRT_ASSIGN_OR_RETURN(TensorView gy, call.Scratch(DType::kF32, {count, n}));
+      RRT_RETURN_IF_ERROR(CudaStatus(GatherRows(dx.data(), DType::kF32, k, ids, count,
+                                                gx.mutable_data_as<float>(), stream()), "GroupedMatMul gather"));
+      RRT_RETURN_IF_ERROR(RunMatMul(call, gx, weights[g], nullptr, gy));
+      RRT_RETURN_IF_ERROR(CudaStatus(ScatterRows(gy.data_as<float>(), n, ids, count, dy.mutable_data_as<float>(),
+                                                 stream()), "GroupedMatMul scatter"));
+    }
+    return call.Finish("GroupedMatMul");
+  }
+
+  absl::Status DoHeadMatMul(const TensorView& x, const TensorView& w, HeadWeightLayout layout,
+                            const TensorView& y) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w));
+    RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/true));
+    HeadMatMulArgs a{};
+    a.x = dx.data_as<float>(), a.x_stride_t = dx.stride(0), a.x_stride_h = dx.stride(1);
+    a.w = dw.data(), a.w_dtype = dw.dtype(), a.w_stride_h = dw.stride(0), a.w_stride_row = dw.stride(1);
+    a.out_in = layout == HeadWeightLayout::kOutIn;
+    a.y = dy.mutable_data_as<float>(), a.y_stride_t = dy.stride(0), a.y_stride_h = dy.stride(1);
+    a.t = x.dim(0), a.heads = x.dim(1), a.k = x.dim(2), a.n = y.dim(2);
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::HeadMatMul(a, stream()), "HeadMatMul"));
+    return call.Finish("HeadMatMul");
+  }
+
+  absl::Status DoAddWeightedRows(const TensorView& x, absl::Span<const float> weights, int64_t k,
+                                 const TensorView& out) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(const float* dw, call.Array(weights));
+    RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/true));
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::AddWeightedRows(dx.data_as<float>(), dw, out.dim(0), k, out.dim(1),
+                                                         dout.mutable_data_as<float>(), stream()),
+                                   "AddWeightedRows"));
+    return call.Finish("AddWeightedRows");
+  }
+
+  absl::Status DoRmsNorm(const TensorView& x, const TensorView& gain, float eps, const TensorView& y) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(TensorView dg, call.Weight(gain));
+    RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/true));
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::RmsNorm(dx.data_as<float>(), dx.stride(0), dg.data(), dg.dtype(), x.dim(0),
+                                                 x.dim(1), eps, dy.mutable_data_as<float>(), dy.stride(0), stream()),
+                                   "RmsNorm"));
+    return call.Finish("RmsNorm");
+  }
+
+  absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions, absl::Span<const float> inv_freq,
+                      RopeLayout layout, float cos_sin_scale) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.Out(x, /*keep_contents=*/true));
+    RRT_ASSIGN_OR_RETURN(const int32_t* dp, call.Array(positions));
+    RRT_ASSIGN_OR_RETURN(const float* df, call.Array(inv_freq));
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::Rope(dx.mutable_data_as<float>(), x.dim(0), x.dim(1), x.dim(2), dx.stride(0),
+                                              dx.stride(1), dp, df, layout == RopeLayout::kInterleaved,
+                                              cos_sin_scale, stream()),
+                                   "Rope"));
+    return call.Finish("Rope");
+  }
+
+  absl::Status DoStoreKv(const TensorView& k, const TensorView& v, absl::Span<const int64_t> slots,
+                         const PagedKvLayer& cache) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(const int64_t* ds, call.Array(slots));
+    for (const auto& [src, dst] : {std::pair{&k, &cache.k}, std::pair{&v, &cache.v}}) {
+      if (dst->empty() || src->empty()) continue;
+      RRT_ASSIGN_OR_RETURN(TensorView dsrc, call.In(*src));
+      RRT_ASSIGN_OR_RETURN(TensorView ddst, call.Out(*dst, /*keep_contents=*/true));
+      RRT_RETURN_IF_ERROR(CudaStatus(StoreRows(dsrc.data_as<float>(), src->dim(0), src->dim(1) * src->dim(2), ds,
+                                               ddst.mutable_data(), dst->dtype(), stream()),
+                                     "StoreKv"));
+    }
+    return call.Finish("StoreKv");
+  }
+
+  absl::Status DoAttention(const TensorView& q, const PagedKvLayer& cache,
+                           absl::Span<const AttentionSequence> sequences, float scale,
+                           const TensorView& out) override {
+    // Per query row: where its sequence's block table starts and its position.
+    std::vector<int32_t> tables, table_offset(static_cast<size_t>(q.dim(0)), 0), position(table_offset.size(), -1);
+    for (const AttentionSequence& s : sequences) {
+      const int32_t offset = static_cast<int32_t>(tables.size());
+      tables.insert(tables.end(), s.block_table.begin(), s.block_table.end());
+      for (int64_t i = 0; i < s.query_count; ++i) {
+        table_offset[s.query_begin + i] = offset;
+        position[s.query_begin + i] = static_cast<int32_t>(s.first_position + i);
+      }
+    }
+    if (tables.empty()) tables.push_back(0);
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dq, call.In(q));
+    RRT_ASSIGN_OR_RETURN(TensorView dk, call.In(cache.k));
+    TensorView dv;
+    if (!cache.v.empty()) {
+      RRT_ASSIGN_OR_RETURN(dv, call.In(cache.v));
+    }
+    RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/true));
+    AttentionArgs a{};
+    RRT_ASSIGN_OR_RETURN(a.tables, call.Array(absl::MakeConstSpan(tables)));
+    RRT_ASSIGN_OR_RETURN(a.table_offset, call.Array(absl::MakeConstSpan(table_offset)));
+    RRT_ASSIGN_OR_RETURN(a.row_position, call.Array(absl::MakeConstSpan(position)));
+    a.q = dq.data_as<float>(), a.k = dk.data(), a.v = dv.empty() ? nullptr : dv.data(), a.cache_dtype = cache.k.dtype();
+    a.out = dout.mutable_data_as<float>();
+    a.rows = q.dim(0), a.heads = q.dim(1), a.kv_heads = cache.k.dim(2), a.dk = q.dim(2), a.dv = out.dim(2);
+    a.scale = scale;
+    if (a.dv > 512) return absl::UnimplementedError(StrCat("cuda Attention: value width ", a.dv, " > 512"));
+    // Rows no sequence covers (position -1) keep their contents, as on the CPU.
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::Attention(a, stream()), "Attention"));
+    return call.Finish("Attention");
+  }
+
+  absl::Status DoSiluMul(const TensorView& gate, const TensorView& up, const TensorView& out) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dg, call.In(gate));
+    RRT_ASSIGN_OR_RETURN(TensorView du, call.In(up));
+    RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/false));
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::SiluMul(dg.data_as<float>(), du.data_as<float>(), dout.mutable_data_as<float>(),
+                                                 out.num_elements(), stream()),
+                                   "SiluMul"));
+    return call.Finish("SiluMul");
+  }
+
+  absl::Status DoEmbedding(const TensorView& table, absl::Span<const int32_t> ids, const TensorView& out) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dt, call.Weight(table));
+    RRT_ASSIGN_OR_RETURN(const int32_t* di, call.Array(ids));
+    RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/false));
+    RRT_RETURN_IF_ERROR(CudaStatus(GatherRows(dt.data(), dt.dtype(), table.dim(1), di, static_cast<int64_t>(ids.size()),
+                                              dout.mutable_data_as<float>(), stream()),
+                                   "Embedding"));
+    return call.Finish("Embedding");
+  }
+
+  absl::Status DoAdd(const TensorView& a, const TensorView& b, const TensorView& out) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView da, call.In(a));
+    RRT_ASSIGN_OR_RETURN(TensorView db, call.In(b));
+    RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/false));
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::Add(da.data_as<float>(), db.data_as<float>(), dout.mutable_data_as<float>(),
+                                             out.num_elements(), stream()),
+                                   "Add"));
+    return call.Finish("Add");
+  }
+
+  absl::Status DoSoftmax(const TensorView& x, const TensorView& out, bool log) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/false));
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::Softmax(dx.data_as<float>(), dout.mutable_data_as<float>(), x.dim(0), x.dim(1),
+                                                 log, stream()),
+                                   "Softmax"));
+    return call.Finish("Softmax");
+  }
+
+  absl::Status DoTopK(const TensorView& x, int64_t k, const TensorView& values, const TensorView& indices) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(TensorView dv, call.Out(values, /*keep_contents=*/false));
+    RRT_ASSIGN_OR_RETURN(TensorView di, call.Out(indices, /*keep_contents=*/false));
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::TopK(dx.data_as<float>(), x.dim(0), x.dim(1), k, dv.mutable_data_as<float>(),
+                                              di.mutable_data_as<int32_t>(), stream()),
+                                   "TopK"));
+    return call.Finish("TopK");
+  }
+
+ private:
+  // The device memory and transfers of one operation: host operands copied in, host
+  // outputs copied back by Finish, scratch freed (stream-ordered) when the Call ends.
+  class Call {
+   public:
+    explicit Call(CudaBackend& be) : be_(be) { cudaSetDevice(be.device_); }
+
+    // t on this device (as is) or a copy of host t for this call.
+    absl::StatusOr<TensorView> In(const TensorView& t) {
+      if (t.device().type != DeviceType::kCpu || t.num_elements() == 0) return be_.Local(t);
+      return Upload(t);
+    }
+
+    // A weight-like operand: host memory with an owner goes through the shared copies.
+    absl::StatusOr<TensorView> Weight(const TensorView& t) {
+      if (t.device().type != DeviceType::kCpu || t.num_elements() == 0) return be_.Local(t);
+      if (t.owner() == nullptr) return Upload(t);
+      return WeightCopies::Get().Find(t, be_.device_);
+    }
+
+    // Where the kernel writes t: t itself on this device, or device memory copied back to
+    // host t by Finish. keep_contents: the kernel reads t's contents, or does not write
+    // every byte of its span (strided views), so they are copied in first.
+    absl::StatusOr<TensorView> Out(const TensorView& t, bool keep_contents) {
+      if (t.device().type != DeviceType::kCpu || t.num_elements() == 0) return be_.Local(t);
+      RRT_ASSIGN_OR_RETURN(TensorView d, keep_contents || !t.is_contiguous() ? Upload(t) : Buffer(t));
+      downloads_.push_back({d, t});
+      return d;
+    }
+
+    // Host values copied to the device for this call.
+    template <typename T>
+    absl::StatusOr<const T*> Array(absl::Span<const T> values) {
+      if (values.empty()) return nullptr;
+      RRT_ASSIGN_OR_RETURN(void* p, Memory(values.size() * sizeof(T)));
+      RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(p, values.data(), values.size() * sizeof(T),
+                                                     cudaMemcpyHostToDevice, be_.stream()), "copy arguments"));
+      return static_cast<const T*>(p);
+    }
+
+    absl::StatusOr<TensorView> Scratch(DType dtype, std::initializer_list<int64_t> shape) {
+      int64_t n = 1;
+      for (int64_t d : shape) n *= d;
+      RRT_ASSIGN_OR_RETURN(void* p, Memory(static_cast<size_t>(n) * DTypeSize(dtype)));
+      return TensorView::Borrow(p, dtype, shape, be_.device());
+    }
+
+    // Queued work done, host outputs written; the status of everything the call ran.
+    absl::Status Finish(std::string_view op) {
+      for (const auto& [device, host] : downloads_) {
+        RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(const_cast<void*>(host.data()), device.data(), SpanBytes(host),
+                                                       cudaMemcpyDeviceToHost, be_.stream()), op));
+      }
+      if (!downloads_.empty()) RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(be_.stream()), op));
+      return CudaStatus(cudaPeekAtLastError(), op);
+    }
+
+   private:
+    absl::StatusOr<void*> Memory(size_t bytes) {
+      RRT_ASSIGN_OR_RETURN(std::shared_ptr<void> m, be_.DeviceMemory(bytes, "scratch"));
+      keep_.push_back(m);
+      return m.get();
+    }
+
+    // Device memory with t's layout (same strides), not initialised.
+    absl::StatusOr<TensorView> Buffer(const TensorView& t) {
+      RRT_ASSIGN_OR_RETURN(void* p, Memory(SpanBytes(t)));
+      return TensorView::BorrowStrided(p, t.dtype(), t.shape(), t.strides(), be_.device());
+    }
+
+    absl::StatusOr<TensorView> Upload(const TensorView& t) {
+      RRT_ASSIGN_OR_RETURN(TensorView d, Buffer(t));
+      RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(d.mutable_data(), t.data(), SpanBytes(t), cudaMemcpyHostToDevice,
+                                                     be_.stream()), "copy operand in"));
+      return d;
+    }
+
+    CudaBackend& be_;
+    std::vector<std::shared_ptr<void>> keep_;
+    std::vector<std::pair<TensorView, TensorView>> downloads_;  // (device, host)
+  };
+
+  cudaStream_t stream() const { return stream_->stream; }
+
+  absl::Status Select() { return CudaStatus(cudaSetDevice(device_), "select device"); }
+
+  // t if it lives on this device; an error naming both devices otherwise.
+  absl::StatusOr<TensorView> Local(const TensorView& t) const {
+    if (t.num_elements() == 0 || (t.device().type == DeviceType::kCuda && t.device().index == device_)) return t;
+    return absl::InvalidArgumentError(StrCat("cuda backend on device ", device_, " was given ", t.DebugString(),
+                                             " on another device"));
+  }
+
+  // Stream-ordered device memory, freed on this backend's stream when the last user lets go.
+  absl::StatusOr<std::shared_ptr<void>> DeviceMemory(size_t bytes, std::string_view what) {
+    RRT_RETURN_IF_ERROR(Select());
+    void* p = nullptr;
+    if (bytes > 0) RRT_RETURN_IF_ERROR(CudaStatus(cudaMallocAsync(&p, bytes, stream()), what));
+    std::shared_ptr<Stream> s = stream_;
+    return std::shared_ptr<void>(p, [s](void* q) {
+      if (q == nullptr) return;
+      cudaSetDevice(s->device);
+      cudaFreeAsync(q, s->stream);
+    });
+  }
+
+  // y = x . W^T (+ bias) with x, y on the device; the weight through the shared copies.
+  absl::Status RunMatMul(Call& call, const TensorView& x, const reasonrt::Weight& w, const TensorView* bias,
+                         const TensorView& y) {
+    RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
+    const float* scales = nullptr;
+    int64_t scale_cols = 0;
+    if (w.data.dtype() == DType::kF8E4M3) {
+      RRT_ASSIGN_OR_RETURN(TensorView ds, call.Weight(w.scale_inv));
+      scales = ds.data_as<float>(), scale_cols = w.scale_inv.dim(1);
+    }
+    const void* b = nullptr;
+    DType bias_dtype = DType::kF32;
+    if (bias != nullptr && !bias->empty()) {
+      RRT_ASSIGN_OR_RETURN(TensorView db, call.Weight(*bias));
+      b = db.data(), bias_dtype = db.dtype();
+    }
+    return CudaStatus(cuda::MatMul(x.data_as<float>(), x.dim(0), x.dim(1), dw.data(), dw.dtype(), scales, scale_cols, b,
+                                   bias_dtype, w.data.dim(0), y.mutable_data_as<float>(), stream()),
+                      "MatMul");
+  }
+
+  int device_;
+  std::shared_ptr<Stream> stream_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Backend>> NewCudaBackend(const BackendOptions& options, int device) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || device < 0 || device >= count) {
+    cudaGetLastError();
+    return absl::FailedPreconditionError(StrCat("cuda: no device ", device, " (", count, " found)"));
+  }
+  auto stream = std::make_shared<Stream>();
+  stream->device = device;
+  RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
+  RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream->stream, cudaStreamNonBlocking), "create stream"));
+  return std::unique_ptr<Backend>(new CudaBackend(device, std::move(stream)));
+}
+
+}  // namespace reasonrt::cuda

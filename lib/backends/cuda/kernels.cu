@@ -1,0 +1,557 @@
+// The CUDA backend's kernels (see kernels.h). First versions, written to be correct and to
+// read clearly: the GEMV streams each weight row once for up to 8 activation rows with
+// 16-byte loads; the GEMM is a shared-memory tiled f32 kernel (no tensor cores yet);
+// attention runs one block per (query row, head) with an online softmax per warp.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "lib/backends/cuda/kernels.h"
+
+namespace reasonrt::cuda {
+namespace {
+
+constexpr int kWarp = 32;
+constexpr unsigned kFullMask = 0xffffffffu;
+
+// ---------------------------------------------------------------------------------------
+// Element conversion
+
+__device__ __forceinline__ float Bf16Bits(uint16_t b) { return __uint_as_float(static_cast<uint32_t>(b) << 16); }
+__device__ __forceinline__ float F16Bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ __forceinline__ float E4m3Bits(uint8_t v) {
+  return __half2float(__half(__nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(v), __NV_E4M3)));
+}
+
+// Element i of an array of dtype D, as f32.
+template <DType D>
+__device__ __forceinline__ float Load(const void* p, int64_t i) {
+  if constexpr (D == DType::kF32) return static_cast<const float*>(p)[i];
+  if constexpr (D == DType::kBF16) return Bf16Bits(static_cast<const uint16_t*>(p)[i]);
+  if constexpr (D == DType::kF16) return F16Bits(static_cast<const uint16_t*>(p)[i]);
+  if constexpr (D == DType::kF8E4M3) return E4m3Bits(static_cast<const uint8_t*>(p)[i]);
+  return 0.0f;
+}
+
+// The same with the dtype known only at run time (biases, gains: one load per row).
+__device__ __forceinline__ float LoadAny(const void* p, int64_t i, DType d) {
+  switch (d) {
+    case DType::kF32: return Load<DType::kF32>(p, i);
+    case DType::kBF16: return Load<DType::kBF16>(p, i);
+    case DType::kF16: return Load<DType::kF16>(p, i);
+    default: return Load<DType::kF8E4M3>(p, i);
+  }
+}
+
+// Eight consecutive elements from index i (a multiple of 8; the data 16-byte aligned, 8 for
+// fp8), in one or two vector loads.
+template <DType D>
+__device__ __forceinline__ void Load8(const void* p, int64_t i, float out[8]) {
+  if constexpr (D == DType::kF32) {
+    const float4* v = reinterpret_cast<const float4*>(static_cast<const float*>(p) + i);
+    const float4 a = v[0], b = v[1];
+    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+  } else if constexpr (D == DType::kF8E4M3) {
+    const uint2 v = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(p) + i);
+    for (int j = 0; j < 4; ++j) out[j] = E4m3Bits((v.x >> (8 * j)) & 0xff);
+    for (int j = 0; j < 4; ++j) out[4 + j] = E4m3Bits((v.y >> (8 * j)) & 0xff);
+  } else {
+    const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + i);
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+    for (int j = 0; j < 4; ++j) {
+      const uint16_t lo = words[j] & 0xffff, hi = words[j] >> 16;
+      out[2 * j] = D == DType::kBF16 ? Bf16Bits(lo) : F16Bits(lo);
+      out[2 * j + 1] = D == DType::kBF16 ? Bf16Bits(hi) : F16Bits(hi);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reductions
+
+__device__ __forceinline__ float WarpSum(float v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(kFullMask, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float WarpMax(float v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(kFullMask, v, o));
+  return v;
+}
+
+// Sum (or max) over the block; every thread gets the result. `scratch` holds 32 floats.
+template <bool kMax>
+__device__ float BlockReduce(float v, float* scratch) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int warps = (blockDim.x + kWarp - 1) / kWarp;
+  v = kMax ? WarpMax(v) : WarpSum(v);
+  __syncthreads();  // scratch may still be read from a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : (kMax ? -INFINITY : 0.0f);
+  return kMax ? WarpMax(v) : WarpSum(v);
+}
+
+int Blocks(int64_t n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
+
+// ---------------------------------------------------------------------------------------
+// MatMul
+
+constexpr int kGemvWarps = 8;
+
+// One warp per weight row: each lane reads 8 weights at a time and multiplies them with
+// the same 8 columns of all R activation rows.
+template <DType D, int R>
+__global__ void GemvKernel(const float* __restrict__ x, int64_t k, const void* __restrict__ w,
+                           const float* __restrict__ scale_inv, int64_t scale_cols,
+                           const void* __restrict__ bias, DType bias_dtype, int64_t n,
+                           float* __restrict__ y, bool vector_loads) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / kWarp;
+  if (row >= n) return;
+  float acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  const float* row_scales = D == DType::kF8E4M3 ? scale_inv + (row / 128) * scale_cols : nullptr;
+  if (vector_loads) {
+    for (int64_t c = lane * 8; c < k; c += kWarp * 8) {
+      float wv[8];
+      Load8<D>(w, row * k + c, wv);
+      if constexpr (D == DType::kF8E4M3) {
+        const float s = row_scales[c / 128];
+        for (int j = 0; j < 8; ++j) wv[j] *= s;
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const float4* xv = reinterpret_cast<const float4*>(x + r * k + c);
+        const float4 a = xv[0], b = xv[1];
+        acc[r] += a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3] + b.x * wv[4] + b.y * wv[5] +
+                  b.z * wv[6] + b.w * wv[7];
+      }
+    }
+  } else {
+    for (int64_t c = lane; c < k; c += kWarp) {
+      float wv = Load<D>(w, row * k + c);
+      if constexpr (D == DType::kF8E4M3) wv *= row_scales[c / 128];
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[r] += x[r * k + c] * wv;
+    }
+  }
+  const float b = bias != nullptr ? LoadAny(bias, row, bias_dtype) : 0.0f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float sum = WarpSum(acc[r]);
+    if (lane == 0) y[r * n + row] = sum + b;
+  }
+}
+
+constexpr int kTile = 64, kTileK = 16;
+
+// y[m0 .. m0 + 64, n0 .. n0 + 64] by one block of 256 threads, 4x4 outputs each, through
+// shared-memory tiles of x and of the (converted) weights.
+template <DType D>
+__global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k, const void* __restrict__ w,
+                           const float* __restrict__ scale_inv, int64_t scale_cols,
+                           const void* __restrict__ bias, DType bias_dtype, int64_t n,
+                           float* __restrict__ y) {
+  __shared__ float xs[kTileK][kTile + 4];
+  __shared__ float ws[kTileK][kTile + 4];
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kTile, n0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < k; k0 += kTileK) {
+    for (int i = threadIdx.x; i < kTile * kTileK; i += blockDim.x) {
+      const int r = i / kTileK, kk = i % kTileK;
+      const int64_t gk = k0 + kk;
+      const int64_t gm = m0 + r, gn = n0 + r;
+      xs[kk][r] = gm < t && gk < k ? x[gm * k + gk] : 0.0f;
+      float wv = 0.0f;
+      if (gn < n && gk < k) {
+        wv = Load<D>(w, gn * k + gk);
+        if constexpr (D == DType::kF8E4M3) wv *= scale_inv[(gn / 128) * scale_cols + gk / 128];
+      }
+      ws[kk][r] = wv;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      float a[4], b[4];
+      for (int i = 0; i < 4; ++i) a[i] = xs[kk][ty * 4 + i];
+      for (int j = 0; j < 4; ++j) b[j] = ws[kk][tx * 4 + j];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 4; ++i) {
+    const int64_t gm = m0 + ty * 4 + i;
+    if (gm >= t) continue;
+    for (int j = 0; j < 4; ++j) {
+      const int64_t gn = n0 + tx * 4 + j;
+      if (gn < n) y[gm * n + gn] = acc[i][j] + (bias != nullptr ? LoadAny(bias, gn, bias_dtype) : 0.0f);
+    }
+  }
+}
+
+template <DType D, int R>
+void LaunchGemv(const float* x, int64_t k, const void* w, const float* s, int64_t sc, const void* bias,
+                DType bd, int64_t n, float* y, bool vec, cudaStream_t stream) {
+  GemvKernel<D, R><<<Blocks(n, kGemvWarps), kGemvWarps * kWarp, 0, stream>>>(x, k, w, s, sc, bias, bd, n, y, vec);
+}
+
+template <DType D>
+cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, const float* s, int64_t sc,
+                        const void* bias, DType bd, int64_t n, float* y, cudaStream_t stream) {
+  if (t > 8) {
+    const dim3 grid(Blocks(n, kTile), Blocks(t, kTile));
+    GemmKernel<D><<<grid, 256, 0, stream>>>(x, t, k, w, s, sc, bias, bd, n, y);
+    return cudaGetLastError();
+  }
+  const size_t align = D == DType::kF8E4M3 ? 8 : 16;
+  const bool vec = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(w) % align == 0;
+  switch (t) {
+    case 1: LaunchGemv<D, 1>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
+    case 2: LaunchGemv<D, 2>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
+    case 3: LaunchGemv<D, 3>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
+    case 4: LaunchGemv<D, 4>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
+    case 5: LaunchGemv<D, 5>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
+    case 6: LaunchGemv<D, 6>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
+    case 7: LaunchGemv<D, 7>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
+    default: LaunchGemv<D, 8>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
+  }
+  return cudaGetLastError();
+}
+
+// ---------------------------------------------------------------------------------------
+// Small ops
+
+template <DType D>
+__global__ void HeadMatMulKernel(HeadMatMulArgs a) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t out = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (out >= a.t * a.heads * a.n) return;
+  const int64_t j = out % a.n, h = (out / a.n) % a.heads, t = out / (a.n * a.heads);
+  const float* xv = a.x + t * a.x_stride_t + h * a.x_stride_h;
+  const int64_t wh = h * a.w_stride_h;
+  float acc = 0.0f;
+  for (int64_t i = lane; i < a.k; i += kWarp) {
+    const int64_t wi = a.out_in ? wh + j * a.w_stride_row + i : wh + i * a.w_stride_row + j;
+    acc += xv[i] * Load<D>(a.w, wi);
+  }
+  acc = WarpSum(acc);
+  if (lane == 0) a.y[t * a.y_stride_t + h * a.y_stride_h + j] = acc;
+}
+
+__global__ void AddWeightedRowsKernel(const float* x, const float* weights, int64_t t, int64_t k, int64_t h,
+                                      float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= t * h) return;
+  const int64_t row = i / h, col = i % h;
+  float o = out[i];
+  for (int64_t j = 0; j < k; ++j) o += weights[row * k + j] * x[(row * k + j) * h + col];
+  out[i] = o;
+}
+
+__global__ void RmsNormKernel(const float* x, int64_t x_stride, const void* gain, DType gain_dtype, int64_t h,
+                              float eps, float* y, int64_t y_stride) {
+  __shared__ float scratch[32];
+  const float* in = x + blockIdx.x * x_stride;
+  float* o = y + blockIdx.x * y_stride;
+  float sum_sq = 0.0f;
+  for (int64_t i = threadIdx.x; i < h; i += blockDim.x) sum_sq += in[i] * in[i];
+  sum_sq = BlockReduce<false>(sum_sq, scratch);
+  const float inv = 1.0f / sqrtf(sum_sq / static_cast<float>(h) + eps);
+  for (int64_t i = threadIdx.x; i < h; i += blockDim.x) o[i] = in[i] * inv * LoadAny(gain, i, gain_dtype);
+}
+
+__global__ void RopeKernel(float* x, int64_t t, int64_t heads, int64_t half, int64_t stride_t, int64_t stride_h,
+                           const int32_t* positions, const float* inv_freq, bool interleaved, float scale) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= t * heads * half) return;
+  const int64_t i = idx % half, h = (idx / half) % heads, row = idx / (half * heads);
+  float* v = x + row * stride_t + h * stride_h;
+  const float angle = static_cast<float>(positions[row]) * inv_freq[i];
+  const float c = cosf(angle) * scale, s = sinf(angle) * scale;
+  float* a = interleaved ? v + 2 * i : v + i;
+  float* b = interleaved ? v + 2 * i + 1 : v + i + half;
+  const float a0 = *a, b0 = *b;
+  *a = a0 * c - b0 * s;
+  *b = b0 * c + a0 * s;
+}
+
+__global__ void StoreRowsKernel(const float* src, int64_t t, int64_t width, const int64_t* slots, void* cache,
+                                DType cache_dtype) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= t * width) return;
+  const int64_t row = i / width, col = i % width;
+  const int64_t dst = slots[row] * width + col;
+  if (cache_dtype == DType::kBF16) {
+    static_cast<__nv_bfloat16*>(cache)[dst] = __float2bfloat16_rn(src[i]);
+  } else {
+    static_cast<float*>(cache)[dst] = src[i];
+  }
+}
+
+constexpr int kAttentionWarps = 4, kMaxValuePerLane = 16;  // dv <= 512
+
+// One block per (query row, head); warp w takes keys w, w + 4, ... with its own running
+// max, denominator and weighted value sum; the four are merged at the end.
+template <DType C>
+__global__ void AttentionKernel(AttentionArgs a) {
+  extern __shared__ float shared[];
+  float* qs = shared;                                 // dk
+  float* accs = qs + a.dk;                            // kAttentionWarps * dv
+  float* maxes = accs + kAttentionWarps * a.dv;       // kAttentionWarps
+  float* sums = maxes + kAttentionWarps;              // kAttentionWarps
+  const int64_t r = blockIdx.x, h = blockIdx.y;
+  if (a.row_position[r] < 0) return;  // a row no sequence covers
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  for (int64_t d = threadIdx.x; d < a.dk; d += blockDim.x) qs[d] = a.q[(r * a.heads + h) * a.dk + d];
+  __syncthreads();
+  const int64_t kvh = h / (a.heads / a.kv_heads);
+  const int32_t* table = a.tables + a.table_offset[r];
+  const int64_t n_keys = static_cast<int64_t>(a.row_position[r]) + 1;
+  float m = -INFINITY, l = 0.0f, acc[kMaxValuePerLane];
+  for (int j = 0; j < kMaxValuePerLane; ++j) acc[j] = 0.0f;
+  for (int64_t p = warp; p < n_keys; p += kAttentionWarps) {
+    const int64_t slot = static_cast<int64_t>(table[p / 16]) * 16 + p % 16;
+    const int64_t key = (slot * a.kv_heads + kvh) * a.dk;
+    float dot = 0.0f;
+    for (int64_t d = lane; d < a.dk; d += kWarp) dot += qs[d] * Load<C>(a.k, key + d);
+    const float s = WarpSum(dot) * a.scale;
+    const float m_new = fmaxf(m, s);
+    const float correction = expf(m - m_new), weight = expf(s - m_new);
+    l = l * correction + weight;
+    const void* vals = a.v != nullptr ? a.v : a.k;
+    const int64_t val = a.v != nullptr ? (slot * a.kv_heads + kvh) * a.dv : key;
+#pragma unroll
+    for (int j = 0; j < kMaxValuePerLane; ++j) {
+      const int64_t d = lane + kWarp * j;
+      if (d < a.dv) acc[j] = acc[j] * correction + weight * Load<C>(vals, val + d);
+    }
+    m = m_new;
+  }
+  if (lane == 0) maxes[warp] = m, sums[warp] = l;
+  for (int j = 0; j < kMaxValuePerLane; ++j) {
+    const int64_t d = lane + kWarp * j;
+    if (d < a.dv) accs[warp * a.dv + d] = acc[j];
+  }
+  __syncthreads();
+  float top = -INFINITY;
+  for (int w = 0; w < kAttentionWarps; ++w) top = fmaxf(top, maxes[w]);
+  float total = 0.0f, factor[kAttentionWarps];
+  for (int w = 0; w < kAttentionWarps; ++w) {
+    factor[w] = expf(maxes[w] - top);  // 0 for a warp that saw no key
+    total += sums[w] * factor[w];
+  }
+  for (int64_t d = threadIdx.x; d < a.dv; d += blockDim.x) {
+    float o = 0.0f;
+    for (int w = 0; w < kAttentionWarps; ++w) o += accs[w * a.dv + d] * factor[w];
+    a.out[(r * a.heads + h) * a.dv + d] = o / total;
+  }
+}
+
+__global__ void SiluMulKernel(const float* gate, const float* up, float* out, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+__global__ void AddKernel(const float* a, const float* b, float* out, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = a[i] + b[i];
+}
+
+template <DType D>
+__global__ void GatherRowsKernel(const void* table, int64_t h, const int32_t* ids, int64_t count, float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count * h) out[i] = Load<D>(table, static_cast<int64_t>(ids[i / h]) * h + i % h);
+}
+
+__global__ void ScatterRowsKernel(const float* src, int64_t h, const int32_t* rows, int64_t count, float* y) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count * h) y[static_cast<int64_t>(rows[i / h]) * h + i % h] = src[i];
+}
+
+__global__ void SoftmaxKernel(const float* x, float* out, int64_t n, bool log) {
+  __shared__ float scratch[32];
+  const float* in = x + blockIdx.x * n;
+  float* o = out + blockIdx.x * n;
+  float m = -INFINITY;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, in[i]);
+  m = BlockReduce<true>(m, scratch);
+  float total = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) total += expf(in[i] - m);
+  total = BlockReduce<false>(total, scratch);
+  const float log_total = logf(total);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    o[i] = log ? (in[i] - m) - log_total : expf(in[i] - m) / total;
+  }
+}
+
+// (key, index) with NaN keyed as -inf; a before b when its key is larger, or equal with a
+// lower index. index -1 is "none" and comes after everything.
+__device__ __forceinline__ bool Before(float ka, int32_t ia, float kb, int32_t ib) {
+  if (ib < 0) return ia >= 0;
+  if (ia < 0) return false;
+  return ka > kb || (ka == kb && ia < ib);
+}
+
+// k passes over the row, each finding the best element after the previous pass's pick.
+__global__ void TopKKernel(const float* x, int64_t n, int64_t k, float* values, int32_t* indices) {
+  __shared__ float keys[32];
+  __shared__ int32_t ids[32];
+  const float* in = x + blockIdx.x * n;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int warps = blockDim.x / kWarp;
+  float prev_key = 0.0f;
+  int32_t prev_id = -1;
+  for (int64_t pass = 0; pass < k; ++pass) {
+    float best_key = -INFINITY;
+    int32_t best_id = -1;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      const float key = isnan(in[i]) ? -INFINITY : in[i];
+      const int32_t id = static_cast<int32_t>(i);
+      if (prev_id >= 0 && !Before(prev_key, prev_id, key, id)) continue;  // already taken
+      if (Before(key, id, best_key, best_id)) best_key = key, best_id = id;
+    }
+    for (int o = kWarp / 2; o > 0; o /= 2) {
+      const float other_key = __shfl_xor_sync(kFullMask, best_key, o);
+      const int32_t other_id = __shfl_xor_sync(kFullMask, best_id, o);
+      if (Before(other_key, other_id, best_key, best_id)) best_key = other_key, best_id = other_id;
+    }
+    __syncthreads();
+    if (lane == 0) keys[warp] = best_key, ids[warp] = best_id;
+    __syncthreads();
+    best_key = keys[0], best_id = ids[0];
+    for (int w = 1; w < warps; ++w) {
+      if (Before(keys[w], ids[w], best_key, best_id)) best_key = keys[w], best_id = ids[w];
+    }
+    if (threadIdx.x == 0) {
+      values[blockIdx.x * k + pass] = in[best_id];
+      indices[blockIdx.x * k + pass] = best_id;
+    }
+    prev_key = best_key, prev_id = best_id;
+  }
+}
+
+}  // namespace
+
+cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_dtype, const float* scale_inv,
+                   int64_t scale_cols, const void* bias, DType bias_dtype, int64_t n, float* y,
+                   cudaStream_t stream) {
+  if (t == 0 || n == 0) return cudaSuccess;
+  switch (w_dtype) {
+    case DType::kF32: return MatMulTyped<DType::kF32>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y, stream);
+    case DType::kBF16: return MatMulTyped<DType::kBF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y, stream);
+    case DType::kF16: return MatMulTyped<DType::kF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y, stream);
+    case DType::kF8E4M3:
+      return MatMulTyped<DType::kF8E4M3>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t HeadMatMul(const HeadMatMulArgs& a, cudaStream_t stream) {
+  const int64_t outputs = a.t * a.heads * a.n;
+  if (outputs == 0) return cudaSuccess;
+  const int blocks = Blocks(outputs, 8);
+  if (a.w_dtype == DType::kBF16) {
+    HeadMatMulKernel<DType::kBF16><<<blocks, 256, 0, stream>>>(a);
+  } else {
+    HeadMatMulKernel<DType::kF32><<<blocks, 256, 0, stream>>>(a);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t AddWeightedRows(const float* x, const float* weights, int64_t t, int64_t k, int64_t h, float* out,
+                            cudaStream_t stream) {
+  if (t * h == 0) return cudaSuccess;
+  AddWeightedRowsKernel<<<Blocks(t * h, 256), 256, 0, stream>>>(x, weights, t, k, h, out);
+  return cudaGetLastError();
+}
+
+cudaError_t RmsNorm(const float* x, int64_t x_stride, const void* gain, DType gain_dtype, int64_t rows, int64_t h,
+                    float eps, float* y, int64_t y_stride, cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;
+  RmsNormKernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(x, x_stride, gain, gain_dtype, h, eps, y, y_stride);
+  return cudaGetLastError();
+}
+
+cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t stride_t, int64_t stride_h,
+                 const int32_t* positions, const float* inv_freq, bool interleaved, float cos_sin_scale,
+                 cudaStream_t stream) {
+  const int64_t n = t * heads * (dims / 2);
+  if (n == 0) return cudaSuccess;
+  RopeKernel<<<Blocks(n, 256), 256, 0, stream>>>(x, t, heads, dims / 2, stride_t, stride_h, positions, inv_freq,
+                                                 interleaved, cos_sin_scale);
+  return cudaGetLastError();
+}
+
+cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t* slots, void* cache,
+                      DType cache_dtype, cudaStream_t stream) {
+  if (t * width == 0) return cudaSuccess;
+  StoreRowsKernel<<<Blocks(t * width, 256), 256, 0, stream>>>(src, t, width, slots, cache, cache_dtype);
+  return cudaGetLastError();
+}
+
+cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
+  if (a.rows == 0) return cudaSuccess;
+  if (a.dv > kWarp * kMaxValuePerLane || a.heads > 65535) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
+  const size_t shared = sizeof(float) * (a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps);
+  if (a.cache_dtype == DType::kBF16) {
+    AttentionKernel<DType::kBF16><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
+  } else {
+    AttentionKernel<DType::kF32><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t SiluMul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  SiluMulKernel<<<Blocks(n, 256), 256, 0, stream>>>(gate, up, out, n);
+  return cudaGetLastError();
+}
+
+cudaError_t Add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  AddKernel<<<Blocks(n, 256), 256, 0, stream>>>(a, b, out, n);
+  return cudaGetLastError();
+}
+
+cudaError_t GatherRows(const void* table, DType table_dtype, int64_t h, const int32_t* ids, int64_t count,
+                       float* out, cudaStream_t stream) {
+  const int64_t n = count * h;
+  if (n == 0) return cudaSuccess;
+  switch (table_dtype) {
+    case DType::kF32: GatherRowsKernel<DType::kF32><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out); break;
+    case DType::kBF16: GatherRowsKernel<DType::kBF16><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out); break;
+    case DType::kF16: GatherRowsKernel<DType::kF16><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out); break;
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t ScatterRows(const float* src, int64_t h, const int32_t* rows, int64_t count, float* y,
+                        cudaStream_t stream) {
+  if (count * h == 0) return cudaSuccess;
+  ScatterRowsKernel<<<Blocks(count * h, 256), 256, 0, stream>>>(src, h, rows, count, y);
+  return cudaGetLastError();
+}
+
+cudaError_t Softmax(const float* x, float* out, int64_t rows, int64_t n, bool log, cudaStream_t stream) {
+  if (rows == 0 || n == 0) return cudaSuccess;
+  SoftmaxKernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(x, out, n, log);
+  return cudaGetLastError();
+}
+
+cudaError_t TopK(const float* x, int64_t rows, int64_t n, int64_t k, float* values, int32_t* indices,
+                 cudaStream_t stream) {
+  if (rows == 0 || k == 0) return cudaSuccess;
+  TopKKernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(x, n, k, values, indices);
+  return cudaGetLastError();
+}
+
+}  // namespace reasonrt::cuda

@@ -1,0 +1,104 @@
+// lib/backends/cuda/kernels.h: the CUDA backend's kernels, as host functions that launch
+// them on a stream.
+//
+// Plain pointers to device memory and sizes: the backend (cuda_backend.cu) has already
+// validated shapes, moved every operand to the device and chosen the strides. Each
+// launcher returns the launch's cudaError_t (kernels run asynchronously; errors they hit
+// later surface at the stream's next synchronisation). Arithmetic is f32 throughout, as
+// in the reference backend: weights of any stored dtype are converted on load.
+#ifndef REASONRT_LIB_BACKENDS_CUDA_KERNELS_H_
+#define REASONRT_LIB_BACKENDS_CUDA_KERNELS_H_
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "reasonrt/dtype.h"
+
+namespace reasonrt::cuda {
+
+// y[T, N] = x[T, K] . W[N, K]^T (+ bias[N]). W in f32, f16, bf16 or f8_e4m3 (then
+// scale_inv [ceil(N/128), scale_cols] holds the 128x128 block scales). bias may be null.
+// Up to 8 rows run as a GEMV that reads each weight row once for all rows; more as a
+// tiled GEMM.
+cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_dtype,
+                   const float* scale_inv, int64_t scale_cols, const void* bias, DType bias_dtype,
+                   int64_t n, float* y, cudaStream_t stream);
+
+// Per head h: y[t, h, :] = x[t, h, :] . W[h]^T (out_in: W[h] is [N, K]) or x[t, h, :] . W[h]
+// (W[h] is [K, N]). Strides in elements: x (t, h), w's heads and rows, y (t, h).
+struct HeadMatMulArgs {
+  const float* x;
+  int64_t x_stride_t, x_stride_h;
+  const void* w;
+  DType w_dtype;
+  int64_t w_stride_h, w_stride_row;
+  bool out_in;
+  float* y;
+  int64_t y_stride_t, y_stride_h;
+  int64_t t, heads, k, n;
+};
+cudaError_t HeadMatMul(const HeadMatMulArgs& a, cudaStream_t stream);
+
+// out[t, :] += sum_j weights[t * k + j] * x[t * k + j, :]; x [T * k, h], out [T, h].
+cudaError_t AddWeightedRows(const float* x, const float* weights, int64_t t, int64_t k, int64_t h,
+                            float* out, cudaStream_t stream);
+
+// y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * gain; rows strided, y may be x.
+cudaError_t RmsNorm(const float* x, int64_t x_stride, const void* gain, DType gain_dtype,
+                    int64_t rows, int64_t h, float eps, float* y, int64_t y_stride,
+                    cudaStream_t stream);
+
+// Rotates x[t, head, :dims] in place (strides in elements for t and head).
+cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t stride_t,
+                 int64_t stride_h, const int32_t* positions, const float* inv_freq,
+                 bool interleaved, float cos_sin_scale, cudaStream_t stream);
+
+// cache[slots[t], :] = src[t, :] (width values a row, converted to cache_dtype: f32/bf16).
+cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t* slots,
+                      void* cache, DType cache_dtype, cudaStream_t stream);
+
+// Paged causal attention. Query row r belongs to the sequence whose block table starts at
+// tables + table_offset[r] and sits at position row_position[r] (it attends to positions
+// 0 .. row_position[r]; a row at position -1 is left as it is). A cache without values (v null) uses the first dv dims of each
+// key as its value. dv <= 512.
+struct AttentionArgs {
+  const float* q;  // [rows, heads, dk]
+  const void* k;   // [blocks * 16, kv_heads, dk]
+  const void* v;   // [blocks * 16, kv_heads, dv] or null
+  DType cache_dtype;
+  const int32_t* tables;
+  const int32_t* table_offset;  // [rows]
+  const int32_t* row_position;  // [rows]
+  float* out;                   // [rows, heads, dv]
+  int64_t rows, heads, kv_heads, dk, dv;
+  float scale;
+};
+cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream);
+
+// out = silu(gate) * up; out may be gate.
+cudaError_t SiluMul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
+
+// out = a + b.
+cudaError_t Add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream);
+
+// out[i, :] = table[ids[i], :] as f32 (table f32, f16 or bf16, [., h] contiguous).
+cudaError_t GatherRows(const void* table, DType table_dtype, int64_t h, const int32_t* ids,
+                       int64_t count, float* out, cudaStream_t stream);
+
+// y[rows[i], :] = src[i, :] (h f32 values a row).
+cudaError_t ScatterRows(const float* src, int64_t h, const int32_t* rows, int64_t count, float* y,
+                        cudaStream_t stream);
+
+// Row-wise softmax or log-softmax of x[rows, n]; out may be x.
+cudaError_t Softmax(const float* x, float* out, int64_t rows, int64_t n, bool log,
+                    cudaStream_t stream);
+
+// The k largest of each row of x[rows, n], decreasing, ties to the lower index, NaN below
+// everything.
+cudaError_t TopK(const float* x, int64_t rows, int64_t n, int64_t k, float* values,
+                 int32_t* indices, cudaStream_t stream);
+
+}  // namespace reasonrt::cuda
+
+#endif  // REASONRT_LIB_BACKENDS_CUDA_KERNELS_H_

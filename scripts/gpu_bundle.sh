@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Packs what the GPU checks of the cuda backend need into .gpu/ (ignored by git), for a
+# machine that has an NVIDIA GPU and CUDA but not this project's Debian dependencies: the
+# test binaries and the CLI from ./build (scripts/build.sh builds them with CUDA wherever
+# nvcc is), the shared libraries they load, the 7B model config, and gpu/check.sh.
+#
+#   bash scripts/gpu_bundle.sh            # here, after scripts/build.sh
+#   bash .gpu/check.sh                    # there, from the repository root; results in $OUT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${RRT_BUILD_DIR:-build}
+bins=("$build/tests/backends_tests" "$build/tests/models_tests" "$build/tests/runtime_tests"
+      "$build/examples/cli/reasonrt")
+for b in "${bins[@]}"; do
+  [[ -x $b ]] || { echo "missing $b: run scripts/build.sh first" >&2; exit 1; }
+done
+grep -q 'RRT_WITH_CUDA:BOOL=ON' "$build/CMakeCache.txt" || { echo "$build was configured without CUDA" >&2; exit 1; }
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/lib"
+cp "${bins[@]}" "$stage/bin/"
+# Every shared library they load except the C library's own, which the other machine has.
+for b in "${bins[@]}"; do
+  ldd "$b" | awk '$3 ~ /^\// {print $3}'
+done | sort -u | grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*)\.so' |
+  while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+strip --strip-unneeded "$stage"/bin/* "$stage"/lib/* 2>/dev/null || true
+# The C++ runtime apart: used there only if the machine's own is older than ours (ours
+# needs glibc 2.36, which an older machine may lack).
+mkdir -p "$stage/lib/cxx"
+mv "$stage"/lib/libstdc++.so* "$stage"/lib/libgcc_s.so* "$stage/lib/cxx/" 2>/dev/null || true
+cp ../shared/model-configs/r1-distill-qwen-7b.json "$stage/"
+
+mkdir -p .gpu
+tar -C "$stage" -cJf .gpu/bundle.tar.xz .
+cp scripts/gpu_check.sh .gpu/check.sh
+cp benchmarks/torch_decode.py .gpu/torch_decode.py
+du -sh .gpu/bundle.tar.xz

@@ -1,0 +1,191 @@
+// The cuda backend beyond the conformance suite (which runs every op on it wherever a GPU
+// is): operands in device memory, out of memory, weight copies refreshed after an in-place
+// change, and whole models (dense and DeepSeek, bf16 and fp8) against the cpu backend.
+// Every test skips where no GPU runs our kernels.
+//
+// Tolerances: the cuda kernels and the cpu backend with exact activations both compute in
+// f32 (in different orders): logits agree to 1e-4 of the largest, and greedy generations
+// are identical.
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "gtest/gtest.h"
+#include "lib/models/synth.h"
+#include "reasonrt/backend.h"
+#include "reasonrt/generate.h"
+#include "reasonrt/model.h"
+#include "reasonrt/session.h"
+#include "tests/testing/temp_dir.h"
+
+namespace reasonrt {
+namespace {
+
+bool HaveCuda() {
+  const std::vector<std::string> names = RegisteredBackends();
+  return std::find(names.begin(), names.end(), "cuda") != names.end();
+}
+
+#define SKIP_WITHOUT_CUDA() \
+  if (!HaveCuda()) GTEST_SKIP() << "no CUDA device runs our kernels here"
+
+TensorView RandomHost(DType dtype, std::initializer_list<int64_t> shape, uint32_t seed) {
+  TensorView t = *TensorView::Allocate(dtype, shape);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(t.num_elements()));
+  for (float& f : v) f = u(rng);
+  ConvertFromF32(dtype, v.data(), t.mutable_data(), v.size());
+  return t;
+}
+
+float MaxAbs(const TensorView& t) {
+  float m = 0.0f;
+  for (int64_t i = 0; i < t.num_elements(); ++i) m = std::max(m, std::fabs(t.data_as<float>()[i]));
+  return m;
+}
+
+void ExpectClose(const TensorView& got, const TensorView& want, float rel) {
+  ASSERT_EQ(got.num_elements(), want.num_elements());
+  const float scale = MaxAbs(want);
+  for (int64_t i = 0; i < got.num_elements(); ++i) {
+    ASSERT_NEAR(got.data_as<float>()[i], want.data_as<float>()[i], rel * scale + 1e-6f) << i;
+  }
+}
+
+TEST(CudaBackendTest, OperandsInDeviceMemory) {
+  SKIP_WITHOUT_CUDA();
+  auto be = *CreateBackend("cuda", {});
+  auto ref = *CreateBackend("reference", {});
+  TensorView x = RandomHost(DType::kF32, {3, 256}, 1), w = RandomHost(DType::kBF16, {40, 256}, 2);
+  TensorView dx = *be->Allocate(DType::kF32, {3, 256}), dy = *be->Allocate(DType::kF32, {3, 40});
+  EXPECT_EQ(dx.device().type, DeviceType::kCuda);
+  ASSERT_TRUE(be->Copy(x, dx).ok());
+  ASSERT_TRUE(be->MatMul(dx, Weight{w, {}}, nullptr, dy).ok());
+  ASSERT_TRUE(be->SiluMul(dy, dy, dy).ok());
+  TensorView y = *TensorView::Allocate(DType::kF32, {3, 40}), want = *TensorView::Allocate(DType::kF32, {3, 40});
+  ASSERT_TRUE(be->Copy(dy, y).ok());
+  ASSERT_TRUE(ref->MatMul(x, Weight{w, {}}, nullptr, want).ok());
+  ASSERT_TRUE(ref->SiluMul(want, want, want).ok());
+  ExpectClose(y, want, 1e-5f);
+}
+
+TEST(CudaBackendTest, OutOfMemoryIsAnError) {
+  SKIP_WITHOUT_CUDA();
+  auto be = *CreateBackend("cuda", {});
+  auto huge = be->Allocate(DType::kF32, {int64_t{1} << 40});  // 4 TiB
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted) << huge.status();
+  EXPECT_TRUE(be->Allocate(DType::kF32, {16}).ok());  // and the device still works
+}
+
+TEST(CudaBackendTest, WeightCopiesFollowInvalidation) {
+  SKIP_WITHOUT_CUDA();
+  auto be = *CreateBackend("cuda", {});
+  auto ref = *CreateBackend("reference", {});
+  TensorView x = RandomHost(DType::kF32, {1, 64}, 3), w = RandomHost(DType::kF32, {8, 64}, 4);
+  TensorView y = *TensorView::Allocate(DType::kF32, {1, 8}), want = *TensorView::Allocate(DType::kF32, {1, 8});
+  ASSERT_TRUE(be->MatMul(x, Weight{w, {}}, nullptr, y).ok());
+  for (int64_t i = 0; i < w.num_elements(); ++i) w.mutable_data_as<float>()[i] *= -2.0f;
+  InvalidateWeightCopies();
+  ASSERT_TRUE(be->MatMul(x, Weight{w, {}}, nullptr, y).ok());
+  ASSERT_TRUE(ref->MatMul(x, Weight{w, {}}, nullptr, want).ok());
+  ExpectClose(y, want, 1e-5f);
+}
+
+struct ModelCase {
+  const char* name;
+  const char* config;
+  bool fp8;
+};
+
+const ModelCase kModels[] = {
+    {"qwen2", R"({"model_type":"qwen2","hidden_size":128,"num_hidden_layers":2,"num_attention_heads":4,
+      "num_key_value_heads":2,"intermediate_size":256,"vocab_size":500,"max_position_embeddings":4096,
+      "rms_norm_eps":1e-6,"tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2})", false},
+    {"llama3", R"({"model_type":"llama","hidden_size":128,"num_hidden_layers":2,"num_attention_heads":4,
+      "num_key_value_heads":1,"intermediate_size":256,"vocab_size":500,"max_position_embeddings":4096,
+      "rms_norm_eps":1e-5,"rope_theta":500000.0,"rope_scaling":{"rope_type":"llama3","factor":8.0,
+      "low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":1024},
+      "bos_token_id":1,"eos_token_id":2})", false},
+    {"deepseek_v3_fp8", R"({"model_type":"deepseek_v3","hidden_size":256,"num_hidden_layers":2,
+      "first_k_dense_replace":1,"intermediate_size":256,"moe_intermediate_size":128,"num_attention_heads":4,
+      "num_key_value_heads":4,"q_lora_rank":128,"kv_lora_rank":64,"qk_nope_head_dim":32,"qk_rope_head_dim":16,
+      "v_head_dim":32,"n_routed_experts":8,"n_shared_experts":1,"num_experts_per_tok":2,"n_group":2,
+      "topk_group":1,"routed_scaling_factor":2.5,"scoring_func":"sigmoid","topk_method":"noaux_tc",
+      "norm_topk_prob":true,"moe_layer_freq":1,"vocab_size":500,"rms_norm_eps":1e-6,"rope_theta":10000.0,
+      "max_position_embeddings":4096,"bos_token_id":1,"eos_token_id":2})", true},
+};
+
+class CudaModelTest : public ::testing::TestWithParam<ModelCase> {
+ protected:
+  void SetUp() override {
+    if (!HaveCuda()) GTEST_SKIP() << "no CUDA device runs our kernels here";
+    testing::WriteFile(tmp_.file("config.json"), GetParam().config);
+    SynthOptions o;
+    o.config_path = tmp_.file("config.json");
+    o.out_dir = tmp_.file("model");
+    o.seed = 11;
+    o.fp8 = GetParam().fp8;
+    ASSERT_TRUE(WriteSyntheticModel(o).ok());
+    dir_ = o.out_dir;
+  }
+
+  std::shared_ptr<const Model> Load(const std::string& backend) {
+    LoadOptions lo;
+    lo.backend = backend;
+    lo.exact_activations = true;
+    auto m = Model::Load(dir_, lo);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::shared_ptr<const Model>(std::move(*m)) : nullptr;
+  }
+
+  testing::TempDir tmp_;
+  std::string dir_;
+};
+
+TEST_P(CudaModelTest, AllPositionLogitsMatchTheCpuBackend) {
+  auto gpu = Load("cuda"), cpu = Load("cpu");
+  ASSERT_TRUE(gpu && cpu);
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 70; ++i) tokens.push_back((i * 37 + 5) % 500);
+  Batch b;
+  for (size_t i = 0; i < tokens.size(); ++i) b.Add(tokens[i], static_cast<int32_t>(i), 0, true);
+  SessionOptions so;
+  so.max_tokens = 128;
+  auto got = (*gpu->NewSession(so))->Forward(b);
+  auto want = (*cpu->NewSession(so))->Forward(b);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(want.ok()) << want.status();
+  for (size_t r = 0; r < tokens.size(); ++r) {
+    absl::Span<const float> g = got->Row(r), w = want->Row(r);
+    float scale = 0.0f;
+    for (float v : w) scale = std::max(scale, std::fabs(v));
+    for (size_t i = 0; i < w.size(); ++i) ASSERT_NEAR(g[i], w[i], 1e-4f * scale) << "row " << r << " logit " << i;
+  }
+}
+
+TEST_P(CudaModelTest, GreedyGenerationsAreIdentical) {
+  LoadOptions lo;
+  lo.exact_activations = true;
+  lo.backend = "cuda";
+  auto gpu = Generator::Load(dir_, lo);
+  lo.backend = "cpu";
+  auto cpu = Generator::Load(dir_, lo);
+  ASSERT_TRUE(gpu.ok()) << gpu.status();
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  GenerateOptions options;
+  options.sampling.greedy = true;
+  options.max_new_tokens = 24;
+  const std::vector<int32_t> prompt = {1, 17, 250, 33, 480, 7, 99};
+  auto a = (*gpu)->GenerateFromTokens(prompt, options);
+  auto b = (*cpu)->GenerateFromTokens(prompt, options);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(a->completions[0].tokens, b->completions[0].tokens);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, CudaModelTest, ::testing::ValuesIn(kModels),
+                         [](const ::testing::TestParamInfo<ModelCase>& i) { return std::string(i.param.name); });
+
+}  // namespace
+}  // namespace reasonrt
