@@ -83,7 +83,7 @@ typedef struct rrt_model rrt_model; /* weights, tokenizer and chat template of a
 
 typedef struct rrt_load_options {
   size_t struct_size;
-  const char* backend;        /* "auto" (default), "cpu", "reference" */
+  const char* backend;        /* "auto" (default), "cpu", "reference", "cuda" (with a GPU) */
   int32_t num_threads;        /* 0: one per core */
   int32_t weights_in_memory;  /* read the files into memory instead of mapping them */
   int32_t exact_activations;
