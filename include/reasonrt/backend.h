@@ -159,10 +159,10 @@ class RRT_API Backend {
   absl::Status TopK(const TensorView& x, int64_t k, const TensorView& values,
                     const TensorView& indices);
 
-  // (optional) Copies src to dst (same dtype and shape; both contiguous, or both with a
-  // contiguous last dim and strided outer dims, not overlapping). Defaults to memcpy,
-  // which suits CPU memory.
-  virtual absl::Status Copy(const TensorView& src, const TensorView& dst);
+  // Copies src to dst (same dtype and shape; both contiguous, or both with a contiguous
+  // last dim and strided outer dims, not overlapping), between host memory and this
+  // backend's device in any direction. Returns once dst holds the values.
+  absl::Status Copy(const TensorView& src, const TensorView& dst);
 
  protected:
   virtual absl::Status DoMatMul(const TensorView& x, const Weight& w, const TensorView* bias,
@@ -196,6 +196,11 @@ class RRT_API Backend {
   virtual absl::Status DoSoftmax(const TensorView& x, const TensorView& out, bool log) = 0;
   virtual absl::Status DoTopK(const TensorView& x, int64_t k, const TensorView& values,
                               const TensorView& indices) = 0;
+  // (optional) Copy calls DoCopyBytes once per contiguous run of bytes, then FinishCopy.
+  // Defaults to memcpy and nothing, which suit CPU memory; a device backend queues the
+  // runs and waits for them in FinishCopy.
+  virtual absl::Status DoCopyBytes(void* dst, const void* src, size_t bytes);
+  virtual absl::Status FinishCopy();
 };
 
 struct BackendOptions {

@@ -135,8 +135,8 @@ absl::Status Backend::Copy(const TensorView& src, const TensorView& dst) {
   }
   if (src.num_elements() == 0) return absl::OkStatus();
   if (src.is_contiguous() && dst.is_contiguous()) {
-    std::memcpy(dst.mutable_data(), src.data(), static_cast<size_t>(src.byte_size()));
-    return absl::OkStatus();
+    RRT_RETURN_IF_ERROR(DoCopyBytes(dst.mutable_data(), src.data(), static_cast<size_t>(src.byte_size())));
+    return FinishCopy();
   }
   if (Overlap(src, dst)) return Bad("Copy", "src and dst overlap");
   // Row by row over the outer dims.
@@ -152,11 +152,18 @@ absl::Status Backend::Copy(const TensorView& src, const TensorView& dst) {
       s_off += i * src.stride(d);
       d_off += i * dst.stride(d);
     }
-    std::memcpy(static_cast<char*>(dst.mutable_data()) + d_off * elem,
-                static_cast<const char*>(src.data()) + s_off * elem, row_bytes);
+    RRT_RETURN_IF_ERROR(DoCopyBytes(static_cast<char*>(dst.mutable_data()) + d_off * elem,
+                                    static_cast<const char*>(src.data()) + s_off * elem, row_bytes));
   }
+  return FinishCopy();
+}
+
+absl::Status Backend::DoCopyBytes(void* dst, const void* src, size_t bytes) {
+  std::memcpy(dst, src, bytes);
   return absl::OkStatus();
 }
+
+absl::Status Backend::FinishCopy() { return absl::OkStatus(); }
 
 absl::Status Backend::MatMul(const TensorView& x, const Weight& w, const TensorView* bias,
                              const TensorView& y) {

@@ -125,42 +125,14 @@ class CudaBackend final : public Backend {
     return TensorView::Shared(memory, memory.get(), dtype, shape, /*read_only=*/false, device());
   }
 
-  absl::Status Copy(const TensorView& src, const TensorView& dst) override {
-    const bool src_host = src.device().type == DeviceType::kCpu, dst_host = dst.device().type == DeviceType::kCpu;
-    if (src_host && dst_host) return Backend::Copy(src, dst);
-    if (src.dtype() != dst.dtype() || src.shape() != dst.shape() || dst.read_only() || src.rank() == 0 ||
-        src.stride(src.rank() - 1) != 1 || dst.stride(dst.rank() - 1) != 1) {
-      return absl::InvalidArgumentError(StrCat("Copy: cannot copy ", src.DebugString(), " to ", dst.DebugString()));
-    }
-    if (src.num_elements() == 0) return absl::OkStatus();
+ protected:
+  absl::Status DoCopyBytes(void* dst, const void* src, size_t bytes) override {
     RRT_RETURN_IF_ERROR(Select());
-    const size_t elem = DTypeSize(src.dtype());
-    if (src.is_contiguous() && dst.is_contiguous()) {
-      RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(dst.mutable_data(), src.data(), static_cast<size_t>(src.byte_size()),
-                                                     cudaMemcpyDefault, stream_->stream), "Copy"));
-    } else {  // row by row over the outer dims
-      const int rank = src.rank();
-      const size_t row_bytes = static_cast<size_t>(src.dim(rank - 1)) * elem;
-      const int64_t rows = src.num_elements() / src.dim(rank - 1);
-      for (int64_t r = 0; r < rows; ++r) {
-        int64_t rem = r, s_off = 0, d_off = 0;
-        for (int d = rank - 2; d >= 0; --d) {
-          const int64_t i = rem % src.dim(d);
-          rem /= src.dim(d);
-          s_off += i * src.stride(d);
-          d_off += i * dst.stride(d);
-        }
-        RRT_RETURN_IF_ERROR(CudaStatus(
-            cudaMemcpyAsync(static_cast<char*>(dst.mutable_data()) + d_off * static_cast<int64_t>(elem),
-                            static_cast<const char*>(src.data()) + s_off * static_cast<int64_t>(elem), row_bytes,
-                            cudaMemcpyDefault, stream_->stream),
-            "Copy"));
-      }
-    }
-    return CudaStatus(cudaStreamSynchronize(stream_->stream), "Copy");
+    return CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream()), "Copy");
   }
 
- protected:
+  absl::Status FinishCopy() override { return CudaStatus(cudaStreamSynchronize(stream()), "Copy"); }
+
   absl::Status DoMatMul(const TensorView& x, const Weight& w, const TensorView* bias, const TensorView& y) override {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
