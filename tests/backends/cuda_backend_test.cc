@@ -63,7 +63,8 @@ TEST(CudaBackendTest, OperandsInDeviceMemory) {
   ASSERT_TRUE(be->Copy(x, dx).ok());
   ASSERT_TRUE(be->MatMul(dx, Weight{w, {}}, nullptr, dy).ok());
   ASSERT_TRUE(be->SiluMul(dy, dy, dy).ok());
-  TensorView y = *TensorView::Allocate(DType::kF32, {3, 40}), want = *TensorView::Allocate(DType::kF32, {3, 40});
+  TensorView y = *TensorView::Allocate(DType::kF32, {3, 40}),
+             want = *TensorView::Allocate(DType::kF32, {3, 40});
   ASSERT_TRUE(be->Copy(dy, y).ok());
   ASSERT_TRUE(ref->MatMul(x, Weight{w, {}}, nullptr, want).ok());
   ASSERT_TRUE(ref->SiluMul(want, want, want).ok());
@@ -83,7 +84,8 @@ TEST(CudaBackendTest, WeightCopiesFollowInvalidation) {
   auto be = *CreateBackend("cuda", {});
   auto ref = *CreateBackend("reference", {});
   TensorView x = RandomHost(DType::kF32, {1, 64}, 3), w = RandomHost(DType::kF32, {8, 64}, 4);
-  TensorView y = *TensorView::Allocate(DType::kF32, {1, 8}), want = *TensorView::Allocate(DType::kF32, {1, 8});
+  TensorView y = *TensorView::Allocate(DType::kF32, {1, 8}),
+             want = *TensorView::Allocate(DType::kF32, {1, 8});
   ASSERT_TRUE(be->MatMul(x, Weight{w, {}}, nullptr, y).ok());
   for (int64_t i = 0; i < w.num_elements(); ++i) w.mutable_data_as<float>()[i] *= -2.0f;
   InvalidateWeightCopies();
@@ -99,21 +101,26 @@ struct ModelCase {
 };
 
 const ModelCase kModels[] = {
-    {"qwen2", R"({"model_type":"qwen2","hidden_size":128,"num_hidden_layers":2,"num_attention_heads":4,
+    {"qwen2",
+     R"({"model_type":"qwen2","hidden_size":128,"num_hidden_layers":2,"num_attention_heads":4,
       "num_key_value_heads":2,"intermediate_size":256,"vocab_size":500,"max_position_embeddings":4096,
-      "rms_norm_eps":1e-6,"tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2})", false},
-    {"llama3", R"({"model_type":"llama","hidden_size":128,"num_hidden_layers":2,"num_attention_heads":4,
+      "rms_norm_eps":1e-6,"tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2})",
+     false},
+    {"llama3",
+     R"({"model_type":"llama","hidden_size":128,"num_hidden_layers":2,"num_attention_heads":4,
       "num_key_value_heads":1,"intermediate_size":256,"vocab_size":500,"max_position_embeddings":4096,
       "rms_norm_eps":1e-5,"rope_theta":500000.0,"rope_scaling":{"rope_type":"llama3","factor":8.0,
       "low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":1024},
-      "bos_token_id":1,"eos_token_id":2})", false},
+      "bos_token_id":1,"eos_token_id":2})",
+     false},
     {"deepseek_v3_fp8", R"({"model_type":"deepseek_v3","hidden_size":256,"num_hidden_layers":2,
       "first_k_dense_replace":1,"intermediate_size":256,"moe_intermediate_size":128,"num_attention_heads":4,
       "num_key_value_heads":4,"q_lora_rank":128,"kv_lora_rank":64,"qk_nope_head_dim":32,"qk_rope_head_dim":16,
       "v_head_dim":32,"n_routed_experts":8,"n_shared_experts":1,"num_experts_per_tok":2,"n_group":2,
       "topk_group":1,"routed_scaling_factor":2.5,"scoring_func":"sigmoid","topk_method":"noaux_tc",
       "norm_topk_prob":true,"moe_layer_freq":1,"vocab_size":500,"rms_norm_eps":1e-6,"rope_theta":10000.0,
-      "max_position_embeddings":4096,"bos_token_id":1,"eos_token_id":2})", true},
+      "max_position_embeddings":4096,"bos_token_id":1,"eos_token_id":2})",
+     true},
 };
 
 class CudaModelTest : public ::testing::TestWithParam<ModelCase> {
@@ -160,7 +167,8 @@ TEST_P(CudaModelTest, AllPositionLogitsMatchTheCpuBackend) {
     absl::Span<const float> g = got->Row(r), w = want->Row(r);
     float scale = 0.0f;
     for (float v : w) scale = std::max(scale, std::fabs(v));
-    for (size_t i = 0; i < w.size(); ++i) ASSERT_NEAR(g[i], w[i], 1e-4f * scale) << "row " << r << " logit " << i;
+    for (size_t i = 0; i < w.size(); ++i)
+      ASSERT_NEAR(g[i], w[i], 1e-4f * scale) << "row " << r << " logit " << i;
   }
 }
 
@@ -185,7 +193,9 @@ TEST_P(CudaModelTest, GreedyGenerationsAreIdentical) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, CudaModelTest, ::testing::ValuesIn(kModels),
-                         [](const ::testing::TestParamInfo<ModelCase>& i) { return std::string(i.param.name); });
+                         [](const ::testing::TestParamInfo<ModelCase>& i) {
+                           return std::string(i.param.name);
+                         });
 
 }  // namespace
 }  // namespace reasonrt

@@ -68,7 +68,8 @@ class WeightCopies {
     auto it = entries_.find(key);
     if (it != entries_.end()) {
       const Entry& e = it->second;
-      const bool same = !e.owner.expired() && e.owner.lock() == t.owner() && e.generation == generation;
+      const bool same =
+          !e.owner.expired() && e.owner.lock() == t.owner() && e.generation == generation;
       if (same) return View(t, e.memory.get(), device);
       entries_.erase(it);
     }
@@ -77,12 +78,14 @@ class WeightCopies {
     }
     void* p = nullptr;
     RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
-    RRT_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, key.bytes), StrCat("copy of weight ", t.DebugString())));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cudaMalloc(&p, key.bytes), StrCat("copy of weight ", t.DebugString())));
     std::shared_ptr<void> memory(p, [device](void* q) {
       cudaSetDevice(device);
       cudaFree(q);
     });
-    RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpy(p, t.data(), key.bytes, cudaMemcpyHostToDevice), "upload weight"));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cudaMemcpy(p, t.data(), key.bytes, cudaMemcpyHostToDevice), "upload weight"));
     entries_[key] = Entry{t.owner(), generation, memory};
     return View(t, p, device);
   }
@@ -103,7 +106,8 @@ class WeightCopies {
   };
 
   static absl::StatusOr<TensorView> View(const TensorView& t, void* memory, int device) {
-    return TensorView::BorrowStrided(memory, t.dtype(), t.shape(), t.strides(), Device{DeviceType::kCuda, device});
+    return TensorView::BorrowStrided(memory, t.dtype(), t.shape(), t.strides(),
+                                     Device{DeviceType::kCuda, device});
   }
 
   std::mutex mu_;
@@ -112,7 +116,8 @@ class WeightCopies {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, std::shared_ptr<Stream> stream) : device_(device), stream_(std::move(stream)) {}
+  CudaBackend(int device, std::shared_ptr<Stream> stream)
+      : device_(device), stream_(std::move(stream)) {}
 
   std::string_view name() const override { return "cuda"; }
   Device device() const override { return Device{DeviceType::kCuda, device_}; }
@@ -120,8 +125,10 @@ class CudaBackend final : public Backend {
   absl::StatusOr<TensorView> Allocate(DType dtype, absl::Span<const int64_t> shape) override {
     RRT_ASSIGN_OR_RETURN(int64_t count, CheckedNumElements(shape));
     const size_t bytes = static_cast<size_t>(count) * DTypeSize(dtype);
-    RRT_ASSIGN_OR_RETURN(std::shared_ptr<void> memory, DeviceMemory(bytes, StrCat("allocate ", ShapeString(shape))));
-    RRT_RETURN_IF_ERROR(CudaStatus(cudaMemsetAsync(memory.get(), 0, bytes, stream_->stream), "zero"));
+    RRT_ASSIGN_OR_RETURN(std::shared_ptr<void> memory,
+                         DeviceMemory(bytes, StrCat("allocate ", ShapeString(shape))));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cudaMemsetAsync(memory.get(), 0, bytes, stream_->stream), "zero"));
     return TensorView::Shared(memory, memory.get(), dtype, shape, /*read_only=*/false, device());
   }
 
@@ -133,7 +140,8 @@ class CudaBackend final : public Backend {
 
   absl::Status FinishCopy() override { return CudaStatus(cudaStreamSynchronize(stream()), "Copy"); }
 
-  absl::Status DoMatMul(const TensorView& x, const Weight& w, const TensorView* bias, const TensorView& y) override {
+  absl::Status DoMatMul(const TensorView& x, const Weight& w, const TensorView* bias,
+                        const TensorView& y) override {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/false));
@@ -142,7 +150,8 @@ class CudaBackend final : public Backend {
   }
 
   absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
-                               absl::Span<const std::vector<int32_t>> rows, const TensorView& y) override {
+                               absl::Span<const std::vector<int32_t>> rows,
+                               const TensorView& y) override {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/true));
@@ -153,11 +162,13 @@ class CudaBackend final : public Backend {
       RRT_ASSIGN_OR_RETURN(const int32_t* ids, call.Array(absl::MakeConstSpan(rows[g])));
       RRT_ASSIGN_OR_RETURN(TensorView gx, call.Scratch(DType::kF32, {count, k}));
       RRT_ASSIGN_OR_RETURN(TensorView gy, call.Scratch(DType::kF32, {count, n}));
-      RRT_RETURN_IF_ERROR(CudaStatus(GatherRows(dx.data(), DType::kF32, k, ids, count,
-                                                gx.mutable_data_as<float>(), stream()), "GroupedMatMul gather"));
+      RRT_RETURN_IF_ERROR(CudaStatus(
+          GatherRows(dx.data(), DType::kF32, k, ids, count, gx.mutable_data_as<float>(), stream()),
+          "GroupedMatMul gather"));
       RRT_RETURN_IF_ERROR(RunMatMul(call, gx, weights[g], nullptr, gy));
-      RRT_RETURN_IF_ERROR(CudaStatus(ScatterRows(gy.data_as<float>(), n, ids, count, dy.mutable_data_as<float>(),
-                                                 stream()), "GroupedMatMul scatter"));
+      RRT_RETURN_IF_ERROR(CudaStatus(
+          ScatterRows(gy.data_as<float>(), n, ids, count, dy.mutable_data_as<float>(), stream()),
+          "GroupedMatMul scatter"));
     }
     return call.Finish("GroupedMatMul");
   }
@@ -170,7 +181,8 @@ class CudaBackend final : public Backend {
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/true));
     HeadMatMulArgs a{};
     a.x = dx.data_as<float>(), a.x_stride_t = dx.stride(0), a.x_stride_h = dx.stride(1);
-    a.w = dw.data(), a.w_dtype = dw.dtype(), a.w_stride_h = dw.stride(0), a.w_stride_row = dw.stride(1);
+    a.w = dw.data(), a.w_dtype = dw.dtype(), a.w_stride_h = dw.stride(0),
+    a.w_stride_row = dw.stride(1);
     a.out_in = layout == HeadWeightLayout::kOutIn;
     a.y = dy.mutable_data_as<float>(), a.y_stride_t = dy.stride(0), a.y_stride_h = dy.stride(1);
     a.t = x.dim(0), a.heads = x.dim(1), a.k = x.dim(2), a.n = y.dim(2);
@@ -184,33 +196,38 @@ class CudaBackend final : public Backend {
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(const float* dw, call.Array(weights));
     RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/true));
-    RRT_RETURN_IF_ERROR(CudaStatus(cuda::AddWeightedRows(dx.data_as<float>(), dw, out.dim(0), k, out.dim(1),
-                                                         dout.mutable_data_as<float>(), stream()),
-                                   "AddWeightedRows"));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cuda::AddWeightedRows(dx.data_as<float>(), dw, out.dim(0), k, out.dim(1),
+                                         dout.mutable_data_as<float>(), stream()),
+                   "AddWeightedRows"));
     return call.Finish("AddWeightedRows");
   }
 
-  absl::Status DoRmsNorm(const TensorView& x, const TensorView& gain, float eps, const TensorView& y) override {
+  absl::Status DoRmsNorm(const TensorView& x, const TensorView& gain, float eps,
+                         const TensorView& y) override {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView dg, call.Weight(gain));
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/true));
-    RRT_RETURN_IF_ERROR(CudaStatus(cuda::RmsNorm(dx.data_as<float>(), dx.stride(0), dg.data(), dg.dtype(), x.dim(0),
-                                                 x.dim(1), eps, dy.mutable_data_as<float>(), dy.stride(0), stream()),
-                                   "RmsNorm"));
+    RRT_RETURN_IF_ERROR(CudaStatus(
+        cuda::RmsNorm(dx.data_as<float>(), dx.stride(0), dg.data(), dg.dtype(), x.dim(0), x.dim(1),
+                      eps, dy.mutable_data_as<float>(), dy.stride(0), stream()),
+        "RmsNorm"));
     return call.Finish("RmsNorm");
   }
 
-  absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions, absl::Span<const float> inv_freq,
-                      RopeLayout layout, float cos_sin_scale) override {
+  absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,
+                      absl::Span<const float> inv_freq, RopeLayout layout,
+                      float cos_sin_scale) override {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.Out(x, /*keep_contents=*/true));
     RRT_ASSIGN_OR_RETURN(const int32_t* dp, call.Array(positions));
     RRT_ASSIGN_OR_RETURN(const float* df, call.Array(inv_freq));
-    RRT_RETURN_IF_ERROR(CudaStatus(cuda::Rope(dx.mutable_data_as<float>(), x.dim(0), x.dim(1), x.dim(2), dx.stride(0),
-                                              dx.stride(1), dp, df, layout == RopeLayout::kInterleaved,
-                                              cos_sin_scale, stream()),
-                                   "Rope"));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cuda::Rope(dx.mutable_data_as<float>(), x.dim(0), x.dim(1), x.dim(2),
+                              dx.stride(0), dx.stride(1), dp, df,
+                              layout == RopeLayout::kInterleaved, cos_sin_scale, stream()),
+                   "Rope"));
     return call.Finish("Rope");
   }
 
@@ -222,9 +239,10 @@ class CudaBackend final : public Backend {
       if (dst->empty() || src->empty()) continue;
       RRT_ASSIGN_OR_RETURN(TensorView dsrc, call.In(*src));
       RRT_ASSIGN_OR_RETURN(TensorView ddst, call.Out(*dst, /*keep_contents=*/true));
-      RRT_RETURN_IF_ERROR(CudaStatus(StoreRows(dsrc.data_as<float>(), src->dim(0), src->dim(1) * src->dim(2), ds,
-                                               ddst.mutable_data(), dst->dtype(), stream()),
-                                     "StoreKv"));
+      RRT_RETURN_IF_ERROR(
+          CudaStatus(StoreRows(dsrc.data_as<float>(), src->dim(0), src->dim(1) * src->dim(2), ds,
+                               ddst.mutable_data(), dst->dtype(), stream()),
+                     "StoreKv"));
     }
     return call.Finish("StoreKv");
   }
@@ -233,7 +251,8 @@ class CudaBackend final : public Backend {
                            absl::Span<const AttentionSequence> sequences, float scale,
                            const TensorView& out) override {
     // Per query row: where its sequence's block table starts and its position.
-    std::vector<int32_t> tables, table_offset(static_cast<size_t>(q.dim(0)), 0), position(table_offset.size(), -1);
+    std::vector<int32_t> tables, table_offset(static_cast<size_t>(q.dim(0)), 0),
+        position(table_offset.size(), -1);
     for (const AttentionSequence& s : sequences) {
       const int32_t offset = static_cast<int32_t>(tables.size());
       tables.insert(tables.end(), s.block_table.begin(), s.block_table.end());
@@ -255,35 +274,42 @@ class CudaBackend final : public Backend {
     RRT_ASSIGN_OR_RETURN(a.tables, call.Array(absl::MakeConstSpan(tables)));
     RRT_ASSIGN_OR_RETURN(a.table_offset, call.Array(absl::MakeConstSpan(table_offset)));
     RRT_ASSIGN_OR_RETURN(a.row_position, call.Array(absl::MakeConstSpan(position)));
-    a.q = dq.data_as<float>(), a.k = dk.data(), a.v = dv.empty() ? nullptr : dv.data(), a.cache_dtype = cache.k.dtype();
+    a.q = dq.data_as<float>(), a.k = dk.data(), a.v = dv.empty() ? nullptr : dv.data(),
+    a.cache_dtype = cache.k.dtype();
     a.out = dout.mutable_data_as<float>();
-    a.rows = q.dim(0), a.heads = q.dim(1), a.kv_heads = cache.k.dim(2), a.dk = q.dim(2), a.dv = out.dim(2);
+    a.rows = q.dim(0), a.heads = q.dim(1), a.kv_heads = cache.k.dim(2), a.dk = q.dim(2),
+    a.dv = out.dim(2);
     a.scale = scale;
-    if (a.dv > 512) return absl::UnimplementedError(StrCat("cuda Attention: value width ", a.dv, " > 512"));
+    if (a.dv > 512)
+      return absl::UnimplementedError(StrCat("cuda Attention: value width ", a.dv, " > 512"));
     // Rows no sequence covers (position -1) keep their contents, as on the CPU.
     RRT_RETURN_IF_ERROR(CudaStatus(cuda::Attention(a, stream()), "Attention"));
     return call.Finish("Attention");
   }
 
-  absl::Status DoSiluMul(const TensorView& gate, const TensorView& up, const TensorView& out) override {
+  absl::Status DoSiluMul(const TensorView& gate, const TensorView& up,
+                         const TensorView& out) override {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dg, call.In(gate));
     RRT_ASSIGN_OR_RETURN(TensorView du, call.In(up));
     RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/false));
-    RRT_RETURN_IF_ERROR(CudaStatus(cuda::SiluMul(dg.data_as<float>(), du.data_as<float>(), dout.mutable_data_as<float>(),
-                                                 out.num_elements(), stream()),
-                                   "SiluMul"));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cuda::SiluMul(dg.data_as<float>(), du.data_as<float>(),
+                                 dout.mutable_data_as<float>(), out.num_elements(), stream()),
+                   "SiluMul"));
     return call.Finish("SiluMul");
   }
 
-  absl::Status DoEmbedding(const TensorView& table, absl::Span<const int32_t> ids, const TensorView& out) override {
+  absl::Status DoEmbedding(const TensorView& table, absl::Span<const int32_t> ids,
+                           const TensorView& out) override {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dt, call.Weight(table));
     RRT_ASSIGN_OR_RETURN(const int32_t* di, call.Array(ids));
     RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/false));
-    RRT_RETURN_IF_ERROR(CudaStatus(GatherRows(dt.data(), dt.dtype(), table.dim(1), di, static_cast<int64_t>(ids.size()),
-                                              dout.mutable_data_as<float>(), stream()),
-                                   "Embedding"));
+    RRT_RETURN_IF_ERROR(CudaStatus(
+        GatherRows(dt.data(), dt.dtype(), table.dim(1), di, static_cast<int64_t>(ids.size()),
+                   dout.mutable_data_as<float>(), stream()),
+        "Embedding"));
     return call.Finish("Embedding");
   }
 
@@ -292,9 +318,10 @@ class CudaBackend final : public Backend {
     RRT_ASSIGN_OR_RETURN(TensorView da, call.In(a));
     RRT_ASSIGN_OR_RETURN(TensorView db, call.In(b));
     RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/false));
-    RRT_RETURN_IF_ERROR(CudaStatus(cuda::Add(da.data_as<float>(), db.data_as<float>(), dout.mutable_data_as<float>(),
-                                             out.num_elements(), stream()),
-                                   "Add"));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cuda::Add(da.data_as<float>(), db.data_as<float>(),
+                             dout.mutable_data_as<float>(), out.num_elements(), stream()),
+                   "Add"));
     return call.Finish("Add");
   }
 
@@ -302,20 +329,22 @@ class CudaBackend final : public Backend {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/false));
-    RRT_RETURN_IF_ERROR(CudaStatus(cuda::Softmax(dx.data_as<float>(), dout.mutable_data_as<float>(), x.dim(0), x.dim(1),
-                                                 log, stream()),
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::Softmax(dx.data_as<float>(), dout.mutable_data_as<float>(),
+                                                 x.dim(0), x.dim(1), log, stream()),
                                    "Softmax"));
     return call.Finish("Softmax");
   }
 
-  absl::Status DoTopK(const TensorView& x, int64_t k, const TensorView& values, const TensorView& indices) override {
+  absl::Status DoTopK(const TensorView& x, int64_t k, const TensorView& values,
+                      const TensorView& indices) override {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView dv, call.Out(values, /*keep_contents=*/false));
     RRT_ASSIGN_OR_RETURN(TensorView di, call.Out(indices, /*keep_contents=*/false));
-    RRT_RETURN_IF_ERROR(CudaStatus(cuda::TopK(dx.data_as<float>(), x.dim(0), x.dim(1), k, dv.mutable_data_as<float>(),
-                                              di.mutable_data_as<int32_t>(), stream()),
-                                   "TopK"));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cuda::TopK(dx.data_as<float>(), x.dim(0), x.dim(1), k,
+                              dv.mutable_data_as<float>(), di.mutable_data_as<int32_t>(), stream()),
+                   "TopK"));
     return call.Finish("TopK");
   }
 
@@ -344,7 +373,8 @@ class CudaBackend final : public Backend {
     // every byte of its span (strided views), so they are copied in first.
     absl::StatusOr<TensorView> Out(const TensorView& t, bool keep_contents) {
       if (t.device().type != DeviceType::kCpu || t.num_elements() == 0) return be_.Local(t);
-      RRT_ASSIGN_OR_RETURN(TensorView d, keep_contents || !t.is_contiguous() ? Upload(t) : Buffer(t));
+      RRT_ASSIGN_OR_RETURN(TensorView d,
+                           keep_contents || !t.is_contiguous() ? Upload(t) : Buffer(t));
       downloads_.push_back({d, t});
       return d;
     }
@@ -355,7 +385,8 @@ class CudaBackend final : public Backend {
       if (values.empty()) return nullptr;
       RRT_ASSIGN_OR_RETURN(void* p, Memory(values.size() * sizeof(T)));
       RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(p, values.data(), values.size() * sizeof(T),
-                                                     cudaMemcpyHostToDevice, be_.stream()), "copy arguments"));
+                                                     cudaMemcpyHostToDevice, be_.stream()),
+                                     "copy arguments"));
       return static_cast<const T*>(p);
     }
 
@@ -369,10 +400,13 @@ class CudaBackend final : public Backend {
     // Queued work done, host outputs written; the status of everything the call ran.
     absl::Status Finish(std::string_view op) {
       for (const auto& [device, host] : downloads_) {
-        RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(const_cast<void*>(host.data()), device.data(), SpanBytes(host),
-                                                       cudaMemcpyDeviceToHost, be_.stream()), op));
+        RRT_RETURN_IF_ERROR(
+            CudaStatus(cudaMemcpyAsync(const_cast<void*>(host.data()), device.data(),
+                                       SpanBytes(host), cudaMemcpyDeviceToHost, be_.stream()),
+                       op));
       }
-      if (!downloads_.empty()) RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(be_.stream()), op));
+      if (!downloads_.empty())
+        RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(be_.stream()), op));
       return CudaStatus(cudaPeekAtLastError(), op);
     }
 
@@ -391,8 +425,9 @@ class CudaBackend final : public Backend {
 
     absl::StatusOr<TensorView> Upload(const TensorView& t) {
       RRT_ASSIGN_OR_RETURN(TensorView d, Buffer(t));
-      RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(d.mutable_data(), t.data(), SpanBytes(t), cudaMemcpyHostToDevice,
-                                                     be_.stream()), "copy operand in"));
+      RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(d.mutable_data(), t.data(), SpanBytes(t),
+                                                     cudaMemcpyHostToDevice, be_.stream()),
+                                     "copy operand in"));
       return d;
     }
 
@@ -407,9 +442,11 @@ class CudaBackend final : public Backend {
 
   // t if it lives on this device; an error naming both devices otherwise.
   absl::StatusOr<TensorView> Local(const TensorView& t) const {
-    if (t.num_elements() == 0 || (t.device().type == DeviceType::kCuda && t.device().index == device_)) return t;
-    return absl::InvalidArgumentError(StrCat("cuda backend on device ", device_, " was given ", t.DebugString(),
-                                             " on another device"));
+    if (t.num_elements() == 0 ||
+        (t.device().type == DeviceType::kCuda && t.device().index == device_))
+      return t;
+    return absl::InvalidArgumentError(StrCat("cuda backend on device ", device_, " was given ",
+                                             t.DebugString(), " on another device"));
   }
 
   // Stream-ordered device memory, freed on this backend's stream when the last user lets go.
@@ -426,8 +463,8 @@ class CudaBackend final : public Backend {
   }
 
   // y = x . W^T (+ bias) with x, y on the device; the weight through the shared copies.
-  absl::Status RunMatMul(Call& call, const TensorView& x, const reasonrt::Weight& w, const TensorView* bias,
-                         const TensorView& y) {
+  absl::Status RunMatMul(Call& call, const TensorView& x, const reasonrt::Weight& w,
+                         const TensorView* bias, const TensorView& y) {
     RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
     const float* scales = nullptr;
     int64_t scale_cols = 0;
@@ -441,8 +478,9 @@ class CudaBackend final : public Backend {
       RRT_ASSIGN_OR_RETURN(TensorView db, call.Weight(*bias));
       b = db.data(), bias_dtype = db.dtype();
     }
-    return CudaStatus(cuda::MatMul(x.data_as<float>(), x.dim(0), x.dim(1), dw.data(), dw.dtype(), scales, scale_cols, b,
-                                   bias_dtype, w.data.dim(0), y.mutable_data_as<float>(), stream()),
+    return CudaStatus(cuda::MatMul(x.data_as<float>(), x.dim(0), x.dim(1), dw.data(), dw.dtype(),
+                                   scales, scale_cols, b, bias_dtype, w.data.dim(0),
+                                   y.mutable_data_as<float>(), stream()),
                       "MatMul");
   }
 
@@ -456,12 +494,14 @@ absl::StatusOr<std::unique_ptr<Backend>> NewCudaBackend(const BackendOptions& op
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || device < 0 || device >= count) {
     cudaGetLastError();
-    return absl::FailedPreconditionError(StrCat("cuda: no device ", device, " (", count, " found)"));
+    return absl::FailedPreconditionError(
+        StrCat("cuda: no device ", device, " (", count, " found)"));
   }
   auto stream = std::make_shared<Stream>();
   stream->device = device;
   RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
-  RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream->stream, cudaStreamNonBlocking), "create stream"));
+  RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream->stream, cudaStreamNonBlocking),
+                                 "create stream"));
   return std::unique_ptr<Backend>(new CudaBackend(device, std::move(stream)));
 }
 

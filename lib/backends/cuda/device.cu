@@ -80,8 +80,8 @@ float BestMs(int reps, F f) {
 struct Cublas {
   using Create = int (*)(void**);
   using Destroy = int (*)(void*);
-  using GemmEx = int (*)(void*, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
-                         const void*, void*, int, int, int, int);
+  using GemmEx = int (*)(void*, int, int, int, int, int, const void*, const void*, int, int,
+                         const void*, int, int, const void*, void*, int, int, int, int);
   void* lib = nullptr;
   Create create = nullptr;
   Destroy destroy = nullptr;
@@ -114,7 +114,8 @@ double MeasureCopyBandwidthGBs(int index, int reps) {
   double gbs = 0.0;
   if (cudaMalloc(&a, kBytes) == cudaSuccess && cudaMalloc(&b, kBytes) == cudaSuccess) {
     cudaMemset(a, 1, kBytes);
-    const float ms = BestMs(reps, [&] { return cudaMemcpy(b, a, kBytes, cudaMemcpyDeviceToDevice) == cudaSuccess; });
+    const float ms = BestMs(
+        reps, [&] { return cudaMemcpy(b, a, kBytes, cudaMemcpyDeviceToDevice) == cudaSuccess; });
     if (ms > 0) gbs = 2.0 * kBytes / (ms * 1e-3) / 1e9;
   }
   cudaFree(a);
@@ -142,8 +143,8 @@ double MeasureCublasBf16PeakGflops(int index, int m, int n, int k, int reps) {
     constexpr int kOpN = 0, kOpT = 1, kBf16 = 14, kF32 = 0, kCompute32F = 68, kGemmDefault = -1;
     // Column-major C[n, m] = B^T[n, k] . A[k, m]: row-major y[m, n] = x[m, k] . W[n, k]^T.
     auto run = [&] {
-      return cublas.gemm(handle, kOpT, kOpN, n, m, k, &alpha, b, kBf16, k, a, kBf16, k, &beta, c, kF32, n,
-                         kCompute32F, kGemmDefault) == 0;
+      return cublas.gemm(handle, kOpT, kOpN, n, m, k, &alpha, b, kBf16, k, a, kBf16, k, &beta, c,
+                         kF32, n, kCompute32F, kGemmDefault) == 0;
     };
     run();
     const float ms = BestMs(reps, run);

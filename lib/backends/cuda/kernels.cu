@@ -20,10 +20,13 @@ constexpr unsigned kFullMask = 0xffffffffu;
 // ---------------------------------------------------------------------------------------
 // Element conversion
 
-__device__ __forceinline__ float Bf16Bits(uint16_t b) { return __uint_as_float(static_cast<uint32_t>(b) << 16); }
+__device__ __forceinline__ float Bf16Bits(uint16_t b) {
+  return __uint_as_float(static_cast<uint32_t>(b) << 16);
+}
 __device__ __forceinline__ float F16Bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float E4m3Bits(uint8_t v) {
-  return __half2float(__half(__nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(v), __NV_E4M3)));
+  return __half2float(
+      __half(__nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(v), __NV_E4M3)));
 }
 
 // Element i of an array of dtype D, as f32.
@@ -39,10 +42,14 @@ __device__ __forceinline__ float Load(const void* p, int64_t i) {
 // The same with the dtype known only at run time (biases, gains: one load per row).
 __device__ __forceinline__ float LoadAny(const void* p, int64_t i, DType d) {
   switch (d) {
-    case DType::kF32: return Load<DType::kF32>(p, i);
-    case DType::kBF16: return Load<DType::kBF16>(p, i);
-    case DType::kF16: return Load<DType::kF16>(p, i);
-    default: return Load<DType::kF8E4M3>(p, i);
+    case DType::kF32:
+      return Load<DType::kF32>(p, i);
+    case DType::kBF16:
+      return Load<DType::kBF16>(p, i);
+    case DType::kF16:
+      return Load<DType::kF16>(p, i);
+    default:
+      return Load<DType::kF8E4M3>(p, i);
   }
 }
 
@@ -53,7 +60,8 @@ __device__ __forceinline__ void Load8(const void* p, int64_t i, float out[8]) {
   if constexpr (D == DType::kF32) {
     const float4* v = reinterpret_cast<const float4*>(static_cast<const float*>(p) + i);
     const float4 a = v[0], b = v[1];
-    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y,
+    out[6] = b.z, out[7] = b.w;
   } else if constexpr (D == DType::kF8E4M3) {
     const uint2 v = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(p) + i);
     for (int j = 0; j < 4; ++j) out[j] = E4m3Bits((v.x >> (8 * j)) & 0xff);
@@ -127,8 +135,8 @@ __global__ void GemvKernel(const float* __restrict__ x, int64_t k, const void* _
       for (int r = 0; r < R; ++r) {
         const float4* xv = reinterpret_cast<const float4*>(x + r * k + c);
         const float4 a = xv[0], b = xv[1];
-        acc[r] += a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3] + b.x * wv[4] + b.y * wv[5] +
-                  b.z * wv[6] + b.w * wv[7];
+        acc[r] += a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3] + b.x * wv[4] +
+                  b.y * wv[5] + b.z * wv[6] + b.w * wv[7];
       }
     }
   } else {
@@ -152,13 +160,14 @@ constexpr int kTile = 64, kTileK = 16;
 // y[m0 .. m0 + 64, n0 .. n0 + 64] by one block of 256 threads, 4x4 outputs each, through
 // shared-memory tiles of x and of the (converted) weights.
 template <DType D>
-__global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k, const void* __restrict__ w,
-                           const float* __restrict__ scale_inv, int64_t scale_cols,
-                           const void* __restrict__ bias, DType bias_dtype, int64_t n,
-                           float* __restrict__ y) {
+__global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k,
+                           const void* __restrict__ w, const float* __restrict__ scale_inv,
+                           int64_t scale_cols, const void* __restrict__ bias, DType bias_dtype,
+                           int64_t n, float* __restrict__ y) {
   __shared__ float xs[kTileK][kTile + 4];
   __shared__ float ws[kTileK][kTile + 4];
-  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kTile, n0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kTile,
+                n0 = static_cast<int64_t>(blockIdx.x) * kTile;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   float acc[4][4] = {};
   for (int64_t k0 = 0; k0 < k; k0 += kTileK) {
@@ -190,20 +199,23 @@ __global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k, co
     if (gm >= t) continue;
     for (int j = 0; j < 4; ++j) {
       const int64_t gn = n0 + tx * 4 + j;
-      if (gn < n) y[gm * n + gn] = acc[i][j] + (bias != nullptr ? LoadAny(bias, gn, bias_dtype) : 0.0f);
+      if (gn < n)
+        y[gm * n + gn] = acc[i][j] + (bias != nullptr ? LoadAny(bias, gn, bias_dtype) : 0.0f);
     }
   }
 }
 
 template <DType D, int R>
-void LaunchGemv(const float* x, int64_t k, const void* w, const float* s, int64_t sc, const void* bias,
-                DType bd, int64_t n, float* y, bool vec, cudaStream_t stream) {
-  GemvKernel<D, R><<<Blocks(n, kGemvWarps), kGemvWarps * kWarp, 0, stream>>>(x, k, w, s, sc, bias, bd, n, y, vec);
+void LaunchGemv(const float* x, int64_t k, const void* w, const float* s, int64_t sc,
+                const void* bias, DType bd, int64_t n, float* y, bool vec, cudaStream_t stream) {
+  GemvKernel<D, R><<<Blocks(n, kGemvWarps), kGemvWarps * kWarp, 0, stream>>>(x, k, w, s, sc, bias,
+                                                                             bd, n, y, vec);
 }
 
 template <DType D>
-cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, const float* s, int64_t sc,
-                        const void* bias, DType bd, int64_t n, float* y, cudaStream_t stream) {
+cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, const float* s,
+                        int64_t sc, const void* bias, DType bd, int64_t n, float* y,
+                        cudaStream_t stream) {
   if (t > 8) {
     const dim3 grid(Blocks(n, kTile), Blocks(t, kTile));
     GemmKernel<D><<<grid, 256, 0, stream>>>(x, t, k, w, s, sc, bias, bd, n, y);
@@ -213,14 +225,30 @@ cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, con
   const bool vec = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(w) % align == 0;
   switch (t) {
-    case 1: LaunchGemv<D, 1>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
-    case 2: LaunchGemv<D, 2>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
-    case 3: LaunchGemv<D, 3>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
-    case 4: LaunchGemv<D, 4>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
-    case 5: LaunchGemv<D, 5>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
-    case 6: LaunchGemv<D, 6>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
-    case 7: LaunchGemv<D, 7>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
-    default: LaunchGemv<D, 8>(x, k, w, s, sc, bias, bd, n, y, vec, stream); break;
+    case 1:
+      LaunchGemv<D, 1>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
+      break;
+    case 2:
+      LaunchGemv<D, 2>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
+      break;
+    case 3:
+      LaunchGemv<D, 3>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
+      break;
+    case 4:
+      LaunchGemv<D, 4>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
+      break;
+    case 5:
+      LaunchGemv<D, 5>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
+      break;
+    case 6:
+      LaunchGemv<D, 6>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
+      break;
+    case 7:
+      LaunchGemv<D, 7>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
+      break;
+    default:
+      LaunchGemv<D, 8>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
+      break;
   }
   return cudaGetLastError();
 }
@@ -245,8 +273,8 @@ __global__ void HeadMatMulKernel(HeadMatMulArgs a) {
   if (lane == 0) a.y[t * a.y_stride_t + h * a.y_stride_h + j] = acc;
 }
 
-__global__ void AddWeightedRowsKernel(const float* x, const float* weights, int64_t t, int64_t k, int64_t h,
-                                      float* out) {
+__global__ void AddWeightedRowsKernel(const float* x, const float* weights, int64_t t, int64_t k,
+                                      int64_t h, float* out) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= t * h) return;
   const int64_t row = i / h, col = i % h;
@@ -255,8 +283,8 @@ __global__ void AddWeightedRowsKernel(const float* x, const float* weights, int6
   out[i] = o;
 }
 
-__global__ void RmsNormKernel(const float* x, int64_t x_stride, const void* gain, DType gain_dtype, int64_t h,
-                              float eps, float* y, int64_t y_stride) {
+__global__ void RmsNormKernel(const float* x, int64_t x_stride, const void* gain, DType gain_dtype,
+                              int64_t h, float eps, float* y, int64_t y_stride) {
   __shared__ float scratch[32];
   const float* in = x + blockIdx.x * x_stride;
   float* o = y + blockIdx.x * y_stride;
@@ -264,11 +292,13 @@ __global__ void RmsNormKernel(const float* x, int64_t x_stride, const void* gain
   for (int64_t i = threadIdx.x; i < h; i += blockDim.x) sum_sq += in[i] * in[i];
   sum_sq = BlockReduce<false>(sum_sq, scratch);
   const float inv = 1.0f / sqrtf(sum_sq / static_cast<float>(h) + eps);
-  for (int64_t i = threadIdx.x; i < h; i += blockDim.x) o[i] = in[i] * inv * LoadAny(gain, i, gain_dtype);
+  for (int64_t i = threadIdx.x; i < h; i += blockDim.x)
+    o[i] = in[i] * inv * LoadAny(gain, i, gain_dtype);
 }
 
-__global__ void RopeKernel(float* x, int64_t t, int64_t heads, int64_t half, int64_t stride_t, int64_t stride_h,
-                           const int32_t* positions, const float* inv_freq, bool interleaved, float scale) {
+__global__ void RopeKernel(float* x, int64_t t, int64_t heads, int64_t half, int64_t stride_t,
+                           int64_t stride_h, const int32_t* positions, const float* inv_freq,
+                           bool interleaved, float scale) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= t * heads * half) return;
   const int64_t i = idx % half, h = (idx / half) % heads, row = idx / (half * heads);
@@ -282,8 +312,8 @@ __global__ void RopeKernel(float* x, int64_t t, int64_t heads, int64_t half, int
   *b = b0 * c + a0 * s;
 }
 
-__global__ void StoreRowsKernel(const float* src, int64_t t, int64_t width, const int64_t* slots, void* cache,
-                                DType cache_dtype) {
+__global__ void StoreRowsKernel(const float* src, int64_t t, int64_t width, const int64_t* slots,
+                                void* cache, DType cache_dtype) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= t * width) return;
   const int64_t row = i / width, col = i % width;
@@ -302,14 +332,15 @@ constexpr int kAttentionWarps = 4, kMaxValuePerLane = 16;  // dv <= 512
 template <DType C>
 __global__ void AttentionKernel(AttentionArgs a) {
   extern __shared__ float shared[];
-  float* qs = shared;                                 // dk
-  float* accs = qs + a.dk;                            // kAttentionWarps * dv
-  float* maxes = accs + kAttentionWarps * a.dv;       // kAttentionWarps
-  float* sums = maxes + kAttentionWarps;              // kAttentionWarps
+  float* qs = shared;                            // dk
+  float* accs = qs + a.dk;                       // kAttentionWarps * dv
+  float* maxes = accs + kAttentionWarps * a.dv;  // kAttentionWarps
+  float* sums = maxes + kAttentionWarps;         // kAttentionWarps
   const int64_t r = blockIdx.x, h = blockIdx.y;
   if (a.row_position[r] < 0) return;  // a row no sequence covers
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  for (int64_t d = threadIdx.x; d < a.dk; d += blockDim.x) qs[d] = a.q[(r * a.heads + h) * a.dk + d];
+  for (int64_t d = threadIdx.x; d < a.dk; d += blockDim.x)
+    qs[d] = a.q[(r * a.heads + h) * a.dk + d];
   __syncthreads();
   const int64_t kvh = h / (a.heads / a.kv_heads);
   const int32_t* table = a.tables + a.table_offset[r];
@@ -365,12 +396,14 @@ __global__ void AddKernel(const float* a, const float* b, float* out, int64_t n)
 }
 
 template <DType D>
-__global__ void GatherRowsKernel(const void* table, int64_t h, const int32_t* ids, int64_t count, float* out) {
+__global__ void GatherRowsKernel(const void* table, int64_t h, const int32_t* ids, int64_t count,
+                                 float* out) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count * h) out[i] = Load<D>(table, static_cast<int64_t>(ids[i / h]) * h + i % h);
 }
 
-__global__ void ScatterRowsKernel(const float* src, int64_t h, const int32_t* rows, int64_t count, float* y) {
+__global__ void ScatterRowsKernel(const float* src, int64_t h, const int32_t* rows, int64_t count,
+                                  float* y) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count * h) y[static_cast<int64_t>(rows[i / h]) * h + i % h] = src[i];
 }
@@ -439,17 +472,25 @@ __global__ void TopKKernel(const float* x, int64_t n, int64_t k, float* values, 
 
 }  // namespace
 
-cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_dtype, const float* scale_inv,
-                   int64_t scale_cols, const void* bias, DType bias_dtype, int64_t n, float* y,
-                   cudaStream_t stream) {
+cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_dtype,
+                   const float* scale_inv, int64_t scale_cols, const void* bias, DType bias_dtype,
+                   int64_t n, float* y, cudaStream_t stream) {
   if (t == 0 || n == 0) return cudaSuccess;
   switch (w_dtype) {
-    case DType::kF32: return MatMulTyped<DType::kF32>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y, stream);
-    case DType::kBF16: return MatMulTyped<DType::kBF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y, stream);
-    case DType::kF16: return MatMulTyped<DType::kF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y, stream);
+    case DType::kF32:
+      return MatMulTyped<DType::kF32>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
+                                      stream);
+    case DType::kBF16:
+      return MatMulTyped<DType::kBF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
+                                       stream);
+    case DType::kF16:
+      return MatMulTyped<DType::kF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
+                                      stream);
     case DType::kF8E4M3:
-      return MatMulTyped<DType::kF8E4M3>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y, stream);
-    default: return cudaErrorInvalidValue;
+      return MatMulTyped<DType::kF8E4M3>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
+                                         stream);
+    default:
+      return cudaErrorInvalidValue;
   }
 }
 
@@ -465,34 +506,37 @@ cudaError_t HeadMatMul(const HeadMatMulArgs& a, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-cudaError_t AddWeightedRows(const float* x, const float* weights, int64_t t, int64_t k, int64_t h, float* out,
-                            cudaStream_t stream) {
+cudaError_t AddWeightedRows(const float* x, const float* weights, int64_t t, int64_t k, int64_t h,
+                            float* out, cudaStream_t stream) {
   if (t * h == 0) return cudaSuccess;
   AddWeightedRowsKernel<<<Blocks(t * h, 256), 256, 0, stream>>>(x, weights, t, k, h, out);
   return cudaGetLastError();
 }
 
-cudaError_t RmsNorm(const float* x, int64_t x_stride, const void* gain, DType gain_dtype, int64_t rows, int64_t h,
-                    float eps, float* y, int64_t y_stride, cudaStream_t stream) {
+cudaError_t RmsNorm(const float* x, int64_t x_stride, const void* gain, DType gain_dtype,
+                    int64_t rows, int64_t h, float eps, float* y, int64_t y_stride,
+                    cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  RmsNormKernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(x, x_stride, gain, gain_dtype, h, eps, y, y_stride);
+  RmsNormKernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(x, x_stride, gain, gain_dtype, h,
+                                                                 eps, y, y_stride);
   return cudaGetLastError();
 }
 
-cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t stride_t, int64_t stride_h,
-                 const int32_t* positions, const float* inv_freq, bool interleaved, float cos_sin_scale,
-                 cudaStream_t stream) {
+cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t stride_t,
+                 int64_t stride_h, const int32_t* positions, const float* inv_freq,
+                 bool interleaved, float cos_sin_scale, cudaStream_t stream) {
   const int64_t n = t * heads * (dims / 2);
   if (n == 0) return cudaSuccess;
-  RopeKernel<<<Blocks(n, 256), 256, 0, stream>>>(x, t, heads, dims / 2, stride_t, stride_h, positions, inv_freq,
-                                                 interleaved, cos_sin_scale);
+  RopeKernel<<<Blocks(n, 256), 256, 0, stream>>>(x, t, heads, dims / 2, stride_t, stride_h,
+                                                 positions, inv_freq, interleaved, cos_sin_scale);
   return cudaGetLastError();
 }
 
 cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t* slots, void* cache,
                       DType cache_dtype, cudaStream_t stream) {
   if (t * width == 0) return cudaSuccess;
-  StoreRowsKernel<<<Blocks(t * width, 256), 256, 0, stream>>>(src, t, width, slots, cache, cache_dtype);
+  StoreRowsKernel<<<Blocks(t * width, 256), 256, 0, stream>>>(src, t, width, slots, cache,
+                                                              cache_dtype);
   return cudaGetLastError();
 }
 
@@ -509,7 +553,8 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-cudaError_t SiluMul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
+cudaError_t SiluMul(const float* gate, const float* up, float* out, int64_t n,
+                    cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   SiluMulKernel<<<Blocks(n, 256), 256, 0, stream>>>(gate, up, out, n);
   return cudaGetLastError();
@@ -521,15 +566,22 @@ cudaError_t Add(const float* a, const float* b, float* out, int64_t n, cudaStrea
   return cudaGetLastError();
 }
 
-cudaError_t GatherRows(const void* table, DType table_dtype, int64_t h, const int32_t* ids, int64_t count,
-                       float* out, cudaStream_t stream) {
+cudaError_t GatherRows(const void* table, DType table_dtype, int64_t h, const int32_t* ids,
+                       int64_t count, float* out, cudaStream_t stream) {
   const int64_t n = count * h;
   if (n == 0) return cudaSuccess;
   switch (table_dtype) {
-    case DType::kF32: GatherRowsKernel<DType::kF32><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out); break;
-    case DType::kBF16: GatherRowsKernel<DType::kBF16><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out); break;
-    case DType::kF16: GatherRowsKernel<DType::kF16><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out); break;
-    default: return cudaErrorInvalidValue;
+    case DType::kF32:
+      GatherRowsKernel<DType::kF32><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out);
+      break;
+    case DType::kBF16:
+      GatherRowsKernel<DType::kBF16><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out);
+      break;
+    case DType::kF16:
+      GatherRowsKernel<DType::kF16><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out);
+      break;
+    default:
+      return cudaErrorInvalidValue;
   }
   return cudaGetLastError();
 }
@@ -541,14 +593,15 @@ cudaError_t ScatterRows(const float* src, int64_t h, const int32_t* rows, int64_
   return cudaGetLastError();
 }
 
-cudaError_t Softmax(const float* x, float* out, int64_t rows, int64_t n, bool log, cudaStream_t stream) {
+cudaError_t Softmax(const float* x, float* out, int64_t rows, int64_t n, bool log,
+                    cudaStream_t stream) {
   if (rows == 0 || n == 0) return cudaSuccess;
   SoftmaxKernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(x, out, n, log);
   return cudaGetLastError();
 }
 
-cudaError_t TopK(const float* x, int64_t rows, int64_t n, int64_t k, float* values, int32_t* indices,
-                 cudaStream_t stream) {
+cudaError_t TopK(const float* x, int64_t rows, int64_t n, int64_t k, float* values,
+                 int32_t* indices, cudaStream_t stream) {
   if (rows == 0 || k == 0) return cudaSuccess;
   TopKKernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(x, n, k, values, indices);
   return cudaGetLastError();

@@ -55,13 +55,13 @@ cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t strid
                  bool interleaved, float cos_sin_scale, cudaStream_t stream);
 
 // cache[slots[t], :] = src[t, :] (width values a row, converted to cache_dtype: f32/bf16).
-cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t* slots,
-                      void* cache, DType cache_dtype, cudaStream_t stream);
+cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t* slots, void* cache,
+                      DType cache_dtype, cudaStream_t stream);
 
 // Paged causal attention. Query row r belongs to the sequence whose block table starts at
 // tables + table_offset[r] and sits at position row_position[r] (it attends to positions
-// 0 .. row_position[r]; a row at position -1 is left as it is). A cache without values (v null) uses the first dv dims of each
-// key as its value. dv <= 512.
+// 0 .. row_position[r]; a row at position -1 is left as it is). A cache without values (v null)
+// uses the first dv dims of each key as its value. dv <= 512.
 struct AttentionArgs {
   const float* q;  // [rows, heads, dk]
   const void* k;   // [blocks * 16, kv_heads, dk]
