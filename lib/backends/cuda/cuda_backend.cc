@@ -7,9 +7,11 @@
 
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -221,8 +223,8 @@ class CudaBackend final : public Backend {
                       float cos_sin_scale) override {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.Out(x, /*keep_contents=*/true));
-    RRT_ASSIGN_OR_RETURN(const int32_t* dp, call.Array(positions));
-    RRT_ASSIGN_OR_RETURN(const float* df, call.Array(inv_freq));
+    RRT_ASSIGN_OR_RETURN(const int32_t* dp, call.Repeated(RepeatedArg::kPositions, positions));
+    RRT_ASSIGN_OR_RETURN(const float* df, call.Repeated(RepeatedArg::kInvFreq, inv_freq));
     RRT_RETURN_IF_ERROR(
         CudaStatus(cuda::Rope(dx.mutable_data_as<float>(), x.dim(0), x.dim(1), x.dim(2),
                               dx.stride(0), dx.stride(1), dp, df,
@@ -234,7 +236,7 @@ class CudaBackend final : public Backend {
   absl::Status DoStoreKv(const TensorView& k, const TensorView& v, absl::Span<const int64_t> slots,
                          const PagedKvLayer& cache) override {
     Call call(*this);
-    RRT_ASSIGN_OR_RETURN(const int64_t* ds, call.Array(slots));
+    RRT_ASSIGN_OR_RETURN(const int64_t* ds, call.Repeated(RepeatedArg::kSlots, slots));
     for (const auto& [src, dst] : {std::pair{&k, &cache.k}, std::pair{&v, &cache.v}}) {
       if (dst->empty() || src->empty()) continue;
       RRT_ASSIGN_OR_RETURN(TensorView dsrc, call.In(*src));
@@ -271,9 +273,12 @@ class CudaBackend final : public Backend {
     }
     RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/true));
     AttentionArgs a{};
-    RRT_ASSIGN_OR_RETURN(a.tables, call.Array(absl::MakeConstSpan(tables)));
-    RRT_ASSIGN_OR_RETURN(a.table_offset, call.Array(absl::MakeConstSpan(table_offset)));
-    RRT_ASSIGN_OR_RETURN(a.row_position, call.Array(absl::MakeConstSpan(position)));
+    RRT_ASSIGN_OR_RETURN(a.tables,
+                         call.Repeated(RepeatedArg::kTables, absl::MakeConstSpan(tables)));
+    RRT_ASSIGN_OR_RETURN(a.table_offset, call.Repeated(RepeatedArg::kTableOffsets,
+                                                       absl::MakeConstSpan(table_offset)));
+    RRT_ASSIGN_OR_RETURN(a.row_position,
+                         call.Repeated(RepeatedArg::kRowPositions, absl::MakeConstSpan(position)));
     a.q = dq.data_as<float>(), a.k = dk.data(), a.v = dv.empty() ? nullptr : dv.data(),
     a.cache_dtype = cache.k.dtype();
     a.out = dout.mutable_data_as<float>();
@@ -349,6 +354,20 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  enum class RepeatedArg {
+    kPositions,
+    kInvFreq,
+    kSlots,
+    kTables,
+    kTableOffsets,
+    kRowPositions,
+    kCount
+  };
+  struct LastArgument {
+    std::string bytes;
+    std::shared_ptr<void> memory;
+  };
+
   // The device memory and transfers of one operation: host operands copied in, host
   // outputs copied back by Finish, scratch freed (stream-ordered) when the Call ends.
   class Call {
@@ -388,6 +407,25 @@ class CudaBackend final : public Backend {
                                                      cudaMemcpyHostToDevice, be_.stream()),
                                      "copy arguments"));
       return static_cast<const T*>(p);
+    }
+
+    // The same for arguments that repeat from call to call (a forward pass gives every
+    // layer the same positions, cache slots and block tables): the backend keeps the last
+    // values of each kind on the device and copies only when they change.
+    template <typename T>
+    absl::StatusOr<const T*> Repeated(RepeatedArg kind, absl::Span<const T> values) {
+      if (values.empty()) return nullptr;
+      LastArgument& last = be_.last_arguments_[static_cast<int>(kind)];
+      const size_t bytes = values.size() * sizeof(T);
+      if (last.bytes.size() != bytes || std::memcmp(last.bytes.data(), values.data(), bytes) != 0) {
+        RRT_ASSIGN_OR_RETURN(std::shared_ptr<void> m, be_.DeviceMemory(bytes, "arguments"));
+        RRT_RETURN_IF_ERROR(CudaStatus(
+            cudaMemcpyAsync(m.get(), values.data(), bytes, cudaMemcpyHostToDevice, be_.stream()),
+            "copy arguments"));
+        last.bytes.assign(reinterpret_cast<const char*>(values.data()), bytes);
+        last.memory = std::move(m);  // the old copy is freed after the kernels queued on it
+      }
+      return static_cast<const T*>(last.memory.get());
     }
 
     absl::StatusOr<TensorView> Scratch(DType dtype, std::initializer_list<int64_t> shape) {
@@ -486,6 +524,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   std::shared_ptr<Stream> stream_;
+  std::array<LastArgument, static_cast<int>(RepeatedArg::kCount)> last_arguments_;
 };
 
 }  // namespace

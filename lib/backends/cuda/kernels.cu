@@ -124,6 +124,7 @@ __global__ void GemvKernel(const float* __restrict__ x, int64_t k, const void* _
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   const float* row_scales = D == DType::kF8E4M3 ? scale_inv + (row / 128) * scale_cols : nullptr;
   if (vector_loads) {
+#pragma unroll 4  // several 16-byte loads in flight per lane
     for (int64_t c = lane * 8; c < k; c += kWarp * 8) {
       float wv[8];
       Load8<D>(w, row * k + c, wv);
