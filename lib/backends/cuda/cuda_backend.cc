@@ -7,7 +7,9 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <array>
+#include <climits>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -15,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "lib/backends/cuda/cublas.h"
 #include "lib/backends/cuda/device.h"
 #include "lib/backends/cuda/kernels.h"
 #include "lib/core/status_macros.h"
@@ -118,8 +121,11 @@ class WeightCopies {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, std::shared_ptr<Stream> stream)
-      : device_(device), stream_(std::move(stream)) {}
+  CudaBackend(int device, bool exact, std::shared_ptr<Stream> stream)
+      : device_(device), exact_(exact), stream_(std::move(stream)) {}
+  ~CudaBackend() override {
+    if (blas_ != nullptr) Cublas::Get()->Destroy(blas_);
+  }
 
   std::string_view name() const override { return "cuda"; }
   Device device() const override { return Device{DeviceType::kCuda, device_}; }
@@ -516,14 +522,53 @@ class CudaBackend final : public Backend {
       RRT_ASSIGN_OR_RETURN(TensorView db, call.Weight(*bias));
       b = db.data(), bias_dtype = db.dtype();
     }
-    return CudaStatus(cuda::MatMul(x.data_as<float>(), x.dim(0), x.dim(1), dw.data(), dw.dtype(),
-                                   scales, scale_cols, b, bias_dtype, w.data.dim(0),
-                                   y.mutable_data_as<float>(), stream()),
-                      "MatMul");
+    const int64_t t = x.dim(0), k = x.dim(1), n = w.data.dim(0);
+    if (t > 8 && dw.dtype() == DType::kBF16 && std::max({t, k, n}) <= INT32_MAX) {
+      if (void* blas = Blas(); blas != nullptr)
+        return CublasMatMul(call, blas, x, dw, b, bias_dtype, y);
+    }
+    return CudaStatus(
+        cuda::MatMul(x.data_as<float>(), t, k, dw.data(), dw.dtype(), scales, scale_cols, b,
+                     bias_dtype, n, y.mutable_data_as<float>(), stream()),
+        "MatMul");
+  }
+
+  // The prompt GEMM of bf16 weights on tensor cores (cuBLAS): the activations rounded to
+  // bf16, or with exact activations split into hi + lo bf16 halves, two GEMMs summed.
+  absl::Status CublasMatMul(Call& call, void* blas, const TensorView& x, const TensorView& w,
+                            const void* bias, DType bias_dtype, const TensorView& y) {
+    const int t = static_cast<int>(x.dim(0)), k = static_cast<int>(x.dim(1));
+    const int n = static_cast<int>(w.dim(0));
+    RRT_ASSIGN_OR_RETURN(TensorView hi, call.Scratch(DType::kBF16, {t, k}));
+    TensorView lo;
+    if (exact_) {
+      RRT_ASSIGN_OR_RETURN(lo, call.Scratch(DType::kBF16, {t, k}));
+    }
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(SplitBf16(x.data_as<float>(), x.num_elements(), hi.mutable_data(),
+                             exact_ ? lo.mutable_data() : nullptr, stream()),
+                   "MatMul"));
+    const Cublas* cublas = Cublas::Get();
+    float* out = y.mutable_data_as<float>();
+    if (!cublas->GemmBf16(blas, t, n, k, hi.data(), w.data(), 0.0f, out) ||
+        (exact_ && !cublas->GemmBf16(blas, t, n, k, lo.data(), w.data(), 1.0f, out))) {
+      return absl::InternalError(
+          StrCat("cuda MatMul: cuBLAS bf16 GEMM [", t, ", ", k, "] x [", n, ", ", k, "]^T failed"));
+    }
+    if (bias == nullptr) return absl::OkStatus();
+    return CudaStatus(AddBias(out, t, n, bias, bias_dtype, stream()), "MatMul bias");
+  }
+
+  // This backend's cuBLAS handle (made on first use), or nullptr without cuBLAS.
+  void* Blas() {
+    if (blas_ == nullptr && Cublas::Get() != nullptr) blas_ = Cublas::Get()->NewHandle(stream());
+    return blas_;
   }
 
   int device_;
+  bool exact_;
   std::shared_ptr<Stream> stream_;
+  void* blas_ = nullptr;
   std::array<LastArgument, static_cast<int>(RepeatedArg::kCount)> last_arguments_;
 };
 
@@ -541,7 +586,8 @@ absl::StatusOr<std::unique_ptr<Backend>> NewCudaBackend(const BackendOptions& op
   RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
   RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream->stream, cudaStreamNonBlocking),
                                  "create stream"));
-  return std::unique_ptr<Backend>(new CudaBackend(device, std::move(stream)));
+  return std::unique_ptr<Backend>(
+      new CudaBackend(device, options.exact_activations, std::move(stream)));
 }
 
 }  // namespace reasonrt::cuda

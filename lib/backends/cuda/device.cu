@@ -1,6 +1,6 @@
 #include <cuda_runtime.h>
-#include <dlfcn.h>
 
+#include "lib/backends/cuda/cublas.h"
 #include "lib/backends/cuda/device.h"
 
 namespace reasonrt::cuda {
@@ -76,32 +76,6 @@ float BestMs(int reps, F f) {
   return best;
 }
 
-// The few cuBLAS entry points the peak probe uses, opened at run time.
-struct Cublas {
-  using Create = int (*)(void**);
-  using Destroy = int (*)(void*);
-  using GemmEx = int (*)(void*, int, int, int, int, int, const void*, const void*, int, int,
-                         const void*, int, int, const void*, void*, int, int, int, int);
-  void* lib = nullptr;
-  Create create = nullptr;
-  Destroy destroy = nullptr;
-  GemmEx gemm = nullptr;
-
-  Cublas() {
-    for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so"}) {
-      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
-    }
-    if (lib == nullptr) return;
-    create = reinterpret_cast<Create>(dlsym(lib, "cublasCreate_v2"));
-    destroy = reinterpret_cast<Destroy>(dlsym(lib, "cublasDestroy_v2"));
-    gemm = reinterpret_cast<GemmEx>(dlsym(lib, "cublasGemmEx"));
-  }
-  ~Cublas() {
-    if (lib != nullptr) dlclose(lib);
-  }
-  bool ok() const { return create != nullptr && destroy != nullptr && gemm != nullptr; }
-};
-
 }  // namespace
 
 double MeasureCopyBandwidthGBs(int index, int reps) {
@@ -125,35 +99,31 @@ double MeasureCopyBandwidthGBs(int index, int reps) {
 }
 
 double MeasureCublasBf16PeakGflops(int index, int m, int n, int k, int reps) {
-  Cublas cublas;
-  if (!cublas.ok() || cudaSetDevice(index) != cudaSuccess) {
+  const Cublas* cublas = Cublas::Get();
+  if (cublas == nullptr || cudaSetDevice(index) != cudaSuccess) {
     cudaGetLastError();
     return 0.0;
   }
-  void* handle = nullptr;
-  if (cublas.create(&handle) != 0) return 0.0;
-  void *a = nullptr, *b = nullptr, *c = nullptr;
+  void* handle = cublas->NewHandle(nullptr);
+  if (handle == nullptr) return 0.0;
+  void *x = nullptr, *w = nullptr, *y = nullptr;
   double gflops = 0.0;
-  const size_t elems_a = size_t(m) * k, elems_b = size_t(k) * n, elems_c = size_t(m) * n;
-  if (cudaMalloc(&a, elems_a * 2) == cudaSuccess && cudaMalloc(&b, elems_b * 2) == cudaSuccess &&
-      cudaMalloc(&c, elems_c * 4) == cudaSuccess) {
-    cudaMemset(a, 0x3c, elems_a * 2);  // bf16 values near 0.01: no overflow, no denormals
-    cudaMemset(b, 0x3c, elems_b * 2);
-    const float alpha = 1.0f, beta = 0.0f;
-    constexpr int kOpN = 0, kOpT = 1, kBf16 = 14, kF32 = 0, kCompute32F = 68, kGemmDefault = -1;
-    // Column-major C[n, m] = B^T[n, k] . A[k, m]: row-major y[m, n] = x[m, k] . W[n, k]^T.
+  const size_t elems_x = size_t(m) * k, elems_w = size_t(n) * k, elems_y = size_t(m) * n;
+  if (cudaMalloc(&x, elems_x * 2) == cudaSuccess && cudaMalloc(&w, elems_w * 2) == cudaSuccess &&
+      cudaMalloc(&y, elems_y * 4) == cudaSuccess) {
+    cudaMemset(x, 0x3c, elems_x * 2);  // bf16 values near 0.01: no overflow, no denormals
+    cudaMemset(w, 0x3c, elems_w * 2);
     auto run = [&] {
-      return cublas.gemm(handle, kOpT, kOpN, n, m, k, &alpha, b, kBf16, k, a, kBf16, k, &beta, c,
-                         kF32, n, kCompute32F, kGemmDefault) == 0;
+      return cublas->GemmBf16(handle, m, n, k, x, w, 0.0f, static_cast<float*>(y));
     };
     run();
     const float ms = BestMs(reps, run);
     if (ms > 0) gflops = 2.0 * m * n * k / (ms * 1e-3) / 1e9;
   }
-  cudaFree(a);
-  cudaFree(b);
-  cudaFree(c);
-  cublas.destroy(handle);
+  cudaFree(x);
+  cudaFree(w);
+  cudaFree(y);
+  cublas->Destroy(handle);
   cudaGetLastError();
   return gflops;
 }

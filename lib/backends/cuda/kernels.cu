@@ -386,6 +386,19 @@ __global__ void AttentionKernel(AttentionArgs a) {
   }
 }
 
+__global__ void SplitBf16Kernel(const float* x, int64_t n, __nv_bfloat16* hi, __nv_bfloat16* lo) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const __nv_bfloat16 h = __float2bfloat16_rn(x[i]);
+  hi[i] = h;
+  if (lo != nullptr) lo[i] = __float2bfloat16_rn(x[i] - __bfloat162float(h));
+}
+
+__global__ void AddBiasKernel(float* y, int64_t t, int64_t n, const void* bias, DType bias_dtype) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < t * n) y[i] += LoadAny(bias, i % n, bias_dtype);
+}
+
 __global__ void SiluMulKernel(const float* gate, const float* up, float* out, int64_t n) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
@@ -551,6 +564,20 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
   } else {
     AttentionKernel<DType::kF32><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
   }
+  return cudaGetLastError();
+}
+
+cudaError_t SplitBf16(const float* x, int64_t n, void* hi, void* lo, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  SplitBf16Kernel<<<Blocks(n, 256), 256, 0, stream>>>(x, n, static_cast<__nv_bfloat16*>(hi),
+                                                      static_cast<__nv_bfloat16*>(lo));
+  return cudaGetLastError();
+}
+
+cudaError_t AddBias(float* y, int64_t t, int64_t n, const void* bias, DType bias_dtype,
+                    cudaStream_t stream) {
+  if (t * n == 0) return cudaSuccess;
+  AddBiasKernel<<<Blocks(t * n, 256), 256, 0, stream>>>(y, t, n, bias, bias_dtype);
   return cudaGetLastError();
 }
 

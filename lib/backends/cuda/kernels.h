@@ -76,6 +76,14 @@ struct AttentionArgs {
 };
 cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream);
 
+// hi = bf16(x) and, where lo is not null, lo = bf16(x - hi) (round to nearest even): the
+// activations of the bf16 tensor-core GEMM, lo for exact activations.
+cudaError_t SplitBf16(const float* x, int64_t n, void* hi, void* lo, cudaStream_t stream);
+
+// y[r, :] += bias (bias f32, f16 or bf16, n values) for each of t rows.
+cudaError_t AddBias(float* y, int64_t t, int64_t n, const void* bias, DType bias_dtype,
+                    cudaStream_t stream);
+
 // out = silu(gate) * up; out may be gate.
 cudaError_t SiluMul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
 
