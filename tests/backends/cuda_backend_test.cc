@@ -8,6 +8,7 @@
 // are identical.
 #include <algorithm>
 #include <cmath>
+#include <ostream>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -122,6 +123,8 @@ const ModelCase kModels[] = {
       "max_position_embeddings":4096,"bos_token_id":1,"eos_token_id":2})",
      true},
 };
+
+void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
 
 class CudaModelTest : public ::testing::TestWithParam<ModelCase> {
  protected:
