@@ -150,9 +150,13 @@ int RunBench(const BenchArgs& args) {
   auto measure_peak = [&] {
     return on_gpu ? cuda::MeasureCublasBf16PeakGflops(0, std::max(args.prompt, 1), static_cast<int>(cfg.intermediate_size),
                                                       static_cast<int>(cfg.hidden_size), 3)
-                  : cpu::OneDnnGemm::MeasureBf16PeakGflops(512, 8960, 1536, threads, 2);
+                  : cpu::OneDnnGemm::MeasurePeakGflops(cpu::OneDnnGemm::PromptDType(), 512, 8960, 1536, threads, 2);
   };
-  const char* peak_name = on_gpu ? "cuBLAS bf16 peak" : "oneDNN bf16 peak";
+  // Without bf16 instructions prompts compute in f32 (weights converted in panels): the
+  // roofline is then oneDNN's f32 GEMM.
+  const char* peak_name = on_gpu                                                  ? "cuBLAS bf16 peak"
+                          : cpu::OneDnnGemm::PromptDType() == DType::kBF16 ? "oneDNN bf16 peak"
+                                                                           : "oneDNN f32 peak";
   const char* bandwidth_name = on_gpu ? "device copy bandwidth" : "read bandwidth";
   const DecodeBytes decode_bytes = WeightBytesPerToken(cfg, **ckpt);
   const int64_t moe_layers = static_cast<int64_t>((*session)->routing_stats().layers.size());
@@ -265,13 +269,14 @@ int RunBench(const BenchArgs& args) {
         "\"prompt_tokens_per_s\": %.3f, \"decode_tokens_per_s\": %.3f, "
         "\"weight_bytes_per_token\": %lld, \"read_bandwidth_gb_s\": %.3f, "
         "\"decode_gb_s\": %.3f, \"decode_bandwidth_ratio\": %.4f, "
-        "\"prompt_gflops\": %.2f, \"gemm_peak_gflops\": %.2f, \"prompt_peak_ratio\": %.4f, "
+        "\"prompt_gflops\": %.2f, \"gemm_peak_gflops\": %.2f, \"gemm_peak_name\": \"%s\", "
+        "\"prompt_peak_ratio\": %.4f, "
         "\"group\": %d, \"group_decode_tokens_per_s\": %.3f, \"group_kv_tokens\": %lld, "
         "\"actual_weight_bytes_per_token\": %lld, \"kv_cache_bytes_per_token\": %lld}\n",
         args.model.c_str(), std::string((*model)->backend_name()).c_str(), threads,
         CpuFeaturesString(GetCpuFeatures()).c_str(), args.prompt, args.decode, args.depth, args.reps, pp_ts,
         tg_ts, static_cast<long long>(bytes_per_token), bandwidth, decode_gbs,
-        decode_ratio, pp_gflops, peak, prompt_ratio, args.group, group_ts, static_cast<long long>(group_kv_tokens),
+        decode_ratio, pp_gflops, peak, peak_name, prompt_ratio, args.group, group_ts, static_cast<long long>(group_kv_tokens),
         static_cast<long long>(actual_bytes_per_token),
         static_cast<long long>(KvCacheBytesPerToken(cfg, DType::kF32)));
     return 0;

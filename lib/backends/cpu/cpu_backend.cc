@@ -18,8 +18,10 @@ namespace reasonrt {
 namespace {
 
 // Up to this many activation rows a matmul streams the weight through the GEMV kernels
-// (4 rows per pass); beyond it, GEMM.
+// (all rows in one pass); beyond it, GEMM.
 constexpr int64_t kGemvMaxRows = 8;
+// The f32 weight panel each thread converts at a time for GemmDequantized (L2-sized).
+constexpr int64_t kPanelBytes = 512 * 1024;
 
 class CpuBackend final : public Backend {
  public:
@@ -42,6 +44,8 @@ class CpuBackend final : public Backend {
     float* ys = y.mutable_data_as<float>();
     if (m > kGemvMaxRows && cpu::OneDnnGemm::Supports(dtype)) {
       RRT_RETURN_IF_ERROR(Gemm(x, w, y));
+    } else if (m > kGemvMaxRows && cpu::OneDnnGemm::Supports(DType::kF32)) {
+      RRT_RETURN_IF_ERROR(GemmDequantized(x, w, y));
     } else if (UseBf16Dot(m, dtype)) {
       cpu::SplitActivations split;
       cpu::SplitBf16(x.data_as<float>(), m, k, exact_, &split);
@@ -51,8 +55,8 @@ class CpuBackend final : public Backend {
       const float* xs = x.data_as<float>();
       const float* scales = dtype == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
       pool_.ParallelFor(n, 16, [&](int64_t n0, int64_t n1) {
-        for (int64_t r = 0; r < m; r += 4) {
-          cpu::Gemv(dtype, w.data.data(), scales, xs + r * k, std::min<int64_t>(4, m - r), k, n0,
+        for (int64_t r = 0; r < m; r += cpu::kGemvRows) {
+          cpu::Gemv(dtype, w.data.data(), scales, xs + r * k, std::min(cpu::kGemvRows, m - r), k, n0,
                     n1, ys + r * n, n);
         }
       });
@@ -102,9 +106,9 @@ class CpuBackend final : public Backend {
                            ys[i]->mutable_data_as<float>(), n);
           continue;
         }
-        for (int64_t r = 0; r < m; r += 4) {
+        for (int64_t r = 0; r < m; r += cpu::kGemvRows) {
           cpu::Gemv(w.data.dtype(), w.data.data(), scales, x.data_as<float>() + r * k,
-                    std::min<int64_t>(4, m - r), k, n0, n1, ys[i]->mutable_data_as<float>() + r * n, n);
+                    std::min(cpu::kGemvRows, m - r), k, n0, n1, ys[i]->mutable_data_as<float>() + r * n, n);
         }
       }
     });
@@ -155,9 +159,9 @@ class CpuBackend final : public Backend {
         const Weight& w = weights[small[i]];
         const float* scales = w.data.dtype() == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
         const int64_t m = row_start[i + 1] - row_start[i];
-        for (int64_t r = 0; r < m; r += 4) {
+        for (int64_t r = 0; r < m; r += cpu::kGemvRows) {
           cpu::Gemv(w.data.dtype(), w.data.data(), scales, xs.data() + (row_start[i] + r) * k,
-                    std::min<int64_t>(4, m - r), k, n0, n1, ys.data() + (row_start[i] + r) * n, n);
+                    std::min(cpu::kGemvRows, m - r), k, n0, n1, ys.data() + (row_start[i] + r) * n, n);
         }
       }
     });
@@ -436,6 +440,35 @@ class CpuBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  // A prompt whose weight dtype oneDNN does not take here (bf16 without AVX512-BF16, f16,
+  // FP8): each thread converts panels of its weight rows to f32 (small enough to stay in
+  // L2) and runs oneDNN's f32 GEMM on each. The conversion is one pass over the weights;
+  // the GEMM does 2 * m flops per weight, so for prompts the GEMM dominates. Exact: the
+  // f32 weights are the values the reference multiplies by.
+  absl::Status GemmDequantized(const TensorView& x, const Weight& w, const TensorView& y) {
+    const int64_t m = x.dim(0), k = x.dim(1), n = w.data.dim(0);
+    const DType dtype = w.data.dtype();
+    const float* scales = dtype == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
+    const int threads = pool_.num_threads();
+    const int64_t per = ((n + threads - 1) / threads + 15) / 16 * 16;
+    const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (k * 4) / 16 * 16, 16, 256);
+    if (panels_.size() < static_cast<size_t>(threads)) panels_.resize(threads);
+    std::vector<absl::Status> status(threads);
+    pool_.RunOnEachThread([&](int t) {
+      const int64_t n0 = std::min<int64_t>(n, t * per), n1 = std::min<int64_t>(n, n0 + per);
+      std::vector<float>& panel = panels_[t];
+      panel.resize(static_cast<size_t>(std::min(panel_rows, std::max<int64_t>(n1 - n0, 0)) * k));
+      for (int64_t p0 = n0; p0 < n1 && status[t].ok(); p0 += panel_rows) {
+        const int64_t p1 = std::min(n1, p0 + panel_rows);
+        cpu::DequantizeRows(dtype, w.data.data(), scales, k, p0, p1, panel.data());
+        status[t] = gemm_[t].Run(DType::kF32, x.data_as<float>(), nullptr, m, k, panel.data(), p1 - p0,
+                                 y.mutable_data_as<float>() + p0, n);
+      }
+    });
+    for (const absl::Status& s : status) RRT_RETURN_IF_ERROR(s);
+    return absl::OkStatus();
+  }
+
   // y[m, n] = x . W^T through oneDNN, each thread on a slice of W's rows.
   absl::Status GemmPass(const float* x, const uint16_t* x_bf16, int64_t m, int64_t k,
                         const Weight& w, float* y) {
@@ -456,10 +489,11 @@ class CpuBackend final : public Backend {
 
   ThreadPool pool_;
   std::vector<cpu::OneDnnGemm> gemm_;
-  bool has_bf16_dot_ = false;
   bool exact_;
+  bool has_bf16_dot_ = false;
   std::vector<uint16_t> x_bf16_, x_lo_;
   std::vector<float> y_lo_;
+  std::vector<std::vector<float>> panels_;  // GemmDequantized's f32 weight panels, per thread
 };
 
 }  // namespace

@@ -272,8 +272,77 @@ void GemvBf16Pairs(const uint16_t* w, const float* xe, const float* xo, const fl
   }
 }
 
+// Up to 8 rows of x at once for bf16 weights, for CPUs without a bf16 dot instruction
+// (batched decode: each weight row is read once for all rows). The x rows are laid out
+// per vector step as 16 consecutive vectors (row 0 even, row 0 odd, row 1 even, ...), so
+// the kernel addresses them from one pointer, and K runs in blocks of kPairsPerBlock pairs
+// whose x block (16 KB) stays in L1 while the weight rows stream past it. Each (weight row,
+// x row) keeps a vector of partial sums across the blocks; one horizontal sum at the end.
+template <int kRows>
+void GemvBf16Blocked(const uint16_t* w, const float* x, int64_t k_dim, int64_t n_begin, int64_t n_end,
+                     float* y, int64_t ldy) {
+  constexpr int64_t kPairsPerBlock = 256;
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t half = k_dim / 2;
+  const int64_t vec_end = (half / lanes) * lanes;
+  const auto hi_mask = hn::Set(du, 0xffff0000u);
+  thread_local std::vector<float> xb, part;
+  xb.resize(static_cast<size_t>(vec_end * 2 * kRows));
+  for (int64_t j = 0; j < vec_end; j += lanes) {
+    float* dst = xb.data() + j * 2 * kRows;
+    for (int m = 0; m < kRows; ++m) {
+      for (int64_t l = 0; l < lanes; ++l) {
+        dst[(2 * m) * lanes + l] = x[m * k_dim + 2 * (j + l)];
+        dst[(2 * m + 1) * lanes + l] = x[m * k_dim + 2 * (j + l) + 1];
+      }
+    }
+  }
+  const int64_t count = n_end - n_begin;
+  part.assign(static_cast<size_t>(count * kRows * lanes), 0.0f);
+  for (int64_t j0 = 0; j0 < vec_end; j0 += kPairsPerBlock) {
+    const int64_t j1 = j0 + kPairsPerBlock < vec_end ? j0 + kPairsPerBlock : vec_end;
+    for (int64_t n = n_begin; n < n_end; ++n) {
+      const uint32_t* wr = reinterpret_cast<const uint32_t*>(w + n * k_dim);
+      // The same K block of the row after next, on its way (the rows' blocks are strided).
+      const char* ahead = reinterpret_cast<const char*>(w + (n + 2 < n_end ? n + 2 : n) * k_dim);
+      float* pn = part.data() + (n - n_begin) * kRows * lanes;
+      VF acc[kRows];
+      for (int m = 0; m < kRows; ++m) acc[m] = hn::LoadU(df, pn + m * lanes);
+      for (int64_t j = j0; j < j1; j += lanes) {
+        __builtin_prefetch(ahead + 4 * j);
+        const auto v = hn::LoadU(du, wr + j);
+        const VF even = hn::BitCast(df, hn::ShiftLeft<16>(v));
+        const VF odd = hn::BitCast(df, hn::And(v, hi_mask));
+        const float* xj = xb.data() + j * 2 * kRows;
+        for (int m = 0; m < kRows; ++m) {
+          acc[m] = hn::MulAdd(hn::LoadU(df, xj + (2 * m) * lanes), even, acc[m]);
+          acc[m] = hn::MulAdd(hn::LoadU(df, xj + (2 * m + 1) * lanes), odd, acc[m]);
+        }
+      }
+      for (int m = 0; m < kRows; ++m) hn::StoreU(acc[m], df, pn + m * lanes);
+    }
+  }
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const uint16_t* row = w + n * k_dim;
+    for (int m = 0; m < kRows; ++m) {
+      float sum = hn::GetLane(hn::SumOfLanes(df, hn::LoadU(df, part.data() + ((n - n_begin) * kRows + m) * lanes)));
+      for (int64_t k = 2 * vec_end; k < k_dim; ++k) sum += x[m * k_dim + k] * Bf16ToF32(row[k]);
+      y[m * ldy + n] = sum;
+    }
+  }
+}
+
 void GemvBf16(const uint16_t* w, const float* x, int64_t rows, int64_t k_dim, int64_t n_begin,
               int64_t n_end, float* y, int64_t ldy) {
+  switch (rows) {  // 5-8 rows: every weight row read once (the batched decode of a group)
+    case 5: return GemvBf16Blocked<5>(w, x, k_dim, n_begin, n_end, y, ldy);
+    case 6: return GemvBf16Blocked<6>(w, x, k_dim, n_begin, n_end, y, ldy);
+    case 7: return GemvBf16Blocked<7>(w, x, k_dim, n_begin, n_end, y, ldy);
+    case 8: return GemvBf16Blocked<8>(w, x, k_dim, n_begin, n_end, y, ldy);
+    default: break;
+  }
   const int64_t half = k_dim / 2;
   thread_local std::vector<float> split;
   split.resize(static_cast<size_t>(2 * rows * half));
@@ -302,6 +371,46 @@ void GemvBf16(const uint16_t* w, const float* x, int64_t rows, int64_t k_dim, in
   }
 }
 
+// Rows [n_begin, n_end) of W in f32 (FP8: times each 128x128 block's scale), for the GEMM
+// of prompts whose weight dtype the GEMM library does not take.
+template <DType kType>
+void DequantizeType(const void* w, const float* scale_inv, int64_t k_dim, int64_t n_begin, int64_t n_end,
+                    float* out) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t k_blocks = (k_dim + kFp8BlockSize - 1) / kFp8BlockSize;
+  const char* base = static_cast<const char*>(w);
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const void* row = base + n * k_dim * static_cast<int64_t>(DTypeSize(kType));
+    float* o = out + (n - n_begin) * k_dim;
+    for (int64_t k0 = 0; k0 < k_dim; k0 += kFp8BlockSize) {
+      const int64_t k1 = k0 + kFp8BlockSize < k_dim ? k0 + kFp8BlockSize : k_dim;
+      // LoadWeights gives FP8 times 2^-8; 2^8 goes back into the scale (exact: a power of two).
+      const float f = kType == DType::kF8E4M3 ? scale_inv[(n / kFp8BlockSize) * k_blocks + k0 / kFp8BlockSize] * 256.0f
+                                              : 1.0f;
+      const VF vf = hn::Set(df, f);
+      int64_t k = k0;
+      for (; k + lanes <= k1; k += lanes) {
+        VF v = LoadWeights<kType>(df, row, k);
+        if constexpr (kType == DType::kF8E4M3) v = hn::Mul(v, vf);
+        hn::StoreU(v, df, o + k);
+      }
+      for (; k < k1; ++k) o[k] = LoadScalarWeight<kType>(row, k) * f;
+    }
+  }
+}
+
+void DequantizeImpl(DType dtype, const void* w, const float* scale_inv, int64_t k_dim, int64_t n_begin,
+                    int64_t n_end, float* out) {
+  switch (dtype) {
+    case DType::kF32: return DequantizeType<DType::kF32>(w, scale_inv, k_dim, n_begin, n_end, out);
+    case DType::kBF16: return DequantizeType<DType::kBF16>(w, scale_inv, k_dim, n_begin, n_end, out);
+    case DType::kF16: return DequantizeType<DType::kF16>(w, scale_inv, k_dim, n_begin, n_end, out);
+    case DType::kF8E4M3: return DequantizeType<DType::kF8E4M3>(w, scale_inv, k_dim, n_begin, n_end, out);
+    default: return;
+  }
+}
+
 template <DType kType>
 void GemvType(const void* w, const float* scale_inv, const float* x, int64_t rows,
               int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
@@ -315,6 +424,10 @@ void GemvType(const void* w, const float* scale_inv, const float* x, int64_t row
 
 void GemvImpl(DType dtype, const void* w, const float* scale_inv, const float* x, int64_t rows,
               int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+  if (rows > 4 && dtype != DType::kBF16) {  // the other dtypes' kernels take 4 rows at a time
+    GemvImpl(dtype, w, scale_inv, x, 4, k_dim, n_begin, n_end, y, ldy);
+    return GemvImpl(dtype, w, scale_inv, x + 4 * k_dim, rows - 4, k_dim, n_begin, n_end, y + 4 * ldy, ldy);
+  }
   switch (dtype) {
     case DType::kF32: return GemvType<DType::kF32>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
     case DType::kBF16: return GemvBf16(static_cast<const uint16_t*>(w), x, rows, k_dim, n_begin, n_end, y, ldy);
@@ -364,12 +477,18 @@ void ApplyCpuOverrides() {
 }
 
 HWY_EXPORT(GemvImpl);
+HWY_EXPORT(DequantizeImpl);
 HWY_EXPORT(TargetNameImpl);
 HWY_EXPORT(SumImpl);
 
 float StreamSum(const float* p, int64_t n) {
   ApplyCpuOverrides();
   return HWY_DYNAMIC_DISPATCH(SumImpl)(p, n);
+}
+
+void DequantizeRows(DType dtype, const void* w, const float* scale_inv, int64_t k_dim, int64_t n_begin,
+                    int64_t n_end, float* out) {
+  HWY_DYNAMIC_DISPATCH(DequantizeImpl)(dtype, w, scale_inv, k_dim, n_begin, n_end, out);
 }
 
 void Gemv(DType dtype, const void* w, const float* scale_inv, const float* x, int64_t rows,

@@ -10,11 +10,20 @@
 
 namespace reasonrt::cpu {
 
-// y[m * ldy + n] = sum_k x[m * k_dim + k] * W[n, k] for m < rows (1..4) and n in
+// The most activation rows one Gemv call takes.
+inline constexpr int64_t kGemvRows = 8;
+
+// y[m * ldy + n] = sum_k x[m * k_dim + k] * W[n, k] for m < rows (1..kGemvRows) and n in
 // [n_begin, n_end). `w` is the whole [N, k_dim] weight in `dtype` (f32, f16, bf16, or
-// f8_e4m3 with `scale_inv` [ceil(N/128), ceil(k_dim/128)]).
+// f8_e4m3 with `scale_inv` [ceil(N/128), ceil(k_dim/128)]). bf16 reads each weight row
+// once for all rows; the other dtypes once per 4 rows.
 void Gemv(DType dtype, const void* w, const float* scale_inv, const float* x, int64_t rows,
           int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy);
+
+// out[(n - n_begin) * k_dim + k] = W[n, k] as f32 for n in [n_begin, n_end): W as in Gemv,
+// FP8 multiplied by its block's scale (exactly the value the reference multiplies by).
+void DequantizeRows(DType dtype, const void* w, const float* scale_inv, int64_t k_dim, int64_t n_begin,
+                    int64_t n_end, float* out);
 
 // Sum of n floats read once, with SIMD: the bench's memory read kernel.
 float StreamSum(const float* p, int64_t n);

@@ -33,6 +33,8 @@ bool OneDnnGemm::Supports(DType dtype) {
   return dtype == DType::kBF16 && (f.avx512_bf16 || f.amx_bf16);
 }
 
+DType OneDnnGemm::PromptDType() { return Supports(DType::kBF16) ? DType::kBF16 : DType::kF32; }
+
 absl::Status OneDnnGemm::Run(DType dtype, const float* x, const uint16_t* x_bf16, int64_t m,
                              int64_t k, const void* w, int64_t n, float* y, int64_t ldy) {
   using dt = dnnl::memory::data_type;
@@ -61,8 +63,10 @@ absl::Status OneDnnGemm::Run(DType dtype, const float* x, const uint16_t* x_bf16
   }
   return absl::OkStatus();
 }
-double OneDnnGemm::MeasureBf16PeakGflops(int64_t m, int64_t n, int64_t k, int threads, int reps) {
-  if (!Supports(DType::kBF16)) return 0.0;
+double OneDnnGemm::MeasurePeakGflops(DType dtype, int64_t m, int64_t n, int64_t k, int threads, int reps) {
+  if (!Supports(dtype) || (dtype != DType::kBF16 && dtype != DType::kF32)) return 0.0;
+  const auto in_type = dtype == DType::kBF16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
+  const int64_t in_bytes = dtype == DType::kBF16 ? 2 : 4;
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
   const int saved = omp_get_max_threads();
@@ -71,13 +75,13 @@ double OneDnnGemm::MeasureBf16PeakGflops(int64_t m, int64_t n, int64_t k, int th
   try {
     dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     dnnl::stream stream(engine);
-    const dnnl::memory::desc a_md({m, k}, dt::bf16, tag::ab), b_md({k, n}, dt::bf16, tag::ba),
+    const dnnl::memory::desc a_md({m, k}, in_type, tag::ab), b_md({k, n}, in_type, tag::ba),
         c_md({m, n}, dt::f32, tag::ab);
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), engine);
     dnnl::matmul prim(pd);
     dnnl::memory a(a_md, engine), b(b_md, engine), c(c_md, engine);
-    std::memset(a.get_data_handle(), 0x3f, m * k * 2);
-    std::memset(b.get_data_handle(), 0x3f, k * n * 2);
+    std::memset(a.get_data_handle(), 0x3f, m * k * in_bytes);
+    std::memset(b.get_data_handle(), 0x3f, k * n * in_bytes);
     for (int r = 0; r < reps + 1; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
       prim.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
@@ -92,11 +96,13 @@ double OneDnnGemm::MeasureBf16PeakGflops(int64_t m, int64_t n, int64_t k, int th
   return best;
 }
 #else
-double OneDnnGemm::MeasureBf16PeakGflops(int64_t, int64_t, int64_t, int, int) { return 0.0; }
+double OneDnnGemm::MeasurePeakGflops(DType, int64_t, int64_t, int64_t, int, int) { return 0.0; }
 struct OneDnnGemm::Impl {};
 OneDnnGemm::OneDnnGemm() = default;
 OneDnnGemm::~OneDnnGemm() = default;
 bool OneDnnGemm::Supports(DType) { return false; }
+DType OneDnnGemm::PromptDType() { return Supports(DType::kBF16) ? DType::kBF16 : DType::kF32; }
+
 absl::Status OneDnnGemm::Run(DType, const float*, const uint16_t*, int64_t, int64_t, const void*,
                              int64_t, float*, int64_t) {
   return absl::UnimplementedError("this build has no oneDNN");

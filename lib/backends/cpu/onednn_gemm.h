@@ -26,10 +26,14 @@ class OneDnnGemm {
   absl::Status Run(DType dtype, const float* x, const uint16_t* x_bf16, int64_t m, int64_t k,
                    const void* w, int64_t n, float* y, int64_t ldy);
 
-  // GFLOP/s of oneDNN's own multithreaded bf16 matmul [m x k] x [k x n] on `threads`
-  // OpenMP threads (best of `reps`); the peak the bench compares prompt processing with.
-  // 0 when oneDNN or bf16 support is missing.
-  static double MeasureBf16PeakGflops(int64_t m, int64_t n, int64_t k, int threads, int reps);
+  // The dtype prompts of bf16 weights compute in here: bf16 where Supports(kBF16), else f32
+  // (weights converted to f32 panels).
+  static DType PromptDType();
+
+  // GFLOP/s of oneDNN's own multithreaded matmul [m x k] x [k x n] in `dtype` (bf16 or f32)
+  // on `threads` OpenMP threads (best of `reps`); the peak the bench compares prompt
+  // processing with. 0 when oneDNN or support for `dtype` is missing.
+  static double MeasurePeakGflops(DType dtype, int64_t m, int64_t n, int64_t k, int threads, int reps);
 
  private:
   struct Impl;
