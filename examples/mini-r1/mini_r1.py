@@ -266,11 +266,12 @@ def sft_problems(count, seed, share4):
     return out
 
 
-def grpo_problems(seed, step, count):
-    """The prompts of one GRPO step: half from the training distribution, half harder."""
+def grpo_problems(seed, step, count, hard_share=0.5):
+    """The prompts of one GRPO step: (1 - hard_share) of them from the training distribution,
+    then hard_share harder ones. Returns (problems, how many are harder)."""
     base = 10_000 + seed * 1000 + step
-    half = count // 2
-    return problems(count - half, base) + problems(half, base + 500, hard=True)
+    hard = int(round(count * hard_share))
+    return problems(count - hard, base) + problems(hard, base + 500, hard=True), hard
 
 
 def record_training(model_dir, record):
@@ -292,7 +293,8 @@ def trained_expressions(model_dir):
         elif r["stage"] == "sft":  # the third run: no curriculum, nothing excluded
             probs = problems(r["examples"], r["problem_seed"])
         else:
-            probs = [p for step in range(r["steps"]) for p in grpo_problems(r["seed"], step, r["prompts"])]
+            probs = [p for step in range(r["steps"])
+                     for p in grpo_problems(r["seed"], step, r["prompts"], r.get("hard_share", 0.5))[0]]
         seen.update(expression(p["question"]) for p in probs)
     return seen
 
@@ -447,10 +449,9 @@ def stage_grpo(args):
     curve = []
     t0 = time.time()
     for step in range(args.grpo_steps):
-        # Half the prompts from the training distribution (so it is not forgotten), half
+        # Some prompts from the training distribution (so it is not forgotten), the others
         # harder (longer chains: where the groups disagree and the advantages carry signal).
-        probs = grpo_problems(args.seed, step, args.grpo_prompts)
-        half = args.grpo_prompts // 2
+        probs, n_hard = grpo_problems(args.seed, step, args.grpo_prompts, args.grpo_hard_share)
         batch = grpo.rollout(rt, [p["question"] for p in probs], [p["verifier_answer"] for p in probs],
                              rewards=[("accuracy", 1.0), ("format", 0.2)], n=args.group, max_tokens=args.max_tokens,
                              temperature=args.temperature, top_p=1.0, seed=step, eps=1e-4)
@@ -476,17 +477,19 @@ def stage_grpo(args):
         opt.step()
         rt.update_weights(model.state_for_export())  # the rollout engine now samples from the new policy
         accuracy = np.asarray(batch["rewards"][0]).reshape(len(probs), args.group)
-        easy_acc = float(np.nanmean(accuracy[:len(probs) - half]))
-        hard_acc = float(np.nanmean(accuracy[len(probs) - half:]))
+        easy_acc = float(np.nanmean(accuracy[:len(probs) - n_hard])) if n_hard < len(probs) else float("nan")
+        hard_acc = float(np.nanmean(accuracy[len(probs) - n_hard:])) if n_hard else float("nan")
         fmt = float(np.nanmean(batch["rewards"][1]))
         drift = float((new.detach() - old).abs().mul(m).sum() / m.sum())
         curve.append({"step": step, "accuracy_easy": easy_acc, "accuracy_hard": hard_acc, "format": fmt,
                       "loss": loss.item(), "logprob_drift": drift, "seconds": time.time() - t0})
         print(f"grpo step {step} accuracy easy {easy_acc:.3f} hard {hard_acc:.3f} format {fmt:.3f} "
               f"loss {loss.item():+.4f} |new-old| {drift:.2e} ({time.time() - t0:.0f} s)", flush=True)
+        if (step + 1) % 20 == 0 and step + 1 < args.grpo_steps:
+            export(model, args.out)  # a checkpoint, as in SFT
     export(model, args.out)
     record_training(args.out, {"stage": "grpo", "seed": args.seed, "steps": args.grpo_steps,
-                               "prompts": args.grpo_prompts})
+                               "prompts": args.grpo_prompts, "hard_share": args.grpo_hard_share})
     with open(os.path.join(args.work, "grpo_curve.json"), "w") as f:
         json.dump(curve, f)
 
@@ -586,6 +589,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--grpo-steps", type=int, default=30)
     ap.add_argument("--grpo-prompts", type=int, default=16)
+    ap.add_argument("--grpo-hard-share", type=float, default=0.5, help="share of GRPO prompts from the harder set")
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--grpo-lr", type=float, default=1e-5)
     ap.add_argument("--temperature", type=float, default=1.0)

@@ -327,7 +327,8 @@ void GemvBf16Blocked(const uint16_t* w, const float* x, int64_t k_dim, int64_t n
   for (int64_t n = n_begin; n < n_end; ++n) {
     const uint16_t* row = w + n * k_dim;
     for (int m = 0; m < kRows; ++m) {
-      float sum = hn::GetLane(hn::SumOfLanes(df, hn::LoadU(df, part.data() + ((n - n_begin) * kRows + m) * lanes)));
+      const float* pm = part.data() + ((n - n_begin) * kRows + m) * lanes;
+      float sum = hn::GetLane(hn::SumOfLanes(df, hn::LoadU(df, pm)));
       for (int64_t k = 2 * vec_end; k < k_dim; ++k) sum += x[m * k_dim + k] * Bf16ToF32(row[k]);
       y[m * ldy + n] = sum;
     }
@@ -386,8 +387,9 @@ void DequantizeType(const void* w, const float* scale_inv, int64_t k_dim, int64_
     for (int64_t k0 = 0; k0 < k_dim; k0 += kFp8BlockSize) {
       const int64_t k1 = k0 + kFp8BlockSize < k_dim ? k0 + kFp8BlockSize : k_dim;
       // LoadWeights gives FP8 times 2^-8; 2^8 goes back into the scale (exact: a power of two).
-      const float f = kType == DType::kF8E4M3 ? scale_inv[(n / kFp8BlockSize) * k_blocks + k0 / kFp8BlockSize] * 256.0f
-                                              : 1.0f;
+      const float f = kType == DType::kF8E4M3
+                          ? scale_inv[(n / kFp8BlockSize) * k_blocks + k0 / kFp8BlockSize] * 256.0f
+                          : 1.0f;
       const VF vf = hn::Set(df, f);
       int64_t k = k0;
       for (; k + lanes <= k1; k += lanes) {
