@@ -72,6 +72,40 @@ TEST(CudaBackendTest, OperandsInDeviceMemory) {
   ExpectClose(y, want, 1e-5f);
 }
 
+// Decode over a long context: few rows x heads, so the keys split into ranges run by separate
+// blocks and merged (with a short sequence in the same call, whose later splits see no key).
+TEST(CudaBackendTest, SplitKeyDecodeAttentionMatchesTheReference) {
+  SKIP_WITHOUT_CUDA();
+  auto be = *CreateBackend("cuda", {});
+  auto ref = *CreateBackend("reference", {});
+  for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
+    const int64_t heads = 4, kv_heads = 2, dk = 64, dv = 64, long_len = 3000, short_len = 5;
+    const int64_t blocks = (long_len + kKvBlockSize - 1) / kKvBlockSize + 1;
+    PagedKvLayer cache{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
+                       *TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+    PagedKvLayer cache_ref{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
+                           *TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+    std::vector<int32_t> table_long, table_short = {static_cast<int32_t>(blocks - 1)};
+    for (int32_t b = static_cast<int32_t>(blocks) - 2; b >= 0; --b) table_long.push_back(b);  // reversed
+    std::vector<int64_t> slots;
+    for (int64_t p = 0; p < long_len; ++p)
+      slots.push_back(table_long[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
+    for (int64_t p = 0; p < short_len; ++p) slots.push_back(table_short[0] * kKvBlockSize + p);
+    const int64_t n = static_cast<int64_t>(slots.size());
+    TensorView k = RandomHost(DType::kF32, {n, kv_heads, dk}, 11), v = RandomHost(DType::kF32, {n, kv_heads, dv}, 12);
+    ASSERT_TRUE(be->StoreKv(k, v, slots, cache).ok());
+    ASSERT_TRUE(ref->StoreKv(k, v, slots, cache_ref).ok());
+    TensorView q = RandomHost(DType::kF32, {2, heads, dk}, 13);
+    const std::vector<AttentionSequence> seqs = {{table_long, 0, 1, long_len - 1},
+                                                 {table_short, 1, 1, short_len - 1}};
+    TensorView out = *TensorView::Allocate(DType::kF32, {2, heads, dv}),
+               want = *TensorView::Allocate(DType::kF32, {2, heads, dv});
+    ASSERT_TRUE(be->Attention(q, cache, seqs, 0.3f, out).ok());
+    ASSERT_TRUE(ref->Attention(q, cache_ref, seqs, 0.3f, want).ok());
+    ExpectClose(out, want, 1e-5f);
+  }
+}
+
 TEST(CudaBackendTest, OutOfMemoryIsAnError) {
   SKIP_WITHOUT_CUDA();
   auto be = *CreateBackend("cuda", {});

@@ -119,10 +119,14 @@ class WeightCopies {
   std::map<Key, Entry> entries_;
 };
 
+// Attention splits a row's keys into ranges of at least this many when rows x heads alone
+// would leave most of the GPU idle (decode).
+constexpr int64_t kKeysPerSplit = 256;
+
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, bool exact, std::shared_ptr<Stream> stream)
-      : device_(device), exact_(exact), stream_(std::move(stream)) {}
+  CudaBackend(int device, bool exact, std::shared_ptr<Stream> stream, int multiprocessors)
+      : device_(device), exact_(exact), stream_(std::move(stream)), multiprocessors_(multiprocessors) {}
   ~CudaBackend() override {
     if (blas_ != nullptr) Cublas::Get()->Destroy(blas_);
   }
@@ -293,6 +297,18 @@ class CudaBackend final : public Backend {
     a.scale = scale;
     if (a.dv > 512)
       return absl::UnimplementedError(StrCat("cuda Attention: value width ", a.dv, " > 512"));
+    // Decode (fewer rows x heads than twice the multiprocessors) over a long context: the
+    // keys split into ranges of at least kKeysPerSplit, so that the blocks fill the GPU.
+    int32_t max_keys = 0;
+    for (int32_t p : position) max_keys = std::max(max_keys, p + 1);
+    const int64_t blocks = a.rows * a.heads, want = 2 * static_cast<int64_t>(multiprocessors_);
+    if (blocks < want && max_keys >= 2 * kKeysPerSplit) {
+      a.splits = std::min<int64_t>((max_keys + kKeysPerSplit - 1) / kKeysPerSplit,
+                                   (want + blocks - 1) / blocks);
+      RRT_ASSIGN_OR_RETURN(TensorView partial,
+                           call.Scratch(DType::kF32, {blocks * a.splits, a.dv + 2}));
+      a.partial = partial.mutable_data_as<float>();
+    }
     // Rows no sequence covers (position -1) keep their contents, as on the CPU.
     RRT_RETURN_IF_ERROR(CudaStatus(cuda::Attention(a, stream()), "Attention"));
     return call.Finish("Attention");
@@ -568,6 +584,7 @@ class CudaBackend final : public Backend {
   int device_;
   bool exact_;
   std::shared_ptr<Stream> stream_;
+  int multiprocessors_;
   void* blas_ = nullptr;
   std::array<LastArgument, static_cast<int>(RepeatedArg::kCount)> last_arguments_;
 };
@@ -586,8 +603,12 @@ absl::StatusOr<std::unique_ptr<Backend>> NewCudaBackend(const BackendOptions& op
   RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
   RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream->stream, cudaStreamNonBlocking),
                                  "create stream"));
-  return std::unique_ptr<Backend>(
-      new CudaBackend(device, options.exact_activations, std::move(stream)));
+  int multiprocessors = 0;
+  RRT_RETURN_IF_ERROR(CudaStatus(
+      cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device),
+      "count multiprocessors"));
+  return std::unique_ptr<Backend>(new CudaBackend(device, options.exact_activations,
+                                                  std::move(stream), multiprocessors));
 }
 
 }  // namespace reasonrt::cuda

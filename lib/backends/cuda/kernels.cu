@@ -328,8 +328,11 @@ __global__ void StoreRowsKernel(const float* src, int64_t t, int64_t width, cons
 
 constexpr int kAttentionWarps = 4, kMaxValuePerLane = 16;  // dv <= 512
 
-// One block per (query row, head); warp w takes keys w, w + 4, ... with its own running
-// max, denominator and weighted value sum; the four are merged at the end.
+// One block per (query row, head, split of the keys); warp w takes keys w, w + 4, ... of its
+// split with its own running max, denominator and weighted value sum; the four are merged
+// at the end. With one split the block writes the output; with several (decode: few rows,
+// long contexts) it writes its split's max, denominator and unnormalized values to
+// a.partial, and AttentionCombineKernel merges the splits.
 template <DType C>
 __global__ void AttentionKernel(AttentionArgs a) {
   extern __shared__ float shared[];
@@ -337,7 +340,7 @@ __global__ void AttentionKernel(AttentionArgs a) {
   float* accs = qs + a.dk;                       // kAttentionWarps * dv
   float* maxes = accs + kAttentionWarps * a.dv;  // kAttentionWarps
   float* sums = maxes + kAttentionWarps;         // kAttentionWarps
-  const int64_t r = blockIdx.x, h = blockIdx.y;
+  const int64_t r = blockIdx.x, h = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
   if (a.row_position[r] < 0) return;  // a row no sequence covers
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   for (int64_t d = threadIdx.x; d < a.dk; d += blockDim.x)
@@ -346,9 +349,12 @@ __global__ void AttentionKernel(AttentionArgs a) {
   const int64_t kvh = h / (a.heads / a.kv_heads);
   const int32_t* table = a.tables + a.table_offset[r];
   const int64_t n_keys = static_cast<int64_t>(a.row_position[r]) + 1;
+  const int64_t per_split = (n_keys + splits - 1) / splits;
+  const int64_t begin = split * per_split;
+  const int64_t end = begin + per_split < n_keys ? begin + per_split : n_keys;
   float m = -INFINITY, l = 0.0f, acc[kMaxValuePerLane];
   for (int j = 0; j < kMaxValuePerLane; ++j) acc[j] = 0.0f;
-  for (int64_t p = warp; p < n_keys; p += kAttentionWarps) {
+  for (int64_t p = begin + warp; p < end; p += kAttentionWarps) {
     const int64_t slot = static_cast<int64_t>(table[p / 16]) * 16 + p % 16;
     const int64_t key = (slot * a.kv_heads + kvh) * a.dk;
     float dot = 0.0f;
@@ -376,12 +382,46 @@ __global__ void AttentionKernel(AttentionArgs a) {
   for (int w = 0; w < kAttentionWarps; ++w) top = fmaxf(top, maxes[w]);
   float total = 0.0f, factor[kAttentionWarps];
   for (int w = 0; w < kAttentionWarps; ++w) {
-    factor[w] = expf(maxes[w] - top);  // 0 for a warp that saw no key
+    // 0 for a warp that saw no key (and for all of them in a split past the row's keys).
+    factor[w] = maxes[w] == -INFINITY ? 0.0f : expf(maxes[w] - top);
     total += sums[w] * factor[w];
   }
+  if (splits == 1) {
+    for (int64_t d = threadIdx.x; d < a.dv; d += blockDim.x) {
+      float o = 0.0f;
+      for (int w = 0; w < kAttentionWarps; ++w) o += accs[w * a.dv + d] * factor[w];
+      a.out[(r * a.heads + h) * a.dv + d] = o / total;
+    }
+    return;
+  }
+  // partial[(r, h, split)]: max, denominator, then dv unnormalized values.
+  float* part = a.partial + ((r * a.heads + h) * splits + split) * (a.dv + 2);
+  if (threadIdx.x == 0) part[0] = top, part[1] = total;
   for (int64_t d = threadIdx.x; d < a.dv; d += blockDim.x) {
     float o = 0.0f;
     for (int w = 0; w < kAttentionWarps; ++w) o += accs[w * a.dv + d] * factor[w];
+    part[2 + d] = o;
+  }
+}
+
+// Merges the splits of AttentionKernel: one block per (query row, head).
+__global__ void AttentionCombineKernel(AttentionArgs a, int64_t splits) {
+  const int64_t r = blockIdx.x, h = blockIdx.y;
+  if (a.row_position[r] < 0) return;
+  const float* parts = a.partial + (r * a.heads + h) * splits * (a.dv + 2);
+  float top = -INFINITY;
+  for (int64_t s = 0; s < splits; ++s) top = fmaxf(top, parts[s * (a.dv + 2)]);
+  float total = 0.0f;
+  for (int64_t s = 0; s < splits; ++s) {
+    const float ms = parts[s * (a.dv + 2)];
+    if (ms != -INFINITY) total += parts[s * (a.dv + 2) + 1] * expf(ms - top);
+  }
+  for (int64_t d = threadIdx.x; d < a.dv; d += blockDim.x) {
+    float o = 0.0f;
+    for (int64_t s = 0; s < splits; ++s) {
+      const float ms = parts[s * (a.dv + 2)];
+      if (ms != -INFINITY) o += parts[s * (a.dv + 2) + 2 + d] * expf(ms - top);
+    }
     a.out[(r * a.heads + h) * a.dv + d] = o / total;
   }
 }
@@ -557,12 +597,18 @@ cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t*
 cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.rows == 0) return cudaSuccess;
   if (a.dv > kWarp * kMaxValuePerLane || a.heads > 65535) return cudaErrorInvalidValue;
-  const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
+  if (a.splits < 1 || a.splits > 65535 || (a.splits > 1 && a.partial == nullptr)) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads),
+                  static_cast<unsigned>(a.splits));
   const size_t shared = sizeof(float) * (a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps);
   if (a.cache_dtype == DType::kBF16) {
     AttentionKernel<DType::kBF16><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
   } else {
     AttentionKernel<DType::kF32><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
+  }
+  if (a.splits > 1) {
+    const dim3 combine(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
+    AttentionCombineKernel<<<combine, 128, 0, stream>>>(a, a.splits);
   }
   return cudaGetLastError();
 }
