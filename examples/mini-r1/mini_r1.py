@@ -445,7 +445,10 @@ def stage_grpo(args):
     torch.set_num_threads(args.threads)
     rt = reasonrt.Model(args.out, in_memory=True)
     model = load_torch(args.out)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.grpo_lr, weight_decay=0.0)
+    if args.grpo_optimizer == "sgd":  # moves only weights with signal, by their gradient
+        opt = torch.optim.SGD(model.parameters(), lr=args.grpo_lr)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=args.grpo_lr, weight_decay=0.0)
     curve = []
     t0 = time.time()
     for step in range(args.grpo_steps):
@@ -473,7 +476,7 @@ def stage_grpo(args):
         assert abs(ours["loss"] - loss.item()) < 1e-4 * max(1.0, abs(loss.item())), (ours["loss"], loss.item())
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
         opt.step()
         rt.update_weights(model.state_for_export())  # the rollout engine now samples from the new policy
         accuracy = np.asarray(batch["rewards"][0]).reshape(len(probs), args.group)
@@ -482,14 +485,17 @@ def stage_grpo(args):
         fmt = float(np.nanmean(batch["rewards"][1]))
         drift = float((new.detach() - old).abs().mul(m).sum() / m.sum())
         curve.append({"step": step, "accuracy_easy": easy_acc, "accuracy_hard": hard_acc, "format": fmt,
-                      "loss": loss.item(), "logprob_drift": drift, "seconds": time.time() - t0})
+                      "loss": loss.item(), "logprob_drift": drift, "grad_norm": grad_norm,
+                      "seconds": time.time() - t0})
         print(f"grpo step {step} accuracy easy {easy_acc:.3f} hard {hard_acc:.3f} format {fmt:.3f} "
-              f"loss {loss.item():+.4f} |new-old| {drift:.2e} ({time.time() - t0:.0f} s)", flush=True)
+              f"loss {loss.item():+.4f} |grad| {grad_norm:.3f} |new-old| {drift:.2e} ({time.time() - t0:.0f} s)",
+              flush=True)
         if (step + 1) % 20 == 0 and step + 1 < args.grpo_steps:
             export(model, args.out)  # a checkpoint, as in SFT
     export(model, args.out)
     record_training(args.out, {"stage": "grpo", "seed": args.seed, "steps": args.grpo_steps,
-                               "prompts": args.grpo_prompts, "hard_share": args.grpo_hard_share})
+                               "prompts": args.grpo_prompts, "hard_share": args.grpo_hard_share,
+                               "optimizer": args.grpo_optimizer, "lr": args.grpo_lr})
     with open(os.path.join(args.work, "grpo_curve.json"), "w") as f:
         json.dump(curve, f)
 
@@ -589,6 +595,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--grpo-steps", type=int, default=30)
     ap.add_argument("--grpo-prompts", type=int, default=16)
+    ap.add_argument("--grpo-optimizer", choices=["adamw", "sgd"], default="adamw")
     ap.add_argument("--grpo-hard-share", type=float, default=0.5, help="share of GRPO prompts from the harder set")
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--grpo-lr", type=float, default=1e-5)
