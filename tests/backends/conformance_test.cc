@@ -77,7 +77,7 @@ TEST_P(ConformanceTest, MatMulEveryDtypeAndPath) {
     for (int64_t m : {1, 2, 3, 4, 5, 8, 9, 33}) {
       // {300, 2100}: the cpu backend's f32-panel GEMM (prompts of weights oneDNN does not
       // take) converts several panels per thread, their edges off FP8's 128-row blocks.
-      for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 200}, {130, 256}, {67, 1000}, {16, 4600}, {300, 2100}}) {
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 200}, {130, 256}, {67, 1000}, {16, 4600}, {300, 2100}, {5, 7}}) {
         const std::string what = std::string(DTypeName(dtype)) + " m=" + std::to_string(m) +
                                  " n=" + std::to_string(n) + " k=" + std::to_string(k);
         TensorView x = Random(DType::kF32, {m, k});

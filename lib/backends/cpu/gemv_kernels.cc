@@ -300,7 +300,7 @@ void GemvBf16Blocked(const uint16_t* w, const float* x, int64_t k_dim, int64_t n
     }
   }
   const int64_t count = n_end - n_begin;
-  part.assign(static_cast<size_t>(count * kRows * lanes), 0.0f);
+  part.resize(static_cast<size_t>(count * kRows * lanes));  // written by the first K block
   for (int64_t j0 = 0; j0 < vec_end; j0 += kPairsPerBlock) {
     const int64_t j1 = j0 + kPairsPerBlock < vec_end ? j0 + kPairsPerBlock : vec_end;
     for (int64_t n = n_begin; n < n_end; ++n) {
@@ -309,7 +309,7 @@ void GemvBf16Blocked(const uint16_t* w, const float* x, int64_t k_dim, int64_t n
       const char* ahead = reinterpret_cast<const char*>(w + (n + 2 < n_end ? n + 2 : n) * k_dim);
       float* pn = part.data() + (n - n_begin) * kRows * lanes;
       VF acc[kRows];
-      for (int m = 0; m < kRows; ++m) acc[m] = hn::LoadU(df, pn + m * lanes);
+      for (int m = 0; m < kRows; ++m) acc[m] = j0 == 0 ? hn::Zero(df) : hn::LoadU(df, pn + m * lanes);
       for (int64_t j = j0; j < j1; j += lanes) {
         __builtin_prefetch(ahead + 4 * j);
         const auto v = hn::LoadU(du, wr + j);
@@ -328,7 +328,7 @@ void GemvBf16Blocked(const uint16_t* w, const float* x, int64_t k_dim, int64_t n
     const uint16_t* row = w + n * k_dim;
     for (int m = 0; m < kRows; ++m) {
       const float* pm = part.data() + ((n - n_begin) * kRows + m) * lanes;
-      float sum = hn::GetLane(hn::SumOfLanes(df, hn::LoadU(df, pm)));
+      float sum = vec_end > 0 ? hn::GetLane(hn::SumOfLanes(df, hn::LoadU(df, pm))) : 0.0f;
       for (int64_t k = 2 * vec_end; k < k_dim; ++k) sum += x[m * k_dim + k] * Bf16ToF32(row[k]);
       y[m * ldy + n] = sum;
     }
