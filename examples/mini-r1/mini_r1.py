@@ -469,10 +469,17 @@ def stage_grpo(args):
         m = torch.tensor(mask)[:, :new.shape[1]]
         ratio = torch.exp(new - old)
         per_tok = -torch.min(ratio * adv[:, None], torch.clamp(ratio, 0.8, 1.28) * adv[:, None])
-        loss = ((per_tok * m).sum(-1) / m.sum(-1).clamp(min=1)).mean()
+        if args.grpo_aggregation == "dr_grpo":
+            # Every token weighs the same (sum / (B x max tokens)): where a group's completions
+            # share a prefix, its tokens' gradients cancel exactly (the advantages sum to zero),
+            # whatever the lengths. The per-sequence mean weighs a short wrong completion's
+            # tokens more and pushes the shared prefix down.
+            loss = (per_tok * m).sum() / (m.shape[0] * args.max_tokens)
+        else:
+            loss = ((per_tok * m).sum(-1) / m.sum(-1).clamp(min=1)).mean()
         # The same loss by reasonrt (the numbers a trainer would get from it).
         ours = grpo.policy_loss(new.detach().numpy(), old.numpy(), adv.numpy(), m.numpy(), eps_low=0.2,
-                                eps_high=0.28)
+                                eps_high=0.28, aggregation=args.grpo_aggregation, max_length=args.max_tokens)
         assert abs(ours["loss"] - loss.item()) < 1e-4 * max(1.0, abs(loss.item())), (ours["loss"], loss.item())
         opt.zero_grad()
         loss.backward()
@@ -495,7 +502,8 @@ def stage_grpo(args):
     export(model, args.out)
     record_training(args.out, {"stage": "grpo", "seed": args.seed, "steps": args.grpo_steps,
                                "prompts": args.grpo_prompts, "hard_share": args.grpo_hard_share,
-                               "optimizer": args.grpo_optimizer, "lr": args.grpo_lr})
+                               "optimizer": args.grpo_optimizer, "lr": args.grpo_lr,
+                               "aggregation": args.grpo_aggregation})
     with open(os.path.join(args.work, "grpo_curve.json"), "w") as f:
         json.dump(curve, f)
 
@@ -595,6 +603,8 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--grpo-steps", type=int, default=30)
     ap.add_argument("--grpo-prompts", type=int, default=16)
+    ap.add_argument("--grpo-aggregation", choices=["grpo", "dr_grpo"], default="grpo",
+                    help="per-sequence token mean (GRPO) or token sum / (B x max tokens) (Dr. GRPO)")
     ap.add_argument("--grpo-optimizer", choices=["adamw", "sgd"], default="adamw")
     ap.add_argument("--grpo-hard-share", type=float, default=0.5, help="share of GRPO prompts from the harder set")
     ap.add_argument("--group", type=int, default=8)
