@@ -33,8 +33,6 @@ bool OneDnnGemm::Supports(DType dtype) {
   return dtype == DType::kBF16 && (f.avx512_bf16 || f.amx_bf16);
 }
 
-DType OneDnnGemm::PromptDType() { return Supports(DType::kBF16) ? DType::kBF16 : DType::kF32; }
-
 absl::Status OneDnnGemm::Run(DType dtype, const float* x, const uint16_t* x_bf16, int64_t m,
                              int64_t k, const void* w, int64_t n, float* y, int64_t ldy) {
   using dt = dnnl::memory::data_type;
@@ -101,12 +99,12 @@ struct OneDnnGemm::Impl {};
 OneDnnGemm::OneDnnGemm() = default;
 OneDnnGemm::~OneDnnGemm() = default;
 bool OneDnnGemm::Supports(DType) { return false; }
-DType OneDnnGemm::PromptDType() { return Supports(DType::kBF16) ? DType::kBF16 : DType::kF32; }
-
 absl::Status OneDnnGemm::Run(DType, const float*, const uint16_t*, int64_t, int64_t, const void*,
                              int64_t, float*, int64_t) {
   return absl::UnimplementedError("this build has no oneDNN");
 }
 #endif
+
+DType OneDnnGemm::PromptDType() { return Supports(DType::kBF16) ? DType::kBF16 : DType::kF32; }
 
 }  // namespace reasonrt::cpu

@@ -340,7 +340,7 @@ __global__ void AttentionKernel(AttentionArgs a) {
   float* accs = qs + a.dk;                       // kAttentionWarps * dv
   float* maxes = accs + kAttentionWarps * a.dv;  // kAttentionWarps
   float* sums = maxes + kAttentionWarps;         // kAttentionWarps
-  const int64_t r = blockIdx.x, h = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
+  const int64_t r = blockIdx.x, h = blockIdx.y, split = blockIdx.z, splits = a.splits;
   if (a.row_position[r] < 0) return;  // a row no sequence covers
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   for (int64_t d = threadIdx.x; d < a.dk; d += blockDim.x)
@@ -386,42 +386,40 @@ __global__ void AttentionKernel(AttentionArgs a) {
     factor[w] = maxes[w] == -INFINITY ? 0.0f : expf(maxes[w] - top);
     total += sums[w] * factor[w];
   }
-  if (splits == 1) {
-    for (int64_t d = threadIdx.x; d < a.dv; d += blockDim.x) {
-      float o = 0.0f;
-      for (int w = 0; w < kAttentionWarps; ++w) o += accs[w * a.dv + d] * factor[w];
-      a.out[(r * a.heads + h) * a.dv + d] = o / total;
-    }
-    return;
-  }
-  // partial[(r, h, split)]: max, denominator, then dv unnormalized values.
-  float* part = a.partial + ((r * a.heads + h) * splits + split) * (a.dv + 2);
-  if (threadIdx.x == 0) part[0] = top, part[1] = total;
+  // Several splits: partial[(r, h, split)] holds the max, the denominator, then dv
+  // unnormalized values.
+  float* part = splits == 1 ? nullptr : a.partial + ((r * a.heads + h) * splits + split) * (a.dv + 2);
+  if (part != nullptr && threadIdx.x == 0) part[0] = top, part[1] = total;
   for (int64_t d = threadIdx.x; d < a.dv; d += blockDim.x) {
     float o = 0.0f;
     for (int w = 0; w < kAttentionWarps; ++w) o += accs[w * a.dv + d] * factor[w];
-    part[2 + d] = o;
+    if (part == nullptr) {
+      a.out[(r * a.heads + h) * a.dv + d] = o / total;
+    } else {
+      part[2 + d] = o;
+    }
   }
 }
 
-// Merges the splits of AttentionKernel: one block per (query row, head).
-__global__ void AttentionCombineKernel(AttentionArgs a, int64_t splits) {
-  const int64_t r = blockIdx.x, h = blockIdx.y;
+// Merges the splits of AttentionKernel: one block per (query row, head); each split's weight
+// exp(max_s - max) computed once into shared memory (0 for a split that saw no key).
+__global__ void AttentionCombineKernel(AttentionArgs a) {
+  extern __shared__ float weight[];  // a.splits
+  const int64_t r = blockIdx.x, h = blockIdx.y, stride = a.dv + 2;
   if (a.row_position[r] < 0) return;
-  const float* parts = a.partial + (r * a.heads + h) * splits * (a.dv + 2);
+  const float* parts = a.partial + (r * a.heads + h) * a.splits * stride;
   float top = -INFINITY;
-  for (int64_t s = 0; s < splits; ++s) top = fmaxf(top, parts[s * (a.dv + 2)]);
-  float total = 0.0f;
-  for (int64_t s = 0; s < splits; ++s) {
-    const float ms = parts[s * (a.dv + 2)];
-    if (ms != -INFINITY) total += parts[s * (a.dv + 2) + 1] * expf(ms - top);
+  for (int64_t s = 0; s < a.splits; ++s) top = fmaxf(top, parts[s * stride]);
+  for (int64_t s = threadIdx.x; s < a.splits; s += blockDim.x) {
+    const float ms = parts[s * stride];
+    weight[s] = ms == -INFINITY ? 0.0f : expf(ms - top);
   }
+  __syncthreads();
+  float total = 0.0f;
+  for (int64_t s = 0; s < a.splits; ++s) total += parts[s * stride + 1] * weight[s];
   for (int64_t d = threadIdx.x; d < a.dv; d += blockDim.x) {
     float o = 0.0f;
-    for (int64_t s = 0; s < splits; ++s) {
-      const float ms = parts[s * (a.dv + 2)];
-      if (ms != -INFINITY) o += parts[s * (a.dv + 2) + 2 + d] * expf(ms - top);
-    }
+    for (int64_t s = 0; s < a.splits; ++s) o += parts[s * stride + 2 + d] * weight[s];
     a.out[(r * a.heads + h) * a.dv + d] = o / total;
   }
 }
@@ -597,7 +595,8 @@ cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t*
 cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.rows == 0) return cudaSuccess;
   if (a.dv > kWarp * kMaxValuePerLane || a.heads > 65535) return cudaErrorInvalidValue;
-  if (a.splits < 1 || a.splits > 65535 || (a.splits > 1 && a.partial == nullptr)) return cudaErrorInvalidValue;
+  // The merge keeps one weight per split in shared memory: at most 4096 (16 KB).
+  if (a.splits < 1 || a.splits > 4096 || (a.splits > 1 && a.partial == nullptr)) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads),
                   static_cast<unsigned>(a.splits));
   const size_t shared = sizeof(float) * (a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps);
@@ -608,7 +607,7 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
   }
   if (a.splits > 1) {
     const dim3 combine(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
-    AttentionCombineKernel<<<combine, 128, 0, stream>>>(a, a.splits);
+    AttentionCombineKernel<<<combine, 128, sizeof(float) * a.splits, stream>>>(a);
   }
   return cudaGetLastError();
 }

@@ -62,7 +62,7 @@ cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t*
 // tables + table_offset[r] and sits at position row_position[r] (it attends to positions
 // 0 .. row_position[r]; a row at position -1 is left as it is). A cache without values (v null)
 // uses the first dv dims of each key as its value. dv <= 512.
-// splits > 1 divides each row's keys into that many ranges run by separate blocks (decode:
+// splits > 1 (at most 4096) divides each row's keys into that many ranges run by separate blocks (decode:
 // few rows, long contexts, so more of the GPU works), merged by a second kernel; `partial`
 // then holds rows * heads * splits * (dv + 2) floats of device scratch.
 struct AttentionArgs {
