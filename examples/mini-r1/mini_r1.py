@@ -159,16 +159,19 @@ class Qwen2(torch.nn.Module):
     def rms(self, x, w):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.cfg["rms_norm_eps"]) * w
 
-    def rope(self, x, pos):
-        ang = pos[:, None].float() * self.inv_freq[None, :]
-        cos, sin = torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
+    def rope_tables(self, t):
+        ang = torch.arange(t).float()[:, None] * self.inv_freq[None, :]
+        return torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
+
+    @staticmethod
+    def rope(x, cos, sin):
         half = x.shape[-1] // 2
         rot = torch.cat([-x[..., half:], x[..., :half]], -1)
         return x * cos + rot * sin
 
     def forward(self, ids):
         b, t = ids.shape
-        pos = torch.arange(t)
+        cos, sin = self.rope_tables(t)
         x = self.embed(ids)
         mask = torch.full((t, t), float("-inf")).triu(1)
         for l in self.layers:
@@ -176,7 +179,7 @@ class Qwen2(torch.nn.Module):
             q = l.q(n).view(b, t, self.nh, self.hd).transpose(1, 2)
             k = l.k(n).view(b, t, self.nkv, self.hd).transpose(1, 2)
             v = l.v(n).view(b, t, self.nkv, self.hd).transpose(1, 2)
-            q, k = self.rope(q, pos), self.rope(k, pos)
+            q, k = self.rope(q, cos, sin), self.rope(k, cos, sin)
             rep = self.nh // self.nkv
             k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
             att = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd) + mask
@@ -227,6 +230,7 @@ def export(model, model_dir):
 # Data
 
 EVAL_SEED, HARD_SEED, TEST_SEED = 777, 778, 2026  # held-out, harder, and tests/grpo/mini_r1_test.cc
+DEV_SEED = 779  # harder problems watched during GRPO (never the evaluation's)
 
 
 def problems(count, seed, hard=False, operands=None):
@@ -440,6 +444,46 @@ def torch_logprobs(model, rows, temperature):
     return out
 
 
+def policy_gradient(model, rows, adv, old, mask, args, chunk=16):
+    """Accumulates the gradient of the clipped policy-gradient loss (GRPO's per-sequence mean
+    or Dr. GRPO's token sum / (B x max tokens)) over micro-batches of similar lengths, so that
+    little of each is padding. Returns (loss, new log-probs [B, T], 0 where masked)."""
+    b = len(rows)
+    new_all = torch.zeros_like(old)
+    order = sorted(range(b), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+    total = 0.0
+    for start in range(0, b, chunk):
+        idx = order[start:start + chunk]
+        new = torch_logprobs(model, [rows[i] for i in idx], args.temperature)
+        w = new.shape[1]
+        m, a = mask[idx, :w], adv[idx][:, None]
+        ratio = torch.exp(new - old[idx, :w])
+        per_tok = -torch.min(ratio * a, torch.clamp(ratio, 0.8, 1.28) * a) * m
+        if args.grpo_aggregation == "dr_grpo":
+            # Every token weighs the same: where a group's completions share a prefix, its
+            # tokens' gradients cancel exactly (the advantages sum to zero), whatever the
+            # lengths. The per-sequence mean weighs a short wrong completion's tokens more and
+            # pushes the shared prefix down.
+            loss = per_tok.sum() / (b * args.max_tokens)
+        else:
+            loss = (per_tok.sum(-1) / m.sum(-1).clamp(min=1)).sum() / b
+        loss.backward()
+        total += loss.item()
+        new_all[idx, :w] = (new.detach() * m)
+    return total, new_all
+
+
+def watch_accuracy(rt, count):
+    """Greedy accuracy on harder problems of DEV_SEED (not the evaluation's): a way to watch
+    GRPO work on the harder problems without choosing a run by its evaluation."""
+    probs = problems(count, DEV_SEED, hard=True)
+    right = 0
+    for p in probs:
+        r = rt.generate(p["question"], max_tokens=400, greedy=True)
+        right += grpo.accuracy([r.completions[0].answer], [p["verifier_answer"]])[0] == 1
+    return right / count
+
+
 def stage_grpo(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -457,32 +501,22 @@ def stage_grpo(args):
         probs, n_hard = grpo_problems(args.seed, step, args.grpo_prompts, args.grpo_hard_share)
         batch = grpo.rollout(rt, [p["question"] for p in probs], [p["verifier_answer"] for p in probs],
                              rewards=[("accuracy", 1.0), ("format", 0.2)], n=args.group, max_tokens=args.max_tokens,
-                             temperature=args.temperature, top_p=1.0, seed=step, eps=1e-4)
+                             temperature=args.temperature, top_p=1.0, seed=step, eps=1e-4,
+                             scaling=args.grpo_scaling)
         tokens, mask = batch["completion_tokens"], batch["mask"]
         rows = []
         for i in range(tokens.shape[0]):
             c = [int(x) for x in tokens[i] if x >= 0]
             rows.append((list(batch["prompt_tokens"][int(batch["prompt_index"][i])]), c))
         adv = torch.tensor(batch["advantages"])
-        new = torch_logprobs(model, rows, args.temperature)
-        old = torch.tensor(batch["old_logprobs"])[:, :new.shape[1]]
-        m = torch.tensor(mask)[:, :new.shape[1]]
-        ratio = torch.exp(new - old)
-        per_tok = -torch.min(ratio * adv[:, None], torch.clamp(ratio, 0.8, 1.28) * adv[:, None])
-        if args.grpo_aggregation == "dr_grpo":
-            # Every token weighs the same (sum / (B x max tokens)): where a group's completions
-            # share a prefix, its tokens' gradients cancel exactly (the advantages sum to zero),
-            # whatever the lengths. The per-sequence mean weighs a short wrong completion's
-            # tokens more and pushes the shared prefix down.
-            loss = (per_tok * m).sum() / (m.shape[0] * args.max_tokens)
-        else:
-            loss = ((per_tok * m).sum(-1) / m.sum(-1).clamp(min=1)).mean()
-        # The same loss by reasonrt (the numbers a trainer would get from it).
-        ours = grpo.policy_loss(new.detach().numpy(), old.numpy(), adv.numpy(), m.numpy(), eps_low=0.2,
-                                eps_high=0.28, aggregation=args.grpo_aggregation, max_length=args.max_tokens)
-        assert abs(ours["loss"] - loss.item()) < 1e-4 * max(1.0, abs(loss.item())), (ours["loss"], loss.item())
+        old = torch.tensor(batch["old_logprobs"])
+        m = torch.tensor(mask)
         opt.zero_grad()
-        loss.backward()
+        loss, new = policy_gradient(model, rows, adv, old, m, args)
+        # The same loss by reasonrt (the numbers a trainer would get from it).
+        ours = grpo.policy_loss(new.numpy(), old.numpy(), adv.numpy(), m.numpy(), eps_low=0.2,
+                                eps_high=0.28, aggregation=args.grpo_aggregation, max_length=args.max_tokens)
+        assert abs(ours["loss"] - loss) < 1e-4 * max(1.0, abs(loss)), (ours["loss"], loss)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
         opt.step()
         rt.update_weights(model.state_for_export())  # the rollout engine now samples from the new policy
@@ -490,20 +524,25 @@ def stage_grpo(args):
         easy_acc = float(np.nanmean(accuracy[:len(probs) - n_hard])) if n_hard < len(probs) else float("nan")
         hard_acc = float(np.nanmean(accuracy[len(probs) - n_hard:])) if n_hard else float("nan")
         fmt = float(np.nanmean(batch["rewards"][1]))
-        drift = float((new.detach() - old).abs().mul(m).sum() / m.sum())
+        drift = float((new - old).abs().mul(m).sum() / m.sum())
         curve.append({"step": step, "accuracy_easy": easy_acc, "accuracy_hard": hard_acc, "format": fmt,
-                      "loss": loss.item(), "logprob_drift": drift, "grad_norm": grad_norm,
+                      "loss": loss, "logprob_drift": drift, "grad_norm": grad_norm,
                       "seconds": time.time() - t0})
         print(f"grpo step {step} accuracy easy {easy_acc:.3f} hard {hard_acc:.3f} format {fmt:.3f} "
-              f"loss {loss.item():+.4f} |grad| {grad_norm:.3f} |new-old| {drift:.2e} ({time.time() - t0:.0f} s)",
+              f"loss {loss:+.4f} |grad| {grad_norm:.3f} |new-old| {drift:.2e} ({time.time() - t0:.0f} s)",
               flush=True)
+        if args.grpo_watch and (step + 1) % args.grpo_watch == 0:
+            dev = watch_accuracy(rt, args.grpo_watch_count)
+            curve[-1]["dev_hard_greedy"] = dev
+            print(f"grpo step {step} greedy on {args.grpo_watch_count} harder dev problems: {dev:.3f}", flush=True)
         if (step + 1) % 20 == 0 and step + 1 < args.grpo_steps:
             export(model, args.out)  # a checkpoint, as in SFT
     export(model, args.out)
     record_training(args.out, {"stage": "grpo", "seed": args.seed, "steps": args.grpo_steps,
                                "prompts": args.grpo_prompts, "hard_share": args.grpo_hard_share,
                                "optimizer": args.grpo_optimizer, "lr": args.grpo_lr,
-                               "aggregation": args.grpo_aggregation})
+                               "aggregation": args.grpo_aggregation,
+                               "scaling": args.grpo_scaling, "temperature": args.temperature})
     with open(os.path.join(args.work, "grpo_curve.json"), "w") as f:
         json.dump(curve, f)
 
@@ -605,6 +644,11 @@ def main():
     ap.add_argument("--grpo-prompts", type=int, default=16)
     ap.add_argument("--grpo-aggregation", choices=["grpo", "dr_grpo"], default="grpo",
                     help="per-sequence token mean (GRPO) or token sum / (B x max tokens) (Dr. GRPO)")
+    ap.add_argument("--grpo-watch", type=int, default=0,
+                    help="every this many GRPO steps, greedy accuracy on harder dev problems (0: never)")
+    ap.add_argument("--grpo-watch-count", type=int, default=200)
+    ap.add_argument("--grpo-scaling", choices=["group", "none"], default="group",
+                    help="advantages divided by the group's reward std (GRPO) or not (Dr. GRPO)")
     ap.add_argument("--grpo-optimizer", choices=["adamw", "sgd"], default="adamw")
     ap.add_argument("--grpo-hard-share", type=float, default=0.5, help="share of GRPO prompts from the harder set")
     ap.add_argument("--group", type=int, default=8)
