@@ -21,7 +21,6 @@ import json
 import math
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -270,12 +269,14 @@ def sft_problems(count, seed, share4):
     return out
 
 
-def grpo_problems(seed, step, count, hard_share=0.5):
+def grpo_problems(seed, step, count, hard_share=0.5, hard_operands=None):
     """The prompts of one GRPO step: (1 - hard_share) of them from the training distribution,
-    then hard_share harder ones. Returns (problems, how many are harder)."""
+    then hard_share harder ones (4-5 operands, or exactly hard_operands). Returns (problems,
+    how many are harder)."""
     base = 10_000 + seed * 1000 + step
     hard = int(round(count * hard_share))
-    return problems(count - hard, base) + problems(hard, base + 500, hard=True), hard
+    operands = (hard_operands, hard_operands) if hard_operands else None
+    return problems(count - hard, base) + problems(hard, base + 500, hard=True, operands=operands), hard
 
 
 def record_training(model_dir, record):
@@ -298,7 +299,8 @@ def trained_expressions(model_dir):
             probs = problems(r["examples"], r["problem_seed"])
         else:
             probs = [p for step in range(r["steps"])
-                     for p in grpo_problems(r["seed"], step, r["prompts"], r.get("hard_share", 0.5))[0]]
+                     for p in grpo_problems(r["seed"], step, r["prompts"], r.get("hard_share", 0.5),
+                                                r.get("hard_operands"))[0]]
         seen.update(expression(p["question"]) for p in probs)
     return seen
 
@@ -474,14 +476,17 @@ def policy_gradient(model, rows, adv, old, mask, args, chunk=16):
 
 
 def watch_accuracy(rt, count):
-    """Greedy accuracy on harder problems of DEV_SEED (not the evaluation's): a way to watch
-    GRPO work on the harder problems without choosing a run by its evaluation."""
-    probs = problems(count, DEV_SEED, hard=True)
-    right = 0
-    for p in probs:
-        r = rt.generate(p["question"], max_tokens=400, greedy=True)
-        right += grpo.accuracy([r.completions[0].answer], [p["verifier_answer"]])[0] == 1
-    return right / count
+    """Greedy accuracy on harder problems of DEV_SEED (not the evaluation's), 4 and 5
+    operands apart: a way to watch GRPO work on the harder problems without choosing a run
+    by its evaluation."""
+    out = {}
+    for operands in (4, 5):
+        right = 0
+        for p in problems(count, DEV_SEED, operands=(operands, operands)):
+            r = rt.generate(p["question"], max_tokens=400, greedy=True)
+            right += grpo.accuracy([r.completions[0].answer], [p["verifier_answer"]])[0] == 1
+        out[operands] = right / count
+    return out
 
 
 def stage_grpo(args):
@@ -498,7 +503,8 @@ def stage_grpo(args):
     for step in range(args.grpo_steps):
         # Some prompts from the training distribution (so it is not forgotten), the others
         # harder (longer chains: where the groups disagree and the advantages carry signal).
-        probs, n_hard = grpo_problems(args.seed, step, args.grpo_prompts, args.grpo_hard_share)
+        probs, n_hard = grpo_problems(args.seed, step, args.grpo_prompts, args.grpo_hard_share,
+                                      args.grpo_hard_operands)
         batch = grpo.rollout(rt, [p["question"] for p in probs], [p["verifier_answer"] for p in probs],
                              rewards=[("accuracy", 1.0), ("format", 0.2)], n=args.group, max_tokens=args.max_tokens,
                              temperature=args.temperature, top_p=1.0, seed=step, eps=1e-4,
@@ -533,13 +539,15 @@ def stage_grpo(args):
               flush=True)
         if args.grpo_watch and (step + 1) % args.grpo_watch == 0:
             dev = watch_accuracy(rt, args.grpo_watch_count)
-            curve[-1]["dev_hard_greedy"] = dev
-            print(f"grpo step {step} greedy on {args.grpo_watch_count} harder dev problems: {dev:.3f}", flush=True)
+            curve[-1]["dev_greedy_4_operands"], curve[-1]["dev_greedy_5_operands"] = dev[4], dev[5]
+            print(f"grpo step {step} greedy on {args.grpo_watch_count} dev problems of 4 operands: {dev[4]:.3f}, "
+                  f"of 5: {dev[5]:.3f}", flush=True)
         if (step + 1) % 20 == 0 and step + 1 < args.grpo_steps:
             export(model, args.out)  # a checkpoint, as in SFT
     export(model, args.out)
     record_training(args.out, {"stage": "grpo", "seed": args.seed, "steps": args.grpo_steps,
                                "prompts": args.grpo_prompts, "hard_share": args.grpo_hard_share,
+                               "hard_operands": args.grpo_hard_operands,
                                "optimizer": args.grpo_optimizer, "lr": args.grpo_lr,
                                "aggregation": args.grpo_aggregation,
                                "scaling": args.grpo_scaling, "temperature": args.temperature})
@@ -547,9 +555,13 @@ def stage_grpo(args):
         json.dump(curve, f)
 
 
+def operand_count(question):
+    return len(re.findall(r"\d+", expression(question)))
+
+
 def evaluate(model_dir, count, seed, hard, temperature, seen):
     """(accuracy, accuracy on the problems whose expression no training stage asked, their
-    count)."""
+    count, {operands: (right, problems)})."""
     rt = reasonrt.Model(model_dir)
     probs = problems(count, seed, hard=hard)
     right = []
@@ -558,7 +570,12 @@ def evaluate(model_dir, count, seed, hard, temperature, seen):
         r = rt.generate(p["question"], max_tokens=400, **kw)
         right.append(grpo.accuracy([r.completions[0].answer], [p["verifier_answer"]])[0] == 1)
     unseen = [ok for ok, p in zip(right, probs) if expression(p["question"]) not in seen]
-    return sum(right) / count, sum(unseen) / max(1, len(unseen)), len(unseen)
+    by_operands = {}
+    for ok, p in zip(right, probs):
+        k = operand_count(p["question"])
+        r, n = by_operands.get(k, (0, 0))
+        by_operands[k] = (r + int(ok), n + 1)
+    return sum(right) / count, sum(unseen) / max(1, len(unseen)), len(unseen), by_operands
 
 
 def stage_eval(args):
@@ -566,11 +583,15 @@ def stage_eval(args):
     results = {}
     for name, hard in (("held_out", False), ("hard", True)):
         for temp in (0.0, 0.6):
-            acc, unseen_acc, unseen = evaluate(args.out, args.eval_count, HARD_SEED if hard else EVAL_SEED, hard,
-                                               temp, seen)
+            acc, unseen_acc, unseen, by_operands = evaluate(args.out, args.eval_count, HARD_SEED if hard else EVAL_SEED,
+                                                            hard, temp, seen)
             key = f"{name}_{'greedy' if temp == 0 else 't0.6'}"
             results[key], results[key + "_unseen"], results[name + "_unseen_count"] = acc, unseen_acc, unseen
-            print(f"eval {key}: {acc:.3f}; on the {unseen} never trained on: {unseen_acc:.3f}", flush=True)
+            for k, (r, n) in sorted(by_operands.items()):
+                results[f"{key}_{k}_operands"] = r / n
+                results[f"{name}_{k}_operands_count"] = n
+            split = ", ".join(f"{k} operands {r}/{n}" for k, (r, n) in sorted(by_operands.items()))
+            print(f"eval {key}: {acc:.3f}; on the {unseen} never trained on: {unseen_acc:.3f}; {split}", flush=True)
     with open(os.path.join(args.work, f"eval_{args.tag}.json"), "w") as f:
         json.dump(results, f, indent=1)
 
@@ -646,6 +667,8 @@ def main():
                     help="per-sequence token mean (GRPO) or token sum / (B x max tokens) (Dr. GRPO)")
     ap.add_argument("--grpo-watch", type=int, default=0,
                     help="every this many GRPO steps, greedy accuracy on harder dev problems (0: never)")
+    ap.add_argument("--grpo-hard-operands", type=int, default=0,
+                    help="harder GRPO prompts with exactly this many operands (0: 4-5, as the evaluation)")
     ap.add_argument("--grpo-watch-count", type=int, default=200)
     ap.add_argument("--grpo-scaling", choices=["group", "none"], default="group",
                     help="advantages divided by the group's reward std (GRPO) or not (Dr. GRPO)")
