@@ -254,14 +254,15 @@ def evaluation_expressions():
     return seen
 
 
-def sft_problems(count, seed, share4):
-    """count problems: 1 - share4 of them from the training distribution, share4 with 4
-    operands (the curriculum towards the harder problems), none whose expression an
-    evaluation asks."""
+def sft_problems(count, seed, share4, share5=0.0):
+    """count problems: 1 - share4 - share5 of them from the training distribution, share4
+    with 4 operands (the curriculum towards the harder problems), share5 with 5; none whose
+    expression an evaluation asks."""
     exclude = evaluation_expressions()
     n4 = int(round(count * share4))
+    n5 = int(round(count * share5))
     out = []
-    for want, operands, s in ((count - n4, (2, 3), seed), (n4, (4, 4), seed + 7919)):
+    for want, operands, s in ((count - n4 - n5, (2, 3), seed), (n4, (4, 4), seed + 7919), (n5, (5, 5), seed + 15838)):
         kept = [p for p in problems(want + want // 2 + 10, s, operands=operands)
                 if expression(p["question"]) not in exclude]
         assert len(kept) >= want, "too many problems collide with the evaluation sets"
@@ -294,7 +295,7 @@ def trained_expressions(model_dir):
     seen = set()
     for r in json.load(open(path)) if os.path.exists(path) else []:
         if r["stage"] == "sft" and "share4" in r:
-            probs = sft_problems(r["examples"], r["problem_seed"], r["share4"])
+            probs = sft_problems(r["examples"], r["problem_seed"], r["share4"], r.get("share5", 0.0))
         elif r["stage"] == "sft":  # the third run: no curriculum, nothing excluded
             probs = problems(r["examples"], r["problem_seed"])
         else:
@@ -395,7 +396,7 @@ def stage_sft(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rt = reasonrt.Model(args.out)
-    examples = encode_examples(rt, sft_problems(args.sft_examples, args.seed + 1, args.sft_share4))
+    examples = encode_examples(rt, sft_problems(args.sft_examples, args.seed + 1, args.sft_share4, args.sft_share5))
     model = load_torch(args.out)
     opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=0.01)
     steps = args.sft_epochs * (len(examples) // args.batch)
@@ -425,7 +426,7 @@ def stage_sft(args):
                 export(model, args.out)  # a checkpoint: a run cut short keeps what it learned
     export(model, args.out)
     record_training(args.out, {"stage": "sft", "problem_seed": args.seed + 1, "examples": args.sft_examples,
-                               "share4": args.sft_share4})
+                               "share4": args.sft_share4, "share5": args.sft_share5})
     with open(os.path.join(args.work, "sft_log.json"), "w") as f:
         json.dump(log, f)
 
@@ -660,6 +661,7 @@ def main():
     ap.add_argument("--sft-epochs", type=int, default=1)
     ap.add_argument("--sft-lr", type=float, default=2e-3)
     ap.add_argument("--sft-share4", type=float, default=0.25, help="share of SFT problems with 4 operands")
+    ap.add_argument("--sft-share5", type=float, default=0.0, help="share of SFT problems with 5 operands")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--grpo-steps", type=int, default=30)
     ap.add_argument("--grpo-prompts", type=int, default=16)
