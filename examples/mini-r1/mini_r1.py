@@ -472,8 +472,14 @@ def policy_gradient(model, rows, adv, old, mask, args, chunk=16):
             loss = (per_tok.sum(-1) / m.sum(-1).clamp(min=1)).sum() / b
         loss.backward()
         total += loss.item()
-        new_all[idx, :w] = (new.detach() * m)
+        new_all[idx, :w] = new.detach() * m
     return total, new_all
+
+
+def answers_right(rt, problem, **sampling):
+    """Whether the model's answer to problem (up to 400 tokens) is the right one."""
+    r = rt.generate(problem["question"], max_tokens=400, **sampling)
+    return grpo.accuracy([r.completions[0].answer], [problem["verifier_answer"]])[0] == 1
 
 
 def watch_accuracy(rt, count):
@@ -482,11 +488,8 @@ def watch_accuracy(rt, count):
     by its evaluation."""
     out = {}
     for operands in (4, 5):
-        right = 0
-        for p in problems(count, DEV_SEED, operands=(operands, operands)):
-            r = rt.generate(p["question"], max_tokens=400, greedy=True)
-            right += grpo.accuracy([r.completions[0].answer], [p["verifier_answer"]])[0] == 1
-        out[operands] = right / count
+        probs = problems(count, DEV_SEED, operands=(operands, operands))
+        out[operands] = sum(answers_right(rt, p, greedy=True) for p in probs) / count
     return out
 
 
@@ -565,11 +568,9 @@ def evaluate(model_dir, count, seed, hard, temperature, seen):
     count, {operands: (right, problems)})."""
     rt = reasonrt.Model(model_dir)
     probs = problems(count, seed, hard=hard)
-    right = []
-    for i, p in enumerate(probs):
-        kw = {"greedy": True} if temperature == 0 else {"temperature": temperature, "top_p": 1.0, "seed": i}
-        r = rt.generate(p["question"], max_tokens=400, **kw)
-        right.append(grpo.accuracy([r.completions[0].answer], [p["verifier_answer"]])[0] == 1)
+    right = [answers_right(rt, p, **({"greedy": True} if temperature == 0 else
+                                      {"temperature": temperature, "top_p": 1.0, "seed": i}))
+             for i, p in enumerate(probs)]
     unseen = [ok for ok, p in zip(right, probs) if expression(p["question"]) not in seen]
     by_operands = {}
     for ok, p in zip(right, probs):
