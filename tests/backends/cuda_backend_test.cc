@@ -106,6 +106,39 @@ TEST(CudaBackendTest, SplitKeyDecodeAttentionMatchesTheReference) {
   }
 }
 
+// MLA's absorbed decode at DeepSeek-V3's shape (one latent cache row of 512 + 64 per token,
+// read by every head; 20 heads: two full tiles of 8 and a partial one), one query over a
+// long context (split keys) and one over 5 tokens in the same call.
+TEST(CudaBackendTest, LatentDecodeAttentionMatchesTheReference) {
+  SKIP_WITHOUT_CUDA();
+  auto be = *CreateBackend("cuda", {});
+  auto ref = *CreateBackend("reference", {});
+  for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
+    const int64_t heads = 20, dk = 576, dv = 512, long_len = 2000, short_len = 5;
+    const int64_t blocks = (long_len + kKvBlockSize - 1) / kKvBlockSize + 1;
+    PagedKvLayer cache{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, 1, dk}), {}};
+    PagedKvLayer cache_ref{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, 1, dk}), {}};
+    std::vector<int32_t> table_long, table_short = {static_cast<int32_t>(blocks - 1)};
+    for (int32_t b = static_cast<int32_t>(blocks) - 2; b >= 0; --b) table_long.push_back(b);
+    std::vector<int64_t> slots;
+    for (int64_t p = 0; p < long_len; ++p)
+      slots.push_back(table_long[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
+    for (int64_t p = 0; p < short_len; ++p) slots.push_back(table_short[0] * kKvBlockSize + p);
+    const int64_t n = static_cast<int64_t>(slots.size());
+    TensorView k = RandomHost(DType::kF32, {n, 1, dk}, 21);
+    ASSERT_TRUE(be->StoreKv(k, TensorView(), slots, cache).ok());
+    ASSERT_TRUE(ref->StoreKv(k, TensorView(), slots, cache_ref).ok());
+    TensorView q = RandomHost(DType::kF32, {2, heads, dk}, 22);
+    const std::vector<AttentionSequence> seqs = {{table_long, 0, 1, long_len - 1},
+                                                 {table_short, 1, 1, short_len - 1}};
+    TensorView out = *TensorView::Allocate(DType::kF32, {2, heads, dv}),
+               want = *TensorView::Allocate(DType::kF32, {2, heads, dv});
+    ASSERT_TRUE(be->Attention(q, cache, seqs, 0.05f, out).ok());
+    ASSERT_TRUE(ref->Attention(q, cache_ref, seqs, 0.05f, want).ok());
+    ExpectClose(out, want, 1e-5f);
+  }
+}
+
 TEST(CudaBackendTest, OutOfMemoryIsAnError) {
   SKIP_WITHOUT_CUDA();
   auto be = *CreateBackend("cuda", {});

@@ -297,16 +297,16 @@ class CudaBackend final : public Backend {
     a.scale = scale;
     if (a.dv > 512)
       return absl::UnimplementedError(StrCat("cuda Attention: value width ", a.dv, " > 512"));
-    // Decode (fewer rows x heads than twice the multiprocessors) over a long context: the
+    // Decode (fewer blocks per split than twice the multiprocessors) over a long context: the
     // keys split into ranges of at least kKeysPerSplit, so that the blocks fill the GPU.
     int32_t max_keys = 0;
     for (int32_t p : position) max_keys = std::max(max_keys, p + 1);
-    const int64_t blocks = a.rows * a.heads, want = 2 * static_cast<int64_t>(multiprocessors_);
+    const int64_t blocks = AttentionBlocks(a), want = 2 * static_cast<int64_t>(multiprocessors_);
     if (blocks < want && max_keys >= 2 * kKeysPerSplit) {
       a.splits = std::min<int64_t>((max_keys + kKeysPerSplit - 1) / kKeysPerSplit,
                                    (want + blocks - 1) / blocks);
       RRT_ASSIGN_OR_RETURN(TensorView partial,
-                           call.Scratch(DType::kF32, {blocks * a.splits, a.dv + 2}));
+                           call.Scratch(DType::kF32, {a.rows * a.heads * a.splits, a.dv + 2}));
       a.partial = partial.mutable_data_as<float>();
     }
     // Rows no sequence covers (position -1) keep their contents, as on the CPU.

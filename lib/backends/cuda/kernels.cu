@@ -1,7 +1,8 @@
 // The CUDA backend's kernels (see kernels.h). First versions, written to be correct and to
 // read clearly: the GEMV streams each weight row once for up to 8 activation rows with
 // 16-byte loads; the GEMM is a shared-memory tiled f32 kernel (no tensor cores yet);
-// attention runs one block per (query row, head) with an online softmax per warp.
+// attention runs one block per (query row, head) with an online softmax per warp, or for
+// MLA's latent cache one block per (query row, 8 heads) sharing each key read.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -401,6 +402,88 @@ __global__ void AttentionKernel(AttentionArgs a) {
   }
 }
 
+// MLA's absorbed decode: one latent cache row (kv_heads 1, no values: the first dv dims of
+// each key are its value) read by every head. AttentionKernel would read each key once per
+// head (128 times for DeepSeek-V3); this kernel reads it once per kMlaHeads heads. One
+// block per (query row, tile of kMlaHeads heads, split of the keys): the block stages
+// kMlaKeys keys at a time in shared memory, then warp w (head tile * kMlaHeads + w) scores
+// them with its query, kept in registers, and folds them into its running max, denominator
+// and weighted value sum. Splits write a.partial in AttentionKernel's layout, for
+// AttentionCombineKernel.
+constexpr int kMlaHeads = 8, kMlaKeys = 8, kMlaMaxKeyPerLane = 18;  // dk <= 576
+
+template <DType C>
+__global__ void MlaDecodeKernel(AttentionArgs a) {
+  extern __shared__ float keys[];  // kMlaKeys * dk
+  const int64_t r = blockIdx.x, split = blockIdx.z, splits = a.splits;
+  if (a.row_position[r] < 0) return;  // a row no sequence covers (the whole block returns)
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int64_t h = static_cast<int64_t>(blockIdx.y) * kMlaHeads + warp;
+  const bool live = h < a.heads;  // a warp past the last head still helps stage the keys
+  float q[kMlaMaxKeyPerLane];
+#pragma unroll
+  for (int j = 0; j < kMlaMaxKeyPerLane; ++j) {
+    const int64_t d = lane + kWarp * j;
+    q[j] = live && d < a.dk ? a.q[(r * a.heads + h) * a.dk + d] : 0.0f;
+  }
+  const int32_t* table = a.tables + a.table_offset[r];
+  const int64_t n_keys = static_cast<int64_t>(a.row_position[r]) + 1;
+  const int64_t per_split = (n_keys + splits - 1) / splits;
+  const int64_t begin = split * per_split;
+  const int64_t end = begin + per_split < n_keys ? begin + per_split : n_keys;
+  float m = -INFINITY, l = 0.0f, acc[kMaxValuePerLane];
+  for (int j = 0; j < kMaxValuePerLane; ++j) acc[j] = 0.0f;
+  for (int64_t first = begin; first < end; first += kMlaKeys) {
+    const int64_t count = end - first < kMlaKeys ? end - first : kMlaKeys;
+    __syncthreads();  // every warp is done with the previous keys
+    for (int64_t i = threadIdx.x; i < count * a.dk; i += blockDim.x) {
+      const int64_t p = first + i / a.dk, d = i % a.dk;
+      const int64_t slot = static_cast<int64_t>(table[p / 16]) * 16 + p % 16;
+      keys[i] = Load<C>(a.k, slot * a.dk + d);
+    }
+    __syncthreads();
+    if (!live) continue;
+    for (int64_t i = 0; i < count; ++i) {
+      const float* key = keys + i * a.dk;
+      float dot = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kMlaMaxKeyPerLane; ++j) {
+        const int64_t d = lane + kWarp * j;
+        if (d < a.dk) dot += q[j] * key[d];
+      }
+      const float s = WarpSum(dot) * a.scale;
+      const float m_new = fmaxf(m, s);
+      const float correction = expf(m - m_new), weight = expf(s - m_new);
+      l = l * correction + weight;
+#pragma unroll
+      for (int j = 0; j < kMaxValuePerLane; ++j) {
+        const int64_t d = lane + kWarp * j;
+        if (d < a.dv) acc[j] = acc[j] * correction + weight * key[d];
+      }
+      m = m_new;
+    }
+  }
+  if (!live) return;
+  if (splits == 1) {
+    for (int j = 0; j < kMaxValuePerLane; ++j) {
+      const int64_t d = lane + kWarp * j;
+      if (d < a.dv) a.out[(r * a.heads + h) * a.dv + d] = acc[j] / l;
+    }
+    return;
+  }
+  // A split past the row's keys leaves max -inf and denominator 0: the merge weighs it 0.
+  float* part = a.partial + ((r * a.heads + h) * splits + split) * (a.dv + 2);
+  if (lane == 0) part[0] = m, part[1] = l;
+  for (int j = 0; j < kMaxValuePerLane; ++j) {
+    const int64_t d = lane + kWarp * j;
+    if (d < a.dv) part[2 + d] = acc[j];
+  }
+}
+
+bool UseMlaDecode(const AttentionArgs& a) {
+  return a.v == nullptr && a.kv_heads == 1 && a.heads >= kMlaHeads && a.dk <= kWarp * kMlaMaxKeyPerLane;
+}
+
 // Merges the splits of AttentionKernel: one block per (query row, head); each split's weight
 // exp(max_s - max) computed once into shared memory (0 for a split that saw no key).
 __global__ void AttentionCombineKernel(AttentionArgs a) {
@@ -592,18 +675,34 @@ cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t*
   return cudaGetLastError();
 }
 
+int64_t AttentionBlocks(const AttentionArgs& a) {
+  return a.rows * (UseMlaDecode(a) ? (a.heads + kMlaHeads - 1) / kMlaHeads : a.heads);
+}
+
 cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.rows == 0) return cudaSuccess;
   if (a.dv > kWarp * kMaxValuePerLane || a.heads > 65535) return cudaErrorInvalidValue;
   // The merge keeps one weight per split in shared memory: at most 4096 (16 KB).
   if (a.splits < 1 || a.splits > 4096 || (a.splits > 1 && a.partial == nullptr)) return cudaErrorInvalidValue;
-  const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads),
-                  static_cast<unsigned>(a.splits));
-  const size_t shared = sizeof(float) * (a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps);
-  if (a.cache_dtype == DType::kBF16) {
-    AttentionKernel<DType::kBF16><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
+  if (UseMlaDecode(a)) {
+    const dim3 grid(static_cast<unsigned>(a.rows),
+                    static_cast<unsigned>((a.heads + kMlaHeads - 1) / kMlaHeads),
+                    static_cast<unsigned>(a.splits));
+    const size_t shared = sizeof(float) * kMlaKeys * a.dk;
+    if (a.cache_dtype == DType::kBF16) {
+      MlaDecodeKernel<DType::kBF16><<<grid, kMlaHeads * kWarp, shared, stream>>>(a);
+    } else {
+      MlaDecodeKernel<DType::kF32><<<grid, kMlaHeads * kWarp, shared, stream>>>(a);
+    }
   } else {
-    AttentionKernel<DType::kF32><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
+    const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads),
+                    static_cast<unsigned>(a.splits));
+    const size_t shared = sizeof(float) * (a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps);
+    if (a.cache_dtype == DType::kBF16) {
+      AttentionKernel<DType::kBF16><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
+    } else {
+      AttentionKernel<DType::kF32><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
+    }
   }
   if (a.splits > 1) {
     const dim3 combine(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));

@@ -79,7 +79,12 @@ struct AttentionArgs {
   int64_t splits = 1;
   float* partial = nullptr;
 };
+// A latent cache (v null, one kv head, dk <= 576, at least 8 heads: MLA's absorbed decode)
+// runs a kernel that reads each key once for 8 heads instead of once per head.
 cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream);
+
+// How many blocks Attention runs per split of the keys (to choose a.splits).
+int64_t AttentionBlocks(const AttentionArgs& a);
 
 // hi = bf16(x) and, where lo is not null, lo = bf16(x - hi) (round to nearest even): the
 // activations of the bf16 tensor-core GEMM, lo for exact activations.
