@@ -450,12 +450,17 @@ def torch_logprobs(model, rows, temperature):
 def policy_gradient(model, rows, adv, old, mask, args, chunk=16):
     """Accumulates the gradient of the clipped policy-gradient loss (GRPO's per-sequence mean
     or Dr. GRPO's token sum / (B x max tokens)) over micro-batches of similar lengths, so that
-    little of each is padding. Returns (loss, new log-probs [B, T], 0 where masked)."""
+    little of each is padding. Returns (loss, new log-probs [B, T] (0 where masked; the old
+    ones where skipped), the indices of the completions it ran)."""
     b = len(rows)
-    new_all = torch.zeros_like(old)
-    order = sorted(range(b), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+    new_all = old.clone() * mask
+    # A completion whose advantage is zero (its group's rewards all equal) adds nothing to the
+    # loss or its gradient under either aggregation: skipping it changes neither, and saves
+    # its forward and backward pass (most groups of an easy prompt are all right).
+    live = [i for i in range(b) if abs(float(adv[i])) > 1e-7]
+    order = sorted(live, key=lambda i: len(rows[i][0]) + len(rows[i][1]))
     total = 0.0
-    for start in range(0, b, chunk):
+    for start in range(0, len(order), chunk):
         idx = order[start:start + chunk]
         new = torch_logprobs(model, [rows[i] for i in idx], args.temperature)
         w = new.shape[1]
@@ -473,7 +478,7 @@ def policy_gradient(model, rows, adv, old, mask, args, chunk=16):
         loss.backward()
         total += loss.item()
         new_all[idx, :w] = new.detach() * m
-    return total, new_all
+    return total, new_all, live
 
 
 def answers_right(rt, problem, **sampling):
@@ -522,7 +527,7 @@ def stage_grpo(args):
         old = torch.tensor(batch["old_logprobs"])
         m = torch.tensor(mask)
         opt.zero_grad()
-        loss, new = policy_gradient(model, rows, adv, old, m, args)
+        loss, new, live = policy_gradient(model, rows, adv, old, m, args)
         # The same loss by reasonrt (the numbers a trainer would get from it).
         ours = grpo.policy_loss(new.numpy(), old.numpy(), adv.numpy(), m.numpy(), eps_low=0.2,
                                 eps_high=0.28, aggregation=args.grpo_aggregation, max_length=args.max_tokens)
@@ -534,12 +539,12 @@ def stage_grpo(args):
         easy_acc = float(np.nanmean(accuracy[:len(probs) - n_hard])) if n_hard < len(probs) else float("nan")
         hard_acc = float(np.nanmean(accuracy[len(probs) - n_hard:])) if n_hard else float("nan")
         fmt = float(np.nanmean(batch["rewards"][1]))
-        drift = float((new - old).abs().mul(m).sum() / m.sum())
-        curve.append({"step": step, "accuracy_easy": easy_acc, "accuracy_hard": hard_acc, "format": fmt,
+        drift = float((new - old)[live].abs().mul(m[live]).sum() / m[live].sum().clamp(min=1))
+        curve.append({"step": step, "live_completions": len(live), "accuracy_easy": easy_acc, "accuracy_hard": hard_acc, "format": fmt,
                       "loss": loss, "logprob_drift": drift, "grad_norm": grad_norm,
                       "seconds": time.time() - t0})
         print(f"grpo step {step} accuracy easy {easy_acc:.3f} hard {hard_acc:.3f} format {fmt:.3f} "
-              f"loss {loss:+.4f} |grad| {grad_norm:.3f} |new-old| {drift:.2e} ({time.time() - t0:.0f} s)",
+              f"loss {loss:+.4f} live {len(live)} |grad| {grad_norm:.3f} |new-old| {drift:.2e} ({time.time() - t0:.0f} s)",
               flush=True)
         if args.grpo_watch and (step + 1) % args.grpo_watch == 0:
             dev = watch_accuracy(rt, args.grpo_watch_count)
@@ -565,7 +570,8 @@ def operand_count(question):
 
 def evaluate(model_dir, count, seed, hard, temperature, seen):
     """(accuracy, accuracy on the problems whose expression no training stage asked, their
-    count, {operands: (right, problems)})."""
+    count, {operands: (right, problems)}, whether each problem came out right, each problem's
+    operand count)."""
     rt = reasonrt.Model(model_dir)
     probs = problems(count, seed, hard=hard)
     right = [answers_right(rt, p, **({"greedy": True} if temperature == 0 else
@@ -577,7 +583,39 @@ def evaluate(model_dir, count, seed, hard, temperature, seen):
         k = operand_count(p["question"])
         r, n = by_operands.get(k, (0, 0))
         by_operands[k] = (r + int(ok), n + 1)
-    return sum(right) / count, sum(unseen) / max(1, len(unseen)), len(unseen), by_operands
+    return sum(right) / count, sum(unseen) / max(1, len(unseen)), len(unseen), by_operands, right, \
+        [operand_count(p["question"]) for p in probs]
+
+
+def mcnemar_p(gained, lost):
+    """Two-sided exact McNemar p-value: the chance, were both models equally good, of a split
+    of the gained + lost problems that changed at least this uneven (a binomial with p 1/2)."""
+    n, k = gained + lost, min(gained, lost)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_report(results, baseline):
+    """Per evaluation, the problems the model now gets right that the baseline got wrong and the
+    reverse, on the same problems and sampling seeds: far less noisy than two accuracies."""
+    out = {}
+    for key, now in results.items():
+        if not key.endswith("_right") or key not in baseline:
+            continue
+        before, name = baseline[key], key[:-len("_right")]
+        assert len(before) == len(now), f"{key}: the baseline asked {len(before)} problems, not {len(now)}"
+        operands = results[name.rsplit("_", 1)[0] + "_operands"]
+        for k in [None] + sorted(set(operands)):
+            pairs = [(a, b) for a, b, o in zip(before, now, operands) if k is None or o == k]
+            gained = sum(1 for a, b in pairs if b and not a)
+            lost = sum(1 for a, b in pairs if a and not b)
+            label = name if k is None else f"{name}_{k}_operands"
+            out[label] = {"gained": gained, "lost": lost, "p": mcnemar_p(gained, lost)}
+            print(f"paired {label}: gained {gained}, lost {lost} against the baseline "
+                  f"(exact McNemar p = {out[label]['p']:.3g})", flush=True)
+    return out
 
 
 def stage_eval(args):
@@ -585,17 +623,20 @@ def stage_eval(args):
     results = {}
     for name, hard in (("held_out", False), ("hard", True)):
         for temp in (0.0, 0.6):
-            acc, unseen_acc, unseen, by_operands = evaluate(args.out, args.eval_count, HARD_SEED if hard else EVAL_SEED,
+            acc, unseen_acc, unseen, by_operands, right, operands = evaluate(args.out, args.eval_count, HARD_SEED if hard else EVAL_SEED,
                                                             hard, temp, seen)
             key = f"{name}_{'greedy' if temp == 0 else 't0.6'}"
             results[key], results[key + "_unseen"], results[name + "_unseen_count"] = acc, unseen_acc, unseen
+            results[key + "_right"], results[name + "_operands"] = [int(ok) for ok in right], operands
             for k, (r, n) in sorted(by_operands.items()):
                 results[f"{key}_{k}_operands"] = r / n
                 results[f"{name}_{k}_operands_count"] = n
             split = ", ".join(f"{k} operands {r}/{n}" for k, (r, n) in sorted(by_operands.items()))
             print(f"eval {key}: {acc:.3f}; on the {unseen} never trained on: {unseen_acc:.3f}; {split}", flush=True)
+    if args.baseline:
+        results["paired"] = paired_report(results, json.load(open(args.baseline)))
     with open(os.path.join(args.work, f"eval_{args.tag}.json"), "w") as f:
-        json.dump(results, f, indent=1)
+        json.dump(results, f)
 
 
 def stage_agree(args):
@@ -683,12 +724,15 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=400)
     ap.add_argument("--eval-count", type=int, default=500)
     ap.add_argument("--tag", default="final")
+    ap.add_argument("--baseline", default="",
+                    help="an earlier eval_*.json (same --eval-count): report the problems gained and lost")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     stages = ["tokenizer", "sft", "eval", "grpo", "eval", "agree"] if args.stage == "all" else [args.stage]
     for i, s in enumerate(stages):
         if s == "eval" and args.stage == "all":
             args.tag = "sft" if i == 2 else "grpo"
+            args.baseline = "" if i == 2 else os.path.join(args.work, "eval_sft.json")
         globals()[f"stage_{s}"](args)
 
 
