@@ -329,6 +329,18 @@ __global__ void StoreRowsKernel(const float* src, int64_t t, int64_t width, cons
 
 constexpr int kAttentionWarps = 4, kMaxValuePerLane = 16;  // dv <= 512
 
+// The positions [begin, end) of query row r's keys that split `split` of a.splits reads
+// (empty for a split past the row's keys).
+struct KeyRange {
+  int64_t begin, end;
+};
+__device__ __forceinline__ KeyRange SplitKeys(const AttentionArgs& a, int64_t r, int64_t split) {
+  const int64_t n_keys = static_cast<int64_t>(a.row_position[r]) + 1;
+  const int64_t per_split = (n_keys + a.splits - 1) / a.splits;
+  const int64_t begin = split * per_split;
+  return {begin, begin + per_split < n_keys ? begin + per_split : n_keys};
+}
+
 // One block per (query row, head, split of the keys); warp w takes keys w, w + 4, ... of its
 // split with its own running max, denominator and weighted value sum; the four are merged
 // at the end. With one split the block writes the output; with several (decode: few rows,
@@ -349,10 +361,7 @@ __global__ void AttentionKernel(AttentionArgs a) {
   __syncthreads();
   const int64_t kvh = h / (a.heads / a.kv_heads);
   const int32_t* table = a.tables + a.table_offset[r];
-  const int64_t n_keys = static_cast<int64_t>(a.row_position[r]) + 1;
-  const int64_t per_split = (n_keys + splits - 1) / splits;
-  const int64_t begin = split * per_split;
-  const int64_t end = begin + per_split < n_keys ? begin + per_split : n_keys;
+  const auto [begin, end] = SplitKeys(a, r, split);
   float m = -INFINITY, l = 0.0f, acc[kMaxValuePerLane];
   for (int j = 0; j < kMaxValuePerLane; ++j) acc[j] = 0.0f;
   for (int64_t p = begin + warp; p < end; p += kAttentionWarps) {
@@ -427,10 +436,7 @@ __global__ void MlaDecodeKernel(AttentionArgs a) {
     q[j] = live && d < a.dk ? a.q[(r * a.heads + h) * a.dk + d] : 0.0f;
   }
   const int32_t* table = a.tables + a.table_offset[r];
-  const int64_t n_keys = static_cast<int64_t>(a.row_position[r]) + 1;
-  const int64_t per_split = (n_keys + splits - 1) / splits;
-  const int64_t begin = split * per_split;
-  const int64_t end = begin + per_split < n_keys ? begin + per_split : n_keys;
+  const auto [begin, end] = SplitKeys(a, r, split);
   float m = -INFINITY, l = 0.0f, acc[kMaxValuePerLane];
   for (int j = 0; j < kMaxValuePerLane; ++j) acc[j] = 0.0f;
   for (int64_t first = begin; first < end; first += kMlaKeys) {
