@@ -540,8 +540,8 @@ def stage_grpo(args):
         hard_acc = float(np.nanmean(accuracy[len(probs) - n_hard:])) if n_hard else float("nan")
         fmt = float(np.nanmean(batch["rewards"][1]))
         drift = float((new - old)[live].abs().mul(m[live]).sum() / m[live].sum().clamp(min=1))
-        curve.append({"step": step, "live_completions": len(live), "accuracy_easy": easy_acc, "accuracy_hard": hard_acc, "format": fmt,
-                      "loss": loss, "logprob_drift": drift, "grad_norm": grad_norm,
+        curve.append({"step": step, "live_completions": len(live), "accuracy_easy": easy_acc,
+                      "accuracy_hard": hard_acc, "format": fmt, "loss": loss, "logprob_drift": drift, "grad_norm": grad_norm,
                       "seconds": time.time() - t0})
         print(f"grpo step {step} accuracy easy {easy_acc:.3f} hard {hard_acc:.3f} format {fmt:.3f} "
               f"loss {loss:+.4f} live {len(live)} |grad| {grad_norm:.3f} |new-old| {drift:.2e} ({time.time() - t0:.0f} s)",
@@ -623,8 +623,8 @@ def stage_eval(args):
     results = {}
     for name, hard in (("held_out", False), ("hard", True)):
         for temp in (0.0, 0.6):
-            acc, unseen_acc, unseen, by_operands, right, operands = evaluate(args.out, args.eval_count, HARD_SEED if hard else EVAL_SEED,
-                                                            hard, temp, seen)
+            acc, unseen_acc, unseen, by_operands, right, operands = evaluate(
+                args.out, args.eval_count, HARD_SEED if hard else EVAL_SEED, hard, temp, seen)
             key = f"{name}_{'greedy' if temp == 0 else 't0.6'}"
             results[key], results[key + "_unseen"], results[name + "_unseen_count"] = acc, unseen_acc, unseen
             results[key + "_right"], results[name + "_operands"] = [int(ok) for ok in right], operands
