@@ -578,13 +578,12 @@ def evaluate(model_dir, count, seed, hard, temperature, seen):
                                       {"temperature": temperature, "top_p": 1.0, "seed": i}))
              for i, p in enumerate(probs)]
     unseen = [ok for ok, p in zip(right, probs) if expression(p["question"]) not in seen]
+    operands = [operand_count(p["question"]) for p in probs]
     by_operands = {}
-    for ok, p in zip(right, probs):
-        k = operand_count(p["question"])
+    for ok, k in zip(right, operands):
         r, n = by_operands.get(k, (0, 0))
         by_operands[k] = (r + int(ok), n + 1)
-    return sum(right) / count, sum(unseen) / max(1, len(unseen)), len(unseen), by_operands, right, \
-        [operand_count(p["question"]) for p in probs]
+    return sum(right) / count, sum(unseen) / max(1, len(unseen)), len(unseen), by_operands, right, operands
 
 
 def mcnemar_p(gained, lost):
