@@ -72,6 +72,24 @@ TEST(CudaBackendTest, OperandsInDeviceMemory) {
   ExpectClose(y, want, 1e-5f);
 }
 
+// A long sequence over blocks 0 .. blocks - 2 in reverse order and a short one in the last
+// block: their block tables and the cache slot of every token (the long one's first).
+struct LongAndShort {
+  int64_t blocks;
+  std::vector<int32_t> table_long, table_short;
+  std::vector<int64_t> slots;
+};
+LongAndShort LongAndShortLayout(int64_t long_len, int64_t short_len) {
+  LongAndShort l;
+  l.blocks = (long_len + kKvBlockSize - 1) / kKvBlockSize + 1;
+  l.table_short = {static_cast<int32_t>(l.blocks - 1)};
+  for (int32_t b = static_cast<int32_t>(l.blocks) - 2; b >= 0; --b) l.table_long.push_back(b);
+  for (int64_t p = 0; p < long_len; ++p)
+    l.slots.push_back(l.table_long[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
+  for (int64_t p = 0; p < short_len; ++p) l.slots.push_back(l.table_short[0] * kKvBlockSize + p);
+  return l;
+}
+
 // Decode over a long context: few rows x heads, so the keys split into ranges run by separate
 // blocks and merged (with a short sequence in the same call, whose later splits see no key).
 TEST(CudaBackendTest, SplitKeyDecodeAttentionMatchesTheReference) {
@@ -80,17 +98,11 @@ TEST(CudaBackendTest, SplitKeyDecodeAttentionMatchesTheReference) {
   auto ref = *CreateBackend("reference", {});
   for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
     const int64_t heads = 4, kv_heads = 2, dk = 64, dv = 64, long_len = 3000, short_len = 5;
-    const int64_t blocks = (long_len + kKvBlockSize - 1) / kKvBlockSize + 1;
+    const auto [blocks, table_long, table_short, slots] = LongAndShortLayout(long_len, short_len);
     PagedKvLayer cache{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
                        *TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
     PagedKvLayer cache_ref{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
                            *TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
-    std::vector<int32_t> table_long, table_short = {static_cast<int32_t>(blocks - 1)};
-    for (int32_t b = static_cast<int32_t>(blocks) - 2; b >= 0; --b) table_long.push_back(b);  // reversed
-    std::vector<int64_t> slots;
-    for (int64_t p = 0; p < long_len; ++p)
-      slots.push_back(table_long[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
-    for (int64_t p = 0; p < short_len; ++p) slots.push_back(table_short[0] * kKvBlockSize + p);
     const int64_t n = static_cast<int64_t>(slots.size());
     TensorView k = RandomHost(DType::kF32, {n, kv_heads, dk}, 11), v = RandomHost(DType::kF32, {n, kv_heads, dv}, 12);
     ASSERT_TRUE(be->StoreKv(k, v, slots, cache).ok());
@@ -115,15 +127,9 @@ TEST(CudaBackendTest, LatentDecodeAttentionMatchesTheReference) {
   auto ref = *CreateBackend("reference", {});
   for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
     const int64_t heads = 20, dk = 576, dv = 512, long_len = 2000, short_len = 5;
-    const int64_t blocks = (long_len + kKvBlockSize - 1) / kKvBlockSize + 1;
+    const auto [blocks, table_long, table_short, slots] = LongAndShortLayout(long_len, short_len);
     PagedKvLayer cache{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, 1, dk}), {}};
     PagedKvLayer cache_ref{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, 1, dk}), {}};
-    std::vector<int32_t> table_long, table_short = {static_cast<int32_t>(blocks - 1)};
-    for (int32_t b = static_cast<int32_t>(blocks) - 2; b >= 0; --b) table_long.push_back(b);
-    std::vector<int64_t> slots;
-    for (int64_t p = 0; p < long_len; ++p)
-      slots.push_back(table_long[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
-    for (int64_t p = 0; p < short_len; ++p) slots.push_back(table_short[0] * kKvBlockSize + p);
     const int64_t n = static_cast<int64_t>(slots.size());
     TensorView k = RandomHost(DType::kF32, {n, 1, dk}, 21);
     ASSERT_TRUE(be->StoreKv(k, TensorView(), slots, cache).ok());
