@@ -24,7 +24,7 @@ struct Setup {
   std::unique_ptr<Backend> backend;
 };
 
-Setup Make(DType dtype, int64_t m, int64_t n, int64_t k) {
+Setup Make(DType dtype, int64_t m, int64_t n, int64_t k, int64_t bytes = kColdBytes) {
   Setup s;
   s.backend = *CreateBackend("cpu", {});
   s.x = *TensorView::Allocate(DType::kF32, {m, k});
@@ -34,7 +34,7 @@ Setup Make(DType dtype, int64_t m, int64_t n, int64_t k) {
   for (int64_t i = 0; i < m * k; ++i) s.x.mutable_data_as<float>()[i] = u(rng);
   std::vector<float> tmp(n * k);
   for (float& v : tmp) v = u(rng);
-  const int64_t copies = std::max<int64_t>(1, kColdBytes / (n * k * static_cast<int64_t>(DTypeSize(dtype))));
+  const int64_t copies = std::max<int64_t>(1, bytes / (n * k * static_cast<int64_t>(DTypeSize(dtype))));
   for (int64_t c = 0; c < copies; ++c) {
     // Distinct contents per copy, so no page of one copy equals a page of another (a
     // hypervisor merging identical pages would turn DRAM reads into cache hits).
@@ -61,6 +61,21 @@ void BM_MatMul(benchmark::State& state, DType dtype, int64_t m) {
     benchmark::DoNotOptimize(s.y.data());
   }
   state.SetBytesProcessed(state.iterations() * s.w[0].byte_size());
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k * state.iterations() / 1e9,
+                                                 benchmark::Counter::kIsRate);
+}
+
+// One weight copy that stays in the last-level cache ([2048, 1536] bf16: 6 MiB), read again
+// and again: the kernel's compute ceiling, with no DRAM stream to wait on.
+void BM_MatMulHot(benchmark::State& state, DType dtype, int64_t m) {
+  const int64_t n = state.range(0), k = state.range(1);
+  Setup s = Make(dtype, m, n, k, /*bytes=*/0);
+  const Weight w{s.w[0], s.scales};
+  for (auto _ : state) {
+    auto status = s.backend->MatMul(s.x, w, nullptr, s.y);
+    if (!status.ok()) state.SkipWithError(std::string(status.message()).c_str());
+    benchmark::DoNotOptimize(s.y.data());
+  }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k * state.iterations() / 1e9,
                                                  benchmark::Counter::kIsRate);
 }
@@ -93,6 +108,10 @@ BENCHMARK_CAPTURE(BM_MatMul, Gemv_f8_e4m3, DType::kF8E4M3, 1)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv_f32, DType::kF32, 1)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv4_bf16, DType::kBF16, 4)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv8_bf16, DType::kBF16, 8)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_MatMulHot, Gemv8_bf16_cached, DType::kBF16, 8)
+    ->Args({2048, 1536})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatMulHot, Gemv4_bf16_cached, DType::kBF16, 4)
+    ->Args({2048, 1536})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_bf16, DType::kBF16, 128)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_f32, DType::kF32, 128)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_f8_e4m3, DType::kF8E4M3, 128)->Apply(Shapes);

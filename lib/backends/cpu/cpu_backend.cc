@@ -52,13 +52,11 @@ class CpuBackend final : public Backend {
       const auto* wd = static_cast<const uint16_t*>(w.data.data());
       pool_.ParallelFor(n, 16, [&](int64_t n0, int64_t n1) { cpu::GemvBf16Dot(wd, split, n0, n1, ys, n); });
     } else {
-      const float* xs = x.data_as<float>();
       const float* scales = dtype == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
+      cpu::GemvInput input;
+      cpu::PrepareGemvInput(x.data_as<float>(), m, k, dtype == DType::kBF16, &input);
       pool_.ParallelFor(n, 16, [&](int64_t n0, int64_t n1) {
-        for (int64_t r = 0; r < m; r += cpu::kGemvRows) {
-          cpu::Gemv(dtype, w.data.data(), scales, xs + r * k, std::min(cpu::kGemvRows, m - r), k, n0,
-                    n1, ys + r * n, n);
-        }
+        cpu::Gemv(dtype, w.data.data(), scales, input, n0, n1, ys, n);
       });
     }
     if (bias != nullptr) AddBias(*bias, y);
@@ -91,8 +89,15 @@ class CpuBackend final : public Backend {
     for (const Weight* w : weights) starts.push_back(starts.back() + w->data.dim(0));
     bool all_bf16_dot = true;
     for (const Weight* w : weights) all_bf16_dot = all_bf16_dot && UseBf16Dot(m, w->data.dtype());
+    bool any_bf16 = false;
+    for (const Weight* w : weights) any_bf16 = any_bf16 || w->data.dtype() == DType::kBF16;
     cpu::SplitActivations split;
-    if (all_bf16_dot) cpu::SplitBf16(x.data_as<float>(), m, k, exact_, &split);
+    cpu::GemvInput input;
+    if (all_bf16_dot) {
+      cpu::SplitBf16(x.data_as<float>(), m, k, exact_, &split);
+    } else {
+      cpu::PrepareGemvInput(x.data_as<float>(), m, k, any_bf16, &input);
+    }
     pool_.ParallelFor(starts.back(), 16, [&](int64_t b, int64_t e) {
       for (size_t i = 0; i < weights.size(); ++i) {
         const int64_t n0 = std::max(b, starts[i]) - starts[i];
@@ -106,10 +111,7 @@ class CpuBackend final : public Backend {
                            ys[i]->mutable_data_as<float>(), n);
           continue;
         }
-        for (int64_t r = 0; r < m; r += cpu::kGemvRows) {
-          cpu::Gemv(w.data.dtype(), w.data.data(), scales, x.data_as<float>() + r * k,
-                    std::min(cpu::kGemvRows, m - r), k, n0, n1, ys[i]->mutable_data_as<float>() + r * n, n);
-        }
+        cpu::Gemv(w.data.dtype(), w.data.data(), scales, input, n0, n1, ys[i]->mutable_data_as<float>(), n);
       }
     });
     for (size_t i = 0; i < weights.size(); ++i) {
@@ -150,6 +152,11 @@ class CpuBackend final : public Backend {
                     sizeof(float) * static_cast<size_t>(k));
       }
     }
+    std::vector<cpu::GemvInput> inputs(small.size());
+    for (size_t i = 0; i < small.size(); ++i) {
+      cpu::PrepareGemvInput(xs.data() + row_start[i] * k, row_start[i + 1] - row_start[i], k,
+                            weights[small[i]].data.dtype() == DType::kBF16, &inputs[i]);
+    }
     const int64_t total = static_cast<int64_t>(small.size()) * n;  // weight rows of all small groups
     pool_.ParallelFor(total, 16, [&](int64_t b, int64_t e) {
       for (size_t i = 0; i < small.size(); ++i) {
@@ -158,11 +165,7 @@ class CpuBackend final : public Backend {
         if (n0 >= n1) continue;
         const Weight& w = weights[small[i]];
         const float* scales = w.data.dtype() == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
-        const int64_t m = row_start[i + 1] - row_start[i];
-        for (int64_t r = 0; r < m; r += cpu::kGemvRows) {
-          cpu::Gemv(w.data.dtype(), w.data.data(), scales, xs.data() + (row_start[i] + r) * k,
-                    std::min(cpu::kGemvRows, m - r), k, n0, n1, ys.data() + (row_start[i] + r) * n, n);
-        }
+        cpu::Gemv(w.data.dtype(), w.data.data(), scales, inputs[i], n0, n1, ys.data() + row_start[i] * n, n);
       }
     });
     for (size_t i = 0; i < small.size(); ++i) {

@@ -272,103 +272,172 @@ void GemvBf16Pairs(const uint16_t* w, const float* xe, const float* xo, const fl
   }
 }
 
-// Up to 8 rows of x at once for bf16 weights, for CPUs without a bf16 dot instruction
-// (batched decode: each weight row is read once for all rows). The x rows are laid out
-// per vector step as 16 consecutive vectors (row 0 even, row 0 odd, row 1 even, ...), so
-// the kernel addresses them from one pointer, and K runs in blocks of kPairsPerBlock pairs
-// whose x block (16 KB) stays in L1 while the weight rows stream past it. Each (weight row,
-// x row) keeps a vector of partial sums across the blocks; one horizontal sum at the end.
-template <int kRows>
-void GemvBf16Blocked(const uint16_t* w, const float* x, int64_t k_dim, int64_t n_begin, int64_t n_end,
-                     float* y, int64_t ldy) {
-  constexpr int64_t kPairsPerBlock = 256;
+// kN weight rows times kM x rows (x rows m0..m0+kM-1) over the vector steps [j0, j1), added
+// to the partial sums part[r] + m * lanes (zeros first when `first`). Even halves of all kN
+// rows, then odd halves: each x vector loaded once serves kN weight rows, and kN x kM
+// accumulators take two FMAs a step each. Odd halves by two shifts, so no mask register:
+// 3 x 4 fills AVX2's 16 registers (12 sums, 3 weights, 1 x).
+template <int kN, int kM>
+HWY_INLINE void Bf16Tile(const uint32_t* const* wr, const float* xb, int rows, int m0, int64_t j0,
+                         int64_t j1, float* const* part, bool first, const char* const* ahead) {
   const DF df;
   const hn::RebindToUnsigned<DF> du;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  VF acc[kN][kM];
+  for (int r = 0; r < kN; ++r) {
+    for (int m = 0; m < kM; ++m) acc[r][m] = first ? hn::Zero(df) : hn::Load(df, part[r] + (m0 + m) * lanes);
+  }
+  for (int64_t j = j0; j < j1; j += lanes) {
+    if (ahead != nullptr) {
+      for (int r = 0; r < kN; ++r) __builtin_prefetch(ahead[r] + 4 * j, 0, 2);
+    }
+    const float* xj = xb + (j * rows + m0 * lanes) * 2;
+    VF wv[kN];
+    for (int r = 0; r < kN; ++r) wv[r] = hn::BitCast(df, hn::ShiftLeft<16>(hn::LoadU(du, wr[r] + j)));
+    for (int m = 0; m < kM; ++m) {
+      const VF e = hn::LoadU(df, xj + 2 * m * lanes);
+      for (int r = 0; r < kN; ++r) acc[r][m] = hn::MulAdd(e, wv[r], acc[r][m]);
+    }
+    for (int r = 0; r < kN; ++r) {
+      wv[r] = hn::BitCast(df, hn::ShiftLeft<16>(hn::ShiftRight<16>(hn::LoadU(du, wr[r] + j))));
+    }
+    for (int m = 0; m < kM; ++m) {
+      const VF o = hn::LoadU(df, xj + (2 * m + 1) * lanes);
+      for (int r = 0; r < kN; ++r) acc[r][m] = hn::MulAdd(o, wv[r], acc[r][m]);
+    }
+  }
+  for (int r = 0; r < kN; ++r) {
+    for (int m = 0; m < kM; ++m) hn::Store(acc[r][m], df, part[r] + (m0 + m) * lanes);
+  }
+}
+
+// kN weight rows from n, all kRows x rows, over the vector steps [j0, j1) of block j0: x
+// rows 0-3, then the rest while the weights are still in L1. The first pass prefetches
+// what these rows will need next: their next block, or after their last block the rows one
+// tile further on.
+template <int kRows, int kN>
+HWY_INLINE void Bf16Rows(const uint16_t* w, const float* xb, int64_t k_dim, int64_t n, int64_t tile_begin,
+                         int64_t n_end, int64_t tile_rows, int64_t j0, int64_t j1, int64_t block,
+                         bool last_block, float* part) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
+  const uint32_t* wr[kN];
+  const char* ahead[kN];
+  float* pn[kN];
+  for (int r = 0; r < kN; ++r) {
+    wr[r] = reinterpret_cast<const uint32_t*>(w + (n + r) * k_dim);
+    const int64_t next_row = n + r + tile_rows < n_end ? n + r + tile_rows : n + r;
+    ahead[r] = last_block ? reinterpret_cast<const char*>(w + next_row * k_dim) - 4 * j0
+                          : reinterpret_cast<const char*>(wr[r]) + 4 * block;
+    pn[r] = part + (n + r - tile_begin) * kRows * lanes;
+  }
+  Bf16Tile<kN, (kRows < 4 ? kRows : 4)>(wr, xb, kRows, 0, j0, j1, pn, j0 == 0, ahead);
+  if constexpr (kRows > 4) Bf16Tile<kN, kRows - 4>(wr, xb, kRows, 4, j0, j1, pn, j0 == 0, nullptr);
+}
+
+// From 4 rows of x the blocked kernel below beats GemvBf16Pairs (both weight shapes, 2
+// threads, AVX2); with 2 or 3 rows it wins on one shape and loses on the other.
+constexpr int64_t kBlockedMinRows = 4;
+
+// 4 to 8 rows of x at once for bf16 weights, for CPUs without a bf16 dot instruction
+// (batched decode: each weight row is read from memory once for all rows). `xb` is x in
+// PrepareBf16Impl's layout. K runs in blocks of kPairsPerBlock pairs whose x (up to 16 KB)
+// stays in L1 while the kTileRows weight rows of a tile pass it, three at a time; each
+// (weight row, x row) carries a vector of partial sums from block to block (in L1), then
+// one horizontal sum. A tile is finished before the next starts, so the sums never leave
+// L1 and the weights stream from memory once, prefetched a block ahead.
+template <int kRows>
+void GemvBf16Blocked(const uint16_t* w, const float* xb, const float* x, int64_t k_dim, int64_t n_begin,
+                     int64_t n_end, float* y, int64_t ldy) {
+  constexpr int64_t kPairsPerBlock = 256;
+  constexpr int64_t kTileRows = 15;
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t half = k_dim / 2;
   const int64_t vec_end = (half / lanes) * lanes;
-  const auto hi_mask = hn::Set(du, 0xffff0000u);
-  thread_local std::vector<float> xb, part;
-  xb.resize(static_cast<size_t>(vec_end * 2 * kRows));
-  for (int64_t j = 0; j < vec_end; j += lanes) {
-    float* dst = xb.data() + j * 2 * kRows;
-    for (int m = 0; m < kRows; ++m) {
-      for (int64_t l = 0; l < lanes; ++l) {
-        dst[(2 * m) * lanes + l] = x[m * k_dim + 2 * (j + l)];
-        dst[(2 * m + 1) * lanes + l] = x[m * k_dim + 2 * (j + l) + 1];
+  HWY_ALIGN float part[kTileRows * kRows * (HWY_MAX_BYTES / sizeof(float))];
+  for (int64_t t0 = n_begin; t0 < n_end; t0 += kTileRows) {
+    const int64_t t1 = t0 + kTileRows < n_end ? t0 + kTileRows : n_end;
+    for (int64_t j0 = 0; j0 < vec_end; j0 += kPairsPerBlock) {
+      const int64_t j1 = j0 + kPairsPerBlock < vec_end ? j0 + kPairsPerBlock : vec_end;
+      int64_t n = t0;
+      for (; n + 3 <= t1; n += 3) {
+        Bf16Rows<kRows, 3>(w, xb, k_dim, n, t0, n_end, kTileRows, j0, j1, kPairsPerBlock, j1 == vec_end, part);
+      }
+      for (; n < t1; ++n) {
+        Bf16Rows<kRows, 1>(w, xb, k_dim, n, t0, n_end, kTileRows, j0, j1, kPairsPerBlock, j1 == vec_end, part);
       }
     }
-  }
-  const int64_t count = n_end - n_begin;
-  part.resize(static_cast<size_t>(count * kRows * lanes));  // written by the first K block
-  for (int64_t j0 = 0; j0 < vec_end; j0 += kPairsPerBlock) {
-    const int64_t j1 = j0 + kPairsPerBlock < vec_end ? j0 + kPairsPerBlock : vec_end;
-    for (int64_t n = n_begin; n < n_end; ++n) {
-      const uint32_t* wr = reinterpret_cast<const uint32_t*>(w + n * k_dim);
-      // The same K block of the row after next, on its way (the rows' blocks are strided).
-      const char* ahead = reinterpret_cast<const char*>(w + (n + 2 < n_end ? n + 2 : n) * k_dim);
-      float* pn = part.data() + (n - n_begin) * kRows * lanes;
-      VF acc[kRows];
-      for (int m = 0; m < kRows; ++m) acc[m] = j0 == 0 ? hn::Zero(df) : hn::LoadU(df, pn + m * lanes);
-      for (int64_t j = j0; j < j1; j += lanes) {
-        __builtin_prefetch(ahead + 4 * j);
-        const auto v = hn::LoadU(du, wr + j);
-        const VF even = hn::BitCast(df, hn::ShiftLeft<16>(v));
-        const VF odd = hn::BitCast(df, hn::And(v, hi_mask));
-        const float* xj = xb.data() + j * 2 * kRows;
-        for (int m = 0; m < kRows; ++m) {
-          acc[m] = hn::MulAdd(hn::LoadU(df, xj + (2 * m) * lanes), even, acc[m]);
-          acc[m] = hn::MulAdd(hn::LoadU(df, xj + (2 * m + 1) * lanes), odd, acc[m]);
-        }
+    for (int64_t n = t0; n < t1; ++n) {
+      const uint16_t* row = w + n * k_dim;
+      for (int m = 0; m < kRows; ++m) {
+        const float* pm = part + ((n - t0) * kRows + m) * lanes;
+        float sum = vec_end > 0 ? hn::GetLane(hn::SumOfLanes(df, hn::Load(df, pm))) : 0.0f;
+        for (int64_t k = 2 * vec_end; k < k_dim; ++k) sum += x[m * k_dim + k] * Bf16ToF32(row[k]);
+        y[m * ldy + n] = sum;
       }
-      for (int m = 0; m < kRows; ++m) hn::StoreU(acc[m], df, pn + m * lanes);
-    }
-  }
-  for (int64_t n = n_begin; n < n_end; ++n) {
-    const uint16_t* row = w + n * k_dim;
-    for (int m = 0; m < kRows; ++m) {
-      const float* pm = part.data() + ((n - n_begin) * kRows + m) * lanes;
-      float sum = vec_end > 0 ? hn::GetLane(hn::SumOfLanes(df, hn::LoadU(df, pm))) : 0.0f;
-      for (int64_t k = 2 * vec_end; k < k_dim; ++k) sum += x[m * k_dim + k] * Bf16ToF32(row[k]);
-      y[m * ldy + n] = sum;
     }
   }
 }
 
-void GemvBf16(const uint16_t* w, const float* x, int64_t rows, int64_t k_dim, int64_t n_begin,
-              int64_t n_end, float* y, int64_t ldy) {
-  switch (rows) {  // 5-8 rows: every weight row read once (the batched decode of a group)
-    case 5: return GemvBf16Blocked<5>(w, x, k_dim, n_begin, n_end, y, ldy);
-    case 6: return GemvBf16Blocked<6>(w, x, k_dim, n_begin, n_end, y, ldy);
-    case 7: return GemvBf16Blocked<7>(w, x, k_dim, n_begin, n_end, y, ldy);
-    case 8: return GemvBf16Blocked<8>(w, x, k_dim, n_begin, n_end, y, ldy);
-    default: break;
-  }
+// x laid out for the bf16 kernels: up to 3 rows, each row's even elements (rows x k_dim / 2),
+// then the odd ones; 4 to 8 rows, per vector step of pairs, 2 x rows vectors (row 0 even,
+// row 0 odd, row 1 even, ...), pairs past the last whole vector left out.
+// Returns the start of the layout in `storage`, 64-byte aligned (no vector load of it splits
+// a cache line).
+float* PrepareBf16Impl(const float* x, int64_t rows, int64_t k_dim, std::vector<float>* storage) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
   const int64_t half = k_dim / 2;
-  thread_local std::vector<float> split;
-  split.resize(static_cast<size_t>(2 * rows * half));
-  float* xe = split.data();
-  float* xo = split.data() + rows * half;
-  for (int64_t m = 0; m < rows; ++m) {
-    for (int64_t j = 0; j < half; ++j) {
-      xe[m * half + j] = x[m * k_dim + 2 * j];
-      xo[m * half + j] = x[m * k_dim + 2 * j + 1];
+  constexpr size_t kAlignFloats = 16;
+  storage->resize(static_cast<size_t>(2 * rows * half) + kAlignFloats);
+  const size_t misalign = (reinterpret_cast<uintptr_t>(storage->data()) / sizeof(float)) % kAlignFloats;
+  float* const start = storage->data() + (misalign == 0 ? 0 : kAlignFloats - misalign);
+  float* dst = start;
+  if (rows < kBlockedMinRows) {
+    for (int64_t m = 0; m < rows; ++m) {
+      for (int64_t j = 0; j < half; ++j) {
+        dst[m * half + j] = x[m * k_dim + 2 * j];
+        dst[(rows + m) * half + j] = x[m * k_dim + 2 * j + 1];
+      }
+    }
+    return start;
+  }
+  const int64_t vec_end = (half / lanes) * lanes;
+  for (int64_t j = 0; j < vec_end; j += lanes) {
+    float* step = dst + j * 2 * rows;
+    for (int64_t m = 0; m < rows; ++m) {
+      for (int64_t l = 0; l < lanes; ++l) {
+        step[(2 * m) * lanes + l] = x[m * k_dim + 2 * (j + l)];
+        step[(2 * m + 1) * lanes + l] = x[m * k_dim + 2 * (j + l) + 1];
+      }
     }
   }
+  return start;
+}
+
+void GemvBf16(const uint16_t* w, const float* prepared, const float* x, int64_t rows, int64_t k_dim,
+              int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+  switch (rows < kBlockedMinRows ? 0 : rows) {
+    case 4: return GemvBf16Blocked<4>(w, prepared, x, k_dim, n_begin, n_end, y, ldy);
+    case 5: return GemvBf16Blocked<5>(w, prepared, x, k_dim, n_begin, n_end, y, ldy);
+    case 6: return GemvBf16Blocked<6>(w, prepared, x, k_dim, n_begin, n_end, y, ldy);
+    case 7: return GemvBf16Blocked<7>(w, prepared, x, k_dim, n_begin, n_end, y, ldy);
+    case 8: return GemvBf16Blocked<8>(w, prepared, x, k_dim, n_begin, n_end, y, ldy);
+    default: break;
+  }
+  const float* xe = prepared;
+  const float* xo = prepared + rows * (k_dim / 2);
   const bool x_fits_l1 = rows * k_dim * static_cast<int64_t>(sizeof(float)) <= 16 * 1024;
   if (x_fits_l1) {
     switch (rows) {
       case 1: return GemvBf16Pairs<1, 1>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
       case 2: return GemvBf16Pairs<2, 1>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
-      case 3: return GemvBf16Pairs<3, 1>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
-      default: return GemvBf16Pairs<4, 1>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
+      default: return GemvBf16Pairs<3, 1>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
     }
   }
   switch (rows) {
     case 1: return GemvBf16Pairs<1, 4>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
     case 2: return GemvBf16Pairs<2, 4>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
-    case 3: return GemvBf16Pairs<3, 4>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
-    default: return GemvBf16Pairs<4, 4>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
+    default: return GemvBf16Pairs<3, 4>(w, xe, xo, x, k_dim, n_begin, n_end, y, ldy);
   }
 }
 
@@ -424,15 +493,16 @@ void GemvType(const void* w, const float* scale_inv, const float* x, int64_t row
   }
 }
 
-void GemvImpl(DType dtype, const void* w, const float* scale_inv, const float* x, int64_t rows,
-              int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+void GemvImpl(DType dtype, const void* w, const float* scale_inv, const float* x, const float* bf16,
+              int64_t rows, int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
   if (rows > 4 && dtype != DType::kBF16) {  // the other dtypes' kernels take 4 rows at a time
-    GemvImpl(dtype, w, scale_inv, x, 4, k_dim, n_begin, n_end, y, ldy);
-    return GemvImpl(dtype, w, scale_inv, x + 4 * k_dim, rows - 4, k_dim, n_begin, n_end, y + 4 * ldy, ldy);
+    GemvImpl(dtype, w, scale_inv, x, nullptr, 4, k_dim, n_begin, n_end, y, ldy);
+    return GemvImpl(dtype, w, scale_inv, x + 4 * k_dim, nullptr, rows - 4, k_dim, n_begin, n_end, y + 4 * ldy, ldy);
   }
   switch (dtype) {
     case DType::kF32: return GemvType<DType::kF32>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
-    case DType::kBF16: return GemvBf16(static_cast<const uint16_t*>(w), x, rows, k_dim, n_begin, n_end, y, ldy);
+    case DType::kBF16:
+      return GemvBf16(static_cast<const uint16_t*>(w), bf16, x, rows, k_dim, n_begin, n_end, y, ldy);
     case DType::kF16: return GemvType<DType::kF16>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
     case DType::kF8E4M3: return GemvType<DType::kF8E4M3>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
     default: return;
@@ -479,6 +549,7 @@ void ApplyCpuOverrides() {
 }
 
 HWY_EXPORT(GemvImpl);
+HWY_EXPORT(PrepareBf16Impl);
 HWY_EXPORT(DequantizeImpl);
 HWY_EXPORT(TargetNameImpl);
 HWY_EXPORT(SumImpl);
@@ -493,10 +564,21 @@ void DequantizeRows(DType dtype, const void* w, const float* scale_inv, int64_t 
   HWY_DYNAMIC_DISPATCH(DequantizeImpl)(dtype, w, scale_inv, k_dim, n_begin, n_end, out);
 }
 
-void Gemv(DType dtype, const void* w, const float* scale_inv, const float* x, int64_t rows,
-          int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+void PrepareGemvInput(const float* x, int64_t rows, int64_t k_dim, bool for_bf16, GemvInput* out) {
   ApplyCpuOverrides();
-  HWY_DYNAMIC_DISPATCH(GemvImpl)(dtype, w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
+  out->x = x;
+  out->rows = rows;
+  out->k_dim = k_dim;
+  out->bf16 = for_bf16 ? HWY_DYNAMIC_DISPATCH(PrepareBf16Impl)(x, rows, k_dim, &out->storage) : nullptr;
+}
+
+void Gemv(DType dtype, const void* w, const float* scale_inv, const GemvInput& x, int64_t n_begin,
+          int64_t n_end, float* y, int64_t ldy) {
+  ApplyCpuOverrides();
+  const float* bf16 = x.bf16;
+  thread_local std::vector<float> local;  // an input not prepared for bf16: prepared here
+  if (dtype == DType::kBF16 && bf16 == nullptr) bf16 = HWY_DYNAMIC_DISPATCH(PrepareBf16Impl)(x.x, x.rows, x.k_dim, &local);
+  HWY_DYNAMIC_DISPATCH(GemvImpl)(dtype, w, scale_inv, x.x, bf16, x.rows, x.k_dim, n_begin, n_end, y, ldy);
 }
 
 const char* GemvTargetName() {
