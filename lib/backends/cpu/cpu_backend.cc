@@ -20,6 +20,7 @@ namespace {
 // Up to this many activation rows a matmul streams the weight through the GEMV kernels
 // (all rows in one pass); beyond it, GEMM.
 constexpr int64_t kGemvMaxRows = 8;
+static_assert(kGemvMaxRows <= cpu::kGemvRows, "one Gemv call takes all of a decode batch's rows");
 // The f32 weight panel each thread converts at a time for GemmDequantized (L2-sized).
 constexpr int64_t kPanelBytes = 512 * 1024;
 

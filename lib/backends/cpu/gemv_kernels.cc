@@ -361,10 +361,12 @@ void GemvBf16Blocked(const uint16_t* w, const float* xb, const float* x, int64_t
       const int64_t j1 = j0 + kPairsPerBlock < vec_end ? j0 + kPairsPerBlock : vec_end;
       int64_t n = t0;
       for (; n + 3 <= t1; n += 3) {
-        Bf16Rows<kRows, 3>(w, xb, k_dim, n, t0, n_end, kTileRows, j0, j1, kPairsPerBlock, j1 == vec_end, part);
+        Bf16Rows<kRows, 3>(w, xb, k_dim, n, t0, n_end, kTileRows, j0, j1, kPairsPerBlock,
+                           j1 == vec_end, part);
       }
       for (; n < t1; ++n) {
-        Bf16Rows<kRows, 1>(w, xb, k_dim, n, t0, n_end, kTileRows, j0, j1, kPairsPerBlock, j1 == vec_end, part);
+        Bf16Rows<kRows, 1>(w, xb, k_dim, n, t0, n_end, kTileRows, j0, j1, kPairsPerBlock,
+                           j1 == vec_end, part);
       }
     }
     for (int64_t n = t0; n < t1; ++n) {
@@ -497,7 +499,8 @@ void GemvImpl(DType dtype, const void* w, const float* scale_inv, const float* x
               int64_t rows, int64_t k_dim, int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
   if (rows > 4 && dtype != DType::kBF16) {  // the other dtypes' kernels take 4 rows at a time
     GemvImpl(dtype, w, scale_inv, x, nullptr, 4, k_dim, n_begin, n_end, y, ldy);
-    return GemvImpl(dtype, w, scale_inv, x + 4 * k_dim, nullptr, rows - 4, k_dim, n_begin, n_end, y + 4 * ldy, ldy);
+    return GemvImpl(dtype, w, scale_inv, x + 4 * k_dim, nullptr, rows - 4, k_dim, n_begin, n_end,
+                    y + 4 * ldy, ldy);
   }
   switch (dtype) {
     case DType::kF32: return GemvType<DType::kF32>(w, scale_inv, x, rows, k_dim, n_begin, n_end, y, ldy);
@@ -577,7 +580,9 @@ void Gemv(DType dtype, const void* w, const float* scale_inv, const GemvInput& x
   ApplyCpuOverrides();
   const float* bf16 = x.bf16;
   thread_local std::vector<float> local;  // an input not prepared for bf16: prepared here
-  if (dtype == DType::kBF16 && bf16 == nullptr) bf16 = HWY_DYNAMIC_DISPATCH(PrepareBf16Impl)(x.x, x.rows, x.k_dim, &local);
+  if (dtype == DType::kBF16 && bf16 == nullptr) {
+    bf16 = HWY_DYNAMIC_DISPATCH(PrepareBf16Impl)(x.x, x.rows, x.k_dim, &local);
+  }
   HWY_DYNAMIC_DISPATCH(GemvImpl)(dtype, w, scale_inv, x.x, bf16, x.rows, x.k_dim, n_begin, n_end, y, ldy);
 }
 
