@@ -568,22 +568,35 @@ def operand_count(question):
     return len(re.findall(r"\d+", expression(question)))
 
 
-def evaluate(model_dir, count, seed, hard, temperature, seen):
+def times_right(rt, problem, samples, seed, temperature):
+    """How many of `samples` completions (one group: the prompt processed once) at
+    `temperature` answer problem right. Completion j comes from (seed, j), so the first is
+    the one a single sample with this seed draws."""
+    r = rt.generate(problem["question"], max_tokens=400, n=samples, temperature=temperature, top_p=1.0,
+                    seed=seed)
+    return sum(grpo.accuracy([c.answer for c in r.completions], [problem["verifier_answer"]] * samples))
+
+
+def evaluate(model_dir, count, seed, hard, temperature, seen, samples=1):
     """(accuracy, accuracy on the problems whose expression no training stage asked, their
-    count, {operands: (right, problems)}, whether each problem came out right, each problem's
-    operand count)."""
+    count, {operands: (right, problems)}, how many of its samples each problem got right (0 or
+    1 greedy), each problem's operand count). Sampled accuracy with `samples` > 1 is R1's
+    pass@1: the mean over `samples` completions per problem."""
     rt = reasonrt.Model(model_dir)
     probs = problems(count, seed, hard=hard)
-    right = [answers_right(rt, p, **({"greedy": True} if temperature == 0 else
-                                      {"temperature": temperature, "top_p": 1.0, "seed": i}))
-             for i, p in enumerate(probs)]
+    if temperature == 0:
+        samples = 1
+        right = [int(answers_right(rt, p, greedy=True)) for p in probs]
+    else:
+        right = [times_right(rt, p, samples, i, temperature) for i, p in enumerate(probs)]
     unseen = [ok for ok, p in zip(right, probs) if expression(p["question"]) not in seen]
     operands = [operand_count(p["question"]) for p in probs]
     by_operands = {}
     for ok, k in zip(right, operands):
         r, n = by_operands.get(k, (0, 0))
-        by_operands[k] = (r + int(ok), n + 1)
-    return sum(right) / count, sum(unseen) / max(1, len(unseen)), len(unseen), by_operands, right, operands
+        by_operands[k] = (r + ok / samples, n + 1)
+    return (sum(right) / (count * samples), sum(unseen) / max(1, len(unseen) * samples), len(unseen),
+            by_operands, right, operands)
 
 
 def mcnemar_p(gained, lost):
@@ -596,24 +609,51 @@ def mcnemar_p(gained, lost):
     return min(1.0, 2 * tail)
 
 
+def sign_flip_p(diffs, draws=200000, seed=0):
+    """Two-sided paired permutation p-value of the mean of per-problem differences: the share
+    of random sign flips (were both models equally good, each difference's sign is a coin)
+    whose mean is at least as far from zero; deterministic by `seed`."""
+    d = np.asarray(diffs, dtype=np.float64)
+    observed = abs(d.sum())
+    if observed == 0:
+        return 1.0
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, draws, 10000):
+        signs = rng.choice([-1.0, 1.0], size=(min(10000, draws - start), d.size))
+        hits += int((np.abs(signs @ d) >= observed - 1e-9).sum())
+    return (hits + 1) / (draws + 1)
+
+
 def paired_report(results, baseline):
     """Per evaluation, the problems the model now gets right that the baseline got wrong and the
-    reverse, on the same problems and sampling seeds: far less noisy than two accuracies."""
+    reverse, on the same problems and sampling seeds: far less noisy than two accuracies. With
+    several samples per problem, the change of each problem's pass@1 instead, tested by sign
+    flips."""
     out = {}
     for key, now in results.items():
         if not key.endswith("_right") or key not in baseline:
             continue
         before, name = baseline[key], key[:-len("_right")]
         assert len(before) == len(now), f"{key}: the baseline asked {len(before)} problems, not {len(now)}"
+        samples = results.get(name + "_samples", 1)
+        assert baseline.get(name + "_samples", 1) == samples, f"{key}: the baseline drew other sample counts"
         operands = results[name.rsplit("_", 1)[0] + "_operands"]
         for k in [None] + sorted(set(operands)):
             pairs = [(a, b) for a, b, o in zip(before, now, operands) if k is None or o == k]
-            gained = sum(1 for a, b in pairs if b and not a)
-            lost = sum(1 for a, b in pairs if a and not b)
+            gained = sum(1 for a, b in pairs if b > a)
+            lost = sum(1 for a, b in pairs if a > b)
             label = name if k is None else f"{name}_{k}_operands"
-            out[label] = {"gained": gained, "lost": lost, "p": mcnemar_p(gained, lost)}
-            print(f"paired {label}: gained {gained}, lost {lost} against the baseline "
-                  f"(exact McNemar p = {out[label]['p']:.3g})", flush=True)
+            if samples == 1:
+                out[label] = {"gained": gained, "lost": lost, "p": mcnemar_p(gained, lost)}
+                print(f"paired {label}: gained {gained}, lost {lost} against the baseline "
+                      f"(exact McNemar p = {out[label]['p']:.3g})", flush=True)
+                continue
+            diffs = [(b - a) / samples for a, b in pairs]
+            change = sum(diffs) / max(1, len(diffs))
+            out[label] = {"better": gained, "worse": lost, "pass1_change": change, "p": sign_flip_p(diffs)}
+            print(f"paired {label}: pass@1 ({samples} samples) {change:+.4f} against the baseline; "
+                  f"{gained} problems better, {lost} worse (sign-flip p = {out[label]['p']:.3g})", flush=True)
     return out
 
 
@@ -623,14 +663,16 @@ def stage_eval(args):
     for name, hard in (("held_out", False), ("hard", True)):
         for temp in (0.0, 0.6):
             acc, unseen_acc, unseen, by_operands, right, operands = evaluate(
-                args.out, args.eval_count, HARD_SEED if hard else EVAL_SEED, hard, temp, seen)
+                args.out, args.eval_count, HARD_SEED if hard else EVAL_SEED, hard, temp, seen,
+                args.eval_samples)
             key = f"{name}_{'greedy' if temp == 0 else 't0.6'}"
             results[key], results[key + "_unseen"], results[name + "_unseen_count"] = acc, unseen_acc, unseen
-            results[key + "_right"], results[name + "_operands"] = [int(ok) for ok in right], operands
+            results[key + "_right"], results[name + "_operands"] = right, operands
+            results[key + "_samples"] = 1 if temp == 0 else args.eval_samples
             for k, (r, n) in sorted(by_operands.items()):
                 results[f"{key}_{k}_operands"] = r / n
                 results[f"{name}_{k}_operands_count"] = n
-            split = ", ".join(f"{k} operands {r}/{n}" for k, (r, n) in sorted(by_operands.items()))
+            split = ", ".join(f"{k} operands {r:g}/{n}" for k, (r, n) in sorted(by_operands.items()))
             print(f"eval {key}: {acc:.3f}; on the {unseen} never trained on: {unseen_acc:.3f}; {split}", flush=True)
     if args.baseline:
         results["paired"] = paired_report(results, json.load(open(args.baseline)))
@@ -722,6 +764,8 @@ def main():
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--max-tokens", type=int, default=400)
     ap.add_argument("--eval-count", type=int, default=500)
+    ap.add_argument("--eval-samples", type=int, default=1,
+                    help="completions per problem at T=0.6 (one group each): accuracy is their mean (pass@1)")
     ap.add_argument("--tag", default="final")
     ap.add_argument("--baseline", default="",
                     help="an earlier eval_*.json (same --eval-count): report the problems gained and lost")
