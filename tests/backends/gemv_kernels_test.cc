@@ -1,0 +1,84 @@
+// The CPU decode GEMV kernels called directly (the conformance suite reaches them through
+// the backend): every row count, K with and without a tail past the last vector, weight
+// ranges split the way the thread pool splits them, and inputs not prepared for bf16.
+#include "lib/backends/cpu/gemv_kernels.h"
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "reasonrt/dtype.h"
+
+namespace reasonrt {
+namespace {
+
+struct Case {
+  std::vector<uint16_t> w;  // [n, k] bf16
+  std::vector<float> x;     // [rows, k]
+  int64_t rows, n, k;
+};
+
+Case Make(int64_t rows, int64_t n, int64_t k, uint32_t seed) {
+  Case c{std::vector<uint16_t>(n * k), std::vector<float>(rows * k), rows, n, k};
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> wf(n * k);
+  for (float& v : wf) v = u(rng);
+  ConvertFromF32(DType::kBF16, wf.data(), c.w.data(), wf.size());
+  for (float& v : c.x) v = u(rng);
+  return c;
+}
+
+std::vector<float> MultiplyBf16(const Case& c, bool prepare, const std::vector<int64_t>& cuts) {
+  cpu::GemvInput input;
+  cpu::PrepareGemvInput(c.x.data(), c.rows, c.k, prepare, &input);
+  std::vector<float> y(c.rows * c.n, std::nanf(""));
+  for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+    cpu::Gemv(DType::kBF16, c.w.data(), nullptr, input, cuts[i], cuts[i + 1], y.data(), c.n);
+  }
+  return y;
+}
+
+TEST(GemvKernelsTest, Bf16EveryRowCountMatchesADoubleReference) {
+  for (int64_t rows = 1; rows <= cpu::kGemvRows; ++rows) {
+    // 7: no whole vector; 200 and 4600: several K blocks of the batched kernel; 1003: a tail.
+    for (int64_t k : {7, 200, 1003, 4600}) {
+      for (int64_t n : {1, 16, 37}) {
+        const std::string what = "rows=" + std::to_string(rows) + " n=" + std::to_string(n) +
+                                 " k=" + std::to_string(k);
+        const Case c = Make(rows, n, k, static_cast<uint32_t>(rows * 7919 + k + n));
+        const std::vector<float> y = MultiplyBf16(c, true, {0, n});
+        std::vector<float> wf(n * k);
+        ConvertToF32(DType::kBF16, c.w.data(), wf.data(), wf.size());
+        for (int64_t m = 0; m < rows; ++m) {
+          for (int64_t j = 0; j < n; ++j) {
+            double exact = 0.0, mag = 0.0;
+            for (int64_t i = 0; i < k; ++i) {
+              exact += static_cast<double>(c.x[m * k + i]) * wf[j * k + i];
+              mag += std::fabs(static_cast<double>(c.x[m * k + i]) * wf[j * k + i]);
+            }
+            ASSERT_NEAR(y[m * n + j], exact, 1e-6 * mag + 1e-6) << what << " at " << m << "," << j;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(GemvKernelsTest, Bf16SplitRangesAndUnpreparedInputsGiveTheSameBits) {
+  for (int64_t rows : {1, 3, 4, 5, 8}) {
+    const Case c = Make(rows, 61, 1536, static_cast<uint32_t>(rows));
+    const std::vector<float> whole = MultiplyBf16(c, true, {0, 61});
+    // Ranges that cut the batched kernel's tiles of 15 rows and its groups of 3 anywhere.
+    for (const std::vector<int64_t>& cuts :
+         std::vector<std::vector<int64_t>>{{0, 1, 61}, {0, 16, 32, 48, 61}, {0, 29, 30, 44, 61}}) {
+      EXPECT_EQ(MultiplyBf16(c, true, cuts), whole) << "rows=" << rows << ", " << cuts.size() - 1 << " ranges";
+    }
+    EXPECT_EQ(MultiplyBf16(c, false, {0, 20, 61}), whole) << "rows=" << rows << ", not prepared for bf16";
+  }
+}
+
+}  // namespace
+}  // namespace reasonrt
