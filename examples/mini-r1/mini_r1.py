@@ -481,10 +481,13 @@ def policy_gradient(model, rows, adv, old, mask, args, chunk=16):
     return total, new_all, live
 
 
-def answers_right(rt, problem, **sampling):
-    """Whether the model's answer to problem (up to 400 tokens) is the right one."""
-    r = rt.generate(problem["question"], max_tokens=400, **sampling)
-    return grpo.accuracy([r.completions[0].answer], [problem["verifier_answer"]])[0] == 1
+def times_right(rt, problem, n=1, **sampling):
+    """How many of n completions (up to 400 tokens; one group: the prompt processed once)
+    answer problem right. Completion j comes from (seed, j), so with a seed the first is the
+    one a single sample with that seed draws."""
+    r = rt.generate(problem["question"], max_tokens=400, n=n, **sampling)
+    scores = grpo.accuracy([c.answer for c in r.completions], [problem["verifier_answer"]] * n)
+    return sum(1 for a in scores if a == 1)
 
 
 def watch_accuracy(rt, count):
@@ -494,7 +497,7 @@ def watch_accuracy(rt, count):
     out = {}
     for operands in (4, 5):
         probs = problems(count, DEV_SEED, operands=(operands, operands))
-        out[operands] = sum(answers_right(rt, p, greedy=True) for p in probs) / count
+        out[operands] = sum(times_right(rt, p, greedy=True) for p in probs) / count
     return out
 
 
@@ -568,15 +571,6 @@ def operand_count(question):
     return len(re.findall(r"\d+", expression(question)))
 
 
-def times_right(rt, problem, samples, seed, temperature):
-    """How many of `samples` completions (one group: the prompt processed once) at
-    `temperature` answer problem right. Completion j comes from (seed, j), so the first is
-    the one a single sample with this seed draws."""
-    r = rt.generate(problem["question"], max_tokens=400, n=samples, temperature=temperature, top_p=1.0,
-                    seed=seed)
-    return sum(grpo.accuracy([c.answer for c in r.completions], [problem["verifier_answer"]] * samples))
-
-
 def evaluate(model_dir, count, seed, hard, temperature, seen, samples=1):
     """(accuracy, accuracy on the problems whose expression no training stage asked, their
     count, {operands: (right, problems)}, how many of its samples each problem got right (0 or
@@ -586,9 +580,10 @@ def evaluate(model_dir, count, seed, hard, temperature, seen, samples=1):
     probs = problems(count, seed, hard=hard)
     if temperature == 0:
         samples = 1
-        right = [int(answers_right(rt, p, greedy=True)) for p in probs]
+        right = [times_right(rt, p, greedy=True) for p in probs]
     else:
-        right = [times_right(rt, p, samples, i, temperature) for i, p in enumerate(probs)]
+        right = [times_right(rt, p, samples, temperature=temperature, top_p=1.0, seed=i)
+                 for i, p in enumerate(probs)]
     unseen = [ok for ok, p in zip(right, probs) if expression(p["question"]) not in seen]
     operands = [operand_count(p["question"]) for p in probs]
     by_operands = {}
