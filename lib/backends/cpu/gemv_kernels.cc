@@ -311,23 +311,27 @@ HWY_INLINE void Bf16Tile(const uint32_t* const* wr, const float* xb, int rows, i
   }
 }
 
+// The batched bf16 kernel's K blocks (pairs whose x, up to 16 KB, stays in L1) and its tiles
+// of weight rows (whose partial sums stay in L1).
+constexpr int64_t kPairsPerBlock = 256;
+constexpr int64_t kTileRows = 15;
+
 // kN weight rows from n, all kRows x rows, over the vector steps [j0, j1) of block j0: x
 // rows 0-3, then the rest while the weights are still in L1. The first pass prefetches
 // what these rows will need next: their next block, or after their last block the rows one
 // tile further on.
 template <int kRows, int kN>
 HWY_INLINE void Bf16Rows(const uint16_t* w, const float* xb, int64_t k_dim, int64_t n, int64_t tile_begin,
-                         int64_t n_end, int64_t tile_rows, int64_t j0, int64_t j1, int64_t block,
-                         bool last_block, float* part) {
+                         int64_t n_end, int64_t j0, int64_t j1, bool last_block, float* part) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
   const uint32_t* wr[kN];
   const char* ahead[kN];
   float* pn[kN];
   for (int r = 0; r < kN; ++r) {
     wr[r] = reinterpret_cast<const uint32_t*>(w + (n + r) * k_dim);
-    const int64_t next_row = n + r + tile_rows < n_end ? n + r + tile_rows : n + r;
+    const int64_t next_row = n + r + kTileRows < n_end ? n + r + kTileRows : n + r;
     ahead[r] = last_block ? reinterpret_cast<const char*>(w + next_row * k_dim) - 4 * j0
-                          : reinterpret_cast<const char*>(wr[r]) + 4 * block;
+                          : reinterpret_cast<const char*>(wr[r]) + 4 * kPairsPerBlock;
     pn[r] = part + (n + r - tile_begin) * kRows * lanes;
   }
   Bf16Tile<kN, (kRows < 4 ? kRows : 4)>(wr, xb, kRows, 0, j0, j1, pn, j0 == 0, ahead);
@@ -348,8 +352,6 @@ constexpr int64_t kBlockedMinRows = 4;
 template <int kRows>
 void GemvBf16Blocked(const uint16_t* w, const float* xb, const float* x, int64_t k_dim, int64_t n_begin,
                      int64_t n_end, float* y, int64_t ldy) {
-  constexpr int64_t kPairsPerBlock = 256;
-  constexpr int64_t kTileRows = 15;
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t half = k_dim / 2;
@@ -361,12 +363,10 @@ void GemvBf16Blocked(const uint16_t* w, const float* xb, const float* x, int64_t
       const int64_t j1 = j0 + kPairsPerBlock < vec_end ? j0 + kPairsPerBlock : vec_end;
       int64_t n = t0;
       for (; n + 3 <= t1; n += 3) {
-        Bf16Rows<kRows, 3>(w, xb, k_dim, n, t0, n_end, kTileRows, j0, j1, kPairsPerBlock,
-                           j1 == vec_end, part);
+        Bf16Rows<kRows, 3>(w, xb, k_dim, n, t0, n_end, j0, j1, j1 == vec_end, part);
       }
       for (; n < t1; ++n) {
-        Bf16Rows<kRows, 1>(w, xb, k_dim, n, t0, n_end, kTileRows, j0, j1, kPairsPerBlock,
-                           j1 == vec_end, part);
+        Bf16Rows<kRows, 1>(w, xb, k_dim, n, t0, n_end, j0, j1, j1 == vec_end, part);
       }
     }
     for (int64_t n = t0; n < t1; ++n) {
