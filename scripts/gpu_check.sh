@@ -1,42 +1,64 @@
 #!/usr/bin/env bash
 # The GPU checks of the cuda backend (issue 11), run on the device machine from the
 # repository root after scripts/gpu_bundle.sh packed .gpu/ here. Writes its logs to $OUT.
+# Each stage has its own time limit (seconds, T_<stage>) so that one that hangs leaves the
+# others their time; the order puts the cheap, telling ones first.
 #
-#   STAGES="tests sanitizer bench torch" bash .gpu/check.sh    (the default: all four)
+#   STAGES="tests bench torch sanitizer" bash .gpu/check.sh    (the default: all four)
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out"
+here=$(cd "$(dirname "$0")" && pwd)
 work=/tmp/rrt-gpu
 mkdir -p "$work"
-tar -C "$work" -xJf "$(dirname "$0")/bundle.tar.xz"
-export LD_LIBRARY_PATH=$work/lib
+tar -C "$work" -xJf "$here/bundle.tar.xz"
 bin=$work/bin
-"$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx
-stages=${STAGES:-tests sanitizer bench torch}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
-"$bin/reasonrt" devices 2>&1 | tee -a "$out/gpu.txt"
+# cuBLAS is opened at run time: the toolkit's copy or the one PyTorch's wheels carry.
+cublas_dirs=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null | tr '\n' ':')
+cublas_dirs+=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
+export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
+"$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
+stages=${STAGES:-tests bench torch sanitizer}
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+  "$bin/reasonrt" devices 2>&1
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  for d in ${cublas_dirs//:/ }; do ls "$d" | grep -m2 "libcublas\.so"; done
+} 2>&1 | tee "$out/gpu.txt"
+
+stage() {  # stage NAME LIMIT COMMAND...: runs COMMAND under its limit, logs to $out/NAME.txt
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS
+  timeout -k 5 "$limit" "$@" >>"$out/$name.txt" 2>&1
+  local rc=$?
+  echo "== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$out/$name.txt"
+}
 
 if [[ $stages == *tests* ]]; then
   # The conformance suite and the cuda tests (every op on the GPU against the reference),
   # sessions on every backend, and the DeepSeek model on the exact backends.
-  "$bin/backends_tests" 2>&1 | tee "$out/tests.txt" | tail -5
-  "$bin/runtime_tests" --gtest_filter='Backends/SessionTest.*' 2>&1 | tee -a "$out/tests.txt" | tail -3
-  "$bin/models_tests" --gtest_filter='Backends/DeepseekTest.*' 2>&1 | tee -a "$out/tests.txt" | tail -3
-  grep -E '^\[  (FAILED|PASSED|SKIPPED) ' "$out/tests.txt"
-fi
-
-if [[ $stages == *sanitizer* ]]; then
-  compute-sanitizer --tool memcheck --error-exitcode 1 "$bin/backends_tests" \
-    --gtest_filter='*cuda*:*Cuda*' >"$out/sanitizer.txt" 2>&1
-  echo "compute-sanitizer memcheck exit $?"; tail -3 "$out/sanitizer.txt"
+  stage tests "${T_TESTS:-150}" "$bin/backends_tests"
+  stage tests "${T_TESTS:-150}" "$bin/runtime_tests" --gtest_filter='Backends/SessionTest.*'
+  stage tests "${T_TESTS:-150}" "$bin/models_tests" --gtest_filter='Backends/DeepseekTest.*'
+  grep -E '^\[  (FAILED|PASSED|SKIPPED) |^\[  FAILED  \]|Failure|== ' "$out/tests.txt" | head -60
 fi
 
 if [[ $stages == *bench* || $stages == *torch* ]]; then
-  [[ -d $work/q7 ]] || "$bin/reasonrt" synth --config "$work/r1-distill-qwen-7b.json" --out "$work/q7" --seed 1
+  [[ -d $work/q7 ]] || stage synth "${T_SYNTH:-150}" "$bin/reasonrt" synth \
+    --config "$work/r1-distill-qwen-7b.json" --out "$work/q7" --seed 1
 fi
 if [[ $stages == *bench* ]]; then
-  "$bin/reasonrt" bench --model "$work/q7" --backend cuda -p 512 -n 64 -r 3 2>&1 | tee "$out/bench.txt"
+  stage bench "${T_BENCH:-150}" "$bin/reasonrt" bench --model "$work/q7" --backend cuda \
+    -p 512 -n 64 -r 3 ${BENCH_ARGS:-}
+  cat "$out/bench.txt"
 fi
 if [[ $stages == *torch* ]]; then
-  python3 "$(dirname "$0")/torch_decode.py" --model "$work/q7" --tokens 64 2>&1 | tee "$out/torch.txt"
+  PYTHONUNBUFFERED=1 stage torch "${T_TORCH:-120}" python3 "$here/torch_decode.py" --model "$work/q7" --tokens 64
+  tail -3 "$out/torch.txt"
+fi
+
+if [[ $stages == *sanitizer* ]]; then
+  stage sanitizer "${T_SANITIZER:-150}" compute-sanitizer --tool memcheck --error-exitcode 1 \
+    "$bin/backends_tests" --gtest_filter='*cuda*:*Cuda*'
+  tail -4 "$out/sanitizer.txt"
 fi
