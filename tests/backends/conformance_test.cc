@@ -390,7 +390,8 @@ std::vector<std::string> FastBackends() {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(FastBackends()));
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(FastBackends()),
+                         [](const auto& info) { return info.param; });
 
 TEST(BackendRegistryTest, AutoPicksTheFastestAndUnknownIsNotFound) {
   auto names = RegisteredBackends();

@@ -323,7 +323,8 @@ std::vector<std::string> ExactBackends() {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, DeepseekTest, ::testing::ValuesIn(ExactBackends()));
+INSTANTIATE_TEST_SUITE_P(Backends, DeepseekTest, ::testing::ValuesIn(ExactBackends()),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace reasonrt

@@ -209,7 +209,8 @@ TEST_P(SessionTest, SessionOutlivesItsModel) {
   EXPECT_TRUE(s->Forward(b).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, SessionTest, ::testing::ValuesIn(RegisteredBackends()));
+INSTANTIATE_TEST_SUITE_P(Backends, SessionTest, ::testing::ValuesIn(RegisteredBackends()),
+                         [](const auto& info) { return info.param; });
 
 TEST(ModelLoadTest, ErrorsNameTheProblem) {
   testing::TempDir tmp;

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -121,13 +123,85 @@ class WeightCopies {
 
 // Attention splits a row's keys into ranges of at least this many when rows x heads alone
 // would leave most of the GPU idle (decode).
-constexpr int64_t kKeysPerSplit = 256;
+constexpr int64_t kKeysPerSplit = 64;
+
+// With RRT_CUDA_OP_TIMES set: each operation's GPU time (CUDA events around its work on the
+// stream), summed per operation and phase (prompt: more than kMaxGemvRows rows) and printed
+// to stderr when the backend goes. A diagnostic: the events and the periodic waits for
+// them slow the run a little.
+class OpTimer {
+ public:
+  explicit OpTimer(cudaStream_t stream) : stream_(stream) {}
+  ~OpTimer() {
+    Drain();
+    std::vector<std::pair<std::string, Total>> rows(totals_.begin(), totals_.end());
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+    std::map<std::string, double> phase_ms;
+    std::fprintf(stderr, "cuda op times (GPU, CUDA events):\n%-28s %9s %11s %9s\n", "op [phase]",
+                 "calls", "total ms", "mean us");
+    for (const auto& [name, t] : rows) {
+      std::fprintf(stderr, "%-28s %9lld %11.3f %9.2f\n", name.c_str(),
+                   static_cast<long long>(t.calls), t.ms, 1000.0 * t.ms / t.calls);
+      phase_ms[name.substr(name.find('['))] += t.ms;
+    }
+    for (const auto& [phase, ms] : phase_ms) std::fprintf(stderr, "all %-24s %21.3f\n", phase.c_str(), ms);
+  }
+
+  cudaEvent_t Start() {
+    cudaEvent_t e = nullptr;
+    if (cudaEventCreate(&e) != cudaSuccess || cudaEventRecord(e, stream_) != cudaSuccess) return nullptr;
+    return e;
+  }
+
+  void Stop(cudaEvent_t start, std::string_view op, int64_t rows) {
+    if (start == nullptr) return;
+    cudaEvent_t stop = nullptr;
+    if (cudaEventCreate(&stop) != cudaSuccess || cudaEventRecord(stop, stream_) != cudaSuccess) {
+      cudaEventDestroy(start);
+      return;
+    }
+    pending_.push_back({StrCat(op, rows < 0 ? " [-]" : rows > kMaxGemvRows ? " [prompt]" : " [decode]"), start, stop});
+    if (pending_.size() >= 4096) Drain();
+  }
+
+ private:
+  struct Pending {
+    std::string name;
+    cudaEvent_t start, stop;
+  };
+  struct Total {
+    int64_t calls = 0;
+    double ms = 0;
+  };
+
+  void Drain() {
+    cudaStreamSynchronize(stream_);
+    for (const Pending& p : pending_) {
+      float ms = 0;
+      if (cudaEventElapsedTime(&ms, p.start, p.stop) == cudaSuccess) {
+        Total& t = totals_[p.name];
+        ++t.calls, t.ms += ms;
+      }
+      cudaEventDestroy(p.start);
+      cudaEventDestroy(p.stop);
+    }
+    pending_.clear();
+  }
+
+  cudaStream_t stream_;
+  std::vector<Pending> pending_;
+  std::map<std::string, Total> totals_;
+};
 
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, bool exact, std::shared_ptr<Stream> stream, int multiprocessors)
-      : device_(device), exact_(exact), stream_(std::move(stream)), multiprocessors_(multiprocessors) {}
+      : device_(device), exact_(exact), stream_(std::move(stream)), multiprocessors_(multiprocessors) {
+    if (std::getenv("RRT_CUDA_OP_TIMES") != nullptr) timer_ = std::make_unique<OpTimer>(stream_->stream);
+  }
   ~CudaBackend() override {
+    timer_.reset();
     if (blas_ != nullptr) Cublas::Get()->Destroy(blas_);
   }
 
@@ -159,6 +233,43 @@ class CudaBackend final : public Backend {
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/false));
     RRT_RETURN_IF_ERROR(RunMatMul(call, dx, w, bias, dy));
     return call.Finish("MatMul");
+  }
+
+  // Up to kMaxGemvRows rows: the weights' GEMVs as one launch per kMaxGemvSegments weights
+  // (q, k and v read in one pass); more rows, or weights of mixed dtypes, one MatMul each.
+  absl::Status DoMatMulShared(const TensorView& x, absl::Span<const reasonrt::Weight* const> weights,
+                              absl::Span<const TensorView* const> biases,
+                              absl::Span<const TensorView* const> ys) override {
+    const int64_t t = x.dim(0), k = x.dim(1);
+    const DType dtype = weights[0]->data.dtype();
+    bool fused = t <= kMaxGemvRows;
+    for (const reasonrt::Weight* w : weights) fused = fused && w->data.dtype() == dtype;
+    if (!fused) return Backend::DoMatMulShared(x, weights, biases, ys);
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    for (size_t first = 0; first < weights.size(); first += kMaxGemvSegments) {
+      GemvBatch batch{};
+      batch.count = static_cast<int>(std::min<size_t>(kMaxGemvSegments, weights.size() - first));
+      for (int i = 0; i < batch.count; ++i) {
+        const reasonrt::Weight& w = *weights[first + i];
+        GemvSegment& g = batch.segments[i];
+        RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
+        g.w = dw.data(), g.n = w.data.dim(0), g.bias_dtype = DType::kF32;
+        if (dtype == DType::kF8E4M3) {
+          RRT_ASSIGN_OR_RETURN(TensorView ds, call.Weight(w.scale_inv));
+          g.scale_inv = ds.data_as<float>(), g.scale_cols = w.scale_inv.dim(1);
+        }
+        if (const TensorView* bias = biases[first + i]; bias != nullptr && !bias->empty()) {
+          RRT_ASSIGN_OR_RETURN(TensorView db, call.Weight(*bias));
+          g.bias = db.data(), g.bias_dtype = db.dtype();
+        }
+        RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(*ys[first + i], /*keep_contents=*/false));
+        g.y = dy.mutable_data_as<float>();
+        batch.first_row[i + 1] = batch.first_row[i] + g.n;
+      }
+      RRT_RETURN_IF_ERROR(CudaStatus(Gemv(dx.data_as<float>(), t, k, dtype, batch, stream()), "MatMulShared"));
+    }
+    return call.Finish("MatMulShared");
   }
 
   absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
@@ -394,10 +505,17 @@ class CudaBackend final : public Backend {
   // outputs copied back by Finish, scratch freed (stream-ordered) when the Call ends.
   class Call {
    public:
-    explicit Call(CudaBackend& be) : be_(be) { cudaSetDevice(be.device_); }
+    explicit Call(CudaBackend& be) : be_(be) {
+      cudaSetDevice(be.device_);
+      if (be_.timer_ != nullptr) start_ = be_.timer_->Start();
+    }
+    ~Call() {
+      if (start_ != nullptr) cudaEventDestroy(start_);  // a call that failed before Finish
+    }
 
     // t on this device (as is) or a copy of host t for this call.
     absl::StatusOr<TensorView> In(const TensorView& t) {
+      if (rows_ < 0 && t.rank() > 0) rows_ = t.dim(0);
       if (t.device().type != DeviceType::kCpu || t.num_elements() == 0) return be_.Local(t);
       return Upload(t);
     }
@@ -465,6 +583,7 @@ class CudaBackend final : public Backend {
                                        SpanBytes(host), cudaMemcpyDeviceToHost, be_.stream()),
                        op));
       }
+      if (be_.timer_ != nullptr) be_.timer_->Stop(std::exchange(start_, nullptr), op, rows_);
       if (!downloads_.empty())
         RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(be_.stream()), op));
       return CudaStatus(cudaPeekAtLastError(), op);
@@ -492,6 +611,8 @@ class CudaBackend final : public Backend {
     }
 
     CudaBackend& be_;
+    cudaEvent_t start_ = nullptr;  // with the op timer
+    int64_t rows_ = -1;            // the first operand's rows, for the op timer
     std::vector<std::shared_ptr<void>> keep_;
     std::vector<std::pair<TensorView, TensorView>> downloads_;  // (device, host)
   };
@@ -586,6 +707,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<Stream> stream_;
   int multiprocessors_;
   void* blas_ = nullptr;
+  std::unique_ptr<OpTimer> timer_;
   std::array<LastArgument, static_cast<int>(RepeatedArg::kCount)> last_arguments_;
 };
 

@@ -1,6 +1,6 @@
 // The CUDA backend's kernels (see kernels.h). First versions, written to be correct and to
 // read clearly: the GEMV streams each weight row once for up to 8 activation rows with
-// 16-byte loads; the GEMM is a shared-memory tiled f32 kernel (no tensor cores yet);
+// 16-byte loads, several in flight per lane; the GEMM is a shared-memory tiled f32 kernel (no tensor cores yet);
 // attention runs one block per (query row, head) with an online softmax per warp, or for
 // MLA's latent cache one block per (query row, 8 heads) sharing each key read.
 #include <cuda_bf16.h>
@@ -111,49 +111,132 @@ int Blocks(int64_t n, int threads) { return static_cast<int>((n + threads - 1) /
 
 constexpr int kGemvWarps = 8;
 
-// One warp per weight row: each lane reads 8 weights at a time and multiplies them with
-// the same 8 columns of all R activation rows.
+// Eight consecutive weights as loaded: 32 bytes of f32, 16 of f16/bf16, 8 of fp8.
+template <DType D>
+struct Chunk {
+  uint4 v[D == DType::kF32 ? 2 : 1];
+};
+
+// The chunk at element i (a multiple of 8) of weight memory w, read past L1 (each weight is
+// read once per forward pass: streaming, evict first).
+template <DType D>
+__device__ __forceinline__ Chunk<D> LoadChunk(const void* w, int64_t i) {
+  Chunk<D> c;
+  if constexpr (D == DType::kF32) {
+    const uint4* p = reinterpret_cast<const uint4*>(static_cast<const float*>(w) + i);
+    c.v[0] = __ldcs(p), c.v[1] = __ldcs(p + 1);
+  } else if constexpr (D == DType::kF8E4M3) {
+    const uint2 v = __ldcs(reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(w) + i));
+    c.v[0] = make_uint4(v.x, v.y, 0, 0);
+  } else {
+    c.v[0] = __ldcs(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w) + i));
+  }
+  return c;
+}
+
+template <DType D>
+__device__ __forceinline__ void Convert(const Chunk<D>& c, float out[8]) {
+  if constexpr (D == DType::kF32) {
+    const uint32_t words[8] = {c.v[0].x, c.v[0].y, c.v[0].z, c.v[0].w,
+                               c.v[1].x, c.v[1].y, c.v[1].z, c.v[1].w};
+    for (int j = 0; j < 8; ++j) out[j] = __uint_as_float(words[j]);
+  } else if constexpr (D == DType::kF8E4M3) {
+    for (int j = 0; j < 4; ++j) out[j] = E4m3Bits((c.v[0].x >> (8 * j)) & 0xff);
+    for (int j = 0; j < 4; ++j) out[4 + j] = E4m3Bits((c.v[0].y >> (8 * j)) & 0xff);
+  } else {
+    const uint32_t words[4] = {c.v[0].x, c.v[0].y, c.v[0].z, c.v[0].w};
+    for (int j = 0; j < 4; ++j) {
+      const uint16_t lo = words[j] & 0xffff, hi = words[j] >> 16;
+      out[2 * j] = D == DType::kBF16 ? Bf16Bits(lo) : F16Bits(lo);
+      out[2 * j + 1] = D == DType::kBF16 ? Bf16Bits(hi) : F16Bits(hi);
+    }
+  }
+}
+
+// Chunks each lane has in flight per step: enough bytes in flight per multiprocessor to
+// cover the memory latency at full bandwidth.
+template <DType D>
+constexpr int kChunksInFlight = D == DType::kF32 ? 4 : 8;
+
+// One warp per weight row of the batch's segments (rows numbered across them): lane l
+// reads chunks l, l + 32, ... of the row, kChunksInFlight at a time before using any, and
+// multiplies each with the same 8 columns of all R activation rows. Needs k % 8 == 0 and
+// 16-byte aligned x, weights (8 for fp8).
 template <DType D, int R>
-__global__ void GemvKernel(const float* __restrict__ x, int64_t k, const void* __restrict__ w,
-                           const float* __restrict__ scale_inv, int64_t scale_cols,
-                           const void* __restrict__ bias, DType bias_dtype, int64_t n,
-                           float* __restrict__ y, bool vector_loads) {
+__global__ void __launch_bounds__(kGemvWarps * kWarp)
+    GemvKernel(const float* __restrict__ x, int64_t k, const __grid_constant__ GemvBatch b) {
+  constexpr int kU = kChunksInFlight<D>;
   const int lane = threadIdx.x % kWarp;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / kWarp;
-  if (row >= n) return;
+  const int64_t global_row = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / kWarp;
+  if (global_row >= b.first_row[b.count]) return;
+  int s = 0;
+  while (global_row >= b.first_row[s + 1]) ++s;
+  const GemvSegment& g = b.segments[s];
+  const int64_t row = global_row - b.first_row[s], chunks = k / 8;
+  const float* row_scales = D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
   float acc[R];
+#pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  const float* row_scales = D == DType::kF8E4M3 ? scale_inv + (row / 128) * scale_cols : nullptr;
-  if (vector_loads) {
-#pragma unroll 4  // several 16-byte loads in flight per lane
-    for (int64_t c = lane * 8; c < k; c += kWarp * 8) {
+  for (int64_t base = lane; base < chunks; base += kU * kWarp) {
+    Chunk<D> c[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int64_t ch = base + u * kWarp;
+      if (ch < chunks) c[u] = LoadChunk<D>(g.w, row * k + ch * 8);
+    }
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int64_t ch = base + u * kWarp;
+      if (ch >= chunks) break;
       float wv[8];
-      Load8<D>(w, row * k + c, wv);
+      Convert<D>(c[u], wv);
       if constexpr (D == DType::kF8E4M3) {
-        const float s = row_scales[c / 128];
-        for (int j = 0; j < 8; ++j) wv[j] *= s;
+        const float scale = row_scales[ch / 16];  // 128 columns a scale block
+        for (int j = 0; j < 8; ++j) wv[j] *= scale;
       }
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        const float4* xv = reinterpret_cast<const float4*>(x + r * k + c);
-        const float4 a = xv[0], b = xv[1];
-        acc[r] += a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3] + b.x * wv[4] +
-                  b.y * wv[5] + b.z * wv[6] + b.w * wv[7];
+        const float4* xv = reinterpret_cast<const float4*>(x + r * k + ch * 8);
+        const float4 p = xv[0], q = xv[1];
+        acc[r] += p.x * wv[0] + p.y * wv[1] + p.z * wv[2] + p.w * wv[3] + q.x * wv[4] +
+                  q.y * wv[5] + q.z * wv[6] + q.w * wv[7];
       }
     }
-  } else {
-    for (int64_t c = lane; c < k; c += kWarp) {
-      float wv = Load<D>(w, row * k + c);
-      if constexpr (D == DType::kF8E4M3) wv *= row_scales[c / 128];
-#pragma unroll
-      for (int r = 0; r < R; ++r) acc[r] += x[r * k + c] * wv;
-    }
   }
-  const float b = bias != nullptr ? LoadAny(bias, row, bias_dtype) : 0.0f;
+  const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const float sum = WarpSum(acc[r]);
-    if (lane == 0) y[r * n + row] = sum + b;
+    if (lane == 0) g.y[r * g.n + row] = sum + bias;
+  }
+}
+
+// The same for any k and alignment, one element per lane at a time (a fallback: no model
+// shape takes it).
+template <DType D, int R>
+__global__ void GemvScalarKernel(const float* __restrict__ x, int64_t k,
+                                 const __grid_constant__ GemvBatch b) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t global_row = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / kWarp;
+  if (global_row >= b.first_row[b.count]) return;
+  int s = 0;
+  while (global_row >= b.first_row[s + 1]) ++s;
+  const GemvSegment& g = b.segments[s];
+  const int64_t row = global_row - b.first_row[s];
+  const float* row_scales = D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
+  float acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  for (int64_t c = lane; c < k; c += kWarp) {
+    float wv = Load<D>(g.w, row * k + c);
+    if constexpr (D == DType::kF8E4M3) wv *= row_scales[c / 128];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] += x[r * k + c] * wv;
+  }
+  const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float sum = WarpSum(acc[r]);
+    if (lane == 0) g.y[r * g.n + row] = sum + bias;
   }
 }
 
@@ -208,51 +291,64 @@ __global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k,
 }
 
 template <DType D, int R>
-void LaunchGemv(const float* x, int64_t k, const void* w, const float* s, int64_t sc,
-                const void* bias, DType bd, int64_t n, float* y, bool vec, cudaStream_t stream) {
-  GemvKernel<D, R><<<Blocks(n, kGemvWarps), kGemvWarps * kWarp, 0, stream>>>(x, k, w, s, sc, bias,
-                                                                             bd, n, y, vec);
+void LaunchGemv(const float* x, int64_t k, const GemvBatch& b, bool vec, cudaStream_t stream) {
+  const int blocks = Blocks(b.first_row[b.count], kGemvWarps);
+  if (vec) {
+    GemvKernel<D, R><<<blocks, kGemvWarps * kWarp, 0, stream>>>(x, k, b);
+  } else {
+    GemvScalarKernel<D, R><<<blocks, kGemvWarps * kWarp, 0, stream>>>(x, k, b);
+  }
+}
+
+template <DType D>
+cudaError_t GemvTyped(const float* x, int64_t t, int64_t k, const GemvBatch& b,
+                      cudaStream_t stream) {
+  const uintptr_t align = D == DType::kF8E4M3 ? 8 : 16;
+  bool vec = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  for (int s = 0; s < b.count; ++s) vec = vec && reinterpret_cast<uintptr_t>(b.segments[s].w) % align == 0;
+  switch (t) {
+    case 1:
+      LaunchGemv<D, 1>(x, k, b, vec, stream);
+      break;
+    case 2:
+      LaunchGemv<D, 2>(x, k, b, vec, stream);
+      break;
+    case 3:
+      LaunchGemv<D, 3>(x, k, b, vec, stream);
+      break;
+    case 4:
+      LaunchGemv<D, 4>(x, k, b, vec, stream);
+      break;
+    case 5:
+      LaunchGemv<D, 5>(x, k, b, vec, stream);
+      break;
+    case 6:
+      LaunchGemv<D, 6>(x, k, b, vec, stream);
+      break;
+    case 7:
+      LaunchGemv<D, 7>(x, k, b, vec, stream);
+      break;
+    default:
+      LaunchGemv<D, 8>(x, k, b, vec, stream);
+      break;
+  }
+  return cudaGetLastError();
 }
 
 template <DType D>
 cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, const float* s,
                         int64_t sc, const void* bias, DType bd, int64_t n, float* y,
                         cudaStream_t stream) {
-  if (t > 8) {
+  if (t > kMaxGemvRows) {
     const dim3 grid(Blocks(n, kTile), Blocks(t, kTile));
     GemmKernel<D><<<grid, 256, 0, stream>>>(x, t, k, w, s, sc, bias, bd, n, y);
     return cudaGetLastError();
   }
-  const size_t align = D == DType::kF8E4M3 ? 8 : 16;
-  const bool vec = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(w) % align == 0;
-  switch (t) {
-    case 1:
-      LaunchGemv<D, 1>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
-      break;
-    case 2:
-      LaunchGemv<D, 2>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
-      break;
-    case 3:
-      LaunchGemv<D, 3>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
-      break;
-    case 4:
-      LaunchGemv<D, 4>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
-      break;
-    case 5:
-      LaunchGemv<D, 5>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
-      break;
-    case 6:
-      LaunchGemv<D, 6>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
-      break;
-    case 7:
-      LaunchGemv<D, 7>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
-      break;
-    default:
-      LaunchGemv<D, 8>(x, k, w, s, sc, bias, bd, n, y, vec, stream);
-      break;
-  }
-  return cudaGetLastError();
+  GemvBatch b{};
+  b.count = 1;
+  b.segments[0] = GemvSegment{w, s, sc, bias, bd, n, y};
+  b.first_row[1] = n;
+  return GemvTyped<D>(x, t, k, b, stream);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -328,6 +424,7 @@ __global__ void StoreRowsKernel(const float* src, int64_t t, int64_t width, cons
 }
 
 constexpr int kAttentionWarps = 4, kMaxValuePerLane = 16;  // dv <= 512
+constexpr int kKeysAtOnce = 4;
 
 // The positions [begin, end) of query row r's keys that split `split` of a.splits reads
 // (empty for a split past the row's keys).
@@ -341,9 +438,9 @@ __device__ __forceinline__ KeyRange SplitKeys(const AttentionArgs& a, int64_t r,
   return {begin, begin + per_split < n_keys ? begin + per_split : n_keys};
 }
 
-// One block per (query row, head, split of the keys); warp w takes keys w, w + 4, ... of its
-// split with its own running max, denominator and weighted value sum; the four are merged
-// at the end. With one split the block writes the output; with several (decode: few rows,
+// One block per (query row, head, split of the keys); warp w takes the split's keys in
+// groups of kKeysAtOnce (groups w, w + 4, ...) with its own running max, denominator and
+// weighted value sum; the four are merged at the end. With one split the block writes the output; with several (decode: few rows,
 // long contexts) it writes its split's max, denominator and unnormalized values to
 // a.partial, and AttentionCombineKernel merges the splits.
 template <DType C>
@@ -362,23 +459,46 @@ __global__ void AttentionKernel(AttentionArgs a) {
   const int64_t kvh = h / (a.heads / a.kv_heads);
   const int32_t* table = a.tables + a.table_offset[r];
   const auto [begin, end] = SplitKeys(a, r, split);
+  const void* vals = a.v != nullptr ? a.v : a.k;
   float m = -INFINITY, l = 0.0f, acc[kMaxValuePerLane];
   for (int j = 0; j < kMaxValuePerLane; ++j) acc[j] = 0.0f;
-  for (int64_t p = begin + warp; p < end; p += kAttentionWarps) {
-    const int64_t slot = static_cast<int64_t>(table[p / 16]) * 16 + p % 16;
-    const int64_t key = (slot * a.kv_heads + kvh) * a.dk;
-    float dot = 0.0f;
-    for (int64_t d = lane; d < a.dk; d += kWarp) dot += qs[d] * Load<C>(a.k, key + d);
-    const float s = WarpSum(dot) * a.scale;
-    const float m_new = fmaxf(m, s);
-    const float correction = expf(m - m_new), weight = expf(s - m_new);
-    l = l * correction + weight;
-    const void* vals = a.v != nullptr ? a.v : a.k;
-    const int64_t val = a.v != nullptr ? (slot * a.kv_heads + kvh) * a.dv : key;
+  // kKeysAtOnce keys a step, their loads issued together: one memory latency per step
+  // rather than per key. A key past the range repeats the first with weight 0.
+  for (int64_t first = begin + warp * kKeysAtOnce; first < end;
+       first += kAttentionWarps * kKeysAtOnce) {
+    int64_t key[kKeysAtOnce], val[kKeysAtOnce];
+#pragma unroll
+    for (int i = 0; i < kKeysAtOnce; ++i) {
+      const int64_t p = first + i < end ? first + i : first;
+      const int64_t slot = static_cast<int64_t>(table[p / 16]) * 16 + p % 16;
+      key[i] = (slot * a.kv_heads + kvh) * a.dk;
+      val[i] = a.v != nullptr ? (slot * a.kv_heads + kvh) * a.dv : key[i];
+    }
+    float dot[kKeysAtOnce] = {};
+    for (int64_t d = lane; d < a.dk; d += kWarp) {
+      const float qd = qs[d];
+#pragma unroll
+      for (int i = 0; i < kKeysAtOnce; ++i) dot[i] += qd * Load<C>(a.k, key[i] + d);
+    }
+    float s[kKeysAtOnce], m_new = m;
+#pragma unroll
+    for (int i = 0; i < kKeysAtOnce; ++i) {
+      s[i] = first + i < end ? WarpSum(dot[i]) * a.scale : -INFINITY;
+      m_new = fmaxf(m_new, s[i]);
+    }
+    const float correction = expf(m - m_new);  // m_new is finite: key `first` is in range
+    float weight[kKeysAtOnce];
+    l *= correction;
+#pragma unroll
+    for (int i = 0; i < kKeysAtOnce; ++i) l += (weight[i] = expf(s[i] - m_new));
 #pragma unroll
     for (int j = 0; j < kMaxValuePerLane; ++j) {
       const int64_t d = lane + kWarp * j;
-      if (d < a.dv) acc[j] = acc[j] * correction + weight * Load<C>(vals, val + d);
+      if (d >= a.dv) break;
+      float o = acc[j] * correction;
+#pragma unroll
+      for (int i = 0; i < kKeysAtOnce; ++i) o += weight[i] * Load<C>(vals, val[i] + d);
+      acc[j] = o;
     }
     m = m_new;
   }
@@ -630,6 +750,25 @@ cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_
     case DType::kF8E4M3:
       return MatMulTyped<DType::kF8E4M3>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
                                          stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,
+                 cudaStream_t stream) {
+  if (t < 1 || t > kMaxGemvRows || batch.count < 1 || batch.count > kMaxGemvSegments)
+    return cudaErrorInvalidValue;
+  if (batch.first_row[batch.count] == 0) return cudaSuccess;
+  switch (w_dtype) {
+    case DType::kF32:
+      return GemvTyped<DType::kF32>(x, t, k, batch, stream);
+    case DType::kBF16:
+      return GemvTyped<DType::kBF16>(x, t, k, batch, stream);
+    case DType::kF16:
+      return GemvTyped<DType::kF16>(x, t, k, batch, stream);
+    case DType::kF8E4M3:
+      return GemvTyped<DType::kF8E4M3>(x, t, k, batch, stream);
     default:
       return cudaErrorInvalidValue;
   }

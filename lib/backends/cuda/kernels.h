@@ -25,6 +25,28 @@ cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_
                    const float* scale_inv, int64_t scale_cols, const void* bias, DType bias_dtype,
                    int64_t n, float* y, cudaStream_t stream);
 
+// Up to kMaxGemvSegments weights that multiply the same activations (q, k and v; gate and
+// up), run as one GEMV launch: segment s is y_s[T, n_s] = x[T, K] . W_s[n_s, K]^T (+ bias_s),
+// its rows numbered first_row[s] .. first_row[s + 1] across the launch.
+constexpr int kMaxGemvRows = 8, kMaxGemvSegments = 4;
+struct GemvSegment {
+  const void* w;
+  const float* scale_inv;  // fp8 only, as in MatMul
+  int64_t scale_cols;
+  const void* bias;  // may be null
+  DType bias_dtype;
+  int64_t n;
+  float* y;
+};
+struct GemvBatch {
+  GemvSegment segments[kMaxGemvSegments];
+  int count;                                // segments in use, 1 .. kMaxGemvSegments
+  int64_t first_row[kMaxGemvSegments + 1];  // first_row[0] = 0, first_row[count] = rows in all
+};
+// T (1 .. kMaxGemvRows) activation rows; all weights of one dtype.
+cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,
+                 cudaStream_t stream);
+
 // Per head h: y[t, h, :] = x[t, h, :] . W[h]^T (out_in: W[h] is [N, K]) or x[t, h, :] . W[h]
 // (W[h] is [K, N]). Strides in elements: x (t, h), w's heads and rows, y (t, h).
 struct HeadMatMulArgs {
