@@ -67,8 +67,9 @@ class WeightCopies {
     return *copies;
   }
 
-  // The device copy of host view t (with an owner) on `device`; uploads on first use.
-  absl::StatusOr<TensorView> Find(const TensorView& t, int device) {
+  // The device copy of host view t (with an owner) on `device`; uploads on first use (and
+  // then sets *uploaded).
+  absl::StatusOr<TensorView> Find(const TensorView& t, int device, bool* uploaded) {
     const Key key{device, t.data(), SpanBytes(t)};
     const uint64_t generation = WeightCopiesGeneration();
     std::lock_guard<std::mutex> lock(mu_);
@@ -94,6 +95,7 @@ class WeightCopies {
     RRT_RETURN_IF_ERROR(
         CudaStatus(cudaMemcpy(p, t.data(), key.bytes, cudaMemcpyHostToDevice), "upload weight"));
     entries_[key] = Entry{t.owner(), generation, memory};
+    *uploaded = true;
     return View(t, p, device);
   }
 
@@ -126,7 +128,8 @@ class WeightCopies {
 constexpr int64_t kKeysPerSplit = 64;
 
 // With RRT_CUDA_OP_TIMES set: each operation's GPU time (CUDA events around its work on the
-// stream), summed per operation and phase (prompt: more than kMaxGemvRows rows) and printed
+// stream), summed per operation and phase (prompt: more than kMaxGemvRows rows; upload:
+// calls that first copied a weight to the device) and printed
 // to stderr when the backend goes. A diagnostic: the events and the periodic waits for
 // them slow the run a little.
 class OpTimer {
@@ -154,14 +157,14 @@ class OpTimer {
     return e;
   }
 
-  void Stop(cudaEvent_t start, std::string_view op, int64_t rows) {
+  void Stop(cudaEvent_t start, std::string_view op, int64_t rows, bool uploaded) {
     if (start == nullptr) return;
     cudaEvent_t stop = nullptr;
     if (cudaEventCreate(&stop) != cudaSuccess || cudaEventRecord(stop, stream_) != cudaSuccess) {
       cudaEventDestroy(start);
       return;
     }
-    pending_.push_back({StrCat(op, rows < 0 ? " [-]" : rows > kMaxGemvRows ? " [prompt]" : " [decode]"), start, stop});
+    pending_.push_back({StrCat(op, uploaded ? " [upload]" : rows < 0 ? " [-]" : rows > kMaxGemvRows ? " [prompt]" : " [decode]"), start, stop});
     if (pending_.size() >= 4096) Drain();
   }
 
@@ -408,6 +411,23 @@ class CudaBackend final : public Backend {
     a.scale = scale;
     if (a.dv > 512)
       return absl::UnimplementedError(StrCat("cuda Attention: value width ", a.dv, " > 512"));
+    // A prompt: tiles of consecutive rows of one sequence, each block of keys read once a
+    // tile.
+    if (a.rows > kMaxGemvRows && TiledAttentionFits(a)) {
+      std::vector<int32_t> tiles;
+      for (const AttentionSequence& s : sequences) {
+        for (int64_t i = 0; i < s.query_count; i += kAttentionTileRows) {
+          tiles.push_back(static_cast<int32_t>(s.query_begin + i));
+          tiles.push_back(static_cast<int32_t>(std::min<int64_t>(kAttentionTileRows, s.query_count - i)));
+        }
+      }
+      a.tile_count = static_cast<int64_t>(tiles.size() / 2);
+      if (a.tile_count > 0) {
+        RRT_ASSIGN_OR_RETURN(a.tiles, call.Repeated(RepeatedArg::kTiles, absl::MakeConstSpan(tiles)));
+        RRT_RETURN_IF_ERROR(CudaStatus(cuda::Attention(a, stream()), "Attention"));
+      }
+      return call.Finish("Attention");
+    }
     // Decode (fewer blocks per split than twice the multiprocessors) over a long context: the
     // keys split into ranges of at least kKeysPerSplit, so that the blocks fill the GPU.
     int32_t max_keys = 0;
@@ -494,6 +514,7 @@ class CudaBackend final : public Backend {
     kTables,
     kTableOffsets,
     kRowPositions,
+    kTiles,
     kCount
   };
   struct LastArgument {
@@ -524,7 +545,7 @@ class CudaBackend final : public Backend {
     absl::StatusOr<TensorView> Weight(const TensorView& t) {
       if (t.device().type != DeviceType::kCpu || t.num_elements() == 0) return be_.Local(t);
       if (t.owner() == nullptr) return Upload(t);
-      return WeightCopies::Get().Find(t, be_.device_);
+      return WeightCopies::Get().Find(t, be_.device_, &uploaded_);
     }
 
     // Where the kernel writes t: t itself on this device, or device memory copied back to
@@ -583,7 +604,7 @@ class CudaBackend final : public Backend {
                                        SpanBytes(host), cudaMemcpyDeviceToHost, be_.stream()),
                        op));
       }
-      if (be_.timer_ != nullptr) be_.timer_->Stop(std::exchange(start_, nullptr), op, rows_);
+      if (be_.timer_ != nullptr) be_.timer_->Stop(std::exchange(start_, nullptr), op, rows_, uploaded_);
       if (!downloads_.empty())
         RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(be_.stream()), op));
       return CudaStatus(cudaPeekAtLastError(), op);
@@ -613,6 +634,7 @@ class CudaBackend final : public Backend {
     CudaBackend& be_;
     cudaEvent_t start_ = nullptr;  // with the op timer
     int64_t rows_ = -1;            // the first operand's rows, for the op timer
+    bool uploaded_ = false;        // a weight went to the device first
     std::vector<std::shared_ptr<void>> keep_;
     std::vector<std::pair<TensorView, TensorView>> downloads_;  // (device, host)
   };

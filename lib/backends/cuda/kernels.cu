@@ -78,6 +78,18 @@ __device__ __forceinline__ void Load8(const void* p, int64_t i, float out[8]) {
   }
 }
 
+// Four consecutive elements from index i (a multiple of 4) of f32 or bf16 data.
+template <DType D>
+__device__ __forceinline__ float4 Load4(const void* p, int64_t i) {
+  if constexpr (D == DType::kBF16) {
+    const uint2 v = *reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(p) + i);
+    return make_float4(Bf16Bits(v.x & 0xffff), Bf16Bits(v.x >> 16), Bf16Bits(v.y & 0xffff),
+                       Bf16Bits(v.y >> 16));
+  } else {
+    return *reinterpret_cast<const float4*>(static_cast<const float*>(p) + i);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Reductions
 
@@ -158,36 +170,41 @@ __device__ __forceinline__ void Convert(const Chunk<D>& c, float out[8]) {
 template <DType D>
 constexpr int kChunksInFlight = D == DType::kF32 ? 4 : 8;
 
-// One warp per weight row of the batch's segments (rows numbered across them): lane l
-// reads chunks l, l + 32, ... of the row, kChunksInFlight at a time before using any, and
-// multiplies each with the same 8 columns of all R activation rows. Needs k % 8 == 0 and
-// 16-byte aligned x, weights (8 for fp8).
-template <DType D, int R>
+// kSplit warps per weight row of the batch's segments (rows numbered across them), each
+// over its kSplit-th of the row's chunks: lane l reads chunks l, l + 32, ... of its range,
+// kChunksInFlight at a time before using any, and multiplies each with the same 8 columns
+// of all R activation rows; the kSplit partial sums meet in shared memory. Needs k % 8 == 0
+// and 16-byte aligned x, weights (8 for fp8).
+template <DType D, int R, int kSplit>
 __global__ void __launch_bounds__(kGemvWarps * kWarp)
     GemvKernel(const float* __restrict__ x, int64_t k, const __grid_constant__ GemvBatch b) {
   constexpr int kU = kChunksInFlight<D>;
-  const int lane = threadIdx.x % kWarp;
-  const int64_t global_row = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / kWarp;
-  if (global_row >= b.first_row[b.count]) return;
+  __shared__ float partial[kSplit > 1 ? kGemvWarps : 1][R];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, part = warp % kSplit;
+  const int64_t global_row =
+      static_cast<int64_t>(blockIdx.x) * (kGemvWarps / kSplit) + warp / kSplit;
+  const bool live = global_row < b.first_row[b.count];
   int s = 0;
-  while (global_row >= b.first_row[s + 1]) ++s;
+  while (live && global_row >= b.first_row[s + 1]) ++s;
   const GemvSegment& g = b.segments[s];
   const int64_t row = global_row - b.first_row[s], chunks = k / 8;
+  const int64_t per_part = (chunks + kSplit - 1) / kSplit, begin = part * per_part;
+  const int64_t end = live ? min(chunks, begin + per_part) : 0;
   const float* row_scales = D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  for (int64_t base = lane; base < chunks; base += kU * kWarp) {
+  for (int64_t base = begin + lane; base < end; base += kU * kWarp) {
     Chunk<D> c[kU];
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int64_t ch = base + u * kWarp;
-      if (ch < chunks) c[u] = LoadChunk<D>(g.w, row * k + ch * 8);
+      if (ch < end) c[u] = LoadChunk<D>(g.w, row * k + ch * 8);
     }
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int64_t ch = base + u * kWarp;
-      if (ch >= chunks) break;
+      if (ch >= end) break;
       float wv[8];
       Convert<D>(c[u], wv);
       if constexpr (D == DType::kF8E4M3) {
@@ -203,12 +220,23 @@ __global__ void __launch_bounds__(kGemvWarps * kWarp)
       }
     }
   }
-  const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const float sum = WarpSum(acc[r]);
-    if (lane == 0) g.y[r * g.n + row] = sum + bias;
+  for (int r = 0; r < R; ++r) acc[r] = WarpSum(acc[r]);
+  if constexpr (kSplit > 1) {
+    if (lane == 0) {
+      for (int r = 0; r < R; ++r) partial[warp][r] = acc[r];
+    }
+    __syncthreads();
+    if (part != 0) return;
+    for (int r = 0; r < R; ++r) {
+      float sum = 0.0f;
+      for (int w = 0; w < kSplit; ++w) sum += partial[warp + w][r];
+      acc[r] = sum;
+    }
   }
+  if (!live || lane != 0) return;
+  const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
+  for (int r = 0; r < R; ++r) g.y[r * g.n + row] = acc[r] + bias;
 }
 
 // The same for any k and alignment, one element per lane at a time (a fallback: no model
@@ -290,13 +318,22 @@ __global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k,
   }
 }
 
+// Rows split over kGemvSplit warps when a launch has too few rows to keep every
+// multiprocessor streaming (a down projection: few, long rows) and each part keeps its
+// lanes busy for several steps.
+constexpr int kGemvSplit = 4;
+constexpr int64_t kGemvSplitBelowRows = 8192;
+
 template <DType D, int R>
 void LaunchGemv(const float* x, int64_t k, const GemvBatch& b, bool vec, cudaStream_t stream) {
-  const int blocks = Blocks(b.first_row[b.count], kGemvWarps);
-  if (vec) {
-    GemvKernel<D, R><<<blocks, kGemvWarps * kWarp, 0, stream>>>(x, k, b);
+  const int64_t rows = b.first_row[b.count];
+  if (!vec) {
+    GemvScalarKernel<D, R><<<Blocks(rows, kGemvWarps), kGemvWarps * kWarp, 0, stream>>>(x, k, b);
+  } else if (rows < kGemvSplitBelowRows && k / 8 >= kGemvSplit * kChunksInFlight<D> * kWarp) {
+    GemvKernel<D, R, kGemvSplit>
+        <<<Blocks(rows, kGemvWarps / kGemvSplit), kGemvWarps * kWarp, 0, stream>>>(x, k, b);
   } else {
-    GemvScalarKernel<D, R><<<blocks, kGemvWarps * kWarp, 0, stream>>>(x, k, b);
+    GemvKernel<D, R, 1><<<Blocks(rows, kGemvWarps), kGemvWarps * kWarp, 0, stream>>>(x, k, b);
   }
 }
 
@@ -381,12 +418,40 @@ __global__ void AddWeightedRowsKernel(const float* x, const float* weights, int6
   out[i] = o;
 }
 
-__global__ void RmsNormKernel(const float* x, int64_t x_stride, const void* gain, DType gain_dtype,
-                              int64_t h, float eps, float* y, int64_t y_stride) {
+constexpr int kNormThreads = 256, kNormVectors = 8;  // rows up to 8192 wide stay in registers
+
+// One block per row. Rows of a multiple of 4 values, 16-byte aligned and at most
+// 4 * kNormThreads * kNormVectors wide are read once, in float4s kept in registers.
+__global__ void __launch_bounds__(kNormThreads)
+    RmsNormKernel(const float* x, int64_t x_stride, const void* gain, DType gain_dtype, int64_t h,
+                  float eps, float* y, int64_t y_stride, bool vec) {
   __shared__ float scratch[32];
   const float* in = x + blockIdx.x * x_stride;
   float* o = y + blockIdx.x * y_stride;
   float sum_sq = 0.0f;
+  if (vec) {
+    const int64_t n4 = h / 4;
+    float4 v[kNormVectors];
+#pragma unroll
+    for (int j = 0; j < kNormVectors; ++j) {
+      const int64_t i = threadIdx.x + j * kNormThreads;
+      v[j] = i < n4 ? reinterpret_cast<const float4*>(in)[i] : make_float4(0, 0, 0, 0);
+      sum_sq += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
+    }
+    sum_sq = BlockReduce<false>(sum_sq, scratch);
+    const float inv = 1.0f / sqrtf(sum_sq / static_cast<float>(h) + eps);
+#pragma unroll
+    for (int j = 0; j < kNormVectors; ++j) {
+      const int64_t i = threadIdx.x + j * kNormThreads;
+      if (i >= n4) break;
+      reinterpret_cast<float4*>(o)[i] = make_float4(
+          v[j].x * inv * LoadAny(gain, 4 * i, gain_dtype),
+          v[j].y * inv * LoadAny(gain, 4 * i + 1, gain_dtype),
+          v[j].z * inv * LoadAny(gain, 4 * i + 2, gain_dtype),
+          v[j].w * inv * LoadAny(gain, 4 * i + 3, gain_dtype));
+    }
+    return;
+  }
   for (int64_t i = threadIdx.x; i < h; i += blockDim.x) sum_sq += in[i] * in[i];
   sum_sq = BlockReduce<false>(sum_sq, scratch);
   const float inv = 1.0f / sqrtf(sum_sq / static_cast<float>(h) + eps);
@@ -606,6 +671,126 @@ __global__ void MlaDecodeKernel(AttentionArgs a) {
   }
 }
 
+// Prompt attention by tiles: one block of 128 threads per (tile of kAttentionTileRows query
+// rows of one sequence, head). The tile's queries sit in shared memory; the keys up to the
+// tile's last position go through in blocks of kTileKeys, each staged once (as f32) for
+// all the tile's rows. Thread t owns rows 2 (t / 8) and 2 (t / 8) + 1: it scores keys
+// t % 8 + 8 j of each block and accumulates value dims 4 (t % 8) + 32 m; the 8 threads of
+// a row pair share the online softmax's max and denominator through shuffles.
+constexpr int kTileKeys = 32, kTileThreads = 128, kTilePad = 4;
+
+template <DType C>
+__global__ void __launch_bounds__(kTileThreads) TiledAttentionKernel(AttentionArgs a) {
+  extern __shared__ float smem[];
+  const int64_t qs = a.dk + kTilePad, vs = a.dv + kTilePad;  // row strides, multiples of 4
+  float* q_tile = smem;                          // kAttentionTileRows x qs
+  float* k_tile = q_tile + kAttentionTileRows * qs;  // kTileKeys x qs
+  float* v_tile = k_tile + kTileKeys * qs;           // kTileKeys x vs
+  float* p_tile = v_tile + kTileKeys * vs;           // kAttentionTileRows x (kTileKeys + 1)
+  constexpr int kPs = kTileKeys + 1;
+  const int64_t first_row = a.tiles[2 * blockIdx.x], count = a.tiles[2 * blockIdx.x + 1];
+  const int64_t h = blockIdx.y, kvh = h / (a.heads / a.kv_heads);
+  const int32_t* table = a.tables + a.table_offset[first_row];
+  const int t = threadIdx.x, g = t % 8, i0 = 2 * (t / 8);
+  int64_t pos[2];
+  for (int r = 0; r < 2; ++r) pos[r] = i0 + r < count ? a.row_position[first_row + i0 + r] : -1;
+  int64_t last = 0;  // the tile's last key position
+  for (int64_t i = 0; i < count; ++i) last = max(last, static_cast<int64_t>(a.row_position[first_row + i]));
+  const int kc = static_cast<int>(a.dk / 4), vc = static_cast<int>(a.dv / 4);  // float4s a row
+  for (int e = t; e < kAttentionTileRows * kc; e += kTileThreads) {
+    const int i = e / kc, c = e % kc;
+    *reinterpret_cast<float4*>(q_tile + i * qs + 4 * c) =
+        i < count ? Load4<DType::kF32>(a.q, ((first_row + i) * a.heads + h) * a.dk + 4 * c)
+                  : make_float4(0, 0, 0, 0);
+  }
+  const int dv_chunks = static_cast<int>(a.dv / 32);  // float4s a thread owns per row, <= 4
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  float4 o[2][4];
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < 4; ++c) o[r][c] = make_float4(0, 0, 0, 0);
+  for (int64_t kt = 0; kt <= last; kt += kTileKeys) {
+    __syncthreads();  // the previous block's keys, values and weights are used up
+    for (int e = t; e < kTileKeys * (kc + vc); e += kTileThreads) {
+      const bool is_key = e < kTileKeys * kc;
+      const int f = is_key ? e : e - kTileKeys * kc, w = is_key ? kc : vc;
+      const int j = f / w, c = f % w;
+      const int64_t p = kt + j;
+      float4 v = make_float4(0, 0, 0, 0);
+      if (p <= last) {
+        const int64_t slot = static_cast<int64_t>(table[p / 16]) * 16 + p % 16;
+        v = is_key ? Load4<C>(a.k, (slot * a.kv_heads + kvh) * a.dk + 4 * c)
+                   : Load4<C>(a.v, (slot * a.kv_heads + kvh) * a.dv + 4 * c);
+      }
+      *reinterpret_cast<float4*>(is_key ? k_tile + j * qs + 4 * c : v_tile + j * vs + 4 * c) = v;
+    }
+    __syncthreads();
+    float s[2][4] = {};
+    for (int64_t d = 0; d < a.dk; d += 4) {
+      const float4 qa = *reinterpret_cast<const float4*>(q_tile + i0 * qs + d);
+      const float4 qb = *reinterpret_cast<const float4*>(q_tile + (i0 + 1) * qs + d);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float4 kv = *reinterpret_cast<const float4*>(k_tile + (g + 8 * j) * qs + d);
+        s[0][j] += qa.x * kv.x + qa.y * kv.y + qa.z * kv.z + qa.w * kv.w;
+        s[1][j] += qb.x * kv.x + qb.y * kv.y + qb.z * kv.z + qb.w * kv.w;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float top = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        s[r][j] = kt + g + 8 * j <= pos[r] ? s[r][j] * a.scale : -INFINITY;
+        top = fmaxf(top, s[r][j]);
+      }
+      for (int off = 1; off < 8; off *= 2) top = fmaxf(top, __shfl_xor_sync(kFullMask, top, off));
+      const float m_new = fmaxf(m[r], top);
+      // A row that sees no key yet (or a padding row) keeps max -inf and weighs nothing.
+      const float correction = m_new == -INFINITY ? 1.0f : expf(m[r] - m_new);
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float w = m_new == -INFINITY ? 0.0f : expf(s[r][j] - m_new);
+        p_tile[(i0 + r) * kPs + g + 8 * j] = w;
+        sum += w;
+      }
+      for (int off = 1; off < 8; off *= 2) sum += __shfl_xor_sync(kFullMask, sum, off);
+      l[r] = l[r] * correction + sum;
+      m[r] = m_new;
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        o[r][c].x *= correction, o[r][c].y *= correction, o[r][c].z *= correction,
+            o[r][c].w *= correction;
+      }
+    }
+    __syncthreads();  // every row's weights are in p_tile
+    for (int j = 0; j < kTileKeys; ++j) {
+      const float pa = p_tile[i0 * kPs + j], pb = p_tile[(i0 + 1) * kPs + j];
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        if (c >= dv_chunks) break;
+        const float4 v = *reinterpret_cast<const float4*>(v_tile + j * vs + 4 * g + 32 * c);
+        o[0][c].x += pa * v.x, o[0][c].y += pa * v.y, o[0][c].z += pa * v.z, o[0][c].w += pa * v.w;
+        o[1][c].x += pb * v.x, o[1][c].y += pb * v.y, o[1][c].z += pb * v.z, o[1][c].w += pb * v.w;
+      }
+    }
+  }
+  for (int r = 0; r < 2; ++r) {
+    if (i0 + r >= count) continue;
+    float* out = a.out + ((first_row + i0 + r) * a.heads + h) * a.dv;
+    const float inv = 1.0f / l[r];
+    for (int c = 0; c < dv_chunks; ++c) {
+      *reinterpret_cast<float4*>(out + 4 * g + 32 * c) =
+          make_float4(o[r][c].x * inv, o[r][c].y * inv, o[r][c].z * inv, o[r][c].w * inv);
+    }
+  }
+}
+
+size_t TiledAttentionShared(const AttentionArgs& a) {
+  return sizeof(float) * ((kAttentionTileRows + kTileKeys) * (a.dk + kTilePad) +
+                          kTileKeys * (a.dv + kTilePad) + kAttentionTileRows * (kTileKeys + 1));
+}
+
 bool UseMlaDecode(const AttentionArgs& a) {
   return a.v == nullptr && a.kv_heads == 1 && a.heads >= kMlaHeads && a.dk <= kWarp * kMlaMaxKeyPerLane;
 }
@@ -797,8 +982,11 @@ cudaError_t RmsNorm(const float* x, int64_t x_stride, const void* gain, DType ga
                     int64_t rows, int64_t h, float eps, float* y, int64_t y_stride,
                     cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  RmsNormKernel<<<static_cast<unsigned>(rows), 256, 0, stream>>>(x, x_stride, gain, gain_dtype, h,
-                                                                 eps, y, y_stride);
+  const bool vec = h % 4 == 0 && h <= 4 * kNormThreads * kNormVectors && x_stride % 4 == 0 &&
+                   y_stride % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(y) % 16 == 0;
+  RmsNormKernel<<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
+      x, x_stride, gain, gain_dtype, h, eps, y, y_stride, vec);
   return cudaGetLastError();
 }
 
@@ -820,6 +1008,11 @@ cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t*
   return cudaGetLastError();
 }
 
+bool TiledAttentionFits(const AttentionArgs& a) {
+  return a.v != nullptr && a.dk % 4 == 0 && a.dk <= 256 && a.dv % 32 == 0 && a.dv <= 128 &&
+         a.dv > 0 && a.heads % a.kv_heads == 0;
+}
+
 int64_t AttentionBlocks(const AttentionArgs& a) {
   return a.rows * (UseMlaDecode(a) ? (a.heads + kMlaHeads - 1) / kMlaHeads : a.heads);
 }
@@ -829,6 +1022,26 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.dv > kWarp * kMaxValuePerLane || a.heads > 65535) return cudaErrorInvalidValue;
   // The merge keeps one weight per split in shared memory: at most 4096 (16 KB).
   if (a.splits < 1 || a.splits > 4096 || (a.splits > 1 && a.partial == nullptr)) return cudaErrorInvalidValue;
+  if (a.tiles != nullptr) {
+    if (a.splits != 1 || !TiledAttentionFits(a) || a.tile_count > INT32_MAX) return cudaErrorInvalidValue;
+    if (a.tile_count == 0) return cudaSuccess;
+    const size_t shared = TiledAttentionShared(a);
+    // Above 48 KB a kernel must opt in (per device; cheap enough to ask every launch): the
+    // largest this takes (dk 256, dv 128) is about 86 KB.
+    for (const void* kernel : {reinterpret_cast<const void*>(TiledAttentionKernel<DType::kF32>),
+                               reinterpret_cast<const void*>(TiledAttentionKernel<DType::kBF16>)}) {
+      const cudaError_t e = cudaFuncSetAttribute(
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
+      if (e != cudaSuccess) return e;
+    }
+    const dim3 grid(static_cast<unsigned>(a.tile_count), static_cast<unsigned>(a.heads));
+    if (a.cache_dtype == DType::kBF16) {
+      TiledAttentionKernel<DType::kBF16><<<grid, kTileThreads, shared, stream>>>(a);
+    } else {
+      TiledAttentionKernel<DType::kF32><<<grid, kTileThreads, shared, stream>>>(a);
+    }
+    return cudaGetLastError();
+  }
   if (UseMlaDecode(a)) {
     const dim3 grid(static_cast<unsigned>(a.rows),
                     static_cast<unsigned>((a.heads + kMlaHeads - 1) / kMlaHeads),
@@ -851,7 +1064,8 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
   }
   if (a.splits > 1) {
     const dim3 combine(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
-    AttentionCombineKernel<<<combine, 128, sizeof(float) * a.splits, stream>>>(a);
+    // Padded: the compiled merge may read up to 3 weights past the last in one wide load.
+    AttentionCombineKernel<<<combine, 128, sizeof(float) * (a.splits + 4), stream>>>(a);
   }
   return cudaGetLastError();
 }

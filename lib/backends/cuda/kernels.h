@@ -100,10 +100,20 @@ struct AttentionArgs {
   float scale;
   int64_t splits = 1;
   float* partial = nullptr;
+  // Prompts: tiles of up to kAttentionTileRows consecutive query rows of one sequence, as
+  // (first row, row count) pairs; when given (and TiledAttentionFits), a kernel that
+  // stages each block of keys once for a tile's rows runs instead (splits must be 1).
+  const int32_t* tiles = nullptr;
+  int64_t tile_count = 0;
 };
 // A latent cache (v null, one kv head, dk <= 576, at least 8 heads: MLA's absorbed decode)
 // runs a kernel that reads each key once for 8 heads instead of once per head.
 cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream);
+
+constexpr int kAttentionTileRows = 32;
+// Whether the tiled prompt kernel takes these widths (a cache with values, dk <= 256 a
+// multiple of 4, dv <= 128 a multiple of 32).
+bool TiledAttentionFits(const AttentionArgs& a);
 
 // How many blocks Attention runs per split of the keys (to choose a.splits).
 int64_t AttentionBlocks(const AttentionArgs& a);
