@@ -119,32 +119,38 @@ TEST(CudaBackendTest, SplitKeyDecodeAttentionMatchesTheReference) {
 }
 
 // A prompt's rows run as tiles of 32 rows of one sequence: one sequence whose 40 new rows
-// follow 5 cached positions (a full tile and a partial one, over blocks in reverse order),
-// another of 13 rows from position 0; head widths that are not powers of two.
+// follow cached positions (a full tile and a partial one, over blocks in reverse order),
+// another of 13 rows from position 0; head widths that are not powers of two. After 5
+// cached positions all keys go in one pass; after 260, each tile's keys split into ranges
+// run by separate blocks and merged (the short sequence's rows see no key in most).
 TEST(CudaBackendTest, TiledPromptAttentionMatchesTheReference) {
   SKIP_WITHOUT_CUDA();
   auto be = *CreateBackend("cuda", {});
   auto ref = *CreateBackend("reference", {});
-  for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
-    const int64_t heads = 4, kv_heads = 2, dk = 48, dv = 96, long_len = 45, short_len = 13;
-    const auto [blocks, table_long, table_short, slots] = LongAndShortLayout(long_len, short_len);
-    PagedKvLayer cache{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
-                       *TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
-    PagedKvLayer cache_ref{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
-                           *TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
-    const int64_t n = static_cast<int64_t>(slots.size());
-    TensorView k = RandomHost(DType::kF32, {n, kv_heads, dk}, 21), v = RandomHost(DType::kF32, {n, kv_heads, dv}, 22);
-    ASSERT_TRUE(be->StoreKv(k, v, slots, cache).ok());
-    ASSERT_TRUE(ref->StoreKv(k, v, slots, cache_ref).ok());
-    const int64_t rows = (long_len - 5) + short_len;
-    TensorView q = RandomHost(DType::kF32, {rows, heads, dk}, 23);
-    const std::vector<AttentionSequence> seqs = {{table_long, 0, long_len - 5, 5},
-                                                 {table_short, long_len - 5, short_len, 0}};
-    TensorView out = *TensorView::Allocate(DType::kF32, {rows, heads, dv}),
-               want = *TensorView::Allocate(DType::kF32, {rows, heads, dv});
-    ASSERT_TRUE(be->Attention(q, cache, seqs, 0.3f, out).ok());
-    ASSERT_TRUE(ref->Attention(q, cache_ref, seqs, 0.3f, want).ok());
-    ExpectClose(out, want, 1e-5f);
+  for (const int64_t cached : {5, 260}) {
+    for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
+      const int64_t heads = 4, kv_heads = 2, dk = 48, dv = 96, new_rows = 40, short_len = 13;
+      const int64_t long_len = cached + new_rows;
+      const auto [blocks, table_long, table_short, slots] = LongAndShortLayout(long_len, short_len);
+      PagedKvLayer cache{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
+                         *TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+      PagedKvLayer cache_ref{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
+                             *TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+      const int64_t n = static_cast<int64_t>(slots.size());
+      TensorView k = RandomHost(DType::kF32, {n, kv_heads, dk}, 21), v = RandomHost(DType::kF32, {n, kv_heads, dv}, 22);
+      ASSERT_TRUE(be->StoreKv(k, v, slots, cache).ok());
+      ASSERT_TRUE(ref->StoreKv(k, v, slots, cache_ref).ok());
+      const int64_t rows = new_rows + short_len;
+      TensorView q = RandomHost(DType::kF32, {rows, heads, dk}, 23);
+      const std::vector<AttentionSequence> seqs = {{table_long, 0, new_rows, cached},
+                                                   {table_short, new_rows, short_len, 0}};
+      TensorView out = *TensorView::Allocate(DType::kF32, {rows, heads, dv}),
+                 want = *TensorView::Allocate(DType::kF32, {rows, heads, dv});
+      ASSERT_TRUE(be->Attention(q, cache, seqs, 0.3f, out).ok());
+      ASSERT_TRUE(ref->Attention(q, cache_ref, seqs, 0.3f, want).ok());
+      SCOPED_TRACE(cached);
+      ExpectClose(out, want, 1e-5f);
+    }
   }
 }
 

@@ -422,6 +422,22 @@ class CudaBackend final : public Backend {
         }
       }
       a.tile_count = static_cast<int64_t>(tiles.size() / 2);
+      // Too few tiles x heads to fill the GPU twice over (a short prompt, or causal masking's
+      // one long tile at the end): each tile's keys split into ranges run by separate blocks.
+      int32_t max_keys = 0;
+      for (int32_t p : position) max_keys = std::max(max_keys, p + 1);
+      const int64_t tile_blocks = a.tile_count * a.heads, want = 8 * static_cast<int64_t>(multiprocessors_);
+      if (tile_blocks < want && max_keys > 2 * kAttentionTileKeys) {
+        const int64_t key_tiles = (max_keys + kAttentionTileKeys - 1) / kAttentionTileKeys;
+        const int64_t splits = std::min<int64_t>(key_tiles / 2, (want + tile_blocks - 1) / tile_blocks);
+        a.tile_keys_per_split = (key_tiles + splits - 1) / splits * kAttentionTileKeys;
+        a.splits = (max_keys + a.tile_keys_per_split - 1) / a.tile_keys_per_split;
+        if (a.splits > 1) {
+          RRT_ASSIGN_OR_RETURN(TensorView partial,
+                               call.Scratch(DType::kF32, {a.rows * a.heads * a.splits, a.dv + 2}));
+          a.partial = partial.mutable_data_as<float>();
+        }
+      }
       if (a.tile_count > 0) {
         RRT_ASSIGN_OR_RETURN(a.tiles, call.Repeated(RepeatedArg::kTiles, absl::MakeConstSpan(tiles)));
         RRT_RETURN_IF_ERROR(CudaStatus(cuda::Attention(a, stream()), "Attention"));

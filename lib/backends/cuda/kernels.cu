@@ -319,8 +319,8 @@ __global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k,
 }
 
 // Rows split over kGemvSplit warps when a launch has too few rows to keep every
-// multiprocessor streaming (a down projection: few, long rows) and each part keeps its
-// lanes busy for several steps.
+// multiprocessor streaming (a down projection: few, long rows; q, k and v) and each part
+// still gives every lane a chunk.
 constexpr int kGemvSplit = 4;
 constexpr int64_t kGemvSplitBelowRows = 8192;
 
@@ -329,7 +329,7 @@ void LaunchGemv(const float* x, int64_t k, const GemvBatch& b, bool vec, cudaStr
   const int64_t rows = b.first_row[b.count];
   if (!vec) {
     GemvScalarKernel<D, R><<<Blocks(rows, kGemvWarps), kGemvWarps * kWarp, 0, stream>>>(x, k, b);
-  } else if (rows < kGemvSplitBelowRows && k / 8 >= kGemvSplit * kChunksInFlight<D> * kWarp) {
+  } else if (rows < kGemvSplitBelowRows && k / 8 >= kGemvSplit * kWarp) {
     GemvKernel<D, R, kGemvSplit>
         <<<Blocks(rows, kGemvWarps / kGemvSplit), kGemvWarps * kWarp, 0, stream>>>(x, k, b);
   } else {
@@ -677,7 +677,7 @@ __global__ void MlaDecodeKernel(AttentionArgs a) {
 // all the tile's rows. Thread t owns rows 2 (t / 8) and 2 (t / 8) + 1: it scores keys
 // t % 8 + 8 j of each block and accumulates value dims 4 (t % 8) + 32 m; the 8 threads of
 // a row pair share the online softmax's max and denominator through shuffles.
-constexpr int kTileKeys = 32, kTileThreads = 128, kTilePad = 4;
+constexpr int kTileKeys = kAttentionTileKeys, kTileThreads = 128, kTilePad = 4;
 
 template <DType C>
 __global__ void __launch_bounds__(kTileThreads) TiledAttentionKernel(AttentionArgs a) {
@@ -708,7 +708,10 @@ __global__ void __launch_bounds__(kTileThreads) TiledAttentionKernel(AttentionAr
   float4 o[2][4];
   for (int r = 0; r < 2; ++r)
     for (int c = 0; c < 4; ++c) o[r][c] = make_float4(0, 0, 0, 0);
-  for (int64_t kt = 0; kt <= last; kt += kTileKeys) {
+  // This block's keys: split blockIdx.z of a.tile_keys_per_split (a multiple of kTileKeys).
+  const int64_t key_begin = blockIdx.z * a.tile_keys_per_split;
+  if (a.splits > 1) last = min(last, key_begin + a.tile_keys_per_split - 1);
+  for (int64_t kt = key_begin; kt <= last; kt += kTileKeys) {
     __syncthreads();  // the previous block's keys, values and weights are used up
     for (int e = t; e < kTileKeys * (kc + vc); e += kTileThreads) {
       const bool is_key = e < kTileKeys * kc;
@@ -777,11 +780,22 @@ __global__ void __launch_bounds__(kTileThreads) TiledAttentionKernel(AttentionAr
   }
   for (int r = 0; r < 2; ++r) {
     if (i0 + r >= count) continue;
-    float* out = a.out + ((first_row + i0 + r) * a.heads + h) * a.dv;
-    const float inv = 1.0f / l[r];
+    const int64_t row = first_row + i0 + r;
+    if (a.splits == 1) {
+      float* out = a.out + (row * a.heads + h) * a.dv;
+      const float inv = 1.0f / l[r];
+      for (int c = 0; c < dv_chunks; ++c) {
+        *reinterpret_cast<float4*>(out + 4 * g + 32 * c) =
+            make_float4(o[r][c].x * inv, o[r][c].y * inv, o[r][c].z * inv, o[r][c].w * inv);
+      }
+      continue;
+    }
+    // AttentionKernel's partial layout; a row none of whose keys is in this split leaves
+    // max -inf, denominator 0 and values 0, which the merge weighs 0.
+    float* part = a.partial + ((row * a.heads + h) * a.splits + blockIdx.z) * (a.dv + 2);
+    if (g == 0) part[0] = m[r], part[1] = l[r];
     for (int c = 0; c < dv_chunks; ++c) {
-      *reinterpret_cast<float4*>(out + 4 * g + 32 * c) =
-          make_float4(o[r][c].x * inv, o[r][c].y * inv, o[r][c].z * inv, o[r][c].w * inv);
+      for (int e = 0; e < 4; ++e) part[2 + 4 * g + 32 * c + e] = (&o[r][c].x)[e];
     }
   }
 }
@@ -1023,7 +1037,9 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
   // The merge keeps one weight per split in shared memory: at most 4096 (16 KB).
   if (a.splits < 1 || a.splits > 4096 || (a.splits > 1 && a.partial == nullptr)) return cudaErrorInvalidValue;
   if (a.tiles != nullptr) {
-    if (a.splits != 1 || !TiledAttentionFits(a) || a.tile_count > INT32_MAX) return cudaErrorInvalidValue;
+    if (!TiledAttentionFits(a) || a.tile_count > INT32_MAX ||
+        (a.splits > 1 && (a.tile_keys_per_split < 1 || a.tile_keys_per_split % kTileKeys != 0)))
+      return cudaErrorInvalidValue;
     if (a.tile_count == 0) return cudaSuccess;
     const size_t shared = TiledAttentionShared(a);
     // Above 48 KB a kernel must opt in (per device; cheap enough to ask every launch): the
@@ -1034,11 +1050,16 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
           kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
       if (e != cudaSuccess) return e;
     }
-    const dim3 grid(static_cast<unsigned>(a.tile_count), static_cast<unsigned>(a.heads));
+    const dim3 grid(static_cast<unsigned>(a.tile_count), static_cast<unsigned>(a.heads),
+                    static_cast<unsigned>(a.splits));
     if (a.cache_dtype == DType::kBF16) {
       TiledAttentionKernel<DType::kBF16><<<grid, kTileThreads, shared, stream>>>(a);
     } else {
       TiledAttentionKernel<DType::kF32><<<grid, kTileThreads, shared, stream>>>(a);
+    }
+    if (a.splits > 1) {
+      const dim3 combine(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
+      AttentionCombineKernel<<<combine, 128, sizeof(float) * (a.splits + 4), stream>>>(a);
     }
     return cudaGetLastError();
   }

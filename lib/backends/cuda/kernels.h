@@ -102,15 +102,17 @@ struct AttentionArgs {
   float* partial = nullptr;
   // Prompts: tiles of up to kAttentionTileRows consecutive query rows of one sequence, as
   // (first row, row count) pairs; when given (and TiledAttentionFits), a kernel that
-  // stages each block of keys once for a tile's rows runs instead (splits must be 1).
+  // stages each block of keys once for a tile's rows runs instead. With splits > 1, split
+  // s takes keys [s, s + 1) * tile_keys_per_split (a multiple of kAttentionTileKeys).
   const int32_t* tiles = nullptr;
   int64_t tile_count = 0;
+  int64_t tile_keys_per_split = 0;
 };
 // A latent cache (v null, one kv head, dk <= 576, at least 8 heads: MLA's absorbed decode)
 // runs a kernel that reads each key once for 8 heads instead of once per head.
 cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream);
 
-constexpr int kAttentionTileRows = 32;
+constexpr int kAttentionTileRows = 32, kAttentionTileKeys = 32;
 // Whether the tiled prompt kernel takes these widths (a cache with values, dk <= 256 a
 // multiple of 4, dv <= 128 a multiple of 32).
 bool TiledAttentionFits(const AttentionArgs& a);
