@@ -137,7 +137,8 @@ TEST(CudaBackendTest, TiledPromptAttentionMatchesTheReference) {
       PagedKvLayer cache_ref{*TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
                              *TensorView::Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
       const int64_t n = static_cast<int64_t>(slots.size());
-      TensorView k = RandomHost(DType::kF32, {n, kv_heads, dk}, 21), v = RandomHost(DType::kF32, {n, kv_heads, dv}, 22);
+      TensorView k = RandomHost(DType::kF32, {n, kv_heads, dk}, 21),
+                 v = RandomHost(DType::kF32, {n, kv_heads, dv}, 22);
       ASSERT_TRUE(be->StoreKv(k, v, slots, cache).ok());
       ASSERT_TRUE(ref->StoreKv(k, v, slots, cache_ref).ok());
       const int64_t rows = new_rows + short_len;

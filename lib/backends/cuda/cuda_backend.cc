@@ -148,12 +148,14 @@ class OpTimer {
                    static_cast<long long>(t.calls), t.ms, 1000.0 * t.ms / t.calls);
       phase_ms[name.substr(name.find('['))] += t.ms;
     }
-    for (const auto& [phase, ms] : phase_ms) std::fprintf(stderr, "all %-24s %21.3f\n", phase.c_str(), ms);
+    for (const auto& [phase, ms] : phase_ms)
+      std::fprintf(stderr, "all %-24s %21.3f\n", phase.c_str(), ms);
   }
 
   cudaEvent_t Start() {
     cudaEvent_t e = nullptr;
-    if (cudaEventCreate(&e) != cudaSuccess || cudaEventRecord(e, stream_) != cudaSuccess) return nullptr;
+    if (cudaEventCreate(&e) != cudaSuccess || cudaEventRecord(e, stream_) != cudaSuccess)
+      return nullptr;
     return e;
   }
 
@@ -164,7 +166,11 @@ class OpTimer {
       cudaEventDestroy(start);
       return;
     }
-    pending_.push_back({StrCat(op, uploaded ? " [upload]" : rows < 0 ? " [-]" : rows > kMaxGemvRows ? " [prompt]" : " [decode]"), start, stop});
+    const char* phase = uploaded           ? " [upload]"
+                        : rows < 0             ? " [-]"
+                        : rows > kMaxGemvRows ? " [prompt]"
+                                               : " [decode]";
+    pending_.push_back({StrCat(op, phase), start, stop});
     if (pending_.size() >= 4096) Drain();
   }
 
@@ -200,8 +206,10 @@ class OpTimer {
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, bool exact, std::shared_ptr<Stream> stream, int multiprocessors)
-      : device_(device), exact_(exact), stream_(std::move(stream)), multiprocessors_(multiprocessors) {
-    if (std::getenv("RRT_CUDA_OP_TIMES") != nullptr) timer_ = std::make_unique<OpTimer>(stream_->stream);
+      : device_(device), exact_(exact), stream_(std::move(stream)),
+        multiprocessors_(multiprocessors) {
+    if (std::getenv("RRT_CUDA_OP_TIMES") != nullptr)
+      timer_ = std::make_unique<OpTimer>(stream_->stream);
   }
   ~CudaBackend() override {
     timer_.reset();
@@ -240,7 +248,8 @@ class CudaBackend final : public Backend {
 
   // Up to kMaxGemvRows rows: the weights' GEMVs as one launch per kMaxGemvSegments weights
   // (q, k and v read in one pass); more rows, or weights of mixed dtypes, one MatMul each.
-  absl::Status DoMatMulShared(const TensorView& x, absl::Span<const reasonrt::Weight* const> weights,
+  absl::Status DoMatMulShared(const TensorView& x,
+                              absl::Span<const reasonrt::Weight* const> weights,
                               absl::Span<const TensorView* const> biases,
                               absl::Span<const TensorView* const> ys) override {
     const int64_t t = x.dim(0), k = x.dim(1);
@@ -270,7 +279,8 @@ class CudaBackend final : public Backend {
         g.y = dy.mutable_data_as<float>();
         batch.first_row[i + 1] = batch.first_row[i] + g.n;
       }
-      RRT_RETURN_IF_ERROR(CudaStatus(Gemv(dx.data_as<float>(), t, k, dtype, batch, stream()), "MatMulShared"));
+      RRT_RETURN_IF_ERROR(
+          CudaStatus(Gemv(dx.data_as<float>(), t, k, dtype, batch, stream()), "MatMulShared"));
     }
     return call.Finish("MatMulShared");
   }
@@ -418,7 +428,8 @@ class CudaBackend final : public Backend {
       for (const AttentionSequence& s : sequences) {
         for (int64_t i = 0; i < s.query_count; i += kAttentionTileRows) {
           tiles.push_back(static_cast<int32_t>(s.query_begin + i));
-          tiles.push_back(static_cast<int32_t>(std::min<int64_t>(kAttentionTileRows, s.query_count - i)));
+          tiles.push_back(
+              static_cast<int32_t>(std::min<int64_t>(kAttentionTileRows, s.query_count - i)));
         }
       }
       a.tile_count = static_cast<int64_t>(tiles.size() / 2);
@@ -426,10 +437,12 @@ class CudaBackend final : public Backend {
       // one long tile at the end): each tile's keys split into ranges run by separate blocks.
       int32_t max_keys = 0;
       for (int32_t p : position) max_keys = std::max(max_keys, p + 1);
-      const int64_t tile_blocks = a.tile_count * a.heads, want = 8 * static_cast<int64_t>(multiprocessors_);
+      const int64_t tile_blocks = a.tile_count * a.heads;
+      const int64_t want = 8 * static_cast<int64_t>(multiprocessors_);
       if (tile_blocks < want && max_keys > 2 * kAttentionTileKeys) {
         const int64_t key_tiles = (max_keys + kAttentionTileKeys - 1) / kAttentionTileKeys;
-        const int64_t splits = std::min<int64_t>(key_tiles / 2, (want + tile_blocks - 1) / tile_blocks);
+        const int64_t splits =
+            std::min<int64_t>(key_tiles / 2, (want + tile_blocks - 1) / tile_blocks);
         a.tile_keys_per_split = (key_tiles + splits - 1) / splits * kAttentionTileKeys;
         a.splits = (max_keys + a.tile_keys_per_split - 1) / a.tile_keys_per_split;
         if (a.splits > 1) {
@@ -439,7 +452,8 @@ class CudaBackend final : public Backend {
         }
       }
       if (a.tile_count > 0) {
-        RRT_ASSIGN_OR_RETURN(a.tiles, call.Repeated(RepeatedArg::kTiles, absl::MakeConstSpan(tiles)));
+        RRT_ASSIGN_OR_RETURN(a.tiles,
+                             call.Repeated(RepeatedArg::kTiles, absl::MakeConstSpan(tiles)));
         RRT_RETURN_IF_ERROR(CudaStatus(cuda::Attention(a, stream()), "Attention"));
       }
       return call.Finish("Attention");
@@ -620,7 +634,8 @@ class CudaBackend final : public Backend {
                                        SpanBytes(host), cudaMemcpyDeviceToHost, be_.stream()),
                        op));
       }
-      if (be_.timer_ != nullptr) be_.timer_->Stop(std::exchange(start_, nullptr), op, rows_, uploaded_);
+      if (be_.timer_ != nullptr)
+        be_.timer_->Stop(std::exchange(start_, nullptr), op, rows_, uploaded_);
       if (!downloads_.empty())
         RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(be_.stream()), op));
       return CudaStatus(cudaPeekAtLastError(), op);

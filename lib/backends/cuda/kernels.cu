@@ -1,8 +1,10 @@
 // The CUDA backend's kernels (see kernels.h). First versions, written to be correct and to
 // read clearly: the GEMV streams each weight row once for up to 8 activation rows with
-// 16-byte loads, several in flight per lane; the GEMM is a shared-memory tiled f32 kernel (no tensor cores yet);
-// attention runs one block per (query row, head) with an online softmax per warp, or for
-// MLA's latent cache one block per (query row, 8 heads) sharing each key read.
+// 16-byte loads, several in flight per lane; the GEMM is a shared-memory tiled f32 kernel
+// (no tensor cores yet; bf16 prompts go to cuBLAS); decode attention runs one block per
+// (query row, head) with an online softmax per warp, or for MLA's latent cache one block
+// per (query row, 8 heads) sharing each key read; prompt attention stages each block of
+// keys once for a tile of 32 query rows (f32 FMAs, no tensor cores yet).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -190,7 +192,8 @@ __global__ void __launch_bounds__(kGemvWarps * kWarp)
   const int64_t row = global_row - b.first_row[s], chunks = k / 8;
   const int64_t per_part = (chunks + kSplit - 1) / kSplit, begin = part * per_part;
   const int64_t end = live ? min(chunks, begin + per_part) : 0;
-  const float* row_scales = D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
+  const float* row_scales =
+      D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
@@ -251,7 +254,8 @@ __global__ void GemvScalarKernel(const float* __restrict__ x, int64_t k,
   while (global_row >= b.first_row[s + 1]) ++s;
   const GemvSegment& g = b.segments[s];
   const int64_t row = global_row - b.first_row[s];
-  const float* row_scales = D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
+  const float* row_scales =
+      D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
   float acc[R];
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   for (int64_t c = lane; c < k; c += kWarp) {
@@ -342,7 +346,8 @@ cudaError_t GemvTyped(const float* x, int64_t t, int64_t k, const GemvBatch& b,
                       cudaStream_t stream) {
   const uintptr_t align = D == DType::kF8E4M3 ? 8 : 16;
   bool vec = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
-  for (int s = 0; s < b.count; ++s) vec = vec && reinterpret_cast<uintptr_t>(b.segments[s].w) % align == 0;
+  for (int s = 0; s < b.count; ++s)
+    vec = vec && reinterpret_cast<uintptr_t>(b.segments[s].w) % align == 0;
   switch (t) {
     case 1:
       LaunchGemv<D, 1>(x, k, b, vec, stream);
@@ -505,9 +510,10 @@ __device__ __forceinline__ KeyRange SplitKeys(const AttentionArgs& a, int64_t r,
 
 // One block per (query row, head, split of the keys); warp w takes the split's keys in
 // groups of kKeysAtOnce (groups w, w + 4, ...) with its own running max, denominator and
-// weighted value sum; the four are merged at the end. With one split the block writes the output; with several (decode: few rows,
-// long contexts) it writes its split's max, denominator and unnormalized values to
-// a.partial, and AttentionCombineKernel merges the splits.
+// weighted value sum; the four are merged at the end. With one split the block writes the
+// output; with several (decode: few rows, long contexts) it writes its split's max,
+// denominator and unnormalized values to a.partial, and AttentionCombineKernel merges the
+// splits.
 template <DType C>
 __global__ void AttentionKernel(AttentionArgs a) {
   extern __shared__ float shared[];
@@ -695,7 +701,8 @@ __global__ void __launch_bounds__(kTileThreads) TiledAttentionKernel(AttentionAr
   int64_t pos[2];
   for (int r = 0; r < 2; ++r) pos[r] = i0 + r < count ? a.row_position[first_row + i0 + r] : -1;
   int64_t last = 0;  // the tile's last key position
-  for (int64_t i = 0; i < count; ++i) last = max(last, static_cast<int64_t>(a.row_position[first_row + i]));
+  for (int64_t i = 0; i < count; ++i)
+    last = max(last, static_cast<int64_t>(a.row_position[first_row + i]));
   const int kc = static_cast<int>(a.dk / 4), vc = static_cast<int>(a.dv / 4);  // float4s a row
   for (int e = t; e < kAttentionTileRows * kc; e += kTileThreads) {
     const int i = e / kc, c = e % kc;
