@@ -230,6 +230,7 @@ def export(model, model_dir):
 
 EVAL_SEED, HARD_SEED, TEST_SEED = 777, 778, 2026  # held-out, harder, and tests/grpo/mini_r1_test.cc
 DEV_SEED = 779  # harder problems watched during GRPO (never the evaluation's)
+CONFIRM_SEED = 780  # `confirm`'s fresh problems, drawn once a result is to be checked again
 
 
 def problems(count, seed, hard=False, operands=None):
@@ -675,6 +676,35 @@ def stage_eval(args):
         json.dump(results, f)
 
 
+def stage_confirm(args):
+    """A result checked again on problems no stage has looked at: eval_count problems with
+    --confirm-operands operands from CONFIRM_SEED, none whose expression any training stage of
+    either model or any evaluation asked; both models (--out and --baseline-model), the same
+    --eval-samples seeds at T=0.6; each problem's pass@1 change tested by sign flips."""
+    exclude = trained_expressions(args.out) | trained_expressions(args.baseline_model) | evaluation_expressions()
+    k = args.confirm_operands
+    probs = [p for p in problems(3 * args.eval_count, CONFIRM_SEED, operands=(k, k))
+             if expression(p["question"]) not in exclude]
+    assert len(probs) >= args.eval_count, "too few fresh problems"
+    probs = probs[:args.eval_count]
+    right = {}
+    for name, model_dir in (("baseline", args.baseline_model), ("model", args.out)):
+        rt = reasonrt.Model(model_dir)
+        right[name] = [times_right(rt, p, args.eval_samples, temperature=0.6, top_p=1.0, seed=i)
+                       for i, p in enumerate(probs)]
+        print(f"confirm {name}: pass@1 ({args.eval_samples} samples at T=0.6) on {len(probs)} fresh "
+              f"problems of {k} operands: {sum(right[name]) / (len(probs) * args.eval_samples):.4f}", flush=True)
+    diffs = [(b - a) / args.eval_samples for a, b in zip(right["baseline"], right["model"])]
+    result = {"operands": k, "problems": len(probs), "samples": args.eval_samples, "seed": CONFIRM_SEED,
+              "baseline_right": right["baseline"], "model_right": right["model"],
+              "pass1_change": sum(diffs) / len(diffs), "better": sum(1 for d in diffs if d > 0),
+              "worse": sum(1 for d in diffs if d < 0), "p": sign_flip_p(diffs)}
+    print(f"confirm: pass@1 {result['pass1_change']:+.4f}; {result['better']} problems better, "
+          f"{result['worse']} worse (sign-flip p = {result['p']:.3g})", flush=True)
+    with open(os.path.join(args.work, f"confirm_{args.tag}.json"), "w") as f:
+        json.dump(result, f)
+
+
 def stage_agree(args):
     """The PyTorch model and reasonrt on the trained weights: greedy outputs on the held-out
     problems (PyTorch decodes without a cache, batched by prompt length) and all-position
@@ -723,7 +753,7 @@ def stage_agree(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["tokenizer", "sft", "grpo", "eval", "agree", "all"])
+    ap.add_argument("stage", choices=["tokenizer", "sft", "grpo", "eval", "agree", "confirm", "all"])
     ap.add_argument("--cli", default="build/examples/cli/reasonrt")
     ap.add_argument("--out", default="examples/mini-r1/model")
     ap.add_argument("--work", default="/tmp/mini-r1")
@@ -762,6 +792,8 @@ def main():
     ap.add_argument("--eval-samples", type=int, default=1,
                     help="completions per problem at T=0.6 (one group each): accuracy is their mean (pass@1)")
     ap.add_argument("--tag", default="final")
+    ap.add_argument("--baseline-model", default="", help="confirm: the model folder --out is compared with")
+    ap.add_argument("--confirm-operands", type=int, default=4, help="confirm: operands of its fresh problems")
     ap.add_argument("--baseline", default="",
                     help="an earlier eval_*.json (same --eval-count): report the problems gained and lost")
     args = ap.parse_args()
