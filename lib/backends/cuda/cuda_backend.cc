@@ -129,9 +129,8 @@ constexpr int64_t kKeysPerSplit = 64;
 
 // With RRT_CUDA_OP_TIMES set: each operation's GPU time (CUDA events around its work on the
 // stream), summed per operation and phase (prompt: more than kMaxGemvRows rows; upload:
-// calls that first copied a weight to the device) and printed
-// to stderr when the backend goes. A diagnostic: the events and the periodic waits for
-// them slow the run a little.
+// calls that first copied a weight to the device) and printed to stderr when the backend
+// goes. A diagnostic: the events and the periodic waits for them slow the run a little.
 class OpTimer {
  public:
   explicit OpTimer(cudaStream_t stream) : stream_(stream) {}
@@ -166,10 +165,10 @@ class OpTimer {
       cudaEventDestroy(start);
       return;
     }
-    const char* phase = uploaded           ? " [upload]"
-                        : rows < 0             ? " [-]"
+    const char* phase = uploaded ? " [upload]"
+                        : rows < 0 ? " [-]"
                         : rows > kMaxGemvRows ? " [prompt]"
-                                               : " [decode]";
+                        : " [decode]";
     pending_.push_back({StrCat(op, phase), start, stop});
     if (pending_.size() >= 4096) Drain();
   }
@@ -254,7 +253,7 @@ class CudaBackend final : public Backend {
                               absl::Span<const TensorView* const> ys) override {
     const int64_t t = x.dim(0), k = x.dim(1);
     const DType dtype = weights[0]->data.dtype();
-    bool fused = t <= kMaxGemvRows;
+    bool fused = t >= 1 && t <= kMaxGemvRows;
     for (const reasonrt::Weight* w : weights) fused = fused && w->data.dtype() == dtype;
     if (!fused) return Backend::DoMatMulShared(x, weights, biases, ys);
     Call call(*this);

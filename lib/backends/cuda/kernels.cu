@@ -56,30 +56,6 @@ __device__ __forceinline__ float LoadAny(const void* p, int64_t i, DType d) {
   }
 }
 
-// Eight consecutive elements from index i (a multiple of 8; the data 16-byte aligned, 8 for
-// fp8), in one or two vector loads.
-template <DType D>
-__device__ __forceinline__ void Load8(const void* p, int64_t i, float out[8]) {
-  if constexpr (D == DType::kF32) {
-    const float4* v = reinterpret_cast<const float4*>(static_cast<const float*>(p) + i);
-    const float4 a = v[0], b = v[1];
-    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y,
-    out[6] = b.z, out[7] = b.w;
-  } else if constexpr (D == DType::kF8E4M3) {
-    const uint2 v = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(p) + i);
-    for (int j = 0; j < 4; ++j) out[j] = E4m3Bits((v.x >> (8 * j)) & 0xff);
-    for (int j = 0; j < 4; ++j) out[4 + j] = E4m3Bits((v.y >> (8 * j)) & 0xff);
-  } else {
-    const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + i);
-    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-    for (int j = 0; j < 4; ++j) {
-      const uint16_t lo = words[j] & 0xffff, hi = words[j] >> 16;
-      out[2 * j] = D == DType::kBF16 ? Bf16Bits(lo) : F16Bits(lo);
-      out[2 * j + 1] = D == DType::kBF16 ? Bf16Bits(hi) : F16Bits(hi);
-    }
-  }
-}
-
 // Four consecutive elements from index i (a multiple of 4) of f32 or bf16 data.
 template <DType D>
 __device__ __forceinline__ float4 Load4(const void* p, int64_t i) {
@@ -168,7 +144,8 @@ __device__ __forceinline__ void Convert(const Chunk<D>& c, float out[8]) {
 }
 
 // Chunks each lane has in flight per step: enough bytes in flight per multiprocessor to
-// cover the memory latency at full bandwidth.
+// cover the memory latency at full bandwidth (on an H200, 16 for bf16 decoded a 7B model at
+// 165 tokens/s against 8's 181-184).
 template <DType D>
 constexpr int kChunksInFlight = D == DType::kF32 ? 4 : 8;
 
