@@ -2,7 +2,7 @@
 # Packs what the GPU checks of the cuda backend need into .gpu/ (ignored by git), for a
 # machine that has an NVIDIA GPU and CUDA but not this project's Debian dependencies: the
 # test binaries and the CLI from ./build (scripts/build.sh builds them with CUDA wherever
-# nvcc is), the shared libraries they load, the 7B model config, and gpu/check.sh.
+# nvcc is), the shared libraries they load, the 7B and 1.5B model configs, and gpu/check.sh.
 #
 #   bash scripts/gpu_bundle.sh            # here, after scripts/build.sh
 #   bash .gpu/check.sh                    # there, from the repository root; results in $OUT
@@ -30,7 +30,7 @@ strip --strip-unneeded "$stage"/bin/* "$stage"/lib/* 2>/dev/null || true
 # needs glibc 2.36, which an older machine may lack).
 mkdir -p "$stage/lib/cxx"
 mv "$stage"/lib/libstdc++.so* "$stage"/lib/libgcc_s.so* "$stage/lib/cxx/" 2>/dev/null || true
-cp ../shared/model-configs/r1-distill-qwen-7b.json "$stage/"
+cp ../shared/model-configs/r1-distill-qwen-7b.json ../shared/model-configs/r1-distill-qwen-1.5b.json "$stage/"
 
 mkdir -p .gpu
 tar -C "$stage" -cJf .gpu/bundle.tar.xz .

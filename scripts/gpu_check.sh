@@ -4,7 +4,10 @@
 # Each stage has its own time limit (seconds, T_<stage>) so that one that hangs leaves the
 # others their time; the order puts the cheap, telling ones first.
 #
-#   STAGES="tests bench torch sanitizer" bash .gpu/check.sh    (the default: all four)
+#   STAGES="tests bench torch sanitizer cpu" bash .gpu/check.sh    (the default: all five)
+#
+# cpu: the cpu backend's batched decode on that machine's CPU (AVX512-BF16 and AMX on the
+# H200 machines lent so far): `reasonrt bench -g 8` on a synthetic R1-Distill-Qwen-1.5B.
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out"
@@ -18,7 +21,7 @@ cublas_dirs=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/l
 cublas_dirs+=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
 export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
 "$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
-stages=${STAGES:-tests bench torch sanitizer}
+stages=${STAGES:-tests bench torch sanitizer cpu}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   "$bin/reasonrt" devices 2>&1
@@ -66,4 +69,12 @@ if [[ $stages == *sanitizer* ]]; then
   stage sanitizer "${T_SANITIZER:-150}" compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 1 \
     "$bin/backends_tests" --gtest_filter='*cuda*:*Cuda*'
   tail -4 "$out/sanitizer.txt"
+fi
+
+if [[ $stages == *cpu* ]]; then
+  [[ -d $work/q15 ]] || stage synth "${T_SYNTH:-150}" "$bin/reasonrt" synth \
+    --config "$work/r1-distill-qwen-1.5b.json" --out "$work/q15" --seed 1
+  stage cpu "${T_CPU:-150}" "$bin/reasonrt" bench --model "$work/q15" --backend cpu \
+    -p 64 -n 24 -r 3 -g 8
+  cat "$out/cpu.txt"
 fi

@@ -242,6 +242,8 @@ class CudaBackend final : public Backend {
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/false));
     RRT_RETURN_IF_ERROR(RunMatMul(call, dx, w, bias, dy));
+    // The op timer tells the weights apart by shape (o, down and the head of a dense model).
+    if (timer_ != nullptr) return call.Finish(StrCat("MatMul ", w.data.dim(0), "x", w.data.dim(1)));
     return call.Finish("MatMul");
   }
 
