@@ -1,5 +1,7 @@
 #include "lib/backends/builtin.h"
 
+#include <string>
+
 #if RRT_WITH_CUDA
 #include "lib/backends/cuda/cuda_backend.h"
 #include "lib/backends/cuda/device.h"
@@ -16,10 +18,15 @@ std::vector<std::tuple<std::string, int, BackendFactory>> BuiltinBackends() {
     return NewCpuBackend(o);
   });
 #if RRT_WITH_CUDA
-  // Only where a GPU runs our kernels. Below "cpu" for "auto" until the GPU path has been
-  // verified end to end on a device; ask for it by name.
-  if (!cuda::ListDevices().empty() && cuda::SmokeTestDevice(0)) {
-    out.emplace_back("cuda", 5, [](const BackendOptions& o) { return cuda::NewCudaBackend(o, 0); });
+  // Only where a GPU runs our kernels: "cuda" on device 0, "cuda:N" on device N > 0. Below
+  // "cpu" for "auto": the conformance suite and model logits have been verified on a GPU (an
+  // H200), the rest of the test suite has not yet run with cuda as "auto"; ask for it by name.
+  for (const cuda::DeviceInfo& d : cuda::ListDevices()) {
+    if (!cuda::SmokeTestDevice(d.index)) continue;
+    const int index = d.index;
+    out.emplace_back(index == 0 ? std::string("cuda") : "cuda:" + std::to_string(index),
+                     index == 0 ? 5 : 4,
+                     [index](const BackendOptions& o) { return cuda::NewCudaBackend(o, index); });
   }
 #endif
   return out;

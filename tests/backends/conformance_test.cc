@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "reasonrt/backend.h"
+#include "tests/testing/backend_names.h"
 
 namespace reasonrt {
 namespace {
@@ -391,7 +392,12 @@ std::vector<std::string> FastBackends() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(FastBackends()),
-                         [](const auto& info) { return info.param; });
+                         testing::BackendTestName);
+
+TEST(BackendRegistryTest, TestInstancesAreNamedAfterTheirBackend) {
+  EXPECT_EQ(testing::BackendTestName({"cpu", 0}), "cpu");
+  EXPECT_EQ(testing::BackendTestName({"cuda:1", 1}), "cuda_1");
+}
 
 TEST(BackendRegistryTest, AutoPicksTheFastestAndUnknownIsNotFound) {
   auto names = RegisteredBackends();

@@ -17,6 +17,7 @@
 #include "reasonrt/model.h"
 #include "reasonrt/moe.h"
 #include "reasonrt/safetensors.h"
+#include "tests/testing/backend_names.h"
 #include "tests/testing/temp_dir.h"
 
 namespace reasonrt {
@@ -324,7 +325,7 @@ std::vector<std::string> ExactBackends() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DeepseekTest, ::testing::ValuesIn(ExactBackends()),
-                         [](const auto& info) { return info.param; });
+                         testing::BackendTestName);
 
 }  // namespace
 }  // namespace reasonrt

@@ -9,6 +9,7 @@
 #include "reasonrt/backend.h"
 #include "reasonrt/model.h"
 #include "reasonrt/safetensors.h"
+#include "tests/testing/backend_names.h"
 #include "tests/testing/temp_dir.h"
 
 namespace reasonrt {
@@ -210,7 +211,7 @@ TEST_P(SessionTest, SessionOutlivesItsModel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SessionTest, ::testing::ValuesIn(RegisteredBackends()),
-                         [](const auto& info) { return info.param; });
+                         testing::BackendTestName);
 
 TEST(ModelLoadTest, ErrorsNameTheProblem) {
   testing::TempDir tmp;
