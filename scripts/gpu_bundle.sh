@@ -35,5 +35,9 @@ cp ../shared/model-configs/r1-distill-qwen-7b.json ../shared/model-configs/r1-di
 mkdir -p .gpu
 tar -C "$stage" -cJf .gpu/bundle.tar.xz .
 cp scripts/gpu_check.sh .gpu/check.sh
+cp scripts/gpu_ab.sh .gpu/ab.sh
+rm -f .gpu/reasonrt_b
+# A variant of the CLI for scripts/gpu_ab.sh, when one is given.
+if [[ -n ${RRT_AB_CLI:-} ]]; then strip -o .gpu/reasonrt_b "$RRT_AB_CLI"; fi
 cp benchmarks/torch_decode.py .gpu/torch_decode.py
 du -sh .gpu/bundle.tar.xz

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# A/B of two builds of the CLI on the GPU machine, alternated in one call (machines differ
+# from call to call, so only ratios measured side by side mean much). Here:
+#
+#   cp build/examples/cli/reasonrt /tmp/reasonrt_b     # the variant, built first
+#   ...rebuild the baseline...
+#   RRT_AB_CLI=/tmp/reasonrt_b bash scripts/gpu_bundle.sh
+#
+# there (results in $OUT/ab.txt; ROUNDS pairs, bench arguments in BENCH_ARGS):
+#
+#   bash .gpu/ab.sh
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-/tmp/gpu-out}
+mkdir -p "$out"
+[[ -x $here/reasonrt_b ]] || { echo "no variant: pack one with RRT_AB_CLI" >&2; exit 1; }
+STAGES=bench bash "$here/check.sh"  # unpacks the bundle, synthesizes the 7B model, benches A
+work=/tmp/rrt-gpu
+cublas_dirs=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null | tr '\n' ':')
+export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
+"$work/bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
+for round in $(seq "${ROUNDS:-2}"); do
+  for v in A B; do
+    cli=$work/bin/reasonrt
+    [[ $v == B ]] && cli=$here/reasonrt_b
+    echo "== $v, round $round" | tee -a "$out/ab.txt"
+    timeout 120 "$cli" bench --model "$work/q7" --backend cuda ${BENCH_ARGS:--p 512 -n 64 -r 3} 2>&1 |
+      tee -a "$out/ab.txt" | grep -E 'prompt|decode'
+  done
+done
