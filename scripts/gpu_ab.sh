@@ -3,8 +3,9 @@
 # from call to call, so only ratios measured side by side mean much). Here:
 #
 #   cp build/examples/cli/reasonrt /tmp/reasonrt_b     # the variant, built first
+#   cp build/tests/backends_tests /tmp/backends_tests_b  # (optional) its tests
 #   ...rebuild the baseline...
-#   RRT_AB_CLI=/tmp/reasonrt_b bash scripts/gpu_bundle.sh
+#   RRT_AB_CLI=/tmp/reasonrt_b RRT_AB_TESTS=/tmp/backends_tests_b bash scripts/gpu_bundle.sh
 #
 # there (results in $OUT/ab.txt; ROUNDS pairs, bench arguments in BENCH_ARGS):
 #
@@ -19,6 +20,10 @@ work=/tmp/rrt-gpu
 cublas_dirs=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null | tr '\n' ':')
 export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
 "$work/bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
+if [[ -x $here/backends_tests_b ]]; then  # the variant's own tests first (on the GPU too)
+  timeout 180 "$here/backends_tests_b" >"$out/tests_b.txt" 2>&1
+  echo "== variant's backends_tests: exit $?"; grep -E '^\[  (FAILED|PASSED) ' "$out/tests_b.txt"
+fi
 for round in $(seq "${ROUNDS:-2}"); do
   for v in A B; do
     cli=$work/bin/reasonrt

@@ -36,8 +36,9 @@ mkdir -p .gpu
 tar -C "$stage" -cJf .gpu/bundle.tar.xz .
 cp scripts/gpu_check.sh .gpu/check.sh
 cp scripts/gpu_ab.sh .gpu/ab.sh
-rm -f .gpu/reasonrt_b
-# A variant of the CLI for scripts/gpu_ab.sh, when one is given.
+rm -f .gpu/reasonrt_b .gpu/backends_tests_b
+# A variant of the CLI (and of backends_tests, to check it first) for scripts/gpu_ab.sh.
 if [[ -n ${RRT_AB_CLI:-} ]]; then strip -o .gpu/reasonrt_b "$RRT_AB_CLI"; fi
+if [[ -n ${RRT_AB_TESTS:-} ]]; then strip -o .gpu/backends_tests_b "$RRT_AB_TESTS"; fi
 cp benchmarks/torch_decode.py .gpu/torch_decode.py
 du -sh .gpu/bundle.tar.xz
