@@ -583,8 +583,7 @@ def evaluate(model_dir, count, seed, hard, temperature, seen, samples=1):
         samples = 1
         right = [times_right(rt, p, greedy=True) for p in probs]
     else:
-        right = [times_right(rt, p, samples, temperature=temperature, top_p=1.0, seed=i)
-                 for i, p in enumerate(probs)]
+        right = sampled_right(rt, probs, samples, temperature)
     unseen = [ok for ok, p in zip(right, probs) if expression(p["question"]) not in seen]
     operands = [operand_count(p["question"]) for p in probs]
     by_operands = {}
@@ -593,6 +592,13 @@ def evaluate(model_dir, count, seed, hard, temperature, seen, samples=1):
         by_operands[k] = (r + ok / samples, n + 1)
     return (sum(right) / (count * samples), sum(unseen) / max(1, len(unseen) * samples), len(unseen),
             by_operands, right, operands)
+
+
+def sampled_right(rt, probs, samples, temperature=0.6):
+    """How many of `samples` completions at `temperature` each problem gets right; problem i's
+    group is drawn with seed i, so two models meet the same seeds."""
+    return [times_right(rt, p, samples, temperature=temperature, top_p=1.0, seed=i)
+            for i, p in enumerate(probs)]
 
 
 def mcnemar_p(gained, lost):
@@ -621,6 +627,14 @@ def sign_flip_p(diffs, draws=200000, seed=0):
     return (hits + 1) / (draws + 1)
 
 
+def pass1_change(before, now, samples):
+    """Each problem's pass@1 change from `before` to `now` (right counts out of `samples`): the
+    mean change, how many problems got better and worse, and the sign-flip p-value."""
+    diffs = [(b - a) / samples for a, b in zip(before, now)]
+    return {"better": sum(1 for d in diffs if d > 0), "worse": sum(1 for d in diffs if d < 0),
+            "pass1_change": sum(diffs) / max(1, len(diffs)), "p": sign_flip_p(diffs)}
+
+
 def paired_report(results, baseline):
     """Per evaluation, the problems the model now gets right that the baseline got wrong and the
     reverse, on the same problems and sampling seeds: far less noisy than two accuracies. With
@@ -637,19 +651,17 @@ def paired_report(results, baseline):
         operands = results[name.rsplit("_", 1)[0] + "_operands"]
         for k in [None] + sorted(set(operands)):
             pairs = [(a, b) for a, b, o in zip(before, now, operands) if k is None or o == k]
-            gained = sum(1 for a, b in pairs if b > a)
-            lost = sum(1 for a, b in pairs if a > b)
             label = name if k is None else f"{name}_{k}_operands"
             if samples == 1:
+                gained = sum(1 for a, b in pairs if b > a)
+                lost = sum(1 for a, b in pairs if a > b)
                 out[label] = {"gained": gained, "lost": lost, "p": mcnemar_p(gained, lost)}
                 print(f"paired {label}: gained {gained}, lost {lost} against the baseline "
                       f"(exact McNemar p = {out[label]['p']:.3g})", flush=True)
                 continue
-            diffs = [(b - a) / samples for a, b in pairs]
-            change = sum(diffs) / max(1, len(diffs))
-            out[label] = {"better": gained, "worse": lost, "pass1_change": change, "p": sign_flip_p(diffs)}
-            print(f"paired {label}: pass@1 ({samples} samples) {change:+.4f} against the baseline; "
-                  f"{gained} problems better, {lost} worse (sign-flip p = {out[label]['p']:.3g})", flush=True)
+            r = out[label] = pass1_change([a for a, _ in pairs], [b for _, b in pairs], samples)
+            print(f"paired {label}: pass@1 ({samples} samples) {r['pass1_change']:+.4f} against the baseline; "
+                  f"{r['better']} problems better, {r['worse']} worse (sign-flip p = {r['p']:.3g})", flush=True)
     return out
 
 
@@ -690,15 +702,12 @@ def stage_confirm(args):
     right = {}
     for name, model_dir in (("baseline", args.baseline_model), ("model", args.out)):
         rt = reasonrt.Model(model_dir)
-        right[name] = [times_right(rt, p, args.eval_samples, temperature=0.6, top_p=1.0, seed=i)
-                       for i, p in enumerate(probs)]
+        right[name] = sampled_right(rt, probs, args.eval_samples)
         print(f"confirm {name}: pass@1 ({args.eval_samples} samples at T=0.6) on {len(probs)} fresh "
               f"problems of {k} operands: {sum(right[name]) / (len(probs) * args.eval_samples):.4f}", flush=True)
-    diffs = [(b - a) / args.eval_samples for a, b in zip(right["baseline"], right["model"])]
     result = {"operands": k, "problems": len(probs), "samples": args.eval_samples, "seed": CONFIRM_SEED,
               "baseline_right": right["baseline"], "model_right": right["model"],
-              "pass1_change": sum(diffs) / len(diffs), "better": sum(1 for d in diffs if d > 0),
-              "worse": sum(1 for d in diffs if d < 0), "p": sign_flip_p(diffs)}
+              **pass1_change(right["baseline"], right["model"], args.eval_samples)}
     print(f"confirm: pass@1 {result['pass1_change']:+.4f}; {result['better']} problems better, "
           f"{result['worse']} worse (sign-flip p = {result['p']:.3g})", flush=True)
     with open(os.path.join(args.work, f"confirm_{args.tag}.json"), "w") as f:
