@@ -17,9 +17,7 @@ mkdir -p "$out"
 [[ -x $here/reasonrt_b ]] || { echo "no variant: pack one with RRT_AB_CLI" >&2; exit 1; }
 STAGES=bench bash "$here/check.sh"  # unpacks the bundle, synthesizes the 7B model, benches A
 work=/tmp/rrt-gpu
-cublas_dirs=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null | tr '\n' ':')
-export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
-"$work/bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
+source "$work/env.sh"  # the libraries check.sh found
 if [[ -x $here/backends_tests_b ]]; then  # the variant's own tests first (on the GPU too)
   timeout 180 "$here/backends_tests_b" >"$out/tests_b.txt" 2>&1
   echo "== variant's backends_tests: exit $?"; grep -E '^\[  (FAILED|PASSED) ' "$out/tests_b.txt"

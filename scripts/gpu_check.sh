@@ -21,6 +21,7 @@ cublas_dirs=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/l
 cublas_dirs+=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
 export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
 "$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
+echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$work/env.sh"  # for gpu_ab.sh's runs
 stages=${STAGES:-tests bench torch sanitizer cpu}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv

@@ -422,6 +422,8 @@ class CudaBackend final : public Backend {
     a.scale = scale;
     if (a.dv > 512)
       return absl::UnimplementedError(StrCat("cuda Attention: value width ", a.dv, " > 512"));
+    int32_t max_keys = 0;  // the longest row's keys
+    for (int32_t p : position) max_keys = std::max(max_keys, p + 1);
     // A prompt: tiles of consecutive rows of one sequence, each block of keys read once a
     // tile.
     if (a.rows > kMaxGemvRows && TiledAttentionFits(a)) {
@@ -436,8 +438,6 @@ class CudaBackend final : public Backend {
       a.tile_count = static_cast<int64_t>(tiles.size() / 2);
       // Too few tiles x heads to fill the GPU twice over (a short prompt, or causal masking's
       // one long tile at the end): each tile's keys split into ranges run by separate blocks.
-      int32_t max_keys = 0;
-      for (int32_t p : position) max_keys = std::max(max_keys, p + 1);
       const int64_t tile_blocks = a.tile_count * a.heads;
       const int64_t want = 8 * static_cast<int64_t>(multiprocessors_);
       if (tile_blocks < want && max_keys > 2 * kAttentionTileKeys) {
@@ -461,8 +461,6 @@ class CudaBackend final : public Backend {
     }
     // Decode (fewer blocks per split than twice the multiprocessors) over a long context: the
     // keys split into ranges of at least kKeysPerSplit, so that the blocks fill the GPU.
-    int32_t max_keys = 0;
-    for (int32_t p : position) max_keys = std::max(max_keys, p + 1);
     const int64_t blocks = AttentionBlocks(a), want = 2 * static_cast<int64_t>(multiprocessors_);
     if (blocks < want && max_keys >= 2 * kKeysPerSplit) {
       a.splits = std::min<int64_t>((max_keys + kKeysPerSplit - 1) / kKeysPerSplit,
