@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -194,6 +195,97 @@ TEST(SamplerTest, BadLogitsAndParametersAreErrors) {
     bad(q);
     EXPECT_EQ(Sampler::Validate(q).code(), absl::StatusCode::kInvalidArgument);
   }
+}
+
+// The pipeline done the plain way (every candidate sorted, f64 exponentials), as the
+// reference for the fast sampler: same processed logits, same draw u in [0, 1).
+struct PlainPick {
+  int32_t token;
+  double sampled_logprob;
+};
+PlainPick PlainSample(std::vector<float> l, const SamplingParams& p, double u) {
+  struct C {
+    float logit;
+    int32_t id;
+  };
+  const float inv_t = 1.0f / p.temperature;
+  std::vector<C> cand;
+  for (int32_t i = 0; i < static_cast<int32_t>(l.size()); ++i) {
+    if (l[i] != -INFINITY) cand.push_back({l[i] * inv_t, i});
+  }
+  auto better = [](const C& a, const C& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };
+  std::sort(cand.begin(), cand.end(), better);
+  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < cand.size()) cand.resize(p.top_k);
+  const double m = cand[0].logit;
+  auto mass = [&](const C& c) { return std::exp(double(c.logit) - m); };
+  if (p.top_p < 1.0f) {
+    double z = 0, cum = 0;
+    for (const C& c : cand) z += mass(c);
+    size_t keep = 0;
+    while (keep < cand.size() && cum < p.top_p * z) cum += mass(cand[keep++]);
+    cand.resize(std::max<size_t>(keep, 1));
+  }
+  if (p.min_p > 0) {
+    const double floor = m + std::log(double(p.min_p));
+    cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const C& c) { return c.logit < floor; }), cand.end());
+  }
+  std::sort(cand.begin(), cand.end(), [](const C& a, const C& b) { return a.id < b.id; });
+  double z = 0;
+  for (const C& c : cand) z += mass(c);
+  double cum = 0;
+  for (const C& c : cand) {
+    cum += mass(c);
+    if (u * z < cum) return {c.id, std::log(mass(c) / z)};
+  }
+  return {cand.back().id, std::log(mass(cand.back()) / z)};
+}
+
+// Random rows (peaked, flat, tied values, -inf entries, sizes up to the R1 vocabulary) and
+// settings: the fast sampler picks the reference's token for the same draw, with the same
+// log-probs (f32 exponentials: within 2e-5). Some rows need the pool widened: most of the
+// top-p mass or the top-k tokens lie far below the best.
+TEST(SamplerTest, MatchesThePlainPipeline) {
+  std::mt19937 gen(11);
+  int checked = 0;
+  for (int trial = 0; trial < 1500; ++trial) {
+    const int shape = trial % 5;
+    const int vocab = trial % 100 == 0 ? 151936 : 1 + static_cast<int>(gen() % 3000);
+    std::vector<float> l(vocab);
+    std::normal_distribution<float> noise(0.0f, shape == 1 ? 0.5f : 3.0f);
+    for (float& v : l) v = noise(gen);
+    if (shape == 0) {  // a few far above the rest
+      for (int i = 0; i < 3; ++i) l[gen() % vocab] = 25.0f - i;
+    } else if (shape == 2) {  // ties: values on a coarse grid
+      for (float& v : l) v = std::round(v);
+    } else if (shape == 3) {  // -inf entries
+      for (int i = 0; i < vocab / 3; ++i) l[gen() % vocab] = -INFINITY;
+      l[gen() % vocab] = 1.0f;
+    } else if (shape == 4) {  // one token 20 above a crowd: the rest of the mass is deep
+      std::fill(l.begin(), l.end(), 0.0f);
+      l[gen() % vocab] = 20.0f;
+    }
+    SamplingParams p;
+    const float temps[] = {0.3f, 0.6f, 1.0f, 1.7f};
+    const int top_ks[] = {0, 0, 1, 5, 50, 1000};
+    const float top_ps[] = {1.0f, 1.0f, 0.5f, 0.9f, 0.95f, 0.9999f};
+    const float min_ps[] = {0.0f, 0.0f, 0.05f, 0.3f};
+    p.temperature = temps[gen() % 4];
+    p.top_k = top_ks[gen() % 6];
+    p.top_p = top_ps[gen() % 6];
+    p.min_p = min_ps[gen() % 4];
+    const uint64_t seed = gen();
+    Rng rng(seed), copy(seed);
+    const double u = copy.Uniform();
+    auto r = Sampler(p).Sample(l, kNone, kNone, {}, rng);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const PlainPick want = PlainSample(l, p, u);
+    ASSERT_EQ(r->token, want.token) << "trial " << trial << " vocab " << vocab << " T " << p.temperature
+                                    << " top_k " << p.top_k << " top_p " << p.top_p << " min_p " << p.min_p;
+    EXPECT_NEAR(r->sampled_logprob, want.sampled_logprob, 2e-5) << trial;
+    EXPECT_NEAR(r->logprob, LogSoftmax(l, r->token, p.temperature), 2e-5) << trial;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 1500);
 }
 
 TEST(SamplerTest, SeedsAreReproducibleAndIndependent) {
