@@ -54,6 +54,55 @@ float Sampler::LogProb(absl::Span<const float> logits, int32_t token) const {
   return static_cast<float>(double(logits[token] * inv_t) - double(offset) - std::log(z));
 }
 
+// The token at which the best-first walk over `ids` first reaches `target`: by count
+// (`prob` null) or by mass (prob[id]); -1 when it never does (rounding). Tokens are binned
+// by how far below `top` they lie (1/16 apart, then one bin for everything 16 below):
+// whole bins are taken up to the target's bin, and only that bin's tokens are sorted.
+namespace {
+
+template <typename Better>
+int32_t Boundary(const std::vector<int32_t>& ids, float top, const std::vector<float>& work,
+                 const float* prob, double target, const Better& better) {
+  constexpr int kBins = 257;
+  auto bin = [&](int32_t id) {
+    const float d = (top - work[id]) * 16.0f;
+    return d < kBins - 1 ? static_cast<int>(d) : kBins - 1;
+  };
+  // Four histograms side by side, so that neighbouring tokens' additions do not wait on
+  // each other when they land in the same bin.
+  const size_t n = ids.size();
+  double part[4][kBins] = {};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int j = 0; j < 4; ++j) {
+      const int32_t id = ids[i + j];
+      part[j][bin(id)] += prob != nullptr ? prob[id] : 1.0;
+    }
+  }
+  for (; i < n; ++i) part[0][bin(ids[i])] += prob != nullptr ? prob[ids[i]] : 1.0;
+  double cum = 0;
+  int b = 0;
+  for (; b < kBins; ++b) {
+    const double weight = (part[0][b] + part[1][b]) + (part[2][b] + part[3][b]);
+    if (cum + weight >= target) break;
+    cum += weight;
+  }
+  if (b == kBins) return -1;
+  thread_local std::vector<int32_t> members;
+  members.clear();
+  for (int32_t id : ids) {
+    if (bin(id) == b) members.push_back(id);
+  }
+  std::sort(members.begin(), members.end(), better);
+  for (int32_t id : members) {
+    cum += prob != nullptr ? prob[id] : 1.0;
+    if (cum >= target) return id;
+  }
+  return -1;
+}
+
+}  // namespace
+
 // The pipeline, in the order that defines it: logits processed (bias, penalties, bans),
 // divided by the temperature; top-k keeps the k best (by value, ties to the lower id);
 // top-p keeps the best tokens of what remains until their mass reaches top_p (the one that
@@ -114,7 +163,7 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
   const double min_p_floor = params_.min_p > 0 ? max_logit + std::log(double(params_.min_p)) : -HUGE_VAL;
   thread_local std::vector<float> prob;    // exp(work[id] - max_logit), unnormalised
   thread_local std::vector<int32_t> pool;  // ids in increasing order
-  thread_local std::vector<int32_t> order;
+  thread_local std::vector<int32_t> universe;  // the pool that top-k keeps
   prob.resize(static_cast<size_t>(vocab));
   ExpOf(work.data(), vocab, max_logit, prob.data());
   pool.resize(static_cast<size_t>(vocab));
@@ -133,13 +182,13 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
     const float floor = depth == kWhole ? std::numeric_limits<float>::lowest() : max_logit - depth;
     size = IndicesAtLeast(work.data(), vocab, floor, pool.data());
     const bool whole = depth == kWhole || size == vocab;
-    order.assign(pool.begin(), pool.begin() + size);
-    int64_t universe = size;  // the part of the pool top-k keeps: order's first entries
+    universe.assign(pool.begin(), pool.begin() + size);
     if (top_k) {
       if (params_.top_k < size) {
-        std::nth_element(order.begin(), order.begin() + (params_.top_k - 1), order.end(), better);
-        kth = order[params_.top_k - 1];
-        universe = params_.top_k;
+        kth = Boundary(universe, max_logit, work, nullptr, params_.top_k, better);
+        universe.erase(std::remove_if(universe.begin(), universe.end(),
+                                      [&](int32_t id) { return id != kth && better(kth, id); }),
+                       universe.end());
       } else if (!whole) {
         depth *= 2;
         continue;
@@ -149,36 +198,14 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
     // The mass top-p takes its share of: what top-k kept, or (no top-k) the whole row.
     double z = 0;
     if (top_k) {
-      for (int64_t i = 0; i < universe; ++i) z += prob[order[i]];
+      for (int32_t id : universe) z += prob[id];
     } else {
       z = SumExp(work.data(), vocab, 1.0f, max_logit);
     }
-    const double target = params_.top_p * z;
-    // The crossing token by quickselect: [lo, hi) holds it, `before` is the mass of the
-    // tokens better than all of [lo, hi).
-    int64_t lo = 0, hi = universe;
-    double before = 0;
-    while (hi - lo > 32) {
-      const int64_t mid = lo + (hi - lo) / 2;
-      std::nth_element(order.begin() + lo, order.begin() + mid, order.begin() + hi, better);
-      double upper = 0;
-      for (int64_t i = lo; i <= mid; ++i) upper += prob[order[i]];
-      if (before + upper >= target) {
-        hi = mid + 1;
-      } else {
-        before += upper;
-        lo = mid + 1;
-      }
-    }
-    std::sort(order.begin() + lo, order.begin() + hi, better);
-    double cum = before;
-    for (int64_t i = lo; i < hi && cross < 0; ++i) {
-      cum += prob[order[i]];
-      if (cum >= target) cross = order[i];
-    }
+    cross = Boundary(universe, max_logit, work, prob.data(), params_.top_p * z, better);
     if (cross >= 0) break;
-    if (whole || universe == params_.top_k) {  // rounding left it short: all of it is kept
-      cross = *std::min_element(order.begin(), order.begin() + universe,
+    if (whole || top_k) {  // rounding left the mass short of the target: all of it is kept
+      cross = *std::min_element(universe.begin(), universe.end(),
                                 [&](int32_t a, int32_t b) { return better(b, a); });
       break;
     }
@@ -186,15 +213,18 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
   }
 
   // The kept tokens in id order, and the draw.
-  auto at_least = [&](int32_t id, int32_t bound) { return bound < 0 || id == bound || better(id, bound); };
+  auto at_least = [&](int32_t id, int32_t bound) {  // no bound (-1): compares id with itself
+    const int32_t b = bound < 0 ? id : bound;
+    return (work[id] > work[b]) | ((work[id] == work[b]) & (id <= b));
+  };
   int64_t kept = 0;
   double z = 0;
-  for (int64_t i = 0; i < size; ++i) {
+  for (int64_t i = 0; i < size; ++i) {  // without branches: about half may be kept
     const int32_t id = pool[i];
-    if (at_least(id, kth) && at_least(id, cross) && double(work[id]) >= min_p_floor) {
-      pool[kept++] = id;
-      z += prob[id];
-    }
+    const bool keep = at_least(id, kth) & at_least(id, cross) & (double(work[id]) >= min_p_floor);
+    pool[kept] = id;
+    kept += keep;
+    z += keep ? prob[id] : 0.0;
   }
   const double u = rng.Uniform() * z;
   double cum = 0;
