@@ -60,8 +60,10 @@ SamplingParams MinP() {
 }
 
 BENCHMARK_CAPTURE(BM_Sample, greedy_peaked, Greedy(), true)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Sample, r1_peaked, SamplingParams::R1Recommended(), true)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Sample, r1_flat, SamplingParams::R1Recommended(), false)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Sample, r1_peaked, SamplingParams::R1Recommended(), true)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Sample, r1_flat, SamplingParams::R1Recommended(), false)
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Sample, top_k40_flat, TopK(), false)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Sample, min_p_flat, MinP(), false)->Unit(benchmark::kMicrosecond);
 

@@ -54,12 +54,12 @@ float Sampler::LogProb(absl::Span<const float> logits, int32_t token) const {
   return static_cast<float>(double(logits[token] * inv_t) - double(offset) - std::log(z));
 }
 
+namespace {
+
 // The token at which the best-first walk over `ids` first reaches `target`: by count
 // (`prob` null) or by mass (prob[id]); -1 when it never does (rounding). Tokens are binned
 // by how far below `top` they lie (1/16 apart, then one bin for everything 16 below):
 // whole bins are taken up to the target's bin, and only that bin's tokens are sorted.
-namespace {
-
 template <typename Better>
 int32_t Boundary(const std::vector<int32_t>& ids, float top, const std::vector<float>& work,
                  const float* prob, double target, const Better& better) {
@@ -120,7 +120,8 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
   }
   for (const auto& [id, bias] : params_.logit_bias) {
     if (id < 0 || id >= vocab) {
-      return absl::InvalidArgumentError(StrCat("logit_bias names token ", id, " outside the vocabulary (", vocab, ")"));
+      return absl::InvalidArgumentError(
+          StrCat("logit_bias names token ", id, " outside the vocabulary (", vocab, ")"));
     }
   }
   thread_local std::vector<float> work;
@@ -129,7 +130,8 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
   if (params_.repetition_penalty != 1.0f) {
     auto penalise = [&](int32_t id) {
       if (id < 0 || id >= vocab) return;
-      work[id] = work[id] > 0 ? work[id] / params_.repetition_penalty : work[id] * params_.repetition_penalty;
+      work[id] = work[id] > 0 ? work[id] / params_.repetition_penalty
+                              : work[id] * params_.repetition_penalty;
     };
     for (const auto& [id, count] : seen) penalise(id);
     for (const auto& [id, count] : generated) {
@@ -138,7 +140,8 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
   }
   if (params_.presence_penalty != 0 || params_.frequency_penalty != 0) {
     for (const auto& [id, count] : generated) {
-      if (id >= 0 && id < vocab) work[id] -= params_.presence_penalty + params_.frequency_penalty * count;
+      if (id >= 0 && id < vocab)
+        work[id] -= params_.presence_penalty + params_.frequency_penalty * count;
     }
   }
   for (int32_t id : banned) {
@@ -149,7 +152,8 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
   const bool greedy = params_.greedy || params_.temperature <= 0;
   const float max_logit = greedy ? MaxOf(work.data(), vocab)
                                  : ScaleAndMax(work.data(), vocab, 1.0f / params_.temperature);
-  if (max_logit == kNegInf) return absl::InvalidArgumentError("no token can be sampled: every logit is -inf");
+  if (max_logit == kNegInf)
+    return absl::InvalidArgumentError("no token can be sampled: every logit is -inf");
   if (greedy) {
     r.token = static_cast<int32_t>(std::find(work.begin(), work.end(), max_logit) - work.begin());
     r.logprob = LogProb(logits, r.token);
@@ -157,12 +161,15 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
     return r;
   }
 
-  auto better = [&](int32_t a, int32_t b) { return work[a] > work[b] || (work[a] == work[b] && a < b); };
+  auto better = [&](int32_t a, int32_t b) {
+    return work[a] > work[b] || (work[a] == work[b] && a < b);
+  };
   const bool top_k = params_.top_k > 0;
   const bool top_p = params_.top_p < 1.0f;
-  const double min_p_floor = params_.min_p > 0 ? max_logit + std::log(double(params_.min_p)) : -HUGE_VAL;
-  thread_local std::vector<float> prob;    // exp(work[id] - max_logit), unnormalised
-  thread_local std::vector<int32_t> pool;  // ids in increasing order
+  const double min_p_floor =
+      params_.min_p > 0 ? max_logit + std::log(double(params_.min_p)) : -HUGE_VAL;
+  thread_local std::vector<float> prob;        // exp(work[id] - max_logit), unnormalised
+  thread_local std::vector<int32_t> pool;      // ids in increasing order
   thread_local std::vector<int32_t> universe;  // the pool that top-k keeps
   prob.resize(static_cast<size_t>(vocab));
   ExpOf(work.data(), vocab, max_logit, prob.data());
@@ -172,7 +179,8 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
   constexpr float kWhole = std::numeric_limits<float>::infinity();
   float depth = 16.0f;
   if (!top_k && !top_p) {
-    depth = params_.min_p > 0 ? static_cast<float>(-std::log(double(params_.min_p))) + 1.0f : kWhole;
+    depth =
+        params_.min_p > 0 ? static_cast<float>(-std::log(double(params_.min_p))) + 1.0f : kWhole;
   }
   int32_t kth = -1;    // top-k: the k-th best token (kept: it and everything better)
   int32_t cross = -1;  // top-p: the token whose mass crosses top_p (likewise)

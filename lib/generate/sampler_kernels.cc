@@ -1,10 +1,12 @@
 // The sampler's SIMD passes, compiled once per instruction set, dispatched at run time.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "lib/generate/sampler_kernels.cc"
+// clang-format off: foreach_target.h must come first (it re-includes this file per target).
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "lib/generate/sampler_kernels.h"
+// clang-format on
 
 #include <limits>
 
@@ -132,7 +134,9 @@ HWY_EXPORT(SumExpImpl);
 HWY_EXPORT(ExpOfImpl);
 HWY_EXPORT(IndicesAtLeastImpl);
 
-int64_t FindNotFinite(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(FindNotFiniteImpl)(x, n); }
+int64_t FindNotFinite(const float* x, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(FindNotFiniteImpl)(x, n);
+}
 float MaxOf(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MaxOfImpl)(x, n); }
 float ScaleAndMax(float* x, int64_t n, float scale) {
   return HWY_DYNAMIC_DISPATCH(ScaleAndMaxImpl)(x, n, scale);

@@ -213,7 +213,9 @@ PlainPick PlainSample(std::vector<float> l, const SamplingParams& p, double u) {
   for (int32_t i = 0; i < static_cast<int32_t>(l.size()); ++i) {
     if (l[i] != -INFINITY) cand.push_back({l[i] * inv_t, i});
   }
-  auto better = [](const C& a, const C& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };
+  auto better = [](const C& a, const C& b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+  };
   std::sort(cand.begin(), cand.end(), better);
   if (p.top_k > 0 && static_cast<size_t>(p.top_k) < cand.size()) cand.resize(p.top_k);
   const double m = cand[0].logit;
@@ -227,7 +229,9 @@ PlainPick PlainSample(std::vector<float> l, const SamplingParams& p, double u) {
   }
   if (p.min_p > 0) {
     const double floor = m + std::log(double(p.min_p));
-    cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const C& c) { return c.logit < floor; }), cand.end());
+    cand.erase(
+        std::remove_if(cand.begin(), cand.end(), [&](const C& c) { return c.logit < floor; }),
+        cand.end());
   }
   std::sort(cand.begin(), cand.end(), [](const C& a, const C& b) { return a.id < b.id; });
   double z = 0;
@@ -279,8 +283,9 @@ TEST(SamplerTest, MatchesThePlainPipeline) {
     auto r = Sampler(p).Sample(l, kNone, kNone, {}, rng);
     ASSERT_TRUE(r.ok()) << r.status();
     const PlainPick want = PlainSample(l, p, u);
-    ASSERT_EQ(r->token, want.token) << "trial " << trial << " vocab " << vocab << " T " << p.temperature
-                                    << " top_k " << p.top_k << " top_p " << p.top_p << " min_p " << p.min_p;
+    ASSERT_EQ(r->token, want.token)
+        << "trial " << trial << " vocab " << vocab << " T " << p.temperature << " top_k " << p.top_k
+        << " top_p " << p.top_p << " min_p " << p.min_p;
     EXPECT_NEAR(r->sampled_logprob, want.sampled_logprob, 2e-5) << trial;
     EXPECT_NEAR(r->logprob, LogSoftmax(l, r->token, p.temperature), 2e-5) << trial;
     ++checked;
