@@ -155,7 +155,10 @@ struct GenerationResult {
   RoutingStats routing;  // with GenerateOptions::routing_stats (MoE models)
 };
 
-// All callbacks run on the calling thread, in order; `index` is the completion's.
+// All callbacks run on the calling thread, in order; `index` is the completion's. Each
+// completion's events come in its own order; a group's completions take turns, a decode
+// step at a time (a group's draws run on a few threads of their own, which the callbacks
+// never see).
 struct StreamCallbacks {
   std::function<void(int index, std::string_view text)> on_thinking;  // UTF-8 complete pieces
   std::function<void(int index, std::string_view text)> on_answer;

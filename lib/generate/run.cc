@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "lib/core/status_macros.h"
 #include "lib/core/strings.h"
+#include "lib/core/thread_pool.h"
 #include "lib/generate/sampler.h"
 #include "lib/generate/text_stream.h"
 
@@ -109,8 +110,13 @@ class Run final : public GenerationRun {
       s.stop.emplace(options_.stop);
       s.length = n_prompt;
     }
+    // Sampling threads for a group: the backend's are idle while the host samples.
+    const int threads = std::min(options_.n, AvailableCores());
+    if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
     // Every completion's first token comes from the prompt's last logits.
-    for (int i = 0; i < options_.n; ++i) RRT_RETURN_IF_ERROR(Advance(seqs_[i], logits.Row(0)));
+    std::vector<std::pair<Sequence*, absl::Span<const float>>> next;
+    for (Sequence& s : seqs_) next.emplace_back(&s, logits.Row(0));
+    RRT_RETURN_IF_ERROR(Advance(next));
     return Finalize();
   }
 
@@ -142,6 +148,7 @@ class Run final : public GenerationRun {
       return Finalize();
     }
     size_t row = 0;
+    std::vector<std::pair<Sequence*, absl::Span<const float>>> next;
     for (Sequence* s : fed) {
       const size_t k = s->to_feed.size();
       const size_t first_wanted = k - std::max<size_t>(s->awaiting_logprob + 1, 1);
@@ -155,36 +162,65 @@ class Run final : public GenerationRun {
       for (size_t i = 0; i < forced.size() && !s->done; ++i) {
         Append(*s, forced[i], sampler_.LogProb(rows[i], forced[i]), 0.0f, /*is_forced=*/true);
       }
-      if (!s->done) RRT_RETURN_IF_ERROR(Advance(*s, rows.back()));
+      if (!s->done) next.emplace_back(s, rows.back());
     }
+    RRT_RETURN_IF_ERROR(Advance(next));
     return Finalize();
   }
 
-  // Chooses what follows `logits` for `s`: a sampled token, or forced text of a budget.
-  absl::Status Advance(Sequence& s, absl::Span<const float> logits) {
-    if (s.done) return absl::OkStatus();
-    Completion& c = s.completion;
-    if (Cancelled()) {
-      Finish(s, FinishReason::kCancelled);
-      return absl::OkStatus();
+  // Chooses what follows each (sequence, logits row): a sampled token, or forced text of a
+  // budget. The draws run at once on the pool (each completion has its own generator, so
+  // the tokens do not depend on it); their tokens are then appended in the given order.
+  absl::Status Advance(absl::Span<const std::pair<Sequence*, absl::Span<const float>>> next) {
+    struct Draw {
+      Sequence* s;
+      absl::Span<const float> logits;
+      bool too_early;
+      absl::StatusOr<SampleResult> result = SampleResult{};
+    };
+    std::vector<Draw> draws;
+    for (const auto& [s, logits] : next) {
+      if (s->done) continue;
+      if (Cancelled()) {
+        Finish(*s, FinishReason::kCancelled);
+        continue;
+      }
+      const Completion& c = s->completion;
+      const bool thinking = s->splitter->thinking();
+      const ThinkingBudget& budget = options_.thinking;
+      if (thinking && !s->budget_closed && budget.max_tokens >= 0 &&
+          c.thinking_tokens >= budget.max_tokens) {
+        s->budget_closed = true;
+        RRT_RETURN_IF_ERROR(Force(*s, close_tokens_, logits));
+        continue;
+      }
+      draws.push_back({s, logits, thinking && c.thinking_tokens < budget.min_tokens});
     }
-    const bool thinking = s.splitter->thinking();
-    const ThinkingBudget& budget = options_.thinking;
-    if (thinking && !s.budget_closed && budget.max_tokens >= 0 && c.thinking_tokens >= budget.max_tokens) {
-      s.budget_closed = true;
-      return Force(s, close_tokens_, logits);
+    auto draw = [&](Draw& d) {
+      const bool ban = d.too_early && continuation_tokens_.empty();
+      d.result = sampler_.Sample(d.logits, prompt_counts_, d.s->counts,
+                                 ban ? absl::MakeConstSpan(banned_early_) : absl::Span<const int32_t>(),
+                                 d.s->rng);
+    };
+    if (draws.size() > 1 && pool_ != nullptr) {
+      pool_->ParallelFor(static_cast<int64_t>(draws.size()), 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) draw(draws[i]);
+      });
+    } else {
+      for (Draw& d : draws) draw(d);
     }
-    const bool too_early = thinking && c.thinking_tokens < budget.min_tokens;
-    RRT_ASSIGN_OR_RETURN(SampleResult r, sampler_.Sample(logits, prompt_counts_, s.counts,
-                                                         too_early && continuation_tokens_.empty()
-                                                             ? absl::MakeConstSpan(banned_early_)
-                                                             : absl::Span<const int32_t>(),
-                                                         s.rng));
-    if (too_early && std::find(banned_early_.begin(), banned_early_.end(), r.token) != banned_early_.end()) {
-      return Force(s, continuation_tokens_, logits);  // s1's budget forcing: "Wait"
+    for (Draw& d : draws) {
+      RRT_RETURN_IF_ERROR(d.result.status());
+      Sequence& s = *d.s;
+      const SampleResult& r = *d.result;
+      if (d.too_early &&
+          std::find(banned_early_.begin(), banned_early_.end(), r.token) != banned_early_.end()) {
+        RRT_RETURN_IF_ERROR(Force(s, continuation_tokens_, d.logits));  // s1's "Wait"
+        continue;
+      }
+      Append(s, r.token, r.logprob, r.sampled_logprob, false);
+      if (!s.done) s.to_feed.push_back(r.token);
     }
-    Append(s, r.token, r.logprob, r.sampled_logprob, false);
-    if (!s.done) s.to_feed.push_back(r.token);
     return absl::OkStatus();
   }
 
@@ -307,6 +343,7 @@ class Run final : public GenerationRun {
   ModelInfo info_;
   GenerateOptions options_;
   Sampler sampler_;
+  std::unique_ptr<ThreadPool> pool_;  // a group's draws, one per completion at once
   bool start_in_thinking_;
   int32_t think_end_ = -1;
   std::vector<int32_t> close_tokens_, continuation_tokens_, ended_by_, banned_early_;

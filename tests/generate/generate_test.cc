@@ -398,6 +398,7 @@ class GenerateLoopTest : public ::testing::Test {
     GenerationResult result;
     std::string streamed_thinking, streamed_answer;
     std::vector<FinishReason> finished;
+    std::map<int, std::vector<int32_t>> streamed_tokens;  // by completion, in event order
   };
   absl::StatusOr<Output> RunScript(ScriptedSession::Script script, const std::string& prompt_text,
                                    const GenerateOptions& options,
@@ -412,7 +413,10 @@ class GenerateLoopTest : public ::testing::Test {
     StreamCallbacks cb;
     cb.on_thinking = [&](int i, std::string_view t) { if (i == 0) out.streamed_thinking += t; };
     cb.on_answer = [&](int i, std::string_view t) { if (i == 0) out.streamed_answer += t; };
-    cb.on_token = [&](int, int32_t t, float, Channel) { if (on_token) on_token(t); };
+    cb.on_token = [&](int i, int32_t t, float, Channel) {
+      out.streamed_tokens[i].push_back(t);
+      if (on_token) on_token(t);
+    };
     cb.on_finish = [&](const Completion& c) { out.finished.push_back(c.finish_reason); };
     RRT_ASSIGN_OR_RETURN_TEST(out.result, Drive(*run, cb));
     return out;
@@ -578,6 +582,55 @@ TEST_F(GenerateLoopTest, GroupSharesThePromptAndMatchesSingleRuns) {
     EXPECT_EQ(a.logprobs, b.logprobs) << i;
     distinct.insert(a.tokens);
   }
+  EXPECT_GT(distinct.size(), 1u);
+}
+
+// A group whose completions hit both thinking budgets at different steps (forced text
+// mid-group while the others draw; their draws run on several threads): each completion
+// equals the one generated alone, and its token events arrive in its own order.
+TEST_F(GenerateLoopTest, GroupWithBudgetsMatchesSingleRunsEventsInOrder) {
+  GenerateOptions o;
+  o.sampling.temperature = 1.0f;
+  o.sampling.seed = 21;
+  o.max_new_tokens = 24;
+  o.n = 6;
+  o.thinking.max_tokens = 7;
+  o.thinking.min_tokens = 2;
+  o.thinking.continuation = " Wait";
+  o.thinking.close_text = "\nEnough.\n";
+  const int32_t think_end = Id("</think>"), eos = *tokenizer_->eos_id();
+  const int64_t vocab = Vocab();
+  auto script = [=](int32_t, const std::vector<int32_t>& tokens) {
+    std::vector<float> row(vocab, -30.0f);
+    uint64_t h = 1469598103934665603ull;
+    for (int32_t t : tokens) h = (h ^ t) * 1099511628211ull;
+    for (int i = 0; i < 6; ++i) row[(h >> (i * 7)) % 2000 + 1000] = static_cast<float>((h >> i) % 5);
+    row[think_end] = 1.5f;  // sometimes closes early (then " Wait"), sometimes thinks on
+    row[eos] = 0.5f;
+    return row;
+  };
+  auto group = RunScript(script, prompt_, o);
+  ASSERT_TRUE(group.ok()) << group.status();
+  int forced_runs = 0;
+  std::set<std::vector<int32_t>> distinct;
+  for (int i = 0; i < o.n; ++i) {
+    GenerateOptions one = o;
+    one.n = 1;
+    one.first_index = i;
+    auto single = RunScript(script, prompt_, one);
+    ASSERT_TRUE(single.ok()) << single.status();
+    const Completion& a = group->result.completions[i];
+    const Completion& b = single->result.completions[0];
+    EXPECT_EQ(a.tokens, b.tokens) << i;
+    EXPECT_EQ(a.logprobs, b.logprobs) << i;
+    EXPECT_EQ(a.forced, b.forced) << i;
+    EXPECT_EQ(a.channels, b.channels) << i;
+    EXPECT_EQ(a.finish_reason, b.finish_reason) << i;
+    EXPECT_EQ(group->streamed_tokens[i], a.tokens) << i;
+    forced_runs += std::count(a.forced.begin(), a.forced.end(), 1) > 0;
+    distinct.insert(a.tokens);
+  }
+  EXPECT_GT(forced_runs, 1);  // the budgets did act, in more than one completion
   EXPECT_GT(distinct.size(), 1u);
 }
 
