@@ -4,8 +4,10 @@
 # Each stage has its own time limit (seconds, T_<stage>) so that one that hangs leaves the
 # others their time; the order puts the cheap, telling ones first.
 #
-#   STAGES="tests bench torch sanitizer cpu" bash .gpu/check.sh    (the default: all five)
+#   STAGES="tests bench torch sanitizer cpu auto" bash .gpu/check.sh    (the default: all)
 #
+# auto: the runtime and model tests with RRT_BACKEND=cuda, so that every test that asks for
+# "auto" runs on the GPU (the check before `auto` may prefer cuda).
 # cpu: the cpu backend on that machine's CPU (AVX512-BF16 and AMX on the H200 machines lent
 # so far), 2 threads, a synthetic R1-Distill-Qwen-1.5B: `reasonrt bench`, then with -g 8.
 set -uo pipefail
@@ -22,7 +24,7 @@ cublas_dirs+=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvi
 export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
 "$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
 echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$work/env.sh"  # for gpu_ab.sh's runs
-stages=${STAGES:-tests bench torch sanitizer cpu}
+stages=${STAGES:-tests bench torch sanitizer cpu auto}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   "$bin/reasonrt" devices 2>&1
@@ -82,4 +84,11 @@ if [[ $stages == *cpu* ]]; then
   stage cpu "${T_CPU:-150}" "$bin/reasonrt" bench --model "$work/q15" --backend cpu \
     -t 2 -p 64 -n 24 -r 3 -g 8
   cat "$out/cpu.txt"
+fi
+
+if [[ $stages == *auto* ]]; then
+  RRT_BACKEND=cuda stage auto "${T_AUTO:-150}" "$bin/runtime_tests"
+  # (Configs/*: the real configs' inventories, read from the source tree, backend-free.)
+  RRT_BACKEND=cuda stage auto "${T_AUTO:-150}" "$bin/models_tests" --gtest_filter='-Configs/*'
+  grep -E '^\[  (FAILED|PASSED|SKIPPED) |^\[  FAILED  \]|Failure|== ' "$out/auto.txt" | head -40
 fi

@@ -218,8 +218,10 @@ using BackendFactory =
 // AlreadyExists for a taken name. Thread-safe.
 RRT_API absl::Status RegisterBackend(std::string name, int priority, BackendFactory factory);
 
-// A new backend by name ("reference", "cpu", ...), or the highest-priority one for "auto".
-// NotFound lists the registered names. Thread-safe.
+// A new backend by name ("reference", "cpu", ...), or for "auto" the one the environment
+// variable RRT_BACKEND names when it is set (so a host program's backend can be chosen
+// without changing it), else the highest-priority one. NotFound lists the registered
+// names. Thread-safe.
 RRT_API absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name,
                                                                const BackendOptions& options);
 

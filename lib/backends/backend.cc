@@ -1,6 +1,7 @@
 // The backend front end: argument validation, optional-op defaults, the registry.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -480,7 +481,14 @@ std::vector<std::string> RegisteredBackends() {
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name,
                                                        const BackendOptions& options) {
   const std::vector<std::string> names = RegisteredBackends();
-  const std::string wanted = name == "auto" && !names.empty() ? names.front() : std::string(name);
+  std::string wanted(name);
+  const char* env = name == "auto" ? std::getenv("RRT_BACKEND") : nullptr;
+  const bool from_env = env != nullptr && *env != '\0' && std::string_view(env) != "auto";
+  if (from_env) {
+    wanted = env;
+  } else if (name == "auto" && !names.empty()) {
+    wanted = names.front();
+  }
   BackendFactory factory;
   {
     Registry& r = GetRegistry();
@@ -492,6 +500,10 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name,
   if (!factory) {
     std::string list;
     for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    if (from_env) {
+      return absl::NotFoundError(StrCat("RRT_BACKEND names backend '", wanted,
+                                        "', which is not registered (registered: ", list, ")"));
+    }
     return absl::NotFoundError(StrCat("no backend '", name, "' (registered: ", list, ")"));
   }
   return factory(options);

@@ -6,8 +6,11 @@
 // several rows (the prompt GEMM, and batched decode on AVX512-BF16) and 1e-5 where it keeps
 // them f32 (one row, other dtypes, or exact_activations).
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <random>
+#include <string>
 
 #include "gtest/gtest.h"
 #include "reasonrt/backend.h"
@@ -399,7 +402,50 @@ TEST(BackendRegistryTest, TestInstancesAreNamedAfterTheirBackend) {
   EXPECT_EQ(testing::BackendTestName({"cuda:1", 1}), "cuda_1");
 }
 
+// Sets an environment variable for one scope, then puts the old value back.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value != nullptr) {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(BackendRegistryTest, RrtBackendChoosesWhatAutoMeans) {
+  {
+    ScopedEnv env("RRT_BACKEND", "reference");
+    EXPECT_EQ((*CreateBackend("auto", {}))->name(), "reference");
+    EXPECT_EQ((*CreateBackend("cpu", {}))->name(), "cpu");  // a name given is kept
+  }
+  {
+    ScopedEnv env("RRT_BACKEND", "nope");
+    const absl::Status s = CreateBackend("auto", {}).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+    EXPECT_NE(s.message().find("RRT_BACKEND names backend 'nope'"), std::string_view::npos) << s;
+  }
+  {
+    ScopedEnv env("RRT_BACKEND", "");  // empty: as if unset
+    EXPECT_EQ((*CreateBackend("auto", {}))->name(), RegisteredBackends().front());
+  }
+}
+
 TEST(BackendRegistryTest, AutoPicksTheFastestAndUnknownIsNotFound) {
+  ScopedEnv env("RRT_BACKEND", nullptr);
   auto names = RegisteredBackends();
   ASSERT_GE(names.size(), 2u);
   EXPECT_EQ(names.back(), "reference");
