@@ -67,6 +67,9 @@ class RRT_API Model {
   const ModelConfig& config() const;
   // The backend sessions use.
   std::string_view backend_name() const;
+  // Host threads it may keep busy: LoadOptions::num_threads, or the cores available (0).
+  // Generation samples a group's completions on as many.
+  int num_threads() const;
 
   // (MoE models, see reasonrt/moe.h) Decoder layer `layer`'s router, and its whole MoE
   // block (routed and shared experts), applied to `tokens` rows of `hidden`

@@ -110,8 +110,9 @@ class Run final : public GenerationRun {
       s.stop.emplace(options_.stop);
       s.length = n_prompt;
     }
-    // Sampling threads for a group: the backend's are idle while the host samples.
-    const int threads = std::min(options_.n, AvailableCores());
+    // Sampling threads for a group (the model's: its backend's are idle while the host
+    // samples).
+    const int threads = std::min(options_.n, info_.threads);
     if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
     // Every completion's first token comes from the prompt's last logits.
     std::vector<std::pair<Sequence*, absl::Span<const float>>> next;

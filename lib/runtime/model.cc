@@ -7,6 +7,7 @@
 #include <shared_mutex>
 
 #include "lib/core/status_macros.h"
+#include "lib/core/thread_pool.h"
 #include "lib/core/strings.h"
 #include "lib/models/architecture.h"
 #include "lib/models/tensor_inventory.h"
@@ -209,6 +210,10 @@ Model::~Model() = default;
 
 const ModelConfig& Model::config() const { return impl_->config; }
 std::string_view Model::backend_name() const { return impl_->backend_name; }
+
+int Model::num_threads() const {
+  return impl_->options.num_threads > 0 ? impl_->options.num_threads : AvailableCores();
+}
 
 namespace {
 

@@ -406,7 +406,8 @@ class GenerateLoopTest : public ::testing::Test {
                                    std::function<void(int32_t)> on_token = nullptr) {
     auto session = std::make_unique<ScriptedSession>(std::move(script), 1 << 20);
     if (stats_out) *stats_out = session->stats;
-    ModelInfo info{Vocab(), max_positions_, {*tokenizer_->eos_id()}};
+    // Four sampling threads: a group's draws run at once, as with a model loaded so.
+    ModelInfo info{Vocab(), max_positions_, {*tokenizer_->eos_id()}, /*threads=*/4};
     auto prompt = Encode(prompt_text);
     RRT_ASSIGN_OR_RETURN_TEST(auto run, StartRun(std::move(session), tokenizer_, info, prompt, prompt_text, options));
     Output out;

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "lib/core/thread_pool.h"
 #include "lib/models/synth.h"
 #include "lib/runtime/kv_cache.h"
 #include "reasonrt/backend.h"
@@ -232,6 +233,25 @@ TEST(ModelLoadTest, ErrorsNameTheProblem) {
   auto bad = Model::Load(o.out_dir);
   EXPECT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("gate_proj"), absl::string_view::npos) << bad.status();
+}
+
+TEST(ModelLoadTest, NumThreadsIsTheLoadOptionOrTheCores) {
+  testing::TempDir tmp;
+  testing::WriteFile(tmp.file("config.json"), kTiny);
+  SynthOptions o;
+  o.config_path = tmp.file("config.json");
+  o.out_dir = tmp.file("m");
+  ASSERT_TRUE(WriteSyntheticModel(o).ok());
+  LoadOptions lo;
+  lo.backend = "cpu";
+  lo.num_threads = 3;
+  auto three = Model::Load(o.out_dir, lo);
+  ASSERT_TRUE(three.ok()) << three.status();
+  EXPECT_EQ((*three)->num_threads(), 3);
+  lo.num_threads = 0;
+  auto all = Model::Load(o.out_dir, lo);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ((*all)->num_threads(), AvailableCores());
 }
 
 // UpdateWeights: the updated model gives the logits of a model written to disk with those
