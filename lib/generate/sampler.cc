@@ -124,6 +124,11 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
           StrCat("logit_bias names token ", id, " outside the vocabulary (", vocab, ")"));
     }
   }
+  // Whether anything below may change a logit (then the log-prob is computed apart).
+  const bool processed =
+      !params_.logit_bias.empty() || !banned.empty() ||
+      (params_.repetition_penalty != 1.0f && (!seen.empty() || !generated.empty())) ||
+      ((params_.presence_penalty != 0 || params_.frequency_penalty != 0) && !generated.empty());
   thread_local std::vector<float> work;
   work.assign(logits.begin(), logits.end());
   for (const auto& [id, bias] : params_.logit_bias) work[id] += bias;
@@ -172,7 +177,7 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
   thread_local std::vector<int32_t> pool;      // ids in increasing order
   thread_local std::vector<int32_t> universe;  // the pool that top-k keeps
   prob.resize(static_cast<size_t>(vocab));
-  ExpOf(work.data(), vocab, max_logit, prob.data());
+  const double z_all = ExpOf(work.data(), vocab, max_logit, prob.data());
   pool.resize(static_cast<size_t>(vocab));
   // The pool: the tokens within `depth` of the best (every finite one once depth is
   // infinite). With neither top-k nor top-p, everything min-p keeps.
@@ -208,7 +213,7 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
     if (top_k) {
       for (int32_t id : universe) z += prob[id];
     } else {
-      z = SumExp(work.data(), vocab, 1.0f, max_logit);
+      z = z_all;
     }
     cross = Boundary(universe, max_logit, work, prob.data(), params_.top_p * z, better);
     if (cross >= 0) break;
@@ -246,7 +251,11 @@ absl::StatusOr<SampleResult> Sampler::Sample(absl::Span<const float> logits,
   }
   while (prob[pool[pick]] == 0 && pick > 0) --pick;  // never a zero-probability token
   r.token = pool[pick];
-  r.logprob = LogProb(logits, r.token);
+  // Unprocessed logits: work is logits / T and z_all is LogProb's own sum, so its value
+  // comes without two more passes over the row.
+  r.logprob = processed ? LogProb(logits, r.token)
+                        : static_cast<float>(double(work[r.token]) - double(max_logit) -
+                                             std::log(z_all));
   r.sampled_logprob = static_cast<float>(std::log(prob[r.token] / z));
   return r;
 }

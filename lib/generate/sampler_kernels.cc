@@ -65,7 +65,8 @@ float ScaleAndMaxImpl(float* x, int64_t n, float scale) {
   return MaxTail(m, x, i, n);
 }
 
-double SumExpImpl(const float* x, int64_t n, float scale, float offset) {
+// sum_i exp(x[i] * scale - offset), each term also stored to out[i] when out is not null.
+double SumExpImpl(const float* x, int64_t n, float scale, float offset, float* out) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const VF s = hn::Set(df, scale), off = hn::Set(df, offset);
@@ -76,29 +77,19 @@ double SumExpImpl(const float* x, int64_t n, float scale, float offset) {
     VF acc = hn::Zero(df);
     const int64_t end = i + kBlock <= n ? i + kBlock : n;
     for (; i + lanes <= end; i += lanes) {
-      acc = hn::Add(acc, hn::Exp(df, hn::Sub(hn::Mul(hn::LoadU(df, x + i), s), off)));
+      const VF e = hn::Exp(df, hn::Sub(hn::Mul(hn::LoadU(df, x + i), s), off));
+      if (out != nullptr) hn::StoreU(e, df, out + i);
+      acc = hn::Add(acc, e);
     }
     total += hn::GetLane(hn::SumOfLanes(df, acc));
   }
   for (; i < n; ++i) {
     const float v = x[i] * scale - offset;
-    total += v < -104.0f ? 0.0 : static_cast<double>(hn::GetLane(hn::Exp(df, hn::Set(df, v))));
+    const float e = v < -104.0f ? 0.0f : hn::GetLane(hn::Exp(df, hn::Set(df, v)));
+    if (out != nullptr) out[i] = e;
+    total += e;
   }
   return total;
-}
-
-void ExpOfImpl(const float* x, int64_t n, float offset, float* out) {
-  const DF df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  const VF off = hn::Set(df, offset);
-  int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    hn::StoreU(hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), off)), df, out + i);
-  }
-  for (; i < n; ++i) {
-    const float v = x[i] - offset;
-    out[i] = v < -104.0f ? 0.0f : hn::GetLane(hn::Exp(df, hn::Set(df, v)));
-  }
 }
 
 int64_t IndicesAtLeastImpl(const float* x, int64_t n, float threshold, int32_t* ids) {
@@ -131,7 +122,6 @@ HWY_EXPORT(FindNotFiniteImpl);
 HWY_EXPORT(MaxOfImpl);
 HWY_EXPORT(ScaleAndMaxImpl);
 HWY_EXPORT(SumExpImpl);
-HWY_EXPORT(ExpOfImpl);
 HWY_EXPORT(IndicesAtLeastImpl);
 
 int64_t FindNotFinite(const float* x, int64_t n) {
@@ -142,10 +132,10 @@ float ScaleAndMax(float* x, int64_t n, float scale) {
   return HWY_DYNAMIC_DISPATCH(ScaleAndMaxImpl)(x, n, scale);
 }
 double SumExp(const float* x, int64_t n, float scale, float offset) {
-  return HWY_DYNAMIC_DISPATCH(SumExpImpl)(x, n, scale, offset);
+  return HWY_DYNAMIC_DISPATCH(SumExpImpl)(x, n, scale, offset, nullptr);
 }
-void ExpOf(const float* x, int64_t n, float offset, float* out) {
-  HWY_DYNAMIC_DISPATCH(ExpOfImpl)(x, n, offset, out);
+double ExpOf(const float* x, int64_t n, float offset, float* out) {
+  return HWY_DYNAMIC_DISPATCH(SumExpImpl)(x, n, 1.0f, offset, out);
 }
 int64_t IndicesAtLeast(const float* x, int64_t n, float threshold, int32_t* ids) {
   return HWY_DYNAMIC_DISPATCH(IndicesAtLeastImpl)(x, n, threshold, ids);

@@ -21,8 +21,9 @@ float ScaleAndMax(float* x, int64_t n, float scale);
 // sum_i exp(x[i] * scale - offset) (-inf entries add 0).
 double SumExp(const float* x, int64_t n, float scale, float offset);
 
-// out[i] = exp(x[i] - offset) for i in [0, n).
-void ExpOf(const float* x, int64_t n, float offset, float* out);
+// out[i] = exp(x[i] - offset) for i in [0, n); returns their sum, the very value
+// SumExp(x, n, 1, offset) gives (and SumExp(y, n, s, offset) when x[i] = y[i] * s).
+double ExpOf(const float* x, int64_t n, float offset, float* out);
 
 // Writes, in increasing order, the indices i with x[i] >= threshold to ids (room for n);
 // returns how many.

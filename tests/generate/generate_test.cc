@@ -288,6 +288,8 @@ TEST(SamplerTest, MatchesThePlainPipeline) {
         << " top_p " << p.top_p << " min_p " << p.min_p;
     EXPECT_NEAR(r->sampled_logprob, want.sampled_logprob, 2e-5) << trial;
     EXPECT_NEAR(r->logprob, LogSoftmax(l, r->token, p.temperature), 2e-5) << trial;
+    // Bit for bit what scoring records for the same token (Sampler::LogProb).
+    EXPECT_EQ(r->logprob, Sampler(p).LogProb(l, r->token)) << trial;
     ++checked;
   }
   EXPECT_EQ(checked, 1500);
