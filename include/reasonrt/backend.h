@@ -116,6 +116,13 @@ class RRT_API Backend {
   // normalised in place. y may be x.
   absl::Status RmsNorm(const TensorView& x, const TensorView& gain, float eps, const TensorView& y);
 
+  // (optional) A residual step and the norm after it, as between a transformer's blocks:
+  // x += delta, then y = RmsNorm(x) (gain and eps as in RmsNorm). x and delta f32 [T, H],
+  // contiguous; y f32 [T, H], its rows may be strided; y overlaps neither x nor delta.
+  // Defaults to Add, then RmsNorm; a device backend may do both in one pass.
+  absl::Status AddRmsNorm(const TensorView& x, const TensorView& delta, const TensorView& gain,
+                          float eps, const TensorView& y);
+
   // Rotates, in place, x[T, heads, rotary_dims] (rows may be strided; the last dim is
   // contiguous) by the angle positions[t] * inv_freq[i] (computed in f32 as
   // float(position) * inv_freq[i]), then scales cos and sin by cos_sin_scale.
@@ -179,6 +186,8 @@ class RRT_API Backend {
                                          int64_t k, const TensorView& out) = 0;
   virtual absl::Status DoRmsNorm(const TensorView& x, const TensorView& gain, float eps,
                                  const TensorView& y) = 0;
+  virtual absl::Status DoAddRmsNorm(const TensorView& x, const TensorView& delta,
+                                    const TensorView& gain, float eps, const TensorView& y);
   virtual absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,
                               absl::Span<const float> inv_freq, RopeLayout layout,
                               float cos_sin_scale) = 0;

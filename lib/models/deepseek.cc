@@ -172,22 +172,25 @@ class DeepseekModel final : public ArchitectureModel {
     RRT_ASSIGN_OR_RETURN(Scratch s, MakeScratch(be, t));
     RRT_RETURN_IF_ERROR(be.Embedding(embed_, plan.tokens, x));
     int moe_row = 0;
+    if (!layers_.empty()) RRT_RETURN_IF_ERROR(be.RmsNorm(x, layers_[0].input_norm, eps, normed));
     for (size_t i = 0; i < layers_.size(); ++i) {
       const DeepseekLayer& l = layers_[i];
-      RRT_RETURN_IF_ERROR(be.RmsNorm(x, l.input_norm, eps, normed));
+      // normed = rmsnorm(x) with this layer's input norm (the step before made it)
       RRT_RETURN_IF_ERROR(Attention(be, l, cache.Layer(static_cast<int64_t>(i)), plan, normed, s, proj));
-      RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
-      RRT_RETURN_IF_ERROR(be.RmsNorm(x, l.post_norm, eps, normed));
+      RRT_RETURN_IF_ERROR(be.AddRmsNorm(x, proj, l.post_norm, eps, normed));
       if (!l.moe) {
         RRT_RETURN_IF_ERROR(RunMlp(be, l.dense, normed, proj));
-        RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
-        continue;
+      } else {
+        Routing routing;
+        RRT_RETURN_IF_ERROR(Moe(be, l, normed, proj, &routing));
+        if (plan.routing != nullptr) Record(routing, plan, static_cast<int32_t>(i), moe_row, *plan.routing);
+        ++moe_row;
       }
-      Routing routing;
-      RRT_RETURN_IF_ERROR(Moe(be, l, normed, proj, &routing));
-      RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
-      if (plan.routing != nullptr) Record(routing, plan, static_cast<int32_t>(i), moe_row, *plan.routing);
-      ++moe_row;
+      if (i + 1 < layers_.size()) {  // the next layer's input norm with the residual step
+        RRT_RETURN_IF_ERROR(be.AddRmsNorm(x, proj, layers_[i + 1].input_norm, eps, normed));
+      } else {
+        RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
+      }
     }
     return HeadLogits(be, x, plan.logit_rows, final_norm_, eps, lm_head_, cfg_.vocab_size, logits);
   }

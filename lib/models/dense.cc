@@ -81,10 +81,10 @@ class DenseModel final : public ArchitectureModel {
     auto bias = [](const TensorView& b) -> const TensorView* { return b.empty() ? nullptr : &b; };
 
     RRT_RETURN_IF_ERROR(be.Embedding(embed_, plan.tokens, x));
+    if (!layers_.empty()) RRT_RETURN_IF_ERROR(be.RmsNorm(x, layers_[0].input_norm, eps, normed));
     for (size_t i = 0; i < layers_.size(); ++i) {
       const DenseLayer& l = layers_[i];
-      // x = x + o(attention(rope(q), rope(k), v))   with q, k, v from rmsnorm(x)
-      RRT_RETURN_IF_ERROR(be.RmsNorm(x, l.input_norm, eps, normed));
+      // x = x + o(attention(rope(q), rope(k), v))   with q, k, v from normed = rmsnorm(x)
       RRT_RETURN_IF_ERROR(be.MatMulShared(normed, {&l.q, &l.k, &l.v},
                                           {bias(l.q_bias), bias(l.k_bias), bias(l.v_bias)}, {&q, &k, &v}));
       RRT_RETURN_IF_ERROR(be.Rope(q3, plan.positions, rope_.inv_freq, rope_.layout, rope_.cos_sin_scale));
@@ -92,13 +92,16 @@ class DenseModel final : public ArchitectureModel {
       RRT_RETURN_IF_ERROR(be.StoreKv(k3, v3, plan.slots, cache.Layer(i)));
       RRT_RETURN_IF_ERROR(be.Attention(q3, cache.Layer(i), plan.sequences, rope_.softmax_scale, attn3));
       RRT_RETURN_IF_ERROR(be.MatMul(attn, l.o, nullptr, proj));
-      RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
       // x = x + down(silu(gate(n)) * up(n))   with n = rmsnorm(x)
-      RRT_RETURN_IF_ERROR(be.RmsNorm(x, l.post_norm, eps, normed));
+      RRT_RETURN_IF_ERROR(be.AddRmsNorm(x, proj, l.post_norm, eps, normed));
       RRT_RETURN_IF_ERROR(be.MatMulShared(normed, {&l.gate, &l.up}, {nullptr, nullptr}, {&gate, &up}));
       RRT_RETURN_IF_ERROR(be.SiluMul(gate, up, gate));
       RRT_RETURN_IF_ERROR(be.MatMul(gate, l.down, nullptr, proj));
-      RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
+      if (i + 1 < layers_.size()) {  // the next layer's input norm with the residual step
+        RRT_RETURN_IF_ERROR(be.AddRmsNorm(x, proj, layers_[i + 1].input_norm, eps, normed));
+      } else {
+        RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
+      }
     }
     return HeadLogits(be, x, plan.logit_rows, final_norm_, eps, lm_head_, cfg_.vocab_size, logits);
   }

@@ -327,6 +327,42 @@ TEST_P(ConformanceTest, AddWeightedRowsAndStridedRmsNorm) {
   ExpectAllNear(m, m_ref, 1e-5f, "RmsNorm strided");
 }
 
+// x += delta, then the norm of x into y (here a view of the first h columns of a wider
+// matrix, whose last 8 stay untouched); the sum is the f32 sum, bit for bit.
+TEST_P(ConformanceTest, AddRmsNormIsTheResidualStepThenTheNorm) {
+  for (int64_t t : {1, 5}) {
+    for (int64_t h : {300, 1536}) {
+      const std::string what = "AddRmsNorm t=" + std::to_string(t) + " h=" + std::to_string(h);
+      TensorView x = Random(DType::kF32, {t, h}, -3.0f, 3.0f), delta = Random(DType::kF32, {t, h});
+      TensorView x_ref = *TensorView::Allocate(DType::kF32, {t, h});
+      std::memcpy(x_ref.mutable_data(), x.data(), x.byte_size());
+      const std::vector<float> before = AsF32(x), d = AsF32(delta);
+      TensorView gain = Random(DType::kBF16, {h}, 0.5f, 1.5f);
+      TensorView wide = Zeros(DType::kF32, {t, h + 8}), wide_ref = Zeros(DType::kF32, {t, h + 8});
+      TensorView y = *wide.Slice(1, 0, h), y_ref = *wide_ref.Slice(1, 0, h);
+      ASSERT_TRUE(be_->AddRmsNorm(x, delta, gain, 1e-6f, y).ok()) << what;
+      ASSERT_TRUE(ref_->Add(x_ref, delta, x_ref).ok());
+      ASSERT_TRUE(ref_->RmsNorm(x_ref, gain, 1e-6f, y_ref).ok());
+      const std::vector<float> after = AsF32(x);
+      for (int64_t i = 0; i < t * h; ++i) ASSERT_EQ(after[i], before[i] + d[i]) << what << " " << i;
+      ExpectAllNear(wide, wide_ref, 1e-5f, what);
+      const std::vector<float> w = AsF32(wide);
+      for (int64_t r = 0; r < t; ++r) {
+        for (int64_t c = h; c < h + 8; ++c) ASSERT_EQ(w[r * (h + 8) + c], 0.0f) << what;
+      }
+    }
+  }
+  TensorView x = Random(DType::kF32, {2, 64}), y = Zeros(DType::kF32, {2, 64});
+  TensorView gain = Random(DType::kF32, {64});
+  EXPECT_EQ(be_->AddRmsNorm(x, Random(DType::kF32, {2, 32}), gain, 1e-6f, y).code(),
+            absl::StatusCode::kInvalidArgument);  // delta's shape
+  EXPECT_EQ(be_->AddRmsNorm(x, Random(DType::kF32, {2, 64}), gain, 1e-6f, x).code(),
+            absl::StatusCode::kInvalidArgument);  // y is x
+  EXPECT_EQ(be_->AddRmsNorm(x, Random(DType::kF32, {2, 64}), Random(DType::kF32, {63}), 1e-6f, y)
+                .code(),
+            absl::StatusCode::kInvalidArgument);  // gain's size
+}
+
 // MLA's latent cache: keys only; the value is the first dv dims of each key.
 TEST_P(ConformanceTest, LatentAttentionUsesTheKeyPrefixAsValue) {
   for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
