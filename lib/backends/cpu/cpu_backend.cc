@@ -301,48 +301,37 @@ class CpuBackend final : public Backend {
     std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) {
       return a.seq->first_position + a.i > b.seq->first_position + b.i;
     });
-    const DType cache_dtype = cache.k.dtype();
-    const size_t elem = DTypeSize(cache_dtype);
+    const bool bf16 = cache.k.dtype() == DType::kBF16;
+    const size_t elem = DTypeSize(cache.k.dtype());
     pool_.ParallelFor(static_cast<int64_t>(tasks.size()), 1, [&](int64_t b, int64_t e) {
       std::vector<float> scores;
       for (int64_t ti = b; ti < e; ++ti) {
         const Task& task = tasks[ti];
         const AttentionSequence& s = *task.seq;
         const int64_t row = s.query_begin + task.i;
-        const int64_t n_keys = s.first_position + task.i + 1;
-        const int64_t gn = task.g1 - task.g0;
-        scores.assign(static_cast<size_t>(gn * n_keys), 0.0f);
-        // Cached row of position p for this kv head, in the cache's dtype.
-        auto cached = [&](const TensorView& c, int64_t p, int64_t width) -> const void* {
-          const int64_t slot = s.block_table[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize;
-          return static_cast<const char*>(c.data()) + ((slot * kv_heads + task.kvh) * width) * elem;
-        };
-        const float* q_group = q.data_as<float>() + (row * heads + task.kvh * group + task.g0) * dk;
-        for (int64_t p = 0; p < n_keys; ++p) {
-          const void* kp = cached(cache.k, p, dk);
-          for (int64_t g = 0; g < gn; ++g) {
-            scores[g * n_keys + p] = cpu::Dot(q_group + g * dk, kp, cache_dtype, dk) * scale;
-          }
+        cpu::AttendArgs a;
+        a.gn = task.g1 - task.g0;
+        a.dk = dk;
+        a.dv = dv;
+        a.scale = scale;
+        a.q = q.data_as<float>() + (row * heads + task.kvh * group + task.g0) * dk;
+        a.out = out.mutable_data_as<float>() + (row * heads + task.kvh * group + task.g0) * dv;
+        a.bf16 = bf16;
+        // Slot s's row of kv head h starts (s * kv_heads + h) * width elements in.
+        a.k = static_cast<const char*>(cache.k.data()) + task.kvh * dk * elem;
+        a.k_slot_stride = kv_heads * dk;
+        if (latent) {
+          a.v = a.k;
+          a.v_slot_stride = a.k_slot_stride;
+        } else {
+          a.v = static_cast<const char*>(cache.v.data()) + task.kvh * dv * elem;
+          a.v_slot_stride = kv_heads * dv;
         }
-        float* o_group = out.mutable_data_as<float>() + (row * heads + task.kvh * group + task.g0) * dv;
-        for (int64_t g = 0; g < gn; ++g) {
-          float* sc = scores.data() + g * n_keys;
-          const float mx = *std::max_element(sc, sc + n_keys);
-          float total = 0.0f;
-          for (int64_t p = 0; p < n_keys; ++p) {
-            sc[p] = std::exp(sc[p] - mx);
-            total += sc[p];
-          }
-          const float inv = 1.0f / total;
-          for (int64_t p = 0; p < n_keys; ++p) sc[p] *= inv;
-          std::fill(o_group + g * dv, o_group + (g + 1) * dv, 0.0f);
-        }
-        for (int64_t p = 0; p < n_keys; ++p) {
-          const void* vp = latent ? cached(cache.k, p, dk) : cached(cache.v, p, dv);
-          for (int64_t g = 0; g < gn; ++g) {
-            cpu::Axpy(scores[g * n_keys + p], vp, cache_dtype, o_group + g * dv, dv);
-          }
-        }
+        a.block_table = s.block_table.data();
+        a.n_keys = s.first_position + task.i + 1;
+        scores.resize(static_cast<size_t>(a.gn * a.n_keys));
+        a.scores = scores.data();
+        cpu::Attend(a);
       }
     });
     return absl::OkStatus();

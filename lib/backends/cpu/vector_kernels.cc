@@ -5,7 +5,9 @@
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "lib/backends/cpu/vector_kernels.h"
+#include "reasonrt/backend.h"
 
+#include <algorithm>
 #include <cmath>
 
 HWY_BEFORE_NAMESPACE();
@@ -113,6 +115,127 @@ void AddImpl(const float* a, const float* b, float* out, int64_t n) {
   for (; i < n; ++i) out[i] = a[i] + b[i];
 }
 
+// ---- attention of one group of query heads against its cached rows ----
+
+template <bool kBf16>
+HWY_INLINE const void* CacheRow(const void* base, int64_t elements) {
+  return static_cast<const char*>(base) + elements * (kBf16 ? 2 : 4);
+}
+
+// scores[g * n_keys + p] = scale * q_g . k_p: each key vector loaded once for the kG heads.
+template <bool kBf16, int kG>
+void AttendScores(const AttendArgs& a) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t vec_end = (a.dk / lanes) * lanes;
+  for (int64_t p0 = 0; p0 < a.n_keys; p0 += kKvBlockSize) {
+    const int64_t first_slot = a.block_table[p0 / kKvBlockSize] * kKvBlockSize;
+    const int64_t np = std::min<int64_t>(kKvBlockSize, a.n_keys - p0);
+    for (int64_t j = 0; j < np; ++j) {
+      const void* kp = CacheRow<kBf16>(a.k, (first_slot + j) * a.k_slot_stride);
+      VF acc[kG];
+      for (int g = 0; g < kG; ++g) acc[g] = hn::Zero(df);
+      for (int64_t i = 0; i < vec_end; i += lanes) {
+        const VF kv = LoadAs<kBf16>(df, kp, i);
+        for (int g = 0; g < kG; ++g) acc[g] = hn::MulAdd(hn::LoadU(df, a.q + g * a.dk + i), kv, acc[g]);
+      }
+      for (int g = 0; g < kG; ++g) {
+        float dot = hn::GetLane(hn::SumOfLanes(df, acc[g]));
+        for (int64_t i = vec_end; i < a.dk; ++i) dot += a.q[g * a.dk + i] * ScalarAs<kBf16>(kp, i);
+        a.scores[g * a.n_keys + p0 + j] = dot * a.scale;
+      }
+    }
+  }
+}
+
+// Row g of scores to its softmax, in place.
+void SoftmaxRow(float* s, int64_t n) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  VF m = hn::Set(df, -HUGE_VALF);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) m = hn::Max(m, hn::LoadU(df, s + i));
+  float mx = hn::GetLane(hn::MaxOfLanes(df, m));
+  for (int64_t j = i; j < n; ++j) mx = std::max(mx, s[j]);
+  const VF vmx = hn::Set(df, mx);
+  VF sum = hn::Zero(df);
+  for (i = 0; i + lanes <= n; i += lanes) {
+    const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, s + i), vmx));
+    hn::StoreU(e, df, s + i);
+    sum = hn::Add(sum, e);
+  }
+  float total = hn::GetLane(hn::SumOfLanes(df, sum));
+  for (int64_t j = i; j < n; ++j) total += s[j] = std::exp(s[j] - mx);
+  const VF inv = hn::Set(df, 1.0f / total);
+  for (i = 0; i + lanes <= n; i += lanes) hn::StoreU(hn::Mul(hn::LoadU(df, s + i), inv), df, s + i);
+  for (int64_t j = i; j < n; ++j) s[j] *= 1.0f / total;
+}
+
+// out_g = sum_p scores[g, p] v_p, a cache block (consecutive slots) at a time, so that its
+// values stay in L1 while every head of the group takes them; 4 vectors of out_g in
+// registers across the block's rows.
+template <bool kBf16>
+void AttendValues(const AttendArgs& a) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  std::fill(a.out, a.out + a.gn * a.dv, 0.0f);
+  for (int64_t p0 = 0; p0 < a.n_keys; p0 += kKvBlockSize) {
+    const int64_t first_slot = a.block_table[p0 / kKvBlockSize] * kKvBlockSize;
+    const int64_t np = std::min<int64_t>(kKvBlockSize, a.n_keys - p0);
+    const void* rows[kKvBlockSize];
+    for (int64_t j = 0; j < np; ++j) rows[j] = CacheRow<kBf16>(a.v, (first_slot + j) * a.v_slot_stride);
+    for (int64_t g = 0; g < a.gn; ++g) {
+      float* o = a.out + g * a.dv;
+      const float* sg = a.scores + g * a.n_keys + p0;
+      int64_t i = 0;
+      for (; i + 4 * lanes <= a.dv; i += 4 * lanes) {
+        VF o0 = hn::LoadU(df, o + i), o1 = hn::LoadU(df, o + i + lanes);
+        VF o2 = hn::LoadU(df, o + i + 2 * lanes), o3 = hn::LoadU(df, o + i + 3 * lanes);
+        for (int64_t j = 0; j < np; ++j) {
+          const VF w = hn::Set(df, sg[j]);
+          o0 = hn::MulAdd(w, LoadAs<kBf16>(df, rows[j], i), o0);
+          o1 = hn::MulAdd(w, LoadAs<kBf16>(df, rows[j], i + lanes), o1);
+          o2 = hn::MulAdd(w, LoadAs<kBf16>(df, rows[j], i + 2 * lanes), o2);
+          o3 = hn::MulAdd(w, LoadAs<kBf16>(df, rows[j], i + 3 * lanes), o3);
+        }
+        hn::StoreU(o0, df, o + i);
+        hn::StoreU(o1, df, o + i + lanes);
+        hn::StoreU(o2, df, o + i + 2 * lanes);
+        hn::StoreU(o3, df, o + i + 3 * lanes);
+      }
+      for (; i + lanes <= a.dv; i += lanes) {
+        VF o0 = hn::LoadU(df, o + i);
+        for (int64_t j = 0; j < np; ++j) o0 = hn::MulAdd(hn::Set(df, sg[j]), LoadAs<kBf16>(df, rows[j], i), o0);
+        hn::StoreU(o0, df, o + i);
+      }
+      for (; i < a.dv; ++i) {
+        for (int64_t j = 0; j < np; ++j) o[i] += sg[j] * ScalarAs<kBf16>(rows[j], i);
+      }
+    }
+  }
+}
+
+template <bool kBf16>
+void AttendT(const AttendArgs& a) {
+  switch (a.gn) {
+    case 1: AttendScores<kBf16, 1>(a); break;
+    case 2: AttendScores<kBf16, 2>(a); break;
+    case 3: AttendScores<kBf16, 3>(a); break;
+    case 4: AttendScores<kBf16, 4>(a); break;
+    case 5: AttendScores<kBf16, 5>(a); break;
+    case 6: AttendScores<kBf16, 6>(a); break;
+    case 7: AttendScores<kBf16, 7>(a); break;
+    default: AttendScores<kBf16, 8>(a); break;
+  }
+  for (int64_t g = 0; g < a.gn; ++g) SoftmaxRow(a.scores + g * a.n_keys, a.n_keys);
+  AttendValues<kBf16>(a);
+}
+
+void AttendImpl(const AttendArgs& a) {
+  if (a.bf16) return AttendT<true>(a);
+  AttendT<false>(a);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace reasonrt::cpu
 HWY_AFTER_NAMESPACE();
@@ -125,6 +248,7 @@ HWY_EXPORT(AxpyImpl);
 HWY_EXPORT(RmsNormRowImpl);
 HWY_EXPORT(SiluMulImpl);
 HWY_EXPORT(AddImpl);
+HWY_EXPORT(AttendImpl);
 
 float Dot(const float* a, const void* b, DType b_type, int64_t n) {
   return HWY_DYNAMIC_DISPATCH(DotImpl)(a, b, b_type, n);
@@ -141,6 +265,7 @@ void SiluMul(const float* gate, const float* up, float* out, int64_t n) {
 void Add(const float* a, const float* b, float* out, int64_t n) {
   HWY_DYNAMIC_DISPATCH(AddImpl)(a, b, out, n);
 }
+void Attend(const AttendArgs& args) { HWY_DYNAMIC_DISPATCH(AttendImpl)(args); }
 
 }  // namespace reasonrt::cpu
 #endif

@@ -24,6 +24,24 @@ void SiluMul(const float* gate, const float* up, float* out, int64_t n);
 // out = a + b.
 void Add(const float* a, const float* b, float* out, int64_t n);
 
+// One row's attention for gn (1 to 8) query heads that share a kv head, over the first
+// n_keys positions of a paged cache (reasonrt/backend.h's layout): out_g = softmax(scale *
+// q_g . K^T) . V.
+struct AttendArgs {
+  const float* q = nullptr;  // gn rows of dk, contiguous
+  int64_t gn = 0, dk = 0, dv = 0;
+  float scale = 1.0f;
+  const void* k = nullptr;  // the kv head's row in slot 0 of the key cache
+  const void* v = nullptr;  // the same for values (MLA's latent cache: k again)
+  bool bf16 = false;        // the cache's dtype: bf16, else f32
+  int64_t k_slot_stride = 0, v_slot_stride = 0;  // elements from a slot's row to the next's
+  const int32_t* block_table = nullptr;
+  int64_t n_keys = 0;
+  float* out = nullptr;     // gn rows of dv, contiguous
+  float* scores = nullptr;  // scratch of gn * n_keys
+};
+void Attend(const AttendArgs& args);
+
 }  // namespace reasonrt::cpu
 
 #endif  // REASONRT_LIB_BACKENDS_CPU_VECTOR_KERNELS_H_
