@@ -116,6 +116,47 @@ BENCHMARK_CAPTURE(BM_MatMul, Gemm128_bf16, DType::kBF16, 128)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_f32, DType::kF32, 128)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_f8_e4m3, DType::kF8E4M3, 128)->Apply(Shapes);
 
+// One decode row's attention for one layer of R1-Distill-Qwen-1.5B (12 query heads over 2
+// kv heads of 128 dims) after `depth` cached positions, the cache in `dtype`; bytes: the
+// layer's keys and values read once. The cache of 28 layers (a token's decode) does not fit
+// the L3, so a copy per layer is cycled through, as decode does.
+void BM_AttentionDecode(benchmark::State& state, DType dtype) {
+  const int64_t depth = state.range(0), heads = 12, kv_heads = 2, d = 128, layers = 28;
+  const int64_t blocks = (depth + kKvBlockSize - 1) / kKvBlockSize;
+  std::unique_ptr<Backend> be = *CreateBackend("cpu", {});
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<PagedKvLayer> caches;
+  for (int64_t l = 0; l < layers; ++l) {
+    PagedKvLayer c{*TensorView::Allocate(dtype, {blocks, kKvBlockSize, kv_heads, d}),
+                   *TensorView::Allocate(dtype, {blocks, kKvBlockSize, kv_heads, d})};
+    for (TensorView* t : {&c.k, &c.v}) {
+      std::vector<float> tmp(static_cast<size_t>(t->num_elements()));
+      for (float& x : tmp) x = u(rng);
+      ConvertFromF32(dtype, tmp.data(), t->mutable_data(), tmp.size());
+    }
+    caches.push_back(c);
+  }
+  std::vector<int32_t> table(static_cast<size_t>(blocks));
+  for (int64_t b = 0; b < blocks; ++b) table[b] = static_cast<int32_t>(b);
+  TensorView q = *TensorView::Allocate(DType::kF32, {1, heads, d});
+  for (int64_t i = 0; i < q.num_elements(); ++i) q.mutable_data_as<float>()[i] = u(rng);
+  TensorView out = *TensorView::Allocate(DType::kF32, {1, heads, d});
+  const AttentionSequence seq{table, 0, 1, depth - 1};
+  size_t next = 0;
+  for (auto _ : state) {
+    auto status = be->Attention(q, caches[next], {&seq, 1}, 0.088f, out);
+    if (!status.ok()) state.SkipWithError(std::string(status.message()).c_str());
+    next = (next + 1) % caches.size();
+  }
+  state.SetBytesProcessed(state.iterations() * 2 * depth * kv_heads * d *
+                          static_cast<int64_t>(DTypeSize(dtype)));
+}
+BENCHMARK_CAPTURE(BM_AttentionDecode, f32, DType::kF32)
+    ->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_AttentionDecode, bf16, DType::kBF16)
+    ->Arg(4096)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 }  // namespace
 }  // namespace reasonrt
 

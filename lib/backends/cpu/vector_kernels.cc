@@ -122,6 +122,11 @@ HWY_INLINE const void* CacheRow(const void* base, int64_t elements) {
   return static_cast<const char*>(base) + elements * (kBf16 ? 2 : 4);
 }
 
+// Prefetches one cached row (`bytes` long) into the caches.
+HWY_INLINE void PrefetchRow(const void* row, int64_t bytes) {
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(static_cast<const char*>(row) + off);
+}
+
 // scores[g * n_keys + p] = scale * q_g . k_p: each key vector loaded once for the kG heads.
 template <bool kBf16, int kG>
 void AttendScores(const AttendArgs& a) {
@@ -131,7 +136,12 @@ void AttendScores(const AttendArgs& a) {
   for (int64_t p0 = 0; p0 < a.n_keys; p0 += kKvBlockSize) {
     const int64_t first_slot = a.block_table[p0 / kKvBlockSize] * kKvBlockSize;
     const int64_t np = std::min<int64_t>(kKvBlockSize, a.n_keys - p0);
+    // The next block's rows, one a key: a thread's rows are strided (the other kv heads'
+    // lie between them), which the hardware prefetchers follow poorly.
+    const bool ahead = p0 + kKvBlockSize < a.n_keys;
+    const int64_t next_slot = ahead ? a.block_table[p0 / kKvBlockSize + 1] * kKvBlockSize : 0;
     for (int64_t j = 0; j < np; ++j) {
+      if (ahead) PrefetchRow(CacheRow<kBf16>(a.k, (next_slot + j) * a.k_slot_stride), a.dk * (kBf16 ? 2 : 4));
       const void* kp = CacheRow<kBf16>(a.k, (first_slot + j) * a.k_slot_stride);
       VF acc[kG];
       for (int g = 0; g < kG; ++g) acc[g] = hn::Zero(df);
@@ -172,8 +182,9 @@ void SoftmaxRow(float* s, int64_t n) {
 }
 
 // out_g = sum_p scores[g, p] v_p, a cache block (consecutive slots) at a time, so that its
-// values stay in L1 while every head of the group takes them; 4 vectors of out_g in
-// registers across the block's rows.
+// values stay in L1 while every head of the group takes them; 8 vectors of out_g in
+// registers across the block's rows, so that 8 independent FMA chains keep both FMA units
+// busy. (Converting a bf16 block to f32 once for all heads measured slower: 0.87x.)
 template <bool kBf16>
 void AttendValues(const AttendArgs& a) {
   const DF df;
@@ -184,28 +195,32 @@ void AttendValues(const AttendArgs& a) {
     const int64_t np = std::min<int64_t>(kKvBlockSize, a.n_keys - p0);
     const void* rows[kKvBlockSize];
     for (int64_t j = 0; j < np; ++j) rows[j] = CacheRow<kBf16>(a.v, (first_slot + j) * a.v_slot_stride);
+    if (p0 + kKvBlockSize < a.n_keys) {  // the next block's rows, while this one is worked on
+      const int64_t next_slot = a.block_table[p0 / kKvBlockSize + 1] * kKvBlockSize;
+      for (int64_t j = 0; j < kKvBlockSize && p0 + kKvBlockSize + j < a.n_keys; ++j) {
+        PrefetchRow(CacheRow<kBf16>(a.v, (next_slot + j) * a.v_slot_stride), a.dv * (kBf16 ? 2 : 4));
+      }
+    }
     for (int64_t g = 0; g < a.gn; ++g) {
       float* o = a.out + g * a.dv;
       const float* sg = a.scores + g * a.n_keys + p0;
       int64_t i = 0;
-      for (; i + 4 * lanes <= a.dv; i += 4 * lanes) {
-        VF o0 = hn::LoadU(df, o + i), o1 = hn::LoadU(df, o + i + lanes);
-        VF o2 = hn::LoadU(df, o + i + 2 * lanes), o3 = hn::LoadU(df, o + i + 3 * lanes);
+      for (; i + 8 * lanes <= a.dv; i += 8 * lanes) {
+        VF acc[8];
+        for (int c = 0; c < 8; ++c) acc[c] = hn::LoadU(df, o + i + c * lanes);
         for (int64_t j = 0; j < np; ++j) {
           const VF w = hn::Set(df, sg[j]);
-          o0 = hn::MulAdd(w, LoadAs<kBf16>(df, rows[j], i), o0);
-          o1 = hn::MulAdd(w, LoadAs<kBf16>(df, rows[j], i + lanes), o1);
-          o2 = hn::MulAdd(w, LoadAs<kBf16>(df, rows[j], i + 2 * lanes), o2);
-          o3 = hn::MulAdd(w, LoadAs<kBf16>(df, rows[j], i + 3 * lanes), o3);
+          for (int c = 0; c < 8; ++c) {
+            acc[c] = hn::MulAdd(w, LoadAs<kBf16>(df, rows[j], i + c * lanes), acc[c]);
+          }
         }
-        hn::StoreU(o0, df, o + i);
-        hn::StoreU(o1, df, o + i + lanes);
-        hn::StoreU(o2, df, o + i + 2 * lanes);
-        hn::StoreU(o3, df, o + i + 3 * lanes);
+        for (int c = 0; c < 8; ++c) hn::StoreU(acc[c], df, o + i + c * lanes);
       }
       for (; i + lanes <= a.dv; i += lanes) {
         VF o0 = hn::LoadU(df, o + i);
-        for (int64_t j = 0; j < np; ++j) o0 = hn::MulAdd(hn::Set(df, sg[j]), LoadAs<kBf16>(df, rows[j], i), o0);
+        for (int64_t j = 0; j < np; ++j) {
+          o0 = hn::MulAdd(hn::Set(df, sg[j]), LoadAs<kBf16>(df, rows[j], i), o0);
+        }
         hn::StoreU(o0, df, o + i);
       }
       for (; i < a.dv; ++i) {
