@@ -425,6 +425,35 @@ class GenerateLoopTest : public ::testing::Test {
     return out;
   }
 
+  // Each completion of `group` equals the one generated alone (first_index), field by field,
+  // and its token events came in its own order; the completions differ. Returns how many
+  // have forced tokens.
+  int ExpectGroupMatchesSingles(const ScriptedSession::Script& script, const std::string& prompt,
+                                const GenerateOptions& o, Output& group) {
+    int forced_runs = 0;
+    std::set<std::vector<int32_t>> distinct;
+    for (int i = 0; i < o.n; ++i) {
+      GenerateOptions one = o;
+      one.n = 1;
+      one.first_index = i;
+      auto single = RunScript(script, prompt, one);
+      EXPECT_TRUE(single.ok()) << single.status();
+      if (!single.ok()) return forced_runs;
+      const Completion& a = group.result.completions[i];
+      const Completion& b = single->result.completions[0];
+      EXPECT_EQ(a.tokens, b.tokens) << i;
+      EXPECT_EQ(a.logprobs, b.logprobs) << i;
+      EXPECT_EQ(a.forced, b.forced) << i;
+      EXPECT_EQ(a.channels, b.channels) << i;
+      EXPECT_EQ(a.finish_reason, b.finish_reason) << i;
+      EXPECT_EQ(group.streamed_tokens[i], a.tokens) << i;
+      forced_runs += std::count(a.forced.begin(), a.forced.end(), 1) > 0;
+      distinct.insert(a.tokens);
+    }
+    EXPECT_GT(distinct.size(), 1u);
+    return forced_runs;
+  }
+
   static std::shared_ptr<const Tokenizer> tokenizer_;
   int64_t max_positions_ = 100000;
   const std::string prompt_ = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n";
@@ -548,20 +577,26 @@ TEST_F(GenerateLoopTest, MinThinkingInsertsTheContinuation) {
   EXPECT_EQ(out->result.completions[0].answer, "ok");
 }
 
+// Random-ish but deterministic logits from the token history: `picks` tokens of
+// [1000, 3000) get values 0 .. levels-1, the rest -30.
+std::vector<float> HashedRow(int64_t vocab, const std::vector<int32_t>& tokens, int picks,
+                             int shift, int levels) {
+  std::vector<float> row(vocab, -30.0f);
+  uint64_t h = 1469598103934665603ull;
+  for (int32_t t : tokens) h = (h ^ t) * 1099511628211ull;
+  for (int i = 0; i < picks; ++i) row[(h >> (i * shift)) % 2000 + 1000] = static_cast<float>((h >> i) % levels);
+  return row;
+}
+
 TEST_F(GenerateLoopTest, GroupSharesThePromptAndMatchesSingleRuns) {
   GenerateOptions o;
   o.sampling.temperature = 1.0f;
   o.sampling.seed = 9;
   o.max_new_tokens = 12;
   o.n = 4;
-  // Random-ish but deterministic logits from the token history.
   const int64_t vocab = Vocab();
   auto script = [vocab](int32_t, const std::vector<int32_t>& tokens) {
-    std::vector<float> row(vocab, -30.0f);
-    uint64_t h = 1469598103934665603ull;
-    for (int32_t t : tokens) h = (h ^ t) * 1099511628211ull;
-    for (int i = 0; i < 8; ++i) row[(h >> (i * 5)) % 2000 + 1000] = static_cast<float>((h >> i) % 7);
-    return row;
+    return HashedRow(vocab, tokens, 8, 5, 7);
   };
   std::shared_ptr<ScriptedSession::Stats> stats;
   auto group = RunScript(script, prompt_, o, &stats);
@@ -572,20 +607,7 @@ TEST_F(GenerateLoopTest, GroupSharesThePromptAndMatchesSingleRuns) {
   int64_t generated = 0;
   for (const auto& c : group->result.completions) generated += static_cast<int64_t>(c.tokens.size());
   EXPECT_LE(stats->rows_processed, prompt_len + generated);
-  std::set<std::vector<int32_t>> distinct;
-  for (int i = 0; i < 4; ++i) {
-    GenerateOptions one = o;
-    one.n = 1;
-    one.first_index = i;
-    auto single = RunScript(script, prompt_, one);
-    ASSERT_TRUE(single.ok());
-    const Completion& a = group->result.completions[i];
-    const Completion& b = single->result.completions[0];
-    EXPECT_EQ(a.tokens, b.tokens) << i;
-    EXPECT_EQ(a.logprobs, b.logprobs) << i;
-    distinct.insert(a.tokens);
-  }
-  EXPECT_GT(distinct.size(), 1u);
+  ExpectGroupMatchesSingles(script, prompt_, o, *group);
 }
 
 // A group whose completions hit both thinking budgets at different steps (forced text
@@ -604,37 +626,15 @@ TEST_F(GenerateLoopTest, GroupWithBudgetsMatchesSingleRunsEventsInOrder) {
   const int32_t think_end = Id("</think>"), eos = *tokenizer_->eos_id();
   const int64_t vocab = Vocab();
   auto script = [=](int32_t, const std::vector<int32_t>& tokens) {
-    std::vector<float> row(vocab, -30.0f);
-    uint64_t h = 1469598103934665603ull;
-    for (int32_t t : tokens) h = (h ^ t) * 1099511628211ull;
-    for (int i = 0; i < 6; ++i) row[(h >> (i * 7)) % 2000 + 1000] = static_cast<float>((h >> i) % 5);
+    std::vector<float> row = HashedRow(vocab, tokens, 6, 7, 5);
     row[think_end] = 1.5f;  // sometimes closes early (then " Wait"), sometimes thinks on
     row[eos] = 0.5f;
     return row;
   };
   auto group = RunScript(script, prompt_, o);
   ASSERT_TRUE(group.ok()) << group.status();
-  int forced_runs = 0;
-  std::set<std::vector<int32_t>> distinct;
-  for (int i = 0; i < o.n; ++i) {
-    GenerateOptions one = o;
-    one.n = 1;
-    one.first_index = i;
-    auto single = RunScript(script, prompt_, one);
-    ASSERT_TRUE(single.ok()) << single.status();
-    const Completion& a = group->result.completions[i];
-    const Completion& b = single->result.completions[0];
-    EXPECT_EQ(a.tokens, b.tokens) << i;
-    EXPECT_EQ(a.logprobs, b.logprobs) << i;
-    EXPECT_EQ(a.forced, b.forced) << i;
-    EXPECT_EQ(a.channels, b.channels) << i;
-    EXPECT_EQ(a.finish_reason, b.finish_reason) << i;
-    EXPECT_EQ(group->streamed_tokens[i], a.tokens) << i;
-    forced_runs += std::count(a.forced.begin(), a.forced.end(), 1) > 0;
-    distinct.insert(a.tokens);
-  }
-  EXPECT_GT(forced_runs, 1);  // the budgets did act, in more than one completion
-  EXPECT_GT(distinct.size(), 1u);
+  // The budgets did act, in more than one completion.
+  EXPECT_GT(ExpectGroupMatchesSingles(script, prompt_, o, *group), 1);
 }
 
 TEST_F(GenerateLoopTest, CancelFromAnotherThreadAndContextFull) {

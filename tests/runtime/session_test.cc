@@ -214,42 +214,44 @@ TEST_P(SessionTest, SessionOutlivesItsModel) {
 INSTANTIATE_TEST_SUITE_P(Backends, SessionTest, ::testing::ValuesIn(RegisteredBackends()),
                          testing::BackendTestName);
 
-TEST(ModelLoadTest, ErrorsNameTheProblem) {
-  testing::TempDir tmp;
-  EXPECT_EQ(Model::Load(tmp.path()).status().code(), absl::StatusCode::kNotFound);
+// The tiny synthetic model written into tmp/m; returns that folder.
+std::string WriteTinyModel(const testing::TempDir& tmp) {
   testing::WriteFile(tmp.file("config.json"), kTiny);
   SynthOptions o;
   o.config_path = tmp.file("config.json");
   o.out_dir = tmp.file("m");
-  ASSERT_TRUE(WriteSyntheticModel(o).ok());
+  EXPECT_TRUE(WriteSyntheticModel(o).ok());
+  return o.out_dir;
+}
+
+TEST(ModelLoadTest, ErrorsNameTheProblem) {
+  testing::TempDir tmp;
+  EXPECT_EQ(Model::Load(tmp.path()).status().code(), absl::StatusCode::kNotFound);
+  const std::string dir = WriteTinyModel(tmp);
   LoadOptions lo;
   lo.backend = "no-such-backend";
-  auto m = Model::Load(o.out_dir, lo);
+  auto m = Model::Load(dir, lo);
   EXPECT_EQ(m.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(m.status().message().find("reference"), absl::string_view::npos) << m.status();
   // A config that disagrees with the weights.
   testing::WriteFile(tmp.file("m/config.json"),
                      std::string(kTiny).replace(std::string(kTiny).find("96"), 2, "128"));
-  auto bad = Model::Load(o.out_dir);
+  auto bad = Model::Load(dir);
   EXPECT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("gate_proj"), absl::string_view::npos) << bad.status();
 }
 
 TEST(ModelLoadTest, NumThreadsIsTheLoadOptionOrTheCores) {
   testing::TempDir tmp;
-  testing::WriteFile(tmp.file("config.json"), kTiny);
-  SynthOptions o;
-  o.config_path = tmp.file("config.json");
-  o.out_dir = tmp.file("m");
-  ASSERT_TRUE(WriteSyntheticModel(o).ok());
+  const std::string dir = WriteTinyModel(tmp);
   LoadOptions lo;
   lo.backend = "cpu";
   lo.num_threads = 3;
-  auto three = Model::Load(o.out_dir, lo);
+  auto three = Model::Load(dir, lo);
   ASSERT_TRUE(three.ok()) << three.status();
   EXPECT_EQ((*three)->num_threads(), 3);
   lo.num_threads = 0;
-  auto all = Model::Load(o.out_dir, lo);
+  auto all = Model::Load(dir, lo);
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ((*all)->num_threads(), AvailableCores());
 }
