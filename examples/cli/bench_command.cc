@@ -133,7 +133,9 @@ int RunBench(const BenchArgs& args) {
   auto ckpt = Checkpoint::Open(args.model);
   if (!ckpt.ok()) return Fail(ckpt.status());
   const ModelConfig& cfg = (*model)->config();
+  const DType kv_dtype = args.kv_dtype == "bf16" ? DType::kBF16 : DType::kF32;
   SessionOptions so;
+  so.kv_dtype = kv_dtype;
   so.max_tokens = std::max(args.prompt, args.depth) + args.decode + 16;
   if (args.group > 1) so.max_tokens += args.prompt + args.group * (args.decode + 32);
   auto session = (*model)->NewSession(so);
@@ -272,18 +274,20 @@ int RunBench(const BenchArgs& args) {
         "\"prompt_gflops\": %.2f, \"gemm_peak_gflops\": %.2f, \"gemm_peak_name\": \"%s\", "
         "\"prompt_peak_ratio\": %.4f, "
         "\"group\": %d, \"group_decode_tokens_per_s\": %.3f, \"group_kv_tokens\": %lld, "
-        "\"actual_weight_bytes_per_token\": %lld, \"kv_cache_bytes_per_token\": %lld}\n",
+        "\"actual_weight_bytes_per_token\": %lld, \"kv_cache_bytes_per_token\": %lld, "
+        "\"kv_dtype\": \"%s\"}\n",
         args.model.c_str(), std::string((*model)->backend_name()).c_str(), threads,
         CpuFeaturesString(GetCpuFeatures()).c_str(), args.prompt, args.decode, args.depth, args.reps, pp_ts,
         tg_ts, static_cast<long long>(bytes_per_token), bandwidth, decode_gbs,
         decode_ratio, pp_gflops, peak, peak_name, prompt_ratio, args.group, group_ts, static_cast<long long>(group_kv_tokens),
         static_cast<long long>(actual_bytes_per_token),
-        static_cast<long long>(KvCacheBytesPerToken(cfg, DType::kF32)));
+        static_cast<long long>(KvCacheBytesPerToken(cfg, kv_dtype)), args.kv_dtype.c_str());
     return 0;
   }
-  std::printf("model            %s (%s, %s backend, %d threads, kernels %s)\n", args.model.c_str(),
-              std::string(ArchitectureName(cfg.architecture)).c_str(),
-              std::string((*model)->backend_name()).c_str(), threads, cpu::GemvTargetName());
+  std::printf("model            %s (%s, %s backend, %d threads, kernels %s, %s KV cache)\n",
+              args.model.c_str(), std::string(ArchitectureName(cfg.architecture)).c_str(),
+              std::string((*model)->backend_name()).c_str(), threads, cpu::GemvTargetName(),
+              args.kv_dtype.c_str());
   if (peak > 0) {
     std::printf("prompt pp%-6d  %8.2f tokens/s  %8.1f GFLOP/s = %5.1f%% of %s %.1f GFLOP/s\n", args.prompt,
                 pp_ts, pp_gflops, 100 * prompt_ratio, peak_name, peak);
@@ -306,11 +310,11 @@ int RunBench(const BenchArgs& args) {
     const ParameterCounts params = CountParameters(cfg);
     std::printf("MoE: %lld of %lld routed experts per token in %lld layers; weights actually read per decoded\n"
                 "     token %.1f MB (chosen experts only; %.1f MB expected for the active parameters,\n"
-                "     %.2fB active of %.2fB); latent KV cache %lld bytes/token (f32) = %lld values x %lld layers\n",
+                "     %.2fB active of %.2fB); latent KV cache %lld bytes/token (%s) = %lld values x %lld layers\n",
                 static_cast<long long>(cfg.num_experts_per_tok), static_cast<long long>(cfg.n_routed_experts),
                 static_cast<long long>(moe_layers), actual_bytes_per_token / 1e6, bytes_per_token / 1e6,
                 params.active_per_token / 1e9, params.total / 1e9,
-                static_cast<long long>(KvCacheBytesPerToken(cfg, DType::kF32)),
+                static_cast<long long>(KvCacheBytesPerToken(cfg, kv_dtype)), args.kv_dtype.c_str(),
                 static_cast<long long>(cfg.kv_lora_rank + cfg.qk_rope_head_dim),
                 static_cast<long long>(cfg.num_hidden_layers));
   }

@@ -45,6 +45,7 @@ struct BenchArgs {
   bool json = false;
   bool in_memory = false;
   bool exact = false;
+  std::string kv_dtype = "f32";  // the KV cache's dtype: f32 or bf16
 };
 int RunBench(const BenchArgs& args);
 
@@ -97,6 +98,7 @@ struct GenerateArgs {
   int threads = 0;
   std::string backend = "auto";
   bool exact = false;
+  std::string kv_dtype = "f32";  // the KV cache's dtype: f32 or bf16
   std::string gold;  // the expected answer: report whether each completion's answer is right
 };
 int RunGenerate(const GenerateArgs& args);

@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--json", bench.json, "print one JSON object");
   bench_cmd->add_flag("--no-mmap", bench.in_memory, "read the weights into memory instead of mapping them");
   bench_cmd->add_flag("--exact", bench.exact, "f32-exact activations in prompt GEMMs");
+  bench_cmd->add_option("--kv-dtype", bench.kv_dtype, "the KV cache's dtype: f32 (default) or bf16 (half the memory)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
 
   cli::TokenizeArgs tokenize;
   CLI::App* tokenize_cmd = app.add_subcommand("tokenize", "print the token ids of a text");
@@ -113,6 +115,8 @@ int main(int argc, char** argv) {
     cmd->add_option("-t,--threads", gen.threads, "threads (default: one per core)");
     cmd->add_option("--backend", gen.backend, "auto, cpu or reference");
     cmd->add_flag("--exact", gen.exact, "f32-exact activations in prompt and batched matmuls");
+    cmd->add_option("--kv-dtype", gen.kv_dtype, "the KV cache's dtype: f32 (default) or bf16 (half the memory)")
+        ->check(CLI::IsMember({"f32", "bf16"}));
   };
   CLI::App* generate_cmd = app.add_subcommand("generate", "generate completions of a prompt, thinking and answer apart");
   add_generation_options(generate_cmd);
