@@ -75,6 +75,16 @@ def test_generate_result_and_stream_agree(model):
     assert events[-1].type == "finish" and events[-1].finish_reason == c.finish_reason
 
 
+def test_bf16_kv_cache(model):
+    # The cache rounded to bf16: the same call, log-probs that move a little but not far.
+    f32 = model.generate(MESSAGES, max_tokens=8, greedy=True).completions[0]
+    bf16 = model.generate(MESSAGES, max_tokens=8, greedy=True, kv_dtype="bf16").completions[0]
+    assert f32.logprobs[0] != bf16.logprobs[0]
+    assert abs(float(f32.logprobs[0]) - float(bf16.logprobs[0])) < 0.1
+    with pytest.raises(ValueError, match="f16"):
+        model.generate(MESSAGES, max_tokens=2, kv_dtype="f16")
+
+
 def test_group_logprobs_match_scoring_single_runs_and_the_cpp_tool(model_dir):
     # Exact activations: a batch of sequences then computes what each alone computes (bf16
     # weights otherwise round the activations of batched decode to bf16).

@@ -119,19 +119,20 @@ class Model:
                  stop: Optional[List[str]] = None, stream: bool = False, raw: bool = False,
                  tools: Optional[list] = None, first_index: int = 0, presence_penalty: float = 0.0,
                  frequency_penalty: float = 0.0, add_generation_prompt: bool = True,
-                 routing_stats: bool = False, routing_trace: bool = False,
+                 routing_stats: bool = False, routing_trace: bool = False, kv_dtype: str = "f32",
                  **extra: Any) -> Union[GenerationResult, Iterator[Event]]:
         """Generates from chat messages (or, with raw=True, a prompt string; or a list of
         token ids). Defaults are R1's recommended sampling. stream=True returns an iterator
         of Events (one decode step per step of the iterator); otherwise a GenerationResult.
         routing_stats=True (MoE models) fills GenerationResult.routing with the expert load,
-        routing_trace=True also with every token's routing."""
+        routing_trace=True also with every token's routing. kv_dtype="bf16" keeps the KV
+        cache in bf16 (half the memory of long thinking)."""
         options = _reasonrt.make_options(n, max_tokens, temperature, top_p, top_k, min_p, repetition_penalty,
                                          seed, greedy, max_thinking, min_thinking, list(stop or []),
                                          add_generation_prompt, json.dumps(tools) if tools else "",
                                          json.dumps(extra) if extra else "", first_index, presence_penalty,
                                          frequency_penalty, False, routing_stats or routing_trace,
-                                         routing_trace)
+                                         routing_trace, kv_dtype)
         if isinstance(messages, str):
             if not raw:
                 messages = [{"role": "user", "content": messages}]

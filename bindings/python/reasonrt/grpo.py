@@ -114,15 +114,16 @@ def rollout(model, prompts: Sequence[Union[str, Sequence[Dict[str, str]]]], gold
             rewards: Sequence[Tuple[str, float]] = (("accuracy", 1.0), ("format", 0.5)), n: int = 8,
             max_tokens: int = 1024, temperature: float = 0.6, top_p: float = 0.95, top_k: int = 0,
             seed: int = 0, scaling: str = "group", baseline: str = "mean", unbiased: bool = True,
-            eps: float = 1e-4, combination: str = "sum") -> Dict[str, Any]:
+            eps: float = 1e-4, combination: str = "sum", kv_dtype: str = "f32") -> Dict[str, Any]:
     """n completions per prompt (chat messages or a user string), their rewards (built-in
     names: accuracy, format, tag_count, repetition, language:<script>) and group
     advantages. Returns arrays: completion_tokens int32 [B, T] (-1 padded), old_logprobs and
     mask float32 [B, T], truncated bool [B], rewards float32 [functions, B], advantages [B],
-    plus prompt_tokens, prompt_index, completions (text) and reward_names."""
+    plus prompt_tokens, prompt_index, completions (text) and reward_names. kv_dtype="bf16":
+    the KV cache in bf16."""
     messages = [[{"role": "user", "content": p}] if isinstance(p, str) else [dict(m) for m in p] for p in prompts]
     options = _reasonrt.make_options(n, max_tokens, temperature, top_p, top_k, 0.0, 1.0, seed, False, -1, 0, [],
-                                     True, "", "", 0, 0.0, 0.0, False, False, False)
+                                     True, "", "", 0, 0.0, 0.0, False, False, False, kv_dtype)
     return dict(model._m.rollout(messages, list(golds), [(str(k), float(w)) for k, w in rewards], options, scaling,
                                  baseline, unbiased, eps, combination))
 

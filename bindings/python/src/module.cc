@@ -311,8 +311,13 @@ GenerateOptions MakeOptions(int n, int max_tokens, float temperature, float top_
                             std::vector<std::string> stop, bool add_generation_prompt, std::string tools_json,
                             std::string extra_json, int first_index, float presence_penalty,
                             float frequency_penalty, bool sampled_logprobs, bool routing_stats,
-                            bool routing_trace) {
+                            bool routing_trace, const std::string& kv_dtype) {
   GenerateOptions o;
+  if (kv_dtype == "bf16") {
+    o.kv_dtype = DType::kBF16;
+  } else if (kv_dtype != "f32") {
+    throw py::value_error("kv_dtype '" + kv_dtype + "' is not f32 or bf16");
+  }
   o.n = n;
   o.max_new_tokens = max_tokens;
   o.sampling.temperature = temperature;
