@@ -258,31 +258,37 @@ TEST_P(ConformanceTest, PagedAttentionPrefillAndDecode) {
 
 // Decode and short prefill rows at a real model's widths (head dims 128, 6 query heads a kv
 // head as in R1-Distill-Qwen-1.5B) and odd ones (a head dim off the vector width), over a
-// context of 300 positions in scattered blocks that ends inside a block.
+// context of 700 positions in scattered blocks that ends inside a block; then one decode
+// row alone (the cpu backend splits its keys over the threads and merges the parts).
 TEST_P(ConformanceTest, PagedAttentionLongContextRealWidths) {
   for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
     for (auto [dk, dv] : {std::pair<int64_t, int64_t>{128, 128}, {36, 20}}) {
       const std::string what = "Attention " + std::string(DTypeName(cache_dtype)) + " dk=" +
                                std::to_string(dk) + " dv=" + std::to_string(dv);
-      const int64_t heads = 12, kv_heads = 2, blocks = 24, n = 300;
+      const int64_t heads = 12, kv_heads = 2, blocks = 48, n = 700;
       PagedKvLayer cache{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
                          Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
       PagedKvLayer cache_ref{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
                              Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
       std::vector<int32_t> table;
-      for (int32_t b = 0; b < 19; ++b) table.push_back((b * 7 + 3) % blocks);  // a permutation
+      for (int32_t b = 0; b < 44; ++b) table.push_back((b * 7 + 3) % blocks);  // distinct blocks
       std::vector<int64_t> slots;
       for (int64_t p = 0; p < n; ++p) slots.push_back(table[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
       TensorView k = Random(DType::kF32, {n, kv_heads, dk}), v = Random(DType::kF32, {n, kv_heads, dv});
       ASSERT_TRUE(be_->StoreKv(k, v, slots, cache).ok());
       ASSERT_TRUE(ref_->StoreKv(k, v, slots, cache_ref).ok());
-      // Rows at positions 297-299 (a prefill's last rows, then decode-like single rows).
+      // Rows at positions 697-699 (a prefill's last rows, then a decode-like row).
       TensorView q = Random(DType::kF32, {3, heads, dk}, -1.0f, 1.0f);
-      std::vector<AttentionSequence> seqs = {{table, 0, 2, 297}, {table, 2, 1, 299}};
+      std::vector<AttentionSequence> seqs = {{table, 0, 2, 697}, {table, 2, 1, 699}};
       TensorView out = Zeros(DType::kF32, {3, heads, dv}), out_ref = Zeros(DType::kF32, {3, heads, dv});
       ASSERT_TRUE(be_->Attention(q, cache, seqs, 1.0f / std::sqrt(float(dk)), out).ok()) << what;
       ASSERT_TRUE(ref_->Attention(q, cache_ref, seqs, 1.0f / std::sqrt(float(dk)), out_ref).ok());
       ExpectAllNear(out, out_ref, 1e-5f, what);
+      TensorView q1 = *q.Slice(0, 2, 3);
+      const std::vector<AttentionSequence> one = {{table, 0, 1, 699}};
+      TensorView out1 = Zeros(DType::kF32, {1, heads, dv});
+      ASSERT_TRUE(be_->Attention(q1, cache, one, 1.0f / std::sqrt(float(dk)), out1).ok()) << what;
+      ExpectAllNear(out1, *out_ref.Slice(0, 2, 3), 1e-5f, what + " alone");
     }
   }
 }

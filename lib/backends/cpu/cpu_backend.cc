@@ -303,10 +303,39 @@ class CpuBackend final : public Backend {
     });
     const bool bf16 = cache.k.dtype() == DType::kBF16;
     const size_t elem = DTypeSize(cache.k.dtype());
-    pool_.ParallelFor(static_cast<int64_t>(tasks.size()), 1, [&](int64_t b, int64_t e) {
+    // Split-K: too few tasks for the threads (decode with few kv heads) and long rows: each
+    // task's keys in parts of at least kSplitKeys, merged after (flash-decoding).
+    constexpr int64_t kSplitKeys = 256;
+    const int64_t want = 2 * pool_.num_threads();
+    int64_t parts = 1;
+    if (static_cast<int64_t>(tasks.size()) < want && !tasks.empty()) {
+      const int64_t longest = tasks.front().seq->first_position + tasks.front().i + 1;
+      parts = std::min((want + static_cast<int64_t>(tasks.size()) - 1) / static_cast<int64_t>(tasks.size()),
+                       longest / kSplitKeys);
+      parts = std::max<int64_t>(parts, 1);
+    }
+    struct Part {
+      int64_t task, begin, end;
+    };
+    std::vector<Part> work;
+    for (int64_t t = 0; t < static_cast<int64_t>(tasks.size()); ++t) {
+      const int64_t n_keys = tasks[t].seq->first_position + tasks[t].i + 1;
+      const int64_t p = std::min(parts, std::max<int64_t>(n_keys / kSplitKeys, 1));
+      // Part boundaries on cache blocks.
+      const int64_t step = (n_keys / p + kKvBlockSize - 1) / kKvBlockSize * kKvBlockSize;
+      for (int64_t b = 0; b < n_keys; b += step) work.push_back({t, b, std::min(n_keys, b + step)});
+    }
+    const bool split = work.size() > tasks.size();
+    // Split parts write unnormalised outputs and (max, sum) per head here, then merge.
+    std::vector<float> partial_out, partial_stats;
+    if (split) {
+      partial_out.resize(work.size() * kHeadChunk * static_cast<size_t>(dv));
+      partial_stats.resize(work.size() * kHeadChunk * 2);
+    }
+    pool_.ParallelFor(static_cast<int64_t>(work.size()), 1, [&](int64_t b, int64_t e) {
       std::vector<float> scores;
-      for (int64_t ti = b; ti < e; ++ti) {
-        const Task& task = tasks[ti];
+      for (int64_t wi = b; wi < e; ++wi) {
+        const Task& task = tasks[work[wi].task];
         const AttentionSequence& s = *task.seq;
         const int64_t row = s.query_begin + task.i;
         cpu::AttendArgs a;
@@ -315,7 +344,9 @@ class CpuBackend final : public Backend {
         a.dv = dv;
         a.scale = scale;
         a.q = q.data_as<float>() + (row * heads + task.kvh * group + task.g0) * dk;
-        a.out = out.mutable_data_as<float>() + (row * heads + task.kvh * group + task.g0) * dv;
+        a.out = split ? partial_out.data() + wi * kHeadChunk * dv
+                      : out.mutable_data_as<float>() + (row * heads + task.kvh * group + task.g0) * dv;
+        a.stats = split ? partial_stats.data() + wi * kHeadChunk * 2 : nullptr;
         a.bf16 = bf16;
         // Slot s's row of kv head h starts (s * kv_heads + h) * width elements in.
         a.k = static_cast<const char*>(cache.k.data()) + task.kvh * dk * elem;
@@ -328,12 +359,37 @@ class CpuBackend final : public Backend {
           a.v_slot_stride = kv_heads * dv;
         }
         a.block_table = s.block_table.data();
-        a.n_keys = s.first_position + task.i + 1;
-        scores.resize(static_cast<size_t>(a.gn * a.n_keys));
+        a.key_begin = work[wi].begin;
+        a.n_keys = work[wi].end;
+        scores.resize(static_cast<size_t>(a.gn * (a.n_keys - a.key_begin)));
         a.scores = scores.data();
         cpu::Attend(a);
       }
     });
+    if (!split) return absl::OkStatus();
+    // Merge: out = sum_p e^(m_p - M) o_p / sum_p e^(m_p - M) l_p over a task's parts.
+    for (size_t first = 0; first < work.size();) {
+      size_t last = first;
+      while (last < work.size() && work[last].task == work[first].task) ++last;
+      const Task& task = tasks[work[first].task];
+      const int64_t row = task.seq->query_begin + task.i;
+      for (int64_t g = 0; g < task.g1 - task.g0; ++g) {
+        float m = -HUGE_VALF;
+        for (size_t w = first; w < last; ++w) m = std::max(m, partial_stats[(w * kHeadChunk + g) * 2]);
+        float* o = out.mutable_data_as<float>() + (row * heads + task.kvh * group + task.g0 + g) * dv;
+        std::fill(o, o + dv, 0.0f);
+        double l = 0;
+        for (size_t w = first; w < last; ++w) {
+          const float f = std::exp(partial_stats[(w * kHeadChunk + g) * 2] - m);
+          l += f * partial_stats[(w * kHeadChunk + g) * 2 + 1];
+          const float* po = partial_out.data() + (w * kHeadChunk + g) * dv;
+          for (int64_t i = 0; i < dv; ++i) o[i] += f * po[i];
+        }
+        const float inv = static_cast<float>(1.0 / l);
+        for (int64_t i = 0; i < dv; ++i) o[i] *= inv;
+      }
+      first = last;
+    }
     return absl::OkStatus();
   }
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 HWY_BEFORE_NAMESPACE();
 namespace reasonrt::cpu {
@@ -133,7 +134,8 @@ void AttendScores(const AttendArgs& a) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t vec_end = (a.dk / lanes) * lanes;
-  for (int64_t p0 = 0; p0 < a.n_keys; p0 += kKvBlockSize) {
+  const int64_t len = a.n_keys - a.key_begin;
+  for (int64_t p0 = a.key_begin; p0 < a.n_keys; p0 += kKvBlockSize) {
     const int64_t first_slot = a.block_table[p0 / kKvBlockSize] * kKvBlockSize;
     const int64_t np = std::min<int64_t>(kKvBlockSize, a.n_keys - p0);
     // The next block's rows, one a key: a thread's rows are strided (the other kv heads'
@@ -152,14 +154,15 @@ void AttendScores(const AttendArgs& a) {
       for (int g = 0; g < kG; ++g) {
         float dot = hn::GetLane(hn::SumOfLanes(df, acc[g]));
         for (int64_t i = vec_end; i < a.dk; ++i) dot += a.q[g * a.dk + i] * ScalarAs<kBf16>(kp, i);
-        a.scores[g * a.n_keys + p0 + j] = dot * a.scale;
+        a.scores[g * len + p0 - a.key_begin + j] = dot * a.scale;
       }
     }
   }
 }
 
-// Row g of scores to its softmax, in place.
-void SoftmaxRow(float* s, int64_t n) {
+// Row g of scores to exp(s - max), in place, then (normalize) divided by their sum.
+// Returns the max and the sum.
+std::pair<float, float> SoftmaxRow(float* s, int64_t n, bool normalize) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   VF m = hn::Set(df, -HUGE_VALF);
@@ -176,9 +179,11 @@ void SoftmaxRow(float* s, int64_t n) {
   }
   float total = hn::GetLane(hn::SumOfLanes(df, sum));
   for (int64_t j = i; j < n; ++j) total += s[j] = std::exp(s[j] - mx);
+  if (!normalize) return {mx, total};
   const VF inv = hn::Set(df, 1.0f / total);
   for (i = 0; i + lanes <= n; i += lanes) hn::StoreU(hn::Mul(hn::LoadU(df, s + i), inv), df, s + i);
   for (int64_t j = i; j < n; ++j) s[j] *= 1.0f / total;
+  return {mx, total};
 }
 
 // out_g = sum_p scores[g, p] v_p, a cache block (consecutive slots) at a time, so that its
@@ -190,7 +195,8 @@ void AttendValues(const AttendArgs& a) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   std::fill(a.out, a.out + a.gn * a.dv, 0.0f);
-  for (int64_t p0 = 0; p0 < a.n_keys; p0 += kKvBlockSize) {
+  const int64_t len = a.n_keys - a.key_begin;
+  for (int64_t p0 = a.key_begin; p0 < a.n_keys; p0 += kKvBlockSize) {
     const int64_t first_slot = a.block_table[p0 / kKvBlockSize] * kKvBlockSize;
     const int64_t np = std::min<int64_t>(kKvBlockSize, a.n_keys - p0);
     const void* rows[kKvBlockSize];
@@ -203,7 +209,7 @@ void AttendValues(const AttendArgs& a) {
     }
     for (int64_t g = 0; g < a.gn; ++g) {
       float* o = a.out + g * a.dv;
-      const float* sg = a.scores + g * a.n_keys + p0;
+      const float* sg = a.scores + g * len + p0 - a.key_begin;
       int64_t i = 0;
       for (; i + 8 * lanes <= a.dv; i += 8 * lanes) {
         VF acc[8];
@@ -242,7 +248,14 @@ void AttendT(const AttendArgs& a) {
     case 7: AttendScores<kBf16, 7>(a); break;
     default: AttendScores<kBf16, 8>(a); break;
   }
-  for (int64_t g = 0; g < a.gn; ++g) SoftmaxRow(a.scores + g * a.n_keys, a.n_keys);
+  const int64_t len = a.n_keys - a.key_begin;
+  for (int64_t g = 0; g < a.gn; ++g) {
+    const auto [mx, total] = SoftmaxRow(a.scores + g * len, len, a.stats == nullptr);
+    if (a.stats != nullptr) {
+      a.stats[2 * g] = mx;
+      a.stats[2 * g + 1] = total;
+    }
+  }
   AttendValues<kBf16>(a);
 }
 

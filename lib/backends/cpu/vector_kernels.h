@@ -37,8 +37,13 @@ struct AttendArgs {
   int64_t k_slot_stride = 0, v_slot_stride = 0;  // elements from a slot's row to the next's
   const int32_t* block_table = nullptr;
   int64_t n_keys = 0;
+  // A part of the keys only (split-K): positions [key_begin, n_keys), key_begin a multiple
+  // of kKvBlockSize; with `stats`, out is left unnormalised (sum_p exp(s_p - max) v_p) and
+  // stats[2g], stats[2g + 1] get head g's max score and sum of exp(s_p - max).
+  int64_t key_begin = 0;
+  float* stats = nullptr;
   float* out = nullptr;     // gn rows of dv, contiguous
-  float* scores = nullptr;  // scratch of gn * n_keys
+  float* scores = nullptr;  // scratch of gn * (n_keys - key_begin)
 };
 void Attend(const AttendArgs& args);
 
