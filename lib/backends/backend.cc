@@ -28,14 +28,6 @@ absl::Status CheckActivation(std::string_view op, std::string_view name, const T
   return absl::OkStatus();
 }
 
-// Bytes from a view's first element to one past its last (strided views included).
-size_t SpanBytes(const TensorView& t) {
-  if (t.num_elements() == 0) return 0;
-  int64_t last = 0;
-  for (int d = 0; d < t.rank(); ++d) last += (t.dim(d) - 1) * t.stride(d);
-  return static_cast<size_t>(last + 1) * DTypeSize(t.dtype());
-}
-
 // f32 of the given rank (2 or 3) whose last dim is contiguous and whose outer dims may be
 // strided without overlapping.
 absl::Status CheckStridedRows(std::string_view op, std::string_view name, const TensorView& t,
@@ -327,12 +319,7 @@ absl::Status Backend::AddRmsNorm(const TensorView& x, const TensorView& delta,
   }
   if (!(eps >= 0.0f)) return Bad("AddRmsNorm", "eps must be >= 0");
   if (x.num_elements() == 0) return absl::OkStatus();
-  auto overlaps = [](const TensorView& a, const TensorView& b) {
-    const char* a0 = static_cast<const char*>(a.data());
-    const char* b0 = static_cast<const char*>(b.data());
-    return a.device() == b.device() && a0 < b0 + SpanBytes(b) && b0 < a0 + SpanBytes(a);
-  };
-  if (overlaps(y, x) || overlaps(y, delta)) return Bad("AddRmsNorm", "y overlaps x or delta");
+  if (Overlap(y, x) || Overlap(y, delta)) return Bad("AddRmsNorm", "y overlaps x or delta");
   return DoAddRmsNorm(x, delta, gain, eps, y);
 }
 
