@@ -17,6 +17,7 @@
 #include "lib/core/thread_pool.h"
 #include "lib/models/tensor_inventory.h"
 #include "reasonrt/cpu_features.h"
+#include "reasonrt/dtype.h"
 #include "reasonrt/model.h"
 #include "reasonrt/safetensors.h"
 
@@ -133,7 +134,7 @@ int RunBench(const BenchArgs& args) {
   auto ckpt = Checkpoint::Open(args.model);
   if (!ckpt.ok()) return Fail(ckpt.status());
   const ModelConfig& cfg = (*model)->config();
-  const DType kv_dtype = args.kv_dtype == "bf16" ? DType::kBF16 : DType::kF32;
+  const DType kv_dtype = *ParseDTypeName(args.kv_dtype);  // f32 or bf16: checked by the parser
   SessionOptions so;
   so.kv_dtype = kv_dtype;
   so.max_tokens = std::max(args.prompt, args.depth) + args.decode + 16;

@@ -90,7 +90,7 @@ GenerateOptions OptionsFrom(const GenerateArgs& args) {
   o.stop = args.stop;
   o.thinking.max_tokens = args.max_thinking;
   o.thinking.min_tokens = args.min_thinking;
-  o.kv_dtype = args.kv_dtype == "bf16" ? DType::kBF16 : DType::kF32;
+  o.kv_dtype = *ParseDTypeName(args.kv_dtype);  // f32 or bf16: checked by the parser
   return o;
 }
 
