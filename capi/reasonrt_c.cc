@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstddef>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -127,6 +128,13 @@ rrt_status Guard(F&& body) {
   }
 }
 
+// The layout callers were built against (LP64). kv_dtype came after the first release and
+// sits in what was the struct's tail padding, which rrt_generate_options_init zeroes: the
+// size (struct_size) is unchanged and a caller that knows nothing of it gets the f32 cache.
+static_assert(sizeof(void*) != 8 || (sizeof(rrt_generate_options) == 112 &&
+                                     offsetof(rrt_generate_options, kv_dtype) == 108),
+              "rrt_generate_options' layout changed: that breaks the C ABI");
+
 #define RRT_CHECK_HANDLE(h, what) \
   if (!Live(h)) return Fail((h) == nullptr ? RRT_INVALID_ARGUMENT : RRT_MISUSE, StrCat(what, " is NULL or was destroyed"))
 #define RRT_CHECK_ARG(cond, message) \
@@ -176,6 +184,7 @@ reasonrt::GenerateOptions ToOptions(const rrt_generate_options& o) {
   if (o.tools_json != nullptr) g.chat.tools_json = o.tools_json;
   if (o.extra_json != nullptr) g.chat.extra_context_json = o.extra_json;
   g.routing_stats = o.routing_stats != 0;
+  g.kv_dtype = o.kv_dtype == RRT_KV_BF16 ? reasonrt::DType::kBF16 : reasonrt::DType::kF32;
   return g;
 }
 
@@ -183,6 +192,8 @@ rrt_status CheckGenerateOptions(const rrt_generate_options* o) {
   RRT_CHECK_ARG(o != nullptr, "generate options are NULL");
   RRT_CHECK_STRUCT(o, rrt_generate_options);
   RRT_CHECK_ARG(o->stop_count == 0 || o->stop != nullptr, "stop is NULL but stop_count is not 0");
+  RRT_CHECK_ARG(o->kv_dtype == RRT_KV_F32 || o->kv_dtype == RRT_KV_BF16,
+                StrCat("kv_dtype ", o->kv_dtype, " is not RRT_KV_F32 (0) or RRT_KV_BF16 (1)"));
   return RRT_OK;
 }
 

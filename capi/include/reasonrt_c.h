@@ -30,7 +30,8 @@
  * are UTF-8 with explicit lengths; destroy functions accept NULL. No function aborts the
  * host or lets an exception out; misuse (NULL or destroyed handles, a wrong struct_size,
  * two threads on one session) is a status code. Handles of a model may be used from
- * several threads at once, except a session, which is one thread's at a time.
+ * several threads at once, except a session, which is one thread's at a time. A field
+ * added to a struct after the first release defaults to zero (what _init leaves there).
  */
 #ifndef REASONRT_C_H_
 #define REASONRT_C_H_
@@ -153,6 +154,9 @@ enum {
   RRT_FINISH_CONTEXT_FULL = 4
 };
 
+/* The KV cache's dtype: bf16 halves the memory of long thinking (log-probs move a little). */
+enum { RRT_KV_F32 = 0, RRT_KV_BF16 = 1 };
+
 typedef struct rrt_generate_options {
   size_t struct_size;
   int32_t greedy;
@@ -171,6 +175,7 @@ typedef struct rrt_generate_options {
   const char* tools_json;      /* chat template: tools as a JSON array, or NULL */
   const char* extra_json;      /* chat template: more variables as a JSON object, or NULL */
   int32_t routing_stats;       /* MoE models: count expert load (rrt_result_expert_load) */
+  int32_t kv_dtype;            /* the KV cache's: RRT_KV_F32 (0, default), RRT_KV_BF16 (half) */
 } rrt_generate_options;
 /* R1's recommended sampling (temperature 0.6, top-p 0.95), 1024 new tokens, n = 1. */
 RRT_C_API void rrt_generate_options_init(rrt_generate_options* options);

@@ -413,6 +413,34 @@ int main(int argc, char** argv) {
     CHECK(rrt_generate(model, msgs, strlen(msgs), &go, NULL, &r) == RRT_MISUSE);
   }
 
+  /* The KV cache's dtype: bf16 moves the first log-prob a little; an unknown one is refused. */
+  {
+    rrt_generate_options go;
+    rrt_result* r = NULL;
+    rrt_completion c;
+    float first[2] = {0, 0};
+    int k;
+    rrt_generate_options_init(&go);
+    CHECK(go.kv_dtype == RRT_KV_F32);
+    go.greedy = 1;
+    go.max_new_tokens = 2;
+    for (k = 0; k < 2; ++k) {
+      go.kv_dtype = k == 0 ? RRT_KV_F32 : RRT_KV_BF16;
+      CHECK(rrt_generate(model, msgs, strlen(msgs), &go, NULL, &r) == RRT_OK);
+      c.struct_size = sizeof(c);
+      CHECK(rrt_result_get(r, 0, &c) == RRT_OK);
+      CHECK(c.token_count > 0);
+      if (c.token_count > 0) first[k] = c.logprobs[0];
+      rrt_result_destroy(r);
+      r = NULL;
+    }
+    CHECK(first[0] != first[1] && fabsf(first[0] - first[1]) < 0.05f);
+    go.kv_dtype = 2;
+    CHECK(rrt_generate(model, msgs, strlen(msgs), &go, NULL, &r) == RRT_INVALID_ARGUMENT);
+    CHECK(strstr(rrt_last_error(), "kv_dtype 2") != NULL);
+    CHECK(r == NULL);
+  }
+
   /* Non-blocking: poll to the end; then start, cancel, and poll to the end. */
   {
     rrt_generate_options go;
