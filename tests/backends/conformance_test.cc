@@ -293,6 +293,42 @@ TEST_P(ConformanceTest, PagedAttentionLongContextRealWidths) {
   }
 }
 
+// More kv heads than the cpu backend takes in one task (8): a row's kv heads in two chunks
+// (8 and 2), each query row alone (split-K over its keys) and three rows together.
+TEST_P(ConformanceTest, PagedAttentionManyKvHeads) {
+  for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
+    const int64_t heads = 20, kv_heads = 10, dk = 40, dv = 24, blocks = 40, n = 600;
+    const std::string what = "Attention kv_heads=10 " + std::string(DTypeName(cache_dtype));
+    PagedKvLayer cache{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
+                       Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+    PagedKvLayer cache_ref{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
+                           Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+    std::vector<int32_t> table;
+    for (int32_t b = 0; b < 38; ++b) table.push_back((b * 11 + 5) % blocks);  // distinct blocks
+    std::vector<int64_t> slots;
+    for (int64_t p = 0; p < n; ++p)
+      slots.push_back(table[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
+    TensorView k = Random(DType::kF32, {n, kv_heads, dk}),
+               v = Random(DType::kF32, {n, kv_heads, dv});
+    ASSERT_TRUE(be_->StoreKv(k, v, slots, cache).ok());
+    ASSERT_TRUE(ref_->StoreKv(k, v, slots, cache_ref).ok());
+    TensorView q = Random(DType::kF32, {3, heads, dk}, -1.0f, 1.0f);
+    const float scale = 1.0f / std::sqrt(float(dk));
+    const std::vector<AttentionSequence> rows = {{table, 0, 3, 597}};
+    TensorView out = Zeros(DType::kF32, {3, heads, dv}),
+               out_ref = Zeros(DType::kF32, {3, heads, dv});
+    ASSERT_TRUE(be_->Attention(q, cache, rows, scale, out).ok()) << what;
+    ASSERT_TRUE(ref_->Attention(q, cache_ref, rows, scale, out_ref).ok());
+    ExpectAllNear(out, out_ref, 1e-5f, what);
+    for (int64_t r = 0; r < 3; ++r) {
+      const std::vector<AttentionSequence> one = {{table, 0, 1, 597 + r}};
+      TensorView out1 = Zeros(DType::kF32, {1, heads, dv});
+      ASSERT_TRUE(be_->Attention(*q.Slice(0, r, r + 1), cache, one, scale, out1).ok()) << what;
+      ExpectAllNear(out1, *out_ref.Slice(0, r, r + 1), 1e-5f, what + " row alone");
+    }
+  }
+}
+
 // The absorbed MLA projections: per-head matmuls on strided slices, both weight layouts.
 TEST_P(ConformanceTest, HeadMatMulBothLayoutsOnStridedViews) {
   for (DType wd : {DType::kF32, DType::kBF16}) {

@@ -281,22 +281,37 @@ class CpuBackend final : public Backend {
     const int64_t heads = q.dim(1), dk = q.dim(2), kv_heads = cache.k.dim(2), dv = out.dim(2);
     const int64_t group = heads / kv_heads;
     constexpr int64_t kHeadChunk = 8;
+    // A task: one query row's heads of kv heads [kvh0, kvh1), query heads [g0, g1) of each
+    // group. Groups of at most kHeadChunk heads go whole, with every kv head at once (up to
+    // kKvChunk): a slot's rows of all kv heads are then read together, whole (one kv head's
+    // alone, part of each cached row, streams at about half the rate); larger groups (MLA's
+    // 128 heads over one latent) in chunks of kHeadChunk heads.
+    constexpr int64_t kKvChunk = 8;
     struct Task {
       const AttentionSequence* seq;
       int64_t i;
-      int64_t kvh;
-      int64_t g0, g1;  // query heads [g0, g1) of the kv head's group
+      int64_t kvh0, kvh1;
+      int64_t g0, g1;
     };
     std::vector<Task> tasks;
     for (const AttentionSequence& s : sequences) {
       for (int64_t i = 0; i < s.query_count; ++i) {
-        for (int64_t kvh = 0; kvh < kv_heads; ++kvh) {
+        if (group <= kHeadChunk) {
+          for (int64_t h = 0; h < kv_heads; h += kKvChunk) {
+            tasks.push_back({&s, i, h, std::min(kv_heads, h + kKvChunk), 0, group});
+          }
+          continue;
+        }
+        for (int64_t h = 0; h < kv_heads; ++h) {
           for (int64_t g0 = 0; g0 < group; g0 += kHeadChunk) {
-            tasks.push_back({&s, i, kvh, g0, std::min(group, g0 + kHeadChunk)});
+            tasks.push_back({&s, i, h, h + 1, g0, std::min(group, g0 + kHeadChunk)});
           }
         }
       }
     }
+    // Heads of the largest task: the stride of the split parts' outputs.
+    const int64_t task_heads =
+        std::min(group, kHeadChunk) * std::min(kv_heads, group <= kHeadChunk ? kKvChunk : 1);
     // Long rows first so the threads finish together.
     std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) {
       return a.seq->first_position + a.i > b.seq->first_position + b.i;
@@ -329,8 +344,8 @@ class CpuBackend final : public Backend {
     // Split parts write unnormalised outputs and (max, sum) per head here, then merge.
     std::vector<float> partial_out, partial_stats;
     if (split) {
-      partial_out.resize(work.size() * kHeadChunk * static_cast<size_t>(dv));
-      partial_stats.resize(work.size() * kHeadChunk * 2);
+      partial_out.resize(work.size() * static_cast<size_t>(task_heads * dv));
+      partial_stats.resize(work.size() * static_cast<size_t>(task_heads) * 2);
     }
     pool_.ParallelFor(static_cast<int64_t>(work.size()), 1, [&](int64_t b, int64_t e) {
       std::vector<float> scores;
@@ -338,30 +353,37 @@ class CpuBackend final : public Backend {
         const Task& task = tasks[work[wi].task];
         const AttentionSequence& s = *task.seq;
         const int64_t row = s.query_begin + task.i;
+        const int64_t first_head = row * heads + task.kvh0 * group + task.g0;
         cpu::AttendArgs a;
         a.gn = task.g1 - task.g0;
+        a.kv_heads = task.kvh1 - task.kvh0;
         a.dk = dk;
         a.dv = dv;
         a.scale = scale;
-        a.q = q.data_as<float>() + (row * heads + task.kvh * group + task.g0) * dk;
-        a.out = split ? partial_out.data() + wi * kHeadChunk * dv
-                      : out.mutable_data_as<float>() + (row * heads + task.kvh * group + task.g0) * dv;
-        a.stats = split ? partial_stats.data() + wi * kHeadChunk * 2 : nullptr;
+        a.q = q.data_as<float>() + first_head * dk;
+        a.q_stride = group * dk;
+        a.out = split ? partial_out.data() + wi * task_heads * dv
+                      : out.mutable_data_as<float>() + first_head * dv;
+        a.out_stride = split ? a.gn * dv : group * dv;
+        a.stats = split ? partial_stats.data() + wi * task_heads * 2 : nullptr;
         a.bf16 = bf16;
         // Slot s's row of kv head h starts (s * kv_heads + h) * width elements in.
-        a.k = static_cast<const char*>(cache.k.data()) + task.kvh * dk * elem;
+        a.k = static_cast<const char*>(cache.k.data()) + task.kvh0 * dk * elem;
         a.k_slot_stride = kv_heads * dk;
+        a.k_head_stride = dk;
         if (latent) {
           a.v = a.k;
           a.v_slot_stride = a.k_slot_stride;
+          a.v_head_stride = a.k_head_stride;
         } else {
-          a.v = static_cast<const char*>(cache.v.data()) + task.kvh * dv * elem;
+          a.v = static_cast<const char*>(cache.v.data()) + task.kvh0 * dv * elem;
           a.v_slot_stride = kv_heads * dv;
+          a.v_head_stride = dv;
         }
         a.block_table = s.block_table.data();
         a.key_begin = work[wi].begin;
         a.n_keys = work[wi].end;
-        scores.resize(static_cast<size_t>(a.gn * (a.n_keys - a.key_begin)));
+        scores.resize(static_cast<size_t>(a.kv_heads * a.gn * (a.n_keys - a.key_begin)));
         a.scores = scores.data();
         cpu::Attend(a);
       }
@@ -373,16 +395,19 @@ class CpuBackend final : public Backend {
       while (last < work.size() && work[last].task == work[first].task) ++last;
       const Task& task = tasks[work[first].task];
       const int64_t row = task.seq->query_begin + task.i;
-      for (int64_t g = 0; g < task.g1 - task.g0; ++g) {
+      const int64_t gn = task.g1 - task.g0;
+      for (int64_t hg = 0; hg < (task.kvh1 - task.kvh0) * gn; ++hg) {
         float m = -HUGE_VALF;
-        for (size_t w = first; w < last; ++w) m = std::max(m, partial_stats[(w * kHeadChunk + g) * 2]);
-        float* o = out.mutable_data_as<float>() + (row * heads + task.kvh * group + task.g0 + g) * dv;
+        for (size_t w = first; w < last; ++w)
+          m = std::max(m, partial_stats[(w * task_heads + hg) * 2]);
+        const int64_t head = (task.kvh0 + hg / gn) * group + task.g0 + hg % gn;
+        float* o = out.mutable_data_as<float>() + (row * heads + head) * dv;
         std::fill(o, o + dv, 0.0f);
         double l = 0;
         for (size_t w = first; w < last; ++w) {
-          const float f = std::exp(partial_stats[(w * kHeadChunk + g) * 2] - m);
-          l += f * partial_stats[(w * kHeadChunk + g) * 2 + 1];
-          const float* po = partial_out.data() + (w * kHeadChunk + g) * dv;
+          const float f = std::exp(partial_stats[(w * task_heads + hg) * 2] - m);
+          l += f * partial_stats[(w * task_heads + hg) * 2 + 1];
+          const float* po = partial_out.data() + (w * task_heads + hg) * dv;
           for (int64_t i = 0; i < dv; ++i) o[i] += f * po[i];
         }
         const float inv = static_cast<float>(1.0 / l);
