@@ -11,6 +11,8 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "reasonrt/backend.h"
@@ -72,6 +74,24 @@ class ConformanceTest : public ::testing::TestWithParam<std::string> {
     auto b = CreateBackend(GetParam(), {});
     ASSERT_TRUE(b.ok()) << b.status();
     be_ = std::move(*b);
+  }
+  // Two paged caches of `blocks` blocks, this backend's and the reference's, holding the
+  // same random keys and values at positions 0..n-1 through `table`.
+  std::pair<PagedKvLayer, PagedKvLayer> FilledCaches(DType dtype, int64_t kv_heads, int64_t dk,
+                                                     int64_t dv, int64_t blocks, int64_t n,
+                                                     const std::vector<int32_t>& table) {
+    PagedKvLayer cache{Zeros(dtype, {blocks, kKvBlockSize, kv_heads, dk}),
+                       Zeros(dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+    PagedKvLayer cache_ref{Zeros(dtype, {blocks, kKvBlockSize, kv_heads, dk}),
+                           Zeros(dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+    std::vector<int64_t> slots;
+    for (int64_t p = 0; p < n; ++p)
+      slots.push_back(table[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
+    TensorView k = Random(DType::kF32, {n, kv_heads, dk}),
+               v = Random(DType::kF32, {n, kv_heads, dv});
+    EXPECT_TRUE(be_->StoreKv(k, v, slots, cache).ok());
+    EXPECT_TRUE(ref_->StoreKv(k, v, slots, cache_ref).ok());
+    return {cache, cache_ref};
   }
   std::unique_ptr<Backend> ref_, be_;
 };
@@ -266,17 +286,9 @@ TEST_P(ConformanceTest, PagedAttentionLongContextRealWidths) {
       const std::string what = "Attention " + std::string(DTypeName(cache_dtype)) + " dk=" +
                                std::to_string(dk) + " dv=" + std::to_string(dv);
       const int64_t heads = 12, kv_heads = 2, blocks = 48, n = 700;
-      PagedKvLayer cache{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
-                         Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
-      PagedKvLayer cache_ref{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
-                             Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
       std::vector<int32_t> table;
       for (int32_t b = 0; b < 44; ++b) table.push_back((b * 7 + 3) % blocks);  // distinct blocks
-      std::vector<int64_t> slots;
-      for (int64_t p = 0; p < n; ++p) slots.push_back(table[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
-      TensorView k = Random(DType::kF32, {n, kv_heads, dk}), v = Random(DType::kF32, {n, kv_heads, dv});
-      ASSERT_TRUE(be_->StoreKv(k, v, slots, cache).ok());
-      ASSERT_TRUE(ref_->StoreKv(k, v, slots, cache_ref).ok());
+      const auto [cache, cache_ref] = FilledCaches(cache_dtype, kv_heads, dk, dv, blocks, n, table);
       // Rows at positions 697-699 (a prefill's last rows, then a decode-like row).
       TensorView q = Random(DType::kF32, {3, heads, dk}, -1.0f, 1.0f);
       std::vector<AttentionSequence> seqs = {{table, 0, 2, 697}, {table, 2, 1, 699}};
@@ -299,19 +311,9 @@ TEST_P(ConformanceTest, PagedAttentionManyKvHeads) {
   for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
     const int64_t heads = 20, kv_heads = 10, dk = 40, dv = 24, blocks = 40, n = 600;
     const std::string what = "Attention kv_heads=10 " + std::string(DTypeName(cache_dtype));
-    PagedKvLayer cache{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
-                       Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
-    PagedKvLayer cache_ref{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dk}),
-                           Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
     std::vector<int32_t> table;
     for (int32_t b = 0; b < 38; ++b) table.push_back((b * 11 + 5) % blocks);  // distinct blocks
-    std::vector<int64_t> slots;
-    for (int64_t p = 0; p < n; ++p)
-      slots.push_back(table[p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
-    TensorView k = Random(DType::kF32, {n, kv_heads, dk}),
-               v = Random(DType::kF32, {n, kv_heads, dv});
-    ASSERT_TRUE(be_->StoreKv(k, v, slots, cache).ok());
-    ASSERT_TRUE(ref_->StoreKv(k, v, slots, cache_ref).ok());
+    const auto [cache, cache_ref] = FilledCaches(cache_dtype, kv_heads, dk, dv, blocks, n, table);
     TensorView q = Random(DType::kF32, {3, heads, dk}, -1.0f, 1.0f);
     const float scale = 1.0f / std::sqrt(float(dk));
     const std::vector<AttentionSequence> rows = {{table, 0, 3, 597}};
