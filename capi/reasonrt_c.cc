@@ -128,12 +128,20 @@ rrt_status Guard(F&& body) {
   }
 }
 
-// The layout callers were built against (LP64). kv_dtype came after the first release and
-// sits in what was the struct's tail padding, which rrt_generate_options_init zeroes: the
-// size (struct_size) is unchanged and a caller that knows nothing of it gets the f32 cache.
-static_assert(sizeof(void*) != 8 || (sizeof(rrt_generate_options) == 112 &&
-                                     offsetof(rrt_generate_options, kv_dtype) == 108),
-              "rrt_generate_options' layout changed: that breaks the C ABI");
+// The layouts programs were built against (LP64): changing one breaks every program built
+// with an older header (struct_size must match). kv_dtype came after the first release and
+// sits in what was rrt_generate_options' tail padding, which its _init zeroes: the size is
+// unchanged, and a program that knows nothing of it gets the f32 cache.
+static_assert(sizeof(void*) != 8 ||
+                  (sizeof(rrt_load_options) == 48 && sizeof(rrt_model_info) == 104 &&
+                   sizeof(rrt_generate_options) == 112 &&
+                   offsetof(rrt_generate_options, kv_dtype) == 108 &&
+                   sizeof(rrt_stream_callbacks) == 48 && sizeof(rrt_completion) == 80 &&
+                   sizeof(rrt_event) == 40 && sizeof(rrt_router_config) == 64 &&
+                   sizeof(rrt_grpo_advantage_options) == 64 &&
+                   sizeof(rrt_grpo_loss_options) == 56 && sizeof(rrt_grpo_loss) == 32 &&
+                   sizeof(rrt_rollout_arrays) == 88),
+              "a C ABI struct's layout changed");
 
 #define RRT_CHECK_HANDLE(h, what) \
   if (!Live(h)) return Fail((h) == nullptr ? RRT_INVALID_ARGUMENT : RRT_MISUSE, StrCat(what, " is NULL or was destroyed"))
