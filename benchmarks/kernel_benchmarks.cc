@@ -116,12 +116,13 @@ BENCHMARK_CAPTURE(BM_MatMul, Gemm128_bf16, DType::kBF16, 128)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_f32, DType::kF32, 128)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_f8_e4m3, DType::kF8E4M3, 128)->Apply(Shapes);
 
-// One decode row's attention for one layer of R1-Distill-Qwen-1.5B (12 query heads over 2
-// kv heads of 128 dims) after `depth` cached positions, the cache in `dtype`; bytes: the
+// One decode row's attention for one layer of `heads` query heads over `kv_heads` kv heads
+// of 128 dims (R1-Distill-Qwen-1.5B: 12 over 2) after `depth` cached positions, the cache in
+// `dtype`; bytes: the
 // layer's keys and values read once. The cache of 28 layers (a token's decode) does not fit
 // the L3, so a copy per layer is cycled through, as decode does.
-void BM_AttentionDecode(benchmark::State& state, DType dtype) {
-  const int64_t depth = state.range(0), heads = 12, kv_heads = 2, d = 128, layers = 28;
+void BM_AttentionDecode(benchmark::State& state, DType dtype, int64_t heads, int64_t kv_heads) {
+  const int64_t depth = state.range(0), d = 128, layers = 28;
   const int64_t blocks = (depth + kKvBlockSize - 1) / kKvBlockSize;
   std::unique_ptr<Backend> be = *CreateBackend("cpu", {});
   std::mt19937 rng(3);
@@ -152,10 +153,13 @@ void BM_AttentionDecode(benchmark::State& state, DType dtype) {
   state.SetBytesProcessed(state.iterations() * 2 * depth * kv_heads * d *
                           static_cast<int64_t>(DTypeSize(dtype)));
 }
-BENCHMARK_CAPTURE(BM_AttentionDecode, f32, DType::kF32)
+BENCHMARK_CAPTURE(BM_AttentionDecode, f32, DType::kF32, 12, 2)
     ->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_AttentionDecode, bf16, DType::kBF16)
+BENCHMARK_CAPTURE(BM_AttentionDecode, bf16, DType::kBF16, 12, 2)
     ->Arg(4096)->Unit(benchmark::kMicrosecond)->UseRealTime();
+// R1-Distill-Llama-8B's attention (32 query heads over 8 kv heads): 4x the cache a position.
+BENCHMARK_CAPTURE(BM_AttentionDecode, llama8b_f32, DType::kF32, 32, 8)
+    ->Arg(1024)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 }  // namespace reasonrt
