@@ -310,8 +310,9 @@ class CpuBackend final : public Backend {
       }
     }
     // Heads of the largest task: the stride of the split parts' outputs.
-    const int64_t task_heads =
-        std::min(group, kHeadChunk) * std::min(kv_heads, group <= kHeadChunk ? kKvChunk : 1);
+    int64_t task_heads = 0;
+    for (const Task& t : tasks)
+      task_heads = std::max(task_heads, (t.kvh1 - t.kvh0) * (t.g1 - t.g0));
     // Long rows first so the threads finish together.
     std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) {
       return a.seq->first_position + a.i > b.seq->first_position + b.i;
