@@ -118,9 +118,8 @@ BENCHMARK_CAPTURE(BM_MatMul, Gemm128_f8_e4m3, DType::kF8E4M3, 128)->Apply(Shapes
 
 // One decode row's attention for one layer of `heads` query heads over `kv_heads` kv heads
 // of 128 dims (R1-Distill-Qwen-1.5B: 12 over 2) after `depth` cached positions, the cache in
-// `dtype`; bytes: the
-// layer's keys and values read once. The cache of 28 layers (a token's decode) does not fit
-// the L3, so a copy per layer is cycled through, as decode does.
+// `dtype`; bytes: the layer's keys and values read once. The cache of 28 layers (a token's
+// decode) does not fit the L3, so a copy per layer is cycled through, as decode does.
 void BM_AttentionDecode(benchmark::State& state, DType dtype, int64_t heads, int64_t kv_heads) {
   const int64_t depth = state.range(0), d = 128, layers = 28;
   const int64_t blocks = (depth + kKvBlockSize - 1) / kKvBlockSize;

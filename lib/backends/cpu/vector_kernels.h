@@ -31,8 +31,8 @@ struct AttendArgs {
   const float* q = nullptr;  // kv head h's gn rows of dk, contiguous, at q + h * q_stride
   int64_t gn = 0, dk = 0, dv = 0;
   int64_t kv_heads = 1;
-  int64_t q_stride = 0,
-          out_stride = 0;  // elements from one kv head's query (output) rows to the next's
+  // Elements from one kv head's query (output) rows to the next kv head's.
+  int64_t q_stride = 0, out_stride = 0;
   float scale = 1.0f;
   const void* k = nullptr;  // the first kv head's row in slot 0 of the key cache
   const void* v = nullptr;  // the same for values (MLA's latent cache: k again)
