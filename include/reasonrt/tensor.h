@@ -81,6 +81,9 @@ class RRT_API TensorView {
   int64_t num_elements() const;
   // Bytes spanned by the elements if the view is contiguous: num_elements * DTypeSize.
   int64_t byte_size() const { return num_elements() * static_cast<int64_t>(DTypeSize(dtype_)); }
+  // Bytes from data() to one past the last element the view reaches, strides included (0
+  // when it has no elements): byte_size() for a contiguous view, more for a strided one.
+  int64_t span_bytes() const;
   bool is_contiguous() const;
   bool empty() const { return data_ == nullptr; }
   bool read_only() const { return read_only_; }

@@ -47,9 +47,7 @@ absl::Status CheckStridedRows(std::string_view op, std::string_view name, const 
 
 // One past the last element a view reaches, as a byte address (for overlap checks).
 const char* ViewEnd(const TensorView& t) {
-  int64_t last = 0;
-  for (int d = 0; d < t.rank(); ++d) last += (t.dim(d) - 1) * t.stride(d);
-  return static_cast<const char*>(t.data()) + (last + 1) * static_cast<int64_t>(DTypeSize(t.dtype()));
+  return static_cast<const char*>(t.data()) + t.span_bytes();
 }
 
 bool Overlap(const TensorView& a, const TensorView& b) {

@@ -113,6 +113,13 @@ int64_t TensorView::num_elements() const {
   return n;
 }
 
+int64_t TensorView::span_bytes() const {
+  if (num_elements() == 0) return 0;
+  int64_t last = 0;
+  for (int i = 0; i < rank_; ++i) last += (dims_[i] - 1) * strides_[i];
+  return (last + 1) * static_cast<int64_t>(DTypeSize(dtype_));
+}
+
 bool TensorView::is_contiguous() const {
   int64_t expected = 1;
   for (int i = rank_ - 1; i >= 0; --i) {

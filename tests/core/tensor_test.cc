@@ -64,6 +64,23 @@ TEST(TensorViewTest, SliceSelectTransposeReshape) {
   EXPECT_FALSE(t->Reshape({5, 5}).ok());
 }
 
+TEST(TensorViewTest, SpanBytesCountsTheStridesAViewReaches) {
+  auto t = TensorView::Allocate(DType::kBF16, {4, 6});
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->span_bytes(), 48);
+  EXPECT_EQ(t->span_bytes(), t->byte_size());
+  auto cols = t->Slice(1, 2, 4);  // rows of 2 of the 6: [0][2] to [3][3]
+  ASSERT_TRUE(cols.ok());
+  EXPECT_EQ(cols->byte_size(), 16);
+  EXPECT_EQ(cols->span_bytes(), (3 * 6 + 1 + 1) * 2);
+  auto tr = t->Transpose(0, 1);  // the same elements in another order: the same span
+  ASSERT_TRUE(tr.ok());
+  EXPECT_EQ(tr->span_bytes(), 48);
+  auto none = t->Slice(0, 2, 2);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->span_bytes(), 0);
+}
+
 TEST(TensorViewTest, BadShapesAndRangesAreErrors) {
   EXPECT_FALSE(TensorView::Allocate(DType::kF32, {-1, 2}).ok());
   EXPECT_FALSE(TensorView::Allocate(DType::kF32, {1, 1, 1, 1, 1, 1, 1}).ok());

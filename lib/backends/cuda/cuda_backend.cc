@@ -38,14 +38,6 @@ absl::Status CudaStatus(cudaError_t e, std::string_view what) {
   return absl::InternalError(message);
 }
 
-// Bytes from a view's first element to one past its last (the span a strided view reaches).
-size_t SpanBytes(const TensorView& t) {
-  if (t.num_elements() == 0) return 0;
-  int64_t last = 0;
-  for (int d = 0; d < t.rank(); ++d) last += (t.dim(d) - 1) * t.stride(d);
-  return static_cast<size_t>(last + 1) * DTypeSize(t.dtype());
-}
-
 // The stream of a backend, kept alive by every buffer freed on it.
 struct Stream {
   cudaStream_t stream = nullptr;
@@ -70,7 +62,7 @@ class WeightCopies {
   // The device copy of host view t (with an owner) on `device`; uploads on first use (and
   // then sets *uploaded).
   absl::StatusOr<TensorView> Find(const TensorView& t, int device, bool* uploaded) {
-    const Key key{device, t.data(), SpanBytes(t)};
+    const Key key{device, t.data(), static_cast<size_t>(t.span_bytes())};
     const uint64_t generation = WeightCopiesGeneration();
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(key);
@@ -630,7 +622,8 @@ class CudaBackend final : public Backend {
       for (const auto& [device, host] : downloads_) {
         RRT_RETURN_IF_ERROR(
             CudaStatus(cudaMemcpyAsync(const_cast<void*>(host.data()), device.data(),
-                                       SpanBytes(host), cudaMemcpyDeviceToHost, be_.stream()),
+                                       static_cast<size_t>(host.span_bytes()),
+                                       cudaMemcpyDeviceToHost, be_.stream()),
                        op));
       }
       if (be_.timer_ != nullptr)
@@ -649,15 +642,16 @@ class CudaBackend final : public Backend {
 
     // Device memory with t's layout (same strides), not initialised.
     absl::StatusOr<TensorView> Buffer(const TensorView& t) {
-      RRT_ASSIGN_OR_RETURN(void* p, Memory(SpanBytes(t)));
+      RRT_ASSIGN_OR_RETURN(void* p, Memory(static_cast<size_t>(t.span_bytes())));
       return TensorView::BorrowStrided(p, t.dtype(), t.shape(), t.strides(), be_.device());
     }
 
     absl::StatusOr<TensorView> Upload(const TensorView& t) {
       RRT_ASSIGN_OR_RETURN(TensorView d, Buffer(t));
-      RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(d.mutable_data(), t.data(), SpanBytes(t),
-                                                     cudaMemcpyHostToDevice, be_.stream()),
-                                     "copy operand in"));
+      RRT_RETURN_IF_ERROR(CudaStatus(
+          cudaMemcpyAsync(d.mutable_data(), t.data(), static_cast<size_t>(t.span_bytes()),
+                          cudaMemcpyHostToDevice, be_.stream()),
+          "copy operand in"));
       return d;
     }
 
