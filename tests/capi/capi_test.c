@@ -72,8 +72,16 @@ static void on_finish(int32_t i, int32_t reason, void* u) {
 typedef struct {
   rrt_session* session;
   rrt_status status;
-  volatile int finished;
+  pthread_mutex_t mu; /* guards finished (C99 has no atomics) */
+  int finished;
 } BigForward;
+static int big_forward_finished(BigForward* b) {
+  int finished;
+  pthread_mutex_lock(&b->mu);
+  finished = b->finished;
+  pthread_mutex_unlock(&b->mu);
+  return finished;
+}
 static void* big_forward(void* arg) {
   BigForward* b = (BigForward*)arg;
   enum { kTokens = 3000 };
@@ -89,7 +97,9 @@ static void* big_forward(void* arg) {
     want[i] = i == kTokens - 1;
   }
   b->status = rrt_session_forward(b->session, tokens, pos, seq, want, kTokens, logits, 512, &rows);
+  pthread_mutex_lock(&b->mu);
   b->finished = 1;
+  pthread_mutex_unlock(&b->mu);
   return NULL;
 }
 
@@ -348,13 +358,15 @@ int main(int argc, char** argv) {
       b.session = s;
       b.status = RRT_INTERNAL;
       b.finished = 0;
+      CHECK(pthread_mutex_init(&b.mu, NULL) == 0);
       CHECK(pthread_create(&thread, NULL, big_forward, &b) == 0);
-      while (!b.finished) {
+      while (!big_forward_finished(&b)) {
         /* An invalid position: when the session is free this fails as INVALID_ARGUMENT. */
         rrt_status st = rrt_session_forward(s, tokens, &bad_pos, seq, want, 1, logits, 512, &rows);
         if (st == RRT_MISUSE) busy_seen = 1;
       }
       pthread_join(thread, NULL);
+      pthread_mutex_destroy(&b.mu);
       CHECK(busy_seen || b.status == RRT_MISUSE);
       rrt_session_destroy(s);
     }
