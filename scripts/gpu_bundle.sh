@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what the GPU checks of the cuda backend need into .gpu/ (ignored by git), for a
 # machine that has an NVIDIA GPU and CUDA but not this project's Debian dependencies: the
-# test binaries and the CLI from ./build (scripts/build.sh builds them with CUDA wherever
+# test binaries, the CLI and the cuda kernel benchmarks from ./build (scripts/build.sh builds them with CUDA wherever
 # nvcc is), the shared libraries they load, the 7B and 1.5B model configs, and gpu/check.sh.
 #
 #   bash scripts/gpu_bundle.sh            # here, after scripts/build.sh
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${RRT_BUILD_DIR:-build}
 bins=("$build/tests/backends_tests" "$build/tests/models_tests" "$build/tests/runtime_tests"
-      "$build/examples/cli/reasonrt")
+      "$build/examples/cli/reasonrt" "$build/benchmarks/cuda_benchmarks")
 for b in "${bins[@]}"; do
   [[ -x $b ]] || { echo "missing $b: run scripts/build.sh first" >&2; exit 1; }
 done

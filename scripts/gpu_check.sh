@@ -4,8 +4,10 @@
 # Each stage has its own time limit (seconds, T_<stage>) so that one that hangs leaves the
 # others their time; the order puts the cheap, telling ones first.
 #
-#   STAGES="tests bench torch sanitizer cpu auto" bash .gpu/check.sh    (the default: all)
+#   STAGES="tests bench kernels torch sanitizer cpu auto" bash .gpu/check.sh    (the default: all)
 #
+# kernels: the cuda kernel benchmarks (decode GEMV by shape and split, prompt attention)
+# against the device's copy bandwidth.
 # auto: the runtime and model tests with RRT_BACKEND=cuda, so that every test that asks for
 # "auto" runs on the GPU (the check before `auto` may prefer cuda).
 # cpu: the cpu backend on that machine's CPU (AVX512-BF16 and AMX on the H200 machines lent
@@ -24,7 +26,7 @@ cublas_dirs+=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvi
 export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
 "$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
 echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$work/env.sh"  # for gpu_ab.sh's runs
-stages=${STAGES:-tests bench torch sanitizer cpu auto}
+stages=${STAGES:-tests bench kernels torch sanitizer cpu auto}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   "$bin/reasonrt" devices 2>&1
@@ -61,6 +63,10 @@ if [[ $stages == *bench* ]]; then
   RRT_CUDA_OP_TIMES=1 stage optimes "${T_BENCH:-150}" "$bin/reasonrt" bench --model "$work/q7" \
     --backend cuda -p 512 -n 64 -r 1
   cat "$out/optimes.txt"
+fi
+if [[ $stages == *kernels* ]]; then
+  stage kernels "${T_KERNELS:-150}" "$bin/cuda_benchmarks" --benchmark_min_time=0.1
+  grep -E 'BM_|==' "$out/kernels.txt"
 fi
 if [[ $stages == *torch* ]]; then
   PYTHONUNBUFFERED=1 stage torch "${T_TORCH:-120}" python3 "$here/torch_decode.py" --model "$work/q7" --tokens 64

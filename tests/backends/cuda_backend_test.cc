@@ -6,10 +6,13 @@
 // Tolerances: the cuda kernels and the cpu backend with exact activations both compute in
 // f32 (in different orders): logits agree to 1e-4 of the largest, and greedy generations
 // are identical.
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cmath>
 #include <ostream>
 #include <random>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "lib/models/synth.h"
@@ -70,6 +73,39 @@ TEST(CudaBackendTest, OperandsInDeviceMemory) {
   ASSERT_TRUE(ref->MatMul(x, Weight{w, {}}, nullptr, want).ok());
   ASSERT_TRUE(ref->SiluMul(want, want, want).ok());
   ExpectClose(y, want, 1e-5f);
+}
+
+// The decode GEMV may launch while the kernel before it still runs (programmatic dependent
+// launch, on sm_90 and later) and must wait for it before reading activations: a chain of
+// RmsNorm -> GEMV -> Add on device memory, 1 and 8 rows, 20 steps, where a GEMV that read
+// its input early would see the previous step's. Against the reference (1e-4 of the
+// largest: f32 sums in different orders over 20 steps).
+TEST(CudaBackendTest, DependentLaunchesSeeTheirPredecessorsResults) {
+  SKIP_WITHOUT_CUDA();
+  auto be = *CreateBackend("cuda", {});
+  auto ref = *CreateBackend("reference", {});
+  for (int64_t t : {1, 8}) {
+    SCOPED_TRACE(t);
+    const int64_t h = 512;
+    TensorView x = RandomHost(DType::kF32, {t, h}, 41), w = RandomHost(DType::kBF16, {h, h}, 42),
+               gain = RandomHost(DType::kF32, {h}, 43);
+    TensorView dx = *be->Allocate(DType::kF32, {t, h}), dn = *be->Allocate(DType::kF32, {t, h}),
+               dy = *be->Allocate(DType::kF32, {t, h});
+    TensorView n = *TensorView::Allocate(DType::kF32, {t, h}),
+               y = *TensorView::Allocate(DType::kF32, {t, h});
+    ASSERT_TRUE(be->Copy(x, dx).ok());
+    for (int step = 0; step < 20; ++step) {
+      ASSERT_TRUE(be->RmsNorm(dx, gain, 1e-6f, dn).ok());
+      ASSERT_TRUE(be->MatMul(dn, Weight{w, {}}, nullptr, dy).ok());
+      ASSERT_TRUE(be->Add(dx, dy, dx).ok());
+      ASSERT_TRUE(ref->RmsNorm(x, gain, 1e-6f, n).ok());
+      ASSERT_TRUE(ref->MatMul(n, Weight{w, {}}, nullptr, y).ok());
+      ASSERT_TRUE(ref->Add(x, y, x).ok());
+    }
+    TensorView got = *TensorView::Allocate(DType::kF32, {t, h});
+    ASSERT_TRUE(be->Copy(dx, got).ok());
+    ExpectClose(got, x, 1e-4f);
+  }
 }
 
 // A long sequence over blocks 0 .. blocks - 2 in reverse order and a short one in the last
@@ -155,6 +191,69 @@ TEST(CudaBackendTest, TiledPromptAttentionMatchesTheReference) {
   }
 }
 
+// Prompt sequences of 64 rows or more run on tensor cores (cuBLAS, bf16 operands and f32
+// sums) unless activations must be exact: 150 new rows after 37 cached positions (blocks
+// in reverse order), 70 rows from position 0 and 5 rows (the tiled kernel's) in one call,
+// four query heads a kv head, dk != dv. Tolerance: the bf16 rounding of queries, keys,
+// values and softmax weights (8 significant bits) moves the outputs by about 1e-3 of the
+// largest; 5e-3 is asserted. The same rows again in chunks of 16 (scratch limited by
+// RRT_CUDA_ATTENTION_SCRATCH); with exact activations the f32 kernels run (1e-5), and the
+// tensor-core result differs from theirs by more than f32 rounding (so it did run).
+TEST(CudaBackendTest, TensorCorePromptAttentionMatchesTheReference) {
+  SKIP_WITHOUT_CUDA();
+  auto ref = *CreateBackend("reference", {});
+  BackendOptions exact;
+  exact.exact_activations = true;
+  const int64_t heads = 8, kv_heads = 2, dk = 64, dv = 32, cached = 37;
+  const std::vector<int64_t> rows = {150, 70, 5}, first = {cached, 0, 0};
+  // Blocks: the first sequence's 12 in reverse order, then the others' in order.
+  std::vector<std::vector<int32_t>> tables(3);
+  std::vector<int64_t> slots;
+  int32_t next_block = 0;
+  for (size_t s = 0; s < 3; ++s) {
+    const int64_t keys = first[s] + rows[s], blocks = (keys + kKvBlockSize - 1) / kKvBlockSize;
+    for (int64_t b = 0; b < blocks; ++b) tables[s].push_back(next_block + static_cast<int32_t>(b));
+    if (s == 0) std::reverse(tables[s].begin(), tables[s].end());
+    next_block += static_cast<int32_t>(blocks);
+    for (int64_t p = 0; p < keys; ++p)
+      slots.push_back(tables[s][p / kKvBlockSize] * kKvBlockSize + p % kKvBlockSize);
+  }
+  const int64_t n = static_cast<int64_t>(slots.size()), q_rows = rows[0] + rows[1] + rows[2];
+  const std::vector<AttentionSequence> seqs = {{tables[0], 0, rows[0], first[0]},
+                                               {tables[1], rows[0], rows[1], first[1]},
+                                               {tables[2], rows[0] + rows[1], rows[2], first[2]}};
+  for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
+    SCOPED_TRACE(DTypeName(cache_dtype));
+    PagedKvLayer cache{
+        *TensorView::Allocate(cache_dtype, {next_block, kKvBlockSize, kv_heads, dk}),
+        *TensorView::Allocate(cache_dtype, {next_block, kKvBlockSize, kv_heads, dv})};
+    TensorView k = RandomHost(DType::kF32, {n, kv_heads, dk}, 31),
+               v = RandomHost(DType::kF32, {n, kv_heads, dv}, 32),
+               q = RandomHost(DType::kF32, {q_rows, heads, dk}, 33);
+    ASSERT_TRUE(ref->StoreKv(k, v, slots, cache).ok());
+    TensorView want = *TensorView::Allocate(DType::kF32, {q_rows, heads, dv});
+    ASSERT_TRUE(ref->Attention(q, cache, seqs, 0.5f, want).ok());
+    auto run = [&](const BackendOptions& options) {
+      auto be = *CreateBackend("cuda", options);
+      TensorView out = *TensorView::Allocate(DType::kF32, {q_rows, heads, dv});
+      EXPECT_TRUE(be->Attention(q, cache, seqs, 0.5f, out).ok());
+      return out;
+    };
+    const TensorView fast = run({});
+    ExpectClose(fast, want, 5e-3f);
+    ::setenv("RRT_CUDA_ATTENTION_SCRATCH", "1", 1);
+    const TensorView chunked = run({});
+    ::unsetenv("RRT_CUDA_ATTENTION_SCRATCH");
+    ExpectClose(chunked, want, 5e-3f);
+    const TensorView f32 = run(exact);
+    ExpectClose(f32, want, 1e-5f);
+    float differ = 0.0f;
+    for (int64_t i = 0; i < f32.num_elements(); ++i)
+      differ = std::max(differ, std::fabs(fast.data_as<float>()[i] - f32.data_as<float>()[i]));
+    EXPECT_GT(differ, 1e-5f * MaxAbs(want));
+  }
+}
+
 // MLA's absorbed decode at DeepSeek-V3's shape (one latent cache row of 512 + 64 per token,
 // read by every head; 20 heads: two full tiles of 8 and a partial one), one query over a
 // long context (split keys) and one over 5 tokens in the same call.
@@ -203,6 +302,46 @@ TEST(CudaBackendTest, WeightCopiesFollowInvalidation) {
   ASSERT_TRUE(be->MatMul(x, Weight{w, {}}, nullptr, y).ok());
   ASSERT_TRUE(ref->MatMul(x, Weight{w, {}}, nullptr, want).ok());
   ExpectClose(y, want, 1e-5f);
+}
+
+// q, k and v as one device matrix (one GEMV launch for a few rows, one GEMM whose columns
+// are split into the outputs for many): results as the reference's, exact activations
+// (1e-5) and bf16-rounded ones (1e-2, as the conformance suite), and after the weights
+// change in place and InvalidateWeightCopies(), the new weights' results.
+TEST(CudaBackendTest, FusedWeightsFollowInvalidation) {
+  SKIP_WITHOUT_CUDA();
+  auto ref = *CreateBackend("reference", {});
+  BackendOptions exact;
+  exact.exact_activations = true;
+  Weight q{RandomHost(DType::kBF16, {64, 96}, 51), {}},
+      k{RandomHost(DType::kBF16, {16, 96}, 52), {}}, v{RandomHost(DType::kBF16, {16, 96}, 53), {}};
+  TensorView qb = RandomHost(DType::kBF16, {64}, 54), kb = RandomHost(DType::kF32, {16}, 55);
+  for (const BackendOptions& options : {BackendOptions{}, exact}) {
+    auto be = *CreateBackend("cuda", options);
+    for (int64_t t : {3, 40}) {
+      SCOPED_TRACE(::testing::Message() << "t=" << t << " exact=" << options.exact_activations);
+      const float tol = options.exact_activations || t <= 8 ? 1e-5f : 1e-2f;
+      TensorView x = RandomHost(DType::kF32, {t, 96}, 56);
+      for (int round = 0; round < 2; ++round) {
+        std::vector<TensorView> got, want;
+        for (int64_t n : {64, 16, 16}) {
+          got.push_back(*TensorView::Allocate(DType::kF32, {t, n}));
+          want.push_back(*TensorView::Allocate(DType::kF32, {t, n}));
+        }
+        ASSERT_TRUE(
+            be->MatMulShared(x, {&q, &k, &v}, {&qb, &kb, nullptr}, {&got[0], &got[1], &got[2]})
+                .ok());
+        ASSERT_TRUE(
+            ref->MatMulShared(x, {&q, &k, &v}, {&qb, &kb, nullptr}, {&want[0], &want[1], &want[2]})
+                .ok());
+        for (int i = 0; i < 3; ++i) ExpectClose(got[i], want[i], tol);
+        // k's weights negated in place (bf16: the sign bit) for the second round.
+        auto* bits = static_cast<uint16_t*>(k.data.mutable_data());
+        for (int64_t i = 0; i < k.data.num_elements(); ++i) bits[i] ^= 0x8000;
+        InvalidateWeightCopies();
+      }
+    }
+  }
 }
 
 struct ModelCase {

@@ -22,7 +22,10 @@ const Cublas* Cublas::Get() {
     c->destroy_ = reinterpret_cast<DestroyFn>(dlsym(lib, "cublasDestroy_v2"));
     c->set_stream_ = reinterpret_cast<SetStreamFn>(dlsym(lib, "cublasSetStream_v2"));
     c->gemm_ex_ = reinterpret_cast<GemmExFn>(dlsym(lib, "cublasGemmEx"));
-    if (!c->create_ || !c->destroy_ || !c->set_stream_ || !c->gemm_ex_) {
+    c->gemm_strided_batched_ex_ =
+        reinterpret_cast<GemmStridedBatchedExFn>(dlsym(lib, "cublasGemmStridedBatchedEx"));
+    if (!c->create_ || !c->destroy_ || !c->set_stream_ || !c->gemm_ex_ ||
+        !c->gemm_strided_batched_ex_) {
       delete c;
       return nullptr;
     }
@@ -51,6 +54,15 @@ bool Cublas::GemmBf16(void* handle, int m, int n, int k, const void* x, const vo
   const float alpha = 1.0f;
   return gemm_ex_(handle, kOpT, kOpN, n, m, k, &alpha, w, kR16BF, k, x, kR16BF, k, &beta, y, kR32F,
                   n, kCompute32F, kGemmDefault) == 0;
+}
+
+bool Cublas::GemmStridedBatchedBf16(void* handle, bool trans_a, bool trans_b, int m, int n, int k,
+                                    float alpha, StridedOperand a, StridedOperand b, float beta,
+                                    float* c, int ldc, long long stride_c, int batch) const {
+  return gemm_strided_batched_ex_(handle, trans_a ? kOpT : kOpN, trans_b ? kOpT : kOpN, m, n, k,
+                                  &alpha, a.data, kR16BF, a.ld, a.stride, b.data, kR16BF, b.ld,
+                                  b.stride, &beta, c, kR32F, ldc, stride_c, batch, kCompute32F,
+                                  kGemmDefault) == 0;
 }
 
 }  // namespace reasonrt::cuda

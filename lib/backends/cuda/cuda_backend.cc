@@ -59,6 +59,59 @@ class WeightCopies {
     return *copies;
   }
 
+  // One device matrix [sum of rows, k] holding host matrices parts[i] ([rows_i, k], same
+  // dtype, contiguous, with owners) one after another, on `device`; uploads on first use
+  // (and then sets *uploaded). It stands in for the parts' own copies (q, k and v as one
+  // prompt GEMM), so that no weight is on the device twice.
+  absl::StatusOr<TensorView> FindFused(absl::Span<const TensorView* const> parts, int device,
+                                       bool* uploaded) {
+    FusedKey key{device, {}};
+    int64_t rows = 0;
+    for (const TensorView* p : parts) {
+      key.parts.emplace_back(p->data(), static_cast<size_t>(p->span_bytes()));
+      rows += p->dim(0);
+    }
+    const uint64_t generation = WeightCopiesGeneration();
+    const std::vector<int64_t> shape = {rows, parts[0]->dim(1)};
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = fused_.find(key);
+    if (it != fused_.end()) {
+      bool same = it->second.generation == generation;
+      for (size_t i = 0; i < parts.size() && same; ++i) {
+        const std::weak_ptr<const void>& o = it->second.owners[i];
+        same = !o.expired() && o.lock() == parts[i]->owner();
+      }
+      if (same) return FusedView(it->second.memory.get(), parts[0]->dtype(), shape, device);
+      fused_.erase(it);
+    }
+    for (auto i = fused_.begin(); i != fused_.end();) {  // drop copies of freed weights
+      bool expired = false;
+      for (const auto& o : i->second.owners) expired = expired || o.expired();
+      i = expired ? fused_.erase(i) : std::next(i);
+    }
+    size_t bytes = 0;
+    for (const auto& [host, part_bytes] : key.parts) bytes += part_bytes;
+    void* p = nullptr;
+    RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
+    RRT_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, bytes), "copy of fused weights"));
+    std::shared_ptr<void> memory(p, [device](void* q) {
+      cudaSetDevice(device);
+      cudaFree(q);
+    });
+    size_t offset = 0;
+    FusedEntry entry{{}, generation, memory};
+    for (size_t i = 0; i < parts.size(); ++i) {
+      RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpy(static_cast<char*>(p) + offset, parts[i]->data(),
+                                                key.parts[i].second, cudaMemcpyHostToDevice),
+                                     "upload weight"));
+      offset += key.parts[i].second;
+      entry.owners.push_back(parts[i]->owner());
+    }
+    fused_[key] = std::move(entry);
+    *uploaded = true;
+    return FusedView(p, parts[0]->dtype(), shape, device);
+  }
+
   // The device copy of host view t (with an owner) on `device`; uploads on first use (and
   // then sets *uploaded).
   absl::StatusOr<TensorView> Find(const TensorView& t, int device, bool* uploaded) {
@@ -105,6 +158,23 @@ class WeightCopies {
     uint64_t generation;
     std::shared_ptr<void> memory;
   };
+  struct FusedKey {
+    int device;
+    std::vector<std::pair<const void*, size_t>> parts;
+    bool operator<(const FusedKey& o) const {
+      return std::tie(device, parts) < std::tie(o.device, o.parts);
+    }
+  };
+  struct FusedEntry {
+    std::vector<std::weak_ptr<const void>> owners;
+    uint64_t generation;
+    std::shared_ptr<void> memory;
+  };
+
+  static absl::StatusOr<TensorView> FusedView(void* memory, DType dtype,
+                                              const std::vector<int64_t>& shape, int device) {
+    return TensorView::Borrow(memory, dtype, shape, Device{DeviceType::kCuda, device});
+  }
 
   static absl::StatusOr<TensorView> View(const TensorView& t, void* memory, int device) {
     return TensorView::BorrowStrided(memory, t.dtype(), t.shape(), t.strides(),
@@ -113,11 +183,20 @@ class WeightCopies {
 
   std::mutex mu_;
   std::map<Key, Entry> entries_;
+  std::map<FusedKey, FusedEntry> fused_;
 };
 
 // Attention splits a row's keys into ranges of at least this many when rows x heads alone
 // would leave most of the GPU idle (decode).
 constexpr int64_t kKeysPerSplit = 64;
+
+// Weights applied to the same activations fuse into one device matrix when every part but
+// the largest has at most this many rows (k and v beside q; see FusesWeights).
+constexpr int64_t kFuseSmallRows = 1024;
+
+// A prompt sequence of at least this many rows runs its attention as GEMMs on tensor cores
+// (without exact activations; GemmAttention).
+constexpr int64_t kGemmAttentionMinRows = 64;
 
 // With RRT_CUDA_OP_TIMES set: each operation's GPU time (CUDA events around its work on the
 // stream), summed per operation and phase (prompt: more than kMaxGemvRows rows; upload:
@@ -201,6 +280,10 @@ class CudaBackend final : public Backend {
         multiprocessors_(multiprocessors) {
     if (std::getenv("RRT_CUDA_OP_TIMES") != nullptr)
       timer_ = std::make_unique<OpTimer>(stream_->stream);
+    if (const char* v = std::getenv("RRT_CUDA_ATTENTION_SCRATCH"); v != nullptr) {
+      const long long bytes = std::atoll(v);
+      if (bytes > 0) attention_scratch_bytes_ = bytes;
+    }
   }
   ~CudaBackend() override {
     timer_.reset();
@@ -241,25 +324,42 @@ class CudaBackend final : public Backend {
 
   // Up to kMaxGemvRows rows: the weights' GEMVs as one launch per kMaxGemvSegments weights
   // (q, k and v read in one pass); more rows, or weights of mixed dtypes, one MatMul each.
+  // Weights that fuse (FusesWeights: q, k and v) live on the device as one matrix, and more
+  // rows then run as one GEMM over it whose columns are split into the outputs.
   absl::Status DoMatMulShared(const TensorView& x,
                               absl::Span<const reasonrt::Weight* const> weights,
                               absl::Span<const TensorView* const> biases,
                               absl::Span<const TensorView* const> ys) override {
     const int64_t t = x.dim(0), k = x.dim(1);
     const DType dtype = weights[0]->data.dtype();
-    bool fused = t >= 1 && t <= kMaxGemvRows;
-    for (const reasonrt::Weight* w : weights) fused = fused && w->data.dtype() == dtype;
-    if (!fused) return Backend::DoMatMulShared(x, weights, biases, ys);
+    const bool fuse = FusesWeights(weights);
+    bool gemv = t >= 1 && t <= kMaxGemvRows;
+    for (const reasonrt::Weight* w : weights) gemv = gemv && w->data.dtype() == dtype;
+    if (!gemv && !fuse) return Backend::DoMatMulShared(x, weights, biases, ys);
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    TensorView fused;
+    if (fuse) {
+      std::vector<const TensorView*> parts;
+      for (const reasonrt::Weight* w : weights) parts.push_back(&w->data);
+      RRT_ASSIGN_OR_RETURN(fused, call.Fused(parts));
+    }
     for (size_t first = 0; first < weights.size(); first += kMaxGemvSegments) {
       GemvBatch batch{};
       batch.count = static_cast<int>(std::min<size_t>(kMaxGemvSegments, weights.size() - first));
+      batch.weights_settled = true;
       for (int i = 0; i < batch.count; ++i) {
         const reasonrt::Weight& w = *weights[first + i];
+        batch.weights_settled = batch.weights_settled && WeightsSettled(w);
         GemvSegment& g = batch.segments[i];
-        RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
-        g.w = dw.data(), g.n = w.data.dim(0), g.bias_dtype = DType::kF32;
+        if (fuse) {  // rows first_row[i] .. of the fused matrix (fuse: one batch)
+          g.w = static_cast<const char*>(fused.data()) +
+                batch.first_row[i] * k * static_cast<int64_t>(DTypeSize(dtype));
+        } else {
+          RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
+          g.w = dw.data();
+        }
+        g.n = w.data.dim(0), g.bias_dtype = DType::kF32;
         if (dtype == DType::kF8E4M3) {
           RRT_ASSIGN_OR_RETURN(TensorView ds, call.Weight(w.scale_inv));
           g.scale_inv = ds.data_as<float>(), g.scale_cols = w.scale_inv.dim(1);
@@ -272,10 +372,37 @@ class CudaBackend final : public Backend {
         g.y = dy.mutable_data_as<float>();
         batch.first_row[i + 1] = batch.first_row[i] + g.n;
       }
+      if (gemv) {
+        RRT_RETURN_IF_ERROR(
+            CudaStatus(Gemv(dx.data_as<float>(), t, k, dtype, batch, stream()), "MatMulShared"));
+        continue;
+      }
+      RRT_ASSIGN_OR_RETURN(TensorView all, call.Scratch(DType::kF32, {t, fused.dim(0)}));
+      RRT_RETURN_IF_ERROR(RunMatMul(call, dx, reasonrt::Weight{fused, {}}, nullptr, all));
       RRT_RETURN_IF_ERROR(
-          CudaStatus(Gemv(dx.data_as<float>(), t, k, dtype, batch, stream()), "MatMulShared"));
+          CudaStatus(SplitColumns(all.data_as<float>(), t, batch, stream()), "MatMulShared split"));
     }
     return call.Finish("MatMulShared");
+  }
+
+  // Whether these weights live on the device as one matrix (DoMatMulShared): two to
+  // kMaxGemvSegments host matrices of one dtype (not fp8) and width, contiguous, whose
+  // smaller parts are small (q, k and v; gate and up, both large, gain nothing from one GEMM
+  // but pay for splitting its output).
+  static bool FusesWeights(absl::Span<const reasonrt::Weight* const> weights) {
+    if (weights.size() < 2 || weights.size() > static_cast<size_t>(kMaxGemvSegments)) return false;
+    const TensorView& first = weights[0]->data;
+    const DType dtype = first.dtype();
+    if (dtype != DType::kBF16 && dtype != DType::kF16 && dtype != DType::kF32) return false;
+    int64_t largest = 0, total = 0;
+    for (const reasonrt::Weight* w : weights) {
+      const TensorView& d = w->data;
+      if (d.device().type != DeviceType::kCpu || d.owner() == nullptr || d.dtype() != dtype ||
+          d.rank() != 2 || d.dim(1) != first.dim(1) || !d.is_contiguous() || d.dim(0) == 0)
+        return false;
+      largest = std::max(largest, d.dim(0)), total += d.dim(0);
+    }
+    return total - largest <= kFuseSmallRows * static_cast<int64_t>(weights.size() - 1);
   }
 
   absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
@@ -345,6 +472,21 @@ class CudaBackend final : public Backend {
     return call.Finish("RmsNorm");
   }
 
+  absl::Status DoAddRmsNorm(const TensorView& x, const TensorView& delta, const TensorView& gain,
+                            float eps, const TensorView& y) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dd, call.In(delta));
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.Out(x, /*keep_contents=*/true));
+    RRT_ASSIGN_OR_RETURN(TensorView dg, call.Weight(gain));
+    RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/false));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cuda::AddRmsNorm(dx.mutable_data_as<float>(), dd.data_as<float>(), dg.data(),
+                                    dg.dtype(), x.dim(0), x.dim(1), eps,
+                                    dy.mutable_data_as<float>(), dy.stride(0), stream()),
+                   "AddRmsNorm"));
+    return call.Finish("AddRmsNorm");
+  }
+
   absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,
                       absl::Span<const float> inv_freq, RopeLayout layout,
                       float cos_sin_scale) override {
@@ -364,6 +506,18 @@ class CudaBackend final : public Backend {
                          const PagedKvLayer& cache) override {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(const int64_t* ds, call.Repeated(RepeatedArg::kSlots, slots));
+    if (!v.empty() && !cache.v.empty() && cache.v.dtype() == cache.k.dtype()) {  // one launch
+      RRT_ASSIGN_OR_RETURN(TensorView dk, call.In(k));
+      RRT_ASSIGN_OR_RETURN(TensorView dv, call.In(v));
+      RRT_ASSIGN_OR_RETURN(TensorView dkc, call.Out(cache.k, /*keep_contents=*/true));
+      RRT_ASSIGN_OR_RETURN(TensorView dvc, call.Out(cache.v, /*keep_contents=*/true));
+      RRT_RETURN_IF_ERROR(CudaStatus(
+          StoreKeysAndValues(dk.data_as<float>(), k.dim(1) * k.dim(2), dkc.mutable_data(),
+                             dv.data_as<float>(), v.dim(1) * v.dim(2), dvc.mutable_data(), k.dim(0),
+                             ds, cache.k.dtype(), stream()),
+          "StoreKv"));
+      return call.Finish("StoreKv");
+    }
     for (const auto& [src, dst] : {std::pair{&k, &cache.k}, std::pair{&v, &cache.v}}) {
       if (dst->empty() || src->empty()) continue;
       RRT_ASSIGN_OR_RETURN(TensorView dsrc, call.In(*src));
@@ -381,9 +535,10 @@ class CudaBackend final : public Backend {
                            const TensorView& out) override {
     // Per query row: where its sequence's block table starts and its position.
     std::vector<int32_t> tables, table_offset(static_cast<size_t>(q.dim(0)), 0),
-        position(table_offset.size(), -1);
+        position(table_offset.size(), -1), sequence_table;
     for (const AttentionSequence& s : sequences) {
       const int32_t offset = static_cast<int32_t>(tables.size());
+      sequence_table.push_back(offset);
       tables.insert(tables.end(), s.block_table.begin(), s.block_table.end());
       for (int64_t i = 0; i < s.query_count; ++i) {
         table_offset[s.query_begin + i] = offset;
@@ -404,8 +559,6 @@ class CudaBackend final : public Backend {
                          call.Repeated(RepeatedArg::kTables, absl::MakeConstSpan(tables)));
     RRT_ASSIGN_OR_RETURN(a.table_offset, call.Repeated(RepeatedArg::kTableOffsets,
                                                        absl::MakeConstSpan(table_offset)));
-    RRT_ASSIGN_OR_RETURN(a.row_position,
-                         call.Repeated(RepeatedArg::kRowPositions, absl::MakeConstSpan(position)));
     a.q = dq.data_as<float>(), a.k = dk.data(), a.v = dv.empty() ? nullptr : dv.data(),
     a.cache_dtype = cache.k.dtype();
     a.out = dout.mutable_data_as<float>();
@@ -414,18 +567,29 @@ class CudaBackend final : public Backend {
     a.scale = scale;
     if (a.dv > 512)
       return absl::UnimplementedError(StrCat("cuda Attention: value width ", a.dv, " > 512"));
-    int32_t max_keys = 0;  // the longest row's keys
-    for (int32_t p : position) max_keys = std::max(max_keys, p + 1);
-    // A prompt: tiles of consecutive rows of one sequence, each block of keys read once a
-    // tile.
+    // A prompt: sequences of many rows on tensor cores where allowed (GemmAttention), the
+    // rest as tiles of consecutive rows of one sequence, each block of keys read once a tile.
     if (a.rows > kMaxGemvRows && TiledAttentionFits(a)) {
       std::vector<int32_t> tiles;
-      for (const AttentionSequence& s : sequences) {
-        for (int64_t i = 0; i < s.query_count; i += kAttentionTileRows) {
-          tiles.push_back(static_cast<int32_t>(s.query_begin + i));
-          tiles.push_back(
-              static_cast<int32_t>(std::min<int64_t>(kAttentionTileRows, s.query_count - i)));
+      int64_t max_keys = 0;  // the longest tiled row's keys
+      bool gemm = false;     // some sequence went through GemmAttention (for the op timer)
+      for (size_t i = 0; i < sequences.size(); ++i) {
+        const AttentionSequence& s = sequences[i];
+        if (UseGemmAttention(a, s)) {
+          bool ran = false;
+          RRT_RETURN_IF_ERROR(GemmAttention(call, a, s, a.tables + sequence_table[i], &ran));
+          if (ran) {  // its rows out of the tiled kernels' way (the merge skips position -1)
+            std::fill_n(position.begin() + s.query_begin, s.query_count, -1);
+            gemm = true;
+            continue;
+          }
         }
+        for (int64_t r = 0; r < s.query_count; r += kAttentionTileRows) {
+          tiles.push_back(static_cast<int32_t>(s.query_begin + r));
+          tiles.push_back(
+              static_cast<int32_t>(std::min<int64_t>(kAttentionTileRows, s.query_count - r)));
+        }
+        if (s.query_count > 0) max_keys = std::max(max_keys, s.first_position + s.query_count);
       }
       a.tile_count = static_cast<int64_t>(tiles.size() / 2);
       // Too few tiles x heads to fill the GPU twice over (a short prompt, or causal masking's
@@ -445,12 +609,18 @@ class CudaBackend final : public Backend {
         }
       }
       if (a.tile_count > 0) {
+        RRT_ASSIGN_OR_RETURN(a.row_position, call.Repeated(RepeatedArg::kRowPositions,
+                                                           absl::MakeConstSpan(position)));
         RRT_ASSIGN_OR_RETURN(a.tiles,
                              call.Repeated(RepeatedArg::kTiles, absl::MakeConstSpan(tiles)));
         RRT_RETURN_IF_ERROR(CudaStatus(cuda::Attention(a, stream()), "Attention"));
       }
-      return call.Finish("Attention");
+      return call.Finish(gemm ? "Attention (tensor cores)" : "Attention");
     }
+    RRT_ASSIGN_OR_RETURN(a.row_position,
+                         call.Repeated(RepeatedArg::kRowPositions, absl::MakeConstSpan(position)));
+    int32_t max_keys = 0;  // the longest row's keys
+    for (int32_t p : position) max_keys = std::max(max_keys, p + 1);
     // Decode (fewer blocks per split than twice the multiprocessors) over a long context: the
     // keys split into ranges of at least kKeysPerSplit, so that the blocks fill the GPU.
     const int64_t blocks = AttentionBlocks(a), want = 2 * static_cast<int64_t>(multiprocessors_);
@@ -560,6 +730,11 @@ class CudaBackend final : public Backend {
       if (rows_ < 0 && t.rank() > 0) rows_ = t.dim(0);
       if (t.device().type != DeviceType::kCpu || t.num_elements() == 0) return be_.Local(t);
       return Upload(t);
+    }
+
+    // Host weights as one device matrix (WeightCopies::FindFused).
+    absl::StatusOr<TensorView> Fused(absl::Span<const TensorView* const> parts) {
+      return WeightCopies::Get().FindFused(parts, be_.device_, &uploaded_);
     }
 
     // A weight-like operand: host memory with an owner goes through the shared copies.
@@ -712,7 +887,7 @@ class CudaBackend final : public Backend {
     }
     return CudaStatus(
         cuda::MatMul(x.data_as<float>(), t, k, dw.data(), dw.dtype(), scales, scale_cols, b,
-                     bias_dtype, n, y.mutable_data_as<float>(), stream()),
+                     bias_dtype, n, y.mutable_data_as<float>(), stream(), WeightsSettled(w)),
         "MatMul");
   }
 
@@ -742,6 +917,98 @@ class CudaBackend final : public Backend {
     return CudaStatus(AddBias(out, t, n, bias, bias_dtype, stream()), "MatMul bias");
   }
 
+  // Whether sequence s of a prompt call runs on tensor cores (GemmAttention): activations
+  // need not be exact, the sequence has rows enough to pay for the extra launches, the
+  // widths suit 16-byte bf16 rows, and cuBLAS is there (and has not failed us).
+  bool UseGemmAttention(const AttentionArgs& a, const AttentionSequence& s) {
+    return !exact_ && !gemm_attention_failed_ && s.query_count >= kGemmAttentionMinRows &&
+           a.v != nullptr && a.dk % 8 == 0 && a.dv % 8 == 0 &&
+           (a.cache_dtype == DType::kF32 || a.cache_dtype == DType::kBF16) &&
+           s.first_position + s.query_count <= INT32_MAX / 8 && Blas() != nullptr;
+  }
+
+  // Attention of one prompt sequence as GEMMs: its keys and values gathered from the paged
+  // cache into plain bf16 matrices; then per chunk of rows (scratch under
+  // attention_scratch_bytes_) its queries in bf16 with the heads first, so that the rows
+  // of each kv head's group of query heads form one matrix; the scores of every group (one
+  // batched GEMM over the kv heads), the causal softmax into bf16 weights, the weights
+  // times the values (a second batched GEMM), and the outputs back to rows first.
+  // *ran is false, with nothing to undo, where cuBLAS refused: the tiled kernel then writes
+  // every row of the sequence instead.
+  absl::Status GemmAttention(Call& call, const AttentionArgs& a, const AttentionSequence& s,
+                             const int32_t* table, bool* ran) {
+    const int64_t keys = s.first_position + s.query_count, n_rows = s.query_count;
+    const int64_t group = a.heads / a.kv_heads, k_width = a.kv_heads * a.dk,
+                  v_width = a.kv_heads * a.dv;
+    const int64_t ld_max = (keys + 7) / 8 * 8;
+    const int64_t row_bytes = a.heads * ld_max * static_cast<int64_t>(sizeof(float) + 2);
+    const int64_t chunk = std::clamp<int64_t>(attention_scratch_bytes_ / row_bytes, 16, n_rows);
+    RRT_ASSIGN_OR_RETURN(TensorView kb, call.Scratch(DType::kBF16, {keys, k_width}));
+    RRT_ASSIGN_OR_RETURN(TensorView vb, call.Scratch(DType::kBF16, {keys, v_width}));
+    RRT_ASSIGN_OR_RETURN(TensorView qb, call.Scratch(DType::kBF16, {a.heads * chunk, a.dk}));
+    RRT_ASSIGN_OR_RETURN(TensorView ob, call.Scratch(DType::kF32, {a.heads * chunk, a.dv}));
+    RRT_ASSIGN_OR_RETURN(TensorView scores, call.Scratch(DType::kF32, {a.heads * chunk, ld_max}));
+    RRT_ASSIGN_OR_RETURN(TensorView weights, call.Scratch(DType::kBF16, {a.heads * chunk, ld_max}));
+    RRT_RETURN_IF_ERROR(CudaStatus(
+        GatherKeys(a.k, a.cache_dtype, table, keys, k_width, kb.mutable_data(), stream()),
+        "Attention gather keys"));
+    RRT_RETURN_IF_ERROR(CudaStatus(
+        GatherKeys(a.v, a.cache_dtype, table, keys, v_width, vb.mutable_data(), stream()),
+        "Attention gather values"));
+    const auto* k16 = static_cast<const uint16_t*>(kb.data());
+    const auto* v16 = static_cast<const uint16_t*>(vb.data());
+    const auto* q16 = static_cast<const uint16_t*>(qb.data());
+    auto* p16 = static_cast<uint16_t*>(weights.mutable_data());
+    float* sc = scores.mutable_data_as<float>();
+    float* o = ob.mutable_data_as<float>();
+    const Cublas* blas = Cublas::Get();
+    const int kv = static_cast<int>(a.kv_heads);
+    for (int64_t r0 = 0; r0 < n_rows; r0 += chunk) {
+      const int64_t n = std::min(chunk, n_rows - r0), seen = s.first_position + r0 + n;
+      const int64_t ld = (seen + 7) / 8 * 8, group_rows = group * n;
+      const int64_t first_row = s.query_begin + r0;
+      RRT_RETURN_IF_ERROR(CudaStatus(HeadsFirst(a.q + first_row * a.heads * a.dk, n, a.heads, a.dk,
+                                                qb.mutable_data(), stream()),
+                                     "Attention queries"));
+      // Column-major, per kv head g: scores_g [seen, group_rows] = K_g [dk, seen]^T . Q_g.
+      bool ok = blas->GemmStridedBatchedBf16(
+          blas_, /*trans_a=*/true, /*trans_b=*/false, static_cast<int>(seen),
+          static_cast<int>(group_rows), static_cast<int>(a.dk), a.scale,
+          {k16, static_cast<int>(k_width), a.dk}, {q16, static_cast<int>(a.dk), group_rows * a.dk},
+          0.0f, sc, static_cast<int>(ld), group_rows * ld, kv);
+      if (!ok) return GemmAttentionFailed(ran);
+      RRT_RETURN_IF_ERROR(CudaStatus(
+          CausalSoftmax(sc, p16, a.heads, n, seen, ld, s.first_position + r0 + 1, stream()),
+          "Attention softmax"));
+      // o_g [dv, group_rows] = V_g [dv, seen] . P_g [seen, group_rows].
+      ok = blas->GemmStridedBatchedBf16(blas_, false, false, static_cast<int>(a.dv),
+                                        static_cast<int>(group_rows), static_cast<int>(seen), 1.0f,
+                                        {v16, static_cast<int>(v_width), a.dv},
+                                        {p16, static_cast<int>(ld), group_rows * ld}, 0.0f, o,
+                                        static_cast<int>(a.dv), group_rows * a.dv, kv);
+      if (!ok) return GemmAttentionFailed(ran);
+      RRT_RETURN_IF_ERROR(
+          CudaStatus(RowsFirst(o, a.heads, n, a.dv, a.out + first_row * a.heads * a.dv, stream()),
+                     "Attention outputs"));
+    }
+    *ran = true;
+    return absl::OkStatus();
+  }
+
+  absl::Status GemmAttentionFailed(bool* ran) {
+    gemm_attention_failed_ = true;  // not tried again by this backend
+    *ran = false;
+    return absl::OkStatus();
+  }
+
+  // Whether no kernel writes w's device memory: true of the device copies of host weights
+  // (written by synchronous uploads); a weight the caller keeps on the device may be the
+  // output of a kernel still queued.
+  static bool WeightsSettled(const reasonrt::Weight& w) {
+    return w.data.device().type == DeviceType::kCpu &&
+           (w.scale_inv.empty() || w.scale_inv.device().type == DeviceType::kCpu);
+  }
+
   // This backend's cuBLAS handle (made on first use), or nullptr without cuBLAS.
   void* Blas() {
     if (blas_ == nullptr && Cublas::Get() != nullptr) blas_ = Cublas::Get()->NewHandle(stream());
@@ -753,6 +1020,8 @@ class CudaBackend final : public Backend {
   std::shared_ptr<Stream> stream_;
   int multiprocessors_;
   void* blas_ = nullptr;
+  int64_t attention_scratch_bytes_ = int64_t{256} << 20;
+  bool gemm_attention_failed_ = false;
   std::unique_ptr<OpTimer> timer_;
   std::array<LastArgument, static_cast<int>(RepeatedArg::kCount)> last_arguments_;
 };

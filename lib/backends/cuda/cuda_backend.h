@@ -14,6 +14,14 @@
 //   token ids, positions and block tables in and its logits out.
 // - All work runs on one CUDA stream per backend; calls return once their work is queued,
 //   except those that write host memory, which wait for it.
+// - Precision: f32 arithmetic throughout, except where BackendOptions::exact_activations is
+//   off (the default): then prompt GEMMs of bf16 weights and the attention of prompt
+//   sequences of at least 64 rows run on tensor cores (cuBLAS) with bf16 operands (the
+//   activations, queries, keys and values, the softmax weights) and f32 accumulation, as
+//   the cpu backend rounds its GEMM activations. Such attention needs scratch memory for
+//   its scores of heads x rows x keys x 6 bytes; rows go in chunks that keep it under
+//   256 MiB (the environment variable RRT_CUDA_ATTENTION_SCRATCH, in bytes, sets another
+//   limit; at least 16 rows go at a time).
 // - A kernel that fails leaves the error in the returned status (Internal, naming the
 //   operation), never a crash of the host.
 #ifndef REASONRT_LIB_BACKENDS_CUDA_CUDA_BACKEND_H_

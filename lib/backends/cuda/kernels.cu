@@ -9,8 +9,13 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
+#include <string_view>
+#include <utility>
 
 #include "lib/backends/cuda/kernels.h"
 
@@ -97,6 +102,86 @@ __device__ float BlockReduce(float v, float* scratch) {
 int Blocks(int64_t n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
 
 // ---------------------------------------------------------------------------------------
+// Programmatic dependent launch (sm_90 and later): a kernel launched with it (the decode
+// GEMV) may start while the kernel before it on the stream still runs, so it streams its
+// first weights during its predecessor's last microseconds and its own launch; it waits
+// for the predecessor (all of it, memory included) before it reads activations or writes
+// anything. Kernels that often come before a GEMV let it launch from their start. Both are
+// no-ops where the code is compiled for older GPUs.
+
+__device__ __forceinline__ void WaitForPredecessor() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void LetSuccessorLaunch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Whether launches on the current device may overlap (compute capability 9.0 or later,
+// and RRT_CUDA_PDL is not 0).
+bool DependentLaunchAllowed() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("RRT_CUDA_PDL");
+    return v == nullptr || std::string_view(v) != "0";
+  }();
+  static std::atomic<int8_t> capable[64] = {};  // per device: 0 unknown, 1 no, 2 yes
+  int device = 0;
+  if (!enabled || cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) return false;
+  int8_t c = capable[device].load(std::memory_order_relaxed);
+  if (c == 0) {
+    int major = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    c = major >= 9 ? 2 : 1;
+    capable[device].store(c, std::memory_order_relaxed);
+  }
+  return c == 2;
+}
+
+// kernel<<<grid, block, shared, stream>>>(args...), as a dependent launch where `dependent`
+// and allowed.
+template <typename... Params, typename... Args>
+cudaError_t LaunchMaybeDependent(bool dependent, void (*kernel)(Params...), dim3 grid, dim3 block,
+                                 size_t shared, cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = dependent && DependentLaunchAllowed() ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+template <typename... Params, typename... Args>
+cudaError_t LaunchDependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared,
+                            cudaStream_t stream, Args&&... args) {
+  return LaunchMaybeDependent(true, kernel, grid, block, shared, stream,
+                              std::forward<Args>(args)...);
+}
+
+// The same, returning the error from the enclosing launcher.
+#define RRT_LAUNCH(...)                                                \
+  do {                                                                 \
+    if (const cudaError_t launch_error = LaunchDependent(__VA_ARGS__); \
+        launch_error != cudaSuccess)                                   \
+      return launch_error;                                             \
+  } while (0)
+
+// The start of a kernel launched as a dependent one: its own successor may launch, then it
+// waits for its predecessor before touching memory.
+__device__ __forceinline__ void DependentStart() {
+  LetSuccessorLaunch();
+  WaitForPredecessor();
+}
+
+// ---------------------------------------------------------------------------------------
 // MatMul
 
 constexpr int kGemvWarps = 8;
@@ -158,6 +243,7 @@ template <DType D, int R, int kSplit>
 __global__ void __launch_bounds__(kGemvWarps * kWarp)
     GemvKernel(const float* __restrict__ x, int64_t k, const __grid_constant__ GemvBatch b) {
   constexpr int kU = kChunksInFlight<D>;
+  LetSuccessorLaunch();  // takes effect once every block has started: the last wave
   __shared__ float partial[kSplit > 1 ? kGemvWarps : 1][R];
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, part = warp % kSplit;
   const int64_t global_row =
@@ -174,6 +260,7 @@ __global__ void __launch_bounds__(kGemvWarps * kWarp)
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  bool waited = false;
   for (int64_t base = begin + lane; base < end; base += kU * kWarp) {
     Chunk<D> c[kU];
 #pragma unroll
@@ -181,6 +268,7 @@ __global__ void __launch_bounds__(kGemvWarps * kWarp)
       const int64_t ch = base + u * kWarp;
       if (ch < end) c[u] = LoadChunk<D>(g.w, row * k + ch * 8);
     }
+    if (!waited) WaitForPredecessor(), waited = true;  // x comes from the kernel before
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int64_t ch = base + u * kWarp;
@@ -200,6 +288,7 @@ __global__ void __launch_bounds__(kGemvWarps * kWarp)
       }
     }
   }
+  if (!waited) WaitForPredecessor();  // before any write
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = WarpSum(acc[r]);
   if constexpr (kSplit > 1) {
@@ -247,6 +336,19 @@ __global__ void GemvScalarKernel(const float* __restrict__ x, int64_t k,
     const float sum = WarpSum(acc[r]);
     if (lane == 0) g.y[r * g.n + row] = sum + bias;
   }
+}
+
+__global__ void SplitColumnsKernel(const float* all, int64_t t,
+                                   const __grid_constant__ GemvBatch b) {
+  const int64_t width = b.first_row[b.count];
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= t * width) return;
+  const int64_t r = i / width, c = i % width;
+  int s = 0;
+  while (c >= b.first_row[s + 1]) ++s;
+  const GemvSegment& g = b.segments[s];
+  const int64_t col = c - b.first_row[s];
+  g.y[r * g.n + col] = all[i] + (g.bias != nullptr ? LoadAny(g.bias, col, g.bias_dtype) : 0.0f);
 }
 
 constexpr int kTile = 64, kTileK = 16;
@@ -306,15 +408,30 @@ constexpr int kGemvSplit = 4;
 constexpr int64_t kGemvSplitBelowRows = 8192;
 
 template <DType D, int R>
-void LaunchGemv(const float* x, int64_t k, const GemvBatch& b, bool vec, cudaStream_t stream) {
+cudaError_t LaunchGemv(const float* x, int64_t k, const GemvBatch& b, bool vec,
+                       cudaStream_t stream) {
   const int64_t rows = b.first_row[b.count];
+  int split = b.split;
+  if (split == 0)
+    split = rows < kGemvSplitBelowRows && k / 8 >= kGemvSplit * kWarp ? kGemvSplit : 1;
+  const int threads = kGemvWarps * kWarp;
   if (!vec) {
-    GemvScalarKernel<D, R><<<Blocks(rows, kGemvWarps), kGemvWarps * kWarp, 0, stream>>>(x, k, b);
-  } else if (rows < kGemvSplitBelowRows && k / 8 >= kGemvSplit * kWarp) {
-    GemvKernel<D, R, kGemvSplit>
-        <<<Blocks(rows, kGemvWarps / kGemvSplit), kGemvWarps * kWarp, 0, stream>>>(x, k, b);
-  } else {
-    GemvKernel<D, R, 1><<<Blocks(rows, kGemvWarps), kGemvWarps * kWarp, 0, stream>>>(x, k, b);
+    GemvScalarKernel<D, R><<<Blocks(rows, kGemvWarps), threads, 0, stream>>>(x, k, b);
+    return cudaGetLastError();
+  }
+  switch (split) {
+    case 8:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 8>,
+                                  Blocks(rows, kGemvWarps / 8), threads, 0, stream, x, k, b);
+    case 4:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 4>,
+                                  Blocks(rows, kGemvWarps / 4), threads, 0, stream, x, k, b);
+    case 2:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 2>,
+                                  Blocks(rows, kGemvWarps / 2), threads, 0, stream, x, k, b);
+    default:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 1>, Blocks(rows, kGemvWarps),
+                                  threads, 0, stream, x, k, b);
   }
 }
 
@@ -327,37 +444,28 @@ cudaError_t GemvTyped(const float* x, int64_t t, int64_t k, const GemvBatch& b,
     vec = vec && reinterpret_cast<uintptr_t>(b.segments[s].w) % align == 0;
   switch (t) {
     case 1:
-      LaunchGemv<D, 1>(x, k, b, vec, stream);
-      break;
+      return LaunchGemv<D, 1>(x, k, b, vec, stream);
     case 2:
-      LaunchGemv<D, 2>(x, k, b, vec, stream);
-      break;
+      return LaunchGemv<D, 2>(x, k, b, vec, stream);
     case 3:
-      LaunchGemv<D, 3>(x, k, b, vec, stream);
-      break;
+      return LaunchGemv<D, 3>(x, k, b, vec, stream);
     case 4:
-      LaunchGemv<D, 4>(x, k, b, vec, stream);
-      break;
+      return LaunchGemv<D, 4>(x, k, b, vec, stream);
     case 5:
-      LaunchGemv<D, 5>(x, k, b, vec, stream);
-      break;
+      return LaunchGemv<D, 5>(x, k, b, vec, stream);
     case 6:
-      LaunchGemv<D, 6>(x, k, b, vec, stream);
-      break;
+      return LaunchGemv<D, 6>(x, k, b, vec, stream);
     case 7:
-      LaunchGemv<D, 7>(x, k, b, vec, stream);
-      break;
+      return LaunchGemv<D, 7>(x, k, b, vec, stream);
     default:
-      LaunchGemv<D, 8>(x, k, b, vec, stream);
-      break;
+      return LaunchGemv<D, 8>(x, k, b, vec, stream);
   }
-  return cudaGetLastError();
 }
 
 template <DType D>
 cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, const float* s,
                         int64_t sc, const void* bias, DType bd, int64_t n, float* y,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, bool weights_settled) {
   if (t > kMaxGemvRows) {
     const dim3 grid(Blocks(n, kTile), Blocks(t, kTile));
     GemmKernel<D><<<grid, 256, 0, stream>>>(x, t, k, w, s, sc, bias, bd, n, y);
@@ -367,6 +475,7 @@ cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, con
   b.count = 1;
   b.segments[0] = GemvSegment{w, s, sc, bias, bd, n, y};
   b.first_row[1] = n;
+  b.weights_settled = weights_settled;
   return GemvTyped<D>(x, t, k, b, stream);
 }
 
@@ -403,12 +512,15 @@ __global__ void AddWeightedRowsKernel(const float* x, const float* weights, int6
 constexpr int kNormThreads = 256, kNormVectors = 8;  // rows up to 8192 wide stay in registers
 
 // One block per row. Rows of a multiple of 4 values, 16-byte aligned and at most
-// 4 * kNormThreads * kNormVectors wide are read once, in float4s kept in registers.
+// 4 * kNormThreads * kNormVectors wide are read once, in float4s kept in registers. With
+// delta, x's row first becomes x + delta (written back: the residual stream).
 __global__ void __launch_bounds__(kNormThreads)
-    RmsNormKernel(const float* x, int64_t x_stride, const void* gain, DType gain_dtype, int64_t h,
-                  float eps, float* y, int64_t y_stride, bool vec) {
+    RmsNormKernel(float* x, int64_t x_stride, const float* delta, const void* gain,
+                  DType gain_dtype, int64_t h, float eps, float* y, int64_t y_stride, bool vec) {
+  DependentStart();
   __shared__ float scratch[32];
-  const float* in = x + blockIdx.x * x_stride;
+  float* in = x + blockIdx.x * x_stride;
+  const float* d = delta != nullptr ? delta + blockIdx.x * h : nullptr;
   float* o = y + blockIdx.x * y_stride;
   float sum_sq = 0.0f;
   if (vec) {
@@ -418,6 +530,11 @@ __global__ void __launch_bounds__(kNormThreads)
     for (int j = 0; j < kNormVectors; ++j) {
       const int64_t i = threadIdx.x + j * kNormThreads;
       v[j] = i < n4 ? reinterpret_cast<const float4*>(in)[i] : make_float4(0, 0, 0, 0);
+      if (d != nullptr && i < n4) {
+        const float4 e = reinterpret_cast<const float4*>(d)[i];
+        v[j].x += e.x, v[j].y += e.y, v[j].z += e.z, v[j].w += e.w;
+        reinterpret_cast<float4*>(in)[i] = v[j];
+      }
       sum_sq += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
     }
     sum_sq = BlockReduce<false>(sum_sq, scratch);
@@ -434,7 +551,11 @@ __global__ void __launch_bounds__(kNormThreads)
     }
     return;
   }
-  for (int64_t i = threadIdx.x; i < h; i += blockDim.x) sum_sq += in[i] * in[i];
+  // Each thread reads back only the values it wrote itself.
+  for (int64_t i = threadIdx.x; i < h; i += blockDim.x) {
+    if (d != nullptr) in[i] += d[i];
+    sum_sq += in[i] * in[i];
+  }
   sum_sq = BlockReduce<false>(sum_sq, scratch);
   const float inv = 1.0f / sqrtf(sum_sq / static_cast<float>(h) + eps);
   for (int64_t i = threadIdx.x; i < h; i += blockDim.x)
@@ -444,6 +565,7 @@ __global__ void __launch_bounds__(kNormThreads)
 __global__ void RopeKernel(float* x, int64_t t, int64_t heads, int64_t half, int64_t stride_t,
                            int64_t stride_h, const int32_t* positions, const float* inv_freq,
                            bool interleaved, float scale) {
+  DependentStart();
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= t * heads * half) return;
   const int64_t i = idx % half, h = (idx / half) % heads, row = idx / (half * heads);
@@ -459,6 +581,7 @@ __global__ void RopeKernel(float* x, int64_t t, int64_t heads, int64_t half, int
 
 __global__ void StoreRowsKernel(const float* src, int64_t t, int64_t width, const int64_t* slots,
                                 void* cache, DType cache_dtype) {
+  DependentStart();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= t * width) return;
   const int64_t row = i / width, col = i % width;
@@ -468,6 +591,117 @@ __global__ void StoreRowsKernel(const float* src, int64_t t, int64_t width, cons
   } else {
     static_cast<float*>(cache)[dst] = src[i];
   }
+}
+
+// Rows of keys, then rows of values, one thread a value.
+__global__ void StoreKeysAndValuesKernel(const float* k, int64_t k_width, void* k_cache,
+                                         const float* v, int64_t v_width, void* v_cache, int64_t t,
+                                         const int64_t* slots, DType cache_dtype) {
+  DependentStart();
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const float* src = k;
+  void* cache = k_cache;
+  int64_t width = k_width;
+  if (i >= t * k_width) {
+    i -= t * k_width, src = v, cache = v_cache, width = v_width;
+    if (i >= t * v_width) return;
+  }
+  const int64_t dst = slots[i / width] * width + i % width;
+  if (cache_dtype == DType::kBF16) {
+    static_cast<__nv_bfloat16*>(cache)[dst] = __float2bfloat16_rn(src[i]);
+  } else {
+    static_cast<float*>(cache)[dst] = src[i];
+  }
+}
+
+// Eight values (16 bytes of bf16) a thread: dst row j is the cache row of the sequence's
+// key j (its block table's entry j / 16, slot j % 16).
+template <DType C>
+__global__ void GatherKeysKernel(const void* cache, const int32_t* table, int64_t keys,
+                                 int64_t width, __nv_bfloat16* dst) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t eights = width / 8;
+  if (i >= keys * eights) return;
+  const int64_t j = i / eights, col = (i % eights) * 8;
+  const int64_t src = (static_cast<int64_t>(table[j / 16]) * 16 + j % 16) * width + col;
+  uint4 out;
+  if constexpr (C == DType::kBF16) {
+    out = *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(cache) + src);
+  } else {
+    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(cache) + src);
+    const float4 a = p[0], b = p[1];
+    const __nv_bfloat162 w[4] = {__floats2bfloat162_rn(a.x, a.y), __floats2bfloat162_rn(a.z, a.w),
+                                 __floats2bfloat162_rn(b.x, b.y), __floats2bfloat162_rn(b.z, b.w)};
+    out = *reinterpret_cast<const uint4*>(w);
+  }
+  *reinterpret_cast<uint4*>(dst + j * width + col) = out;
+}
+
+// One warp a (head, query) row of scores, four at a time: max, sum of exponentials, then
+// the normalised weights in bf16 (masked keys and the padding up to ld: 0). Scores past
+// `seen` (unwritten padding among them) are never used.
+__global__ void CausalSoftmaxKernel(const float* s, __nv_bfloat16* p, int64_t total_rows,
+                                    int64_t rows, int64_t keys, int64_t ld, int64_t first_keys) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (row >= total_rows) return;
+  const int lane = threadIdx.x % kWarp;
+  const int64_t seen = min(keys, first_keys + row % rows);
+  const float4* in = reinterpret_cast<const float4*>(s + row * ld);
+  const int64_t quads = (seen + 3) / 4;
+  float m = -INFINITY;
+  for (int64_t j = lane; j < quads; j += kWarp) {
+    const float4 v = in[j];
+    const int64_t e = 4 * j;
+    m = fmaxf(m, fmaxf(fmaxf(v.x, e + 1 < seen ? v.y : -INFINITY),
+                       fmaxf(e + 2 < seen ? v.z : -INFINITY, e + 3 < seen ? v.w : -INFINITY)));
+  }
+  m = WarpMax(m);
+  float total = 0.0f;
+  for (int64_t j = lane; j < quads; j += kWarp) {
+    const float4 v = in[j];
+    const int64_t e = 4 * j;
+    total += expf(v.x - m) + (e + 1 < seen ? expf(v.y - m) : 0.0f) +
+             (e + 2 < seen ? expf(v.z - m) : 0.0f) + (e + 3 < seen ? expf(v.w - m) : 0.0f);
+  }
+  const float inv = 1.0f / WarpSum(total);
+  uint2* out = reinterpret_cast<uint2*>(p + row * ld);
+  for (int64_t j = lane; j < ld / 4; j += kWarp) {
+    const int64_t e = 4 * j;
+    float4 w = make_float4(0, 0, 0, 0);
+    if (e < seen) {
+      const float4 v = in[j];
+      w = make_float4(expf(v.x - m) * inv, e + 1 < seen ? expf(v.y - m) * inv : 0.0f,
+                      e + 2 < seen ? expf(v.z - m) * inv : 0.0f,
+                      e + 3 < seen ? expf(v.w - m) * inv : 0.0f);
+    }
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(w.x, w.y), hi = __floats2bfloat162_rn(w.z, w.w);
+    out[j] = make_uint2(*reinterpret_cast<const uint32_t*>(&lo),
+                        *reinterpret_cast<const uint32_t*>(&hi));
+  }
+}
+
+// Four values a thread: dst[h, r, :] = bf16(q[r, h, :]).
+__global__ void HeadsFirstKernel(const float* q, int64_t rows, int64_t heads, int64_t d,
+                                 __nv_bfloat16* dst) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t quads = d / 4;
+  if (i >= rows * heads * quads) return;
+  const int64_t c = i % quads, h = (i / quads) % heads, r = i / (quads * heads);
+  const float4 v = reinterpret_cast<const float4*>(q)[i];  // q's own order: (r, h, c)
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  reinterpret_cast<uint2*>(dst)[(h * rows + r) * quads + c] =
+      make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+}
+
+// Four values a thread: out[r, h, :] = o[h, r, :].
+__global__ void RowsFirstKernel(const float* o, int64_t heads, int64_t rows, int64_t d,
+                                float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t quads = d / 4;
+  if (i >= rows * heads * quads) return;
+  const int64_t c = i % quads, h = (i / quads) % heads, r = i / (quads * heads);
+  reinterpret_cast<float4*>(out)[i] =
+      reinterpret_cast<const float4*>(o)[(h * rows + r) * quads + c];
 }
 
 constexpr int kAttentionWarps = 4, kMaxValuePerLane = 16;  // dv <= 512
@@ -493,6 +727,7 @@ __device__ __forceinline__ KeyRange SplitKeys(const AttentionArgs& a, int64_t r,
 // splits.
 template <DType C>
 __global__ void AttentionKernel(AttentionArgs a) {
+  DependentStart();
   extern __shared__ float shared[];
   float* qs = shared;                            // dk
   float* accs = qs + a.dk;                       // kAttentionWarps * dv
@@ -591,6 +826,7 @@ constexpr int kMlaHeads = 8, kMlaKeys = 8, kMlaMaxKeyPerLane = 18;  // dk <= 576
 
 template <DType C>
 __global__ void MlaDecodeKernel(AttentionArgs a) {
+  DependentStart();
   extern __shared__ float keys[];  // kMlaKeys * dk
   const int64_t r = blockIdx.x, split = blockIdx.z, splits = a.splits;
   if (a.row_position[r] < 0) return;  // a row no sequence covers (the whole block returns)
@@ -796,6 +1032,7 @@ bool UseMlaDecode(const AttentionArgs& a) {
 // Merges the splits of AttentionKernel: one block per (query row, head); each split's weight
 // exp(max_s - max) computed once into shared memory (0 for a split that saw no key).
 __global__ void AttentionCombineKernel(AttentionArgs a) {
+  DependentStart();
   extern __shared__ float weight[];  // a.splits
   const int64_t r = blockIdx.x, h = blockIdx.y, stride = a.dv + 2;
   if (a.row_position[r] < 0) return;
@@ -829,19 +1066,47 @@ __global__ void AddBiasKernel(float* y, int64_t t, int64_t n, const void* bias, 
   if (i < t * n) y[i] += LoadAny(bias, i % n, bias_dtype);
 }
 
-__global__ void SiluMulKernel(const float* gate, const float* up, float* out, int64_t n) {
+__device__ __forceinline__ float Silu(float g) { return g / (1.0f + expf(-g)); }
+
+// Element-wise ops: four elements a thread where n % 4 == 0 and every pointer is 16-byte
+// aligned (vec), else one.
+__global__ void SiluMulKernel(const float* gate, const float* up, float* out, int64_t n, bool vec) {
+  DependentStart();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+  if (vec) {
+    if (4 * i >= n) return;
+    const float4 g = reinterpret_cast<const float4*>(gate)[i],
+                 u = reinterpret_cast<const float4*>(up)[i];
+    reinterpret_cast<float4*>(out)[i] =
+        make_float4(Silu(g.x) * u.x, Silu(g.y) * u.y, Silu(g.z) * u.z, Silu(g.w) * u.w);
+  } else if (i < n) {
+    out[i] = Silu(gate[i]) * up[i];
+  }
 }
 
-__global__ void AddKernel(const float* a, const float* b, float* out, int64_t n) {
+__global__ void AddKernel(const float* a, const float* b, float* out, int64_t n, bool vec) {
+  DependentStart();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = a[i] + b[i];
+  if (vec) {
+    if (4 * i >= n) return;
+    const float4 x = reinterpret_cast<const float4*>(a)[i],
+                 y = reinterpret_cast<const float4*>(b)[i];
+    reinterpret_cast<float4*>(out)[i] = make_float4(x.x + y.x, x.y + y.y, x.z + y.z, x.w + y.w);
+  } else if (i < n) {
+    out[i] = a[i] + b[i];
+  }
+}
+
+bool Aligned16(std::initializer_list<const void*> ps) {
+  for (const void* p : ps)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
 }
 
 template <DType D>
 __global__ void GatherRowsKernel(const void* table, int64_t h, const int32_t* ids, int64_t count,
                                  float* out) {
+  DependentStart();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count * h) out[i] = Load<D>(table, static_cast<int64_t>(ids[i / h]) * h + i % h);
 }
@@ -918,21 +1183,21 @@ __global__ void TopKKernel(const float* x, int64_t n, int64_t k, float* values, 
 
 cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_dtype,
                    const float* scale_inv, int64_t scale_cols, const void* bias, DType bias_dtype,
-                   int64_t n, float* y, cudaStream_t stream) {
+                   int64_t n, float* y, cudaStream_t stream, bool weights_settled) {
   if (t == 0 || n == 0) return cudaSuccess;
   switch (w_dtype) {
     case DType::kF32:
       return MatMulTyped<DType::kF32>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
-                                      stream);
+                                      stream, weights_settled);
     case DType::kBF16:
       return MatMulTyped<DType::kBF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
-                                       stream);
+                                       stream, weights_settled);
     case DType::kF16:
       return MatMulTyped<DType::kF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
-                                      stream);
+                                      stream, weights_settled);
     case DType::kF8E4M3:
       return MatMulTyped<DType::kF8E4M3>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
-                                         stream);
+                                         stream, weights_settled);
     default:
       return cudaErrorInvalidValue;
   }
@@ -940,7 +1205,9 @@ cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_
 
 cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,
                  cudaStream_t stream) {
-  if (t < 1 || t > kMaxGemvRows || batch.count < 1 || batch.count > kMaxGemvSegments)
+  if (t < 1 || t > kMaxGemvRows || batch.count < 1 || batch.count > kMaxGemvSegments ||
+      (batch.split != 0 && batch.split != 1 && batch.split != 2 && batch.split != 4 &&
+       batch.split != 8))
     return cudaErrorInvalidValue;
   if (batch.first_row[batch.count] == 0) return cudaSuccess;
   switch (w_dtype) {
@@ -955,6 +1222,14 @@ cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const Gemv
     default:
       return cudaErrorInvalidValue;
   }
+}
+
+cudaError_t SplitColumns(const float* all, int64_t t, const GemvBatch& batch, cudaStream_t stream) {
+  if (batch.count < 1 || batch.count > kMaxGemvSegments) return cudaErrorInvalidValue;
+  const int64_t n = t * batch.first_row[batch.count];
+  if (n == 0) return cudaSuccess;
+  SplitColumnsKernel<<<Blocks(n, 256), 256, 0, stream>>>(all, t, batch);
+  return cudaGetLastError();
 }
 
 cudaError_t HeadMatMul(const HeadMatMulArgs& a, cudaStream_t stream) {
@@ -983,8 +1258,19 @@ cudaError_t RmsNorm(const float* x, int64_t x_stride, const void* gain, DType ga
   const bool vec = h % 4 == 0 && h <= 4 * kNormThreads * kNormVectors && x_stride % 4 == 0 &&
                    y_stride % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(y) % 16 == 0;
-  RmsNormKernel<<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
-      x, x_stride, gain, gain_dtype, h, eps, y, y_stride, vec);
+  RRT_LAUNCH(RmsNormKernel, static_cast<unsigned>(rows), kNormThreads, 0, stream,
+             const_cast<float*>(x), x_stride, nullptr, gain, gain_dtype, h, eps, y, y_stride, vec);
+  return cudaGetLastError();
+}
+
+cudaError_t AddRmsNorm(float* x, const float* delta, const void* gain, DType gain_dtype,
+                       int64_t rows, int64_t h, float eps, float* y, int64_t y_stride,
+                       cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;
+  const bool vec = h % 4 == 0 && h <= 4 * kNormThreads * kNormVectors && y_stride % 4 == 0 &&
+                   Aligned16({x, delta, y});
+  RRT_LAUNCH(RmsNormKernel, static_cast<unsigned>(rows), kNormThreads, 0, stream, x, h, delta, gain,
+             gain_dtype, h, eps, y, y_stride, vec);
   return cudaGetLastError();
 }
 
@@ -993,16 +1279,74 @@ cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t strid
                  bool interleaved, float cos_sin_scale, cudaStream_t stream) {
   const int64_t n = t * heads * (dims / 2);
   if (n == 0) return cudaSuccess;
-  RopeKernel<<<Blocks(n, 256), 256, 0, stream>>>(x, t, heads, dims / 2, stride_t, stride_h,
-                                                 positions, inv_freq, interleaved, cos_sin_scale);
+  RRT_LAUNCH(RopeKernel, Blocks(n, 256), 256, 0, stream, x, t, heads, dims / 2, stride_t, stride_h,
+             positions, inv_freq, interleaved, cos_sin_scale);
   return cudaGetLastError();
 }
 
 cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t* slots, void* cache,
                       DType cache_dtype, cudaStream_t stream) {
   if (t * width == 0) return cudaSuccess;
-  StoreRowsKernel<<<Blocks(t * width, 256), 256, 0, stream>>>(src, t, width, slots, cache,
-                                                              cache_dtype);
+  RRT_LAUNCH(StoreRowsKernel, Blocks(t * width, 256), 256, 0, stream, src, t, width, slots, cache,
+             cache_dtype);
+  return cudaGetLastError();
+}
+
+cudaError_t StoreKeysAndValues(const float* k, int64_t k_width, void* k_cache, const float* v,
+                               int64_t v_width, void* v_cache, int64_t t, const int64_t* slots,
+                               DType cache_dtype, cudaStream_t stream) {
+  const int64_t n = t * (k_width + v_width);
+  if (n == 0) return cudaSuccess;
+  RRT_LAUNCH(StoreKeysAndValuesKernel, Blocks(n, 256), 256, 0, stream, k, k_width, k_cache, v,
+             v_width, v_cache, t, slots, cache_dtype);
+  return cudaGetLastError();
+}
+
+cudaError_t GatherKeys(const void* cache, DType cache_dtype, const int32_t* table, int64_t keys,
+                       int64_t width, void* dst, cudaStream_t stream) {
+  if (width % 8 != 0) return cudaErrorInvalidValue;
+  const int64_t n = keys * (width / 8);
+  if (n == 0) return cudaSuccess;
+  auto* out = static_cast<__nv_bfloat16*>(dst);
+  if (cache_dtype == DType::kBF16) {
+    GatherKeysKernel<DType::kBF16>
+        <<<Blocks(n, 256), 256, 0, stream>>>(cache, table, keys, width, out);
+  } else if (cache_dtype == DType::kF32) {
+    GatherKeysKernel<DType::kF32>
+        <<<Blocks(n, 256), 256, 0, stream>>>(cache, table, keys, width, out);
+  } else {
+    return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t HeadsFirst(const float* q, int64_t rows, int64_t heads, int64_t d, void* dst,
+                       cudaStream_t stream) {
+  if (d % 4 != 0) return cudaErrorInvalidValue;
+  const int64_t n = rows * heads * (d / 4);
+  if (n == 0) return cudaSuccess;
+  HeadsFirstKernel<<<Blocks(n, 256), 256, 0, stream>>>(q, rows, heads, d,
+                                                       static_cast<__nv_bfloat16*>(dst));
+  return cudaGetLastError();
+}
+
+cudaError_t RowsFirst(const float* o, int64_t heads, int64_t rows, int64_t d, float* out,
+                      cudaStream_t stream) {
+  if (d % 4 != 0) return cudaErrorInvalidValue;
+  const int64_t n = rows * heads * (d / 4);
+  if (n == 0) return cudaSuccess;
+  RowsFirstKernel<<<Blocks(n, 256), 256, 0, stream>>>(o, heads, rows, d, out);
+  return cudaGetLastError();
+}
+
+cudaError_t CausalSoftmax(const float* s, void* p, int64_t heads, int64_t rows, int64_t keys,
+                          int64_t ld, int64_t first_keys, cudaStream_t stream) {
+  const int64_t total = heads * rows;
+  if (total == 0) return cudaSuccess;
+  if (first_keys < 1 || keys > ld || ld % 4 != 0) return cudaErrorInvalidValue;
+  constexpr int kRowsABlock = 8;
+  CausalSoftmaxKernel<<<Blocks(total, kRowsABlock), kRowsABlock * kWarp, 0, stream>>>(
+      s, static_cast<__nv_bfloat16*>(p), total, rows, keys, ld, first_keys);
   return cudaGetLastError();
 }
 
@@ -1043,7 +1387,7 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
     }
     if (a.splits > 1) {
       const dim3 combine(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
-      AttentionCombineKernel<<<combine, 128, sizeof(float) * (a.splits + 4), stream>>>(a);
+      RRT_LAUNCH(AttentionCombineKernel, combine, 128, sizeof(float) * (a.splits + 4), stream, a);
     }
     return cudaGetLastError();
   }
@@ -1053,24 +1397,24 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
                     static_cast<unsigned>(a.splits));
     const size_t shared = sizeof(float) * kMlaKeys * a.dk;
     if (a.cache_dtype == DType::kBF16) {
-      MlaDecodeKernel<DType::kBF16><<<grid, kMlaHeads * kWarp, shared, stream>>>(a);
+      RRT_LAUNCH(MlaDecodeKernel<DType::kBF16>, grid, kMlaHeads * kWarp, shared, stream, a);
     } else {
-      MlaDecodeKernel<DType::kF32><<<grid, kMlaHeads * kWarp, shared, stream>>>(a);
+      RRT_LAUNCH(MlaDecodeKernel<DType::kF32>, grid, kMlaHeads * kWarp, shared, stream, a);
     }
   } else {
     const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads),
                     static_cast<unsigned>(a.splits));
     const size_t shared = sizeof(float) * (a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps);
     if (a.cache_dtype == DType::kBF16) {
-      AttentionKernel<DType::kBF16><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
+      RRT_LAUNCH(AttentionKernel<DType::kBF16>, grid, kAttentionWarps * kWarp, shared, stream, a);
     } else {
-      AttentionKernel<DType::kF32><<<grid, kAttentionWarps * kWarp, shared, stream>>>(a);
+      RRT_LAUNCH(AttentionKernel<DType::kF32>, grid, kAttentionWarps * kWarp, shared, stream, a);
     }
   }
   if (a.splits > 1) {
     const dim3 combine(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
     // Padded: the compiled merge may read up to 3 weights past the last in one wide load.
-    AttentionCombineKernel<<<combine, 128, sizeof(float) * (a.splits + 4), stream>>>(a);
+    RRT_LAUNCH(AttentionCombineKernel, combine, 128, sizeof(float) * (a.splits + 4), stream, a);
   }
   return cudaGetLastError();
 }
@@ -1092,13 +1436,15 @@ cudaError_t AddBias(float* y, int64_t t, int64_t n, const void* bias, DType bias
 cudaError_t SiluMul(const float* gate, const float* up, float* out, int64_t n,
                     cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  SiluMulKernel<<<Blocks(n, 256), 256, 0, stream>>>(gate, up, out, n);
+  const bool vec = n % 4 == 0 && Aligned16({gate, up, out});
+  RRT_LAUNCH(SiluMulKernel, Blocks(vec ? n / 4 : n, 256), 256, 0, stream, gate, up, out, n, vec);
   return cudaGetLastError();
 }
 
 cudaError_t Add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  AddKernel<<<Blocks(n, 256), 256, 0, stream>>>(a, b, out, n);
+  const bool vec = n % 4 == 0 && Aligned16({a, b, out});
+  RRT_LAUNCH(AddKernel, Blocks(vec ? n / 4 : n, 256), 256, 0, stream, a, b, out, n, vec);
   return cudaGetLastError();
 }
 
@@ -1108,13 +1454,16 @@ cudaError_t GatherRows(const void* table, DType table_dtype, int64_t h, const in
   if (n == 0) return cudaSuccess;
   switch (table_dtype) {
     case DType::kF32:
-      GatherRowsKernel<DType::kF32><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out);
+      RRT_LAUNCH(GatherRowsKernel<DType::kF32>, Blocks(n, 256), 256, 0, stream, table, h, ids,
+                 count, out);
       break;
     case DType::kBF16:
-      GatherRowsKernel<DType::kBF16><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out);
+      RRT_LAUNCH(GatherRowsKernel<DType::kBF16>, Blocks(n, 256), 256, 0, stream, table, h, ids,
+                 count, out);
       break;
     case DType::kF16:
-      GatherRowsKernel<DType::kF16><<<Blocks(n, 256), 256, 0, stream>>>(table, h, ids, count, out);
+      RRT_LAUNCH(GatherRowsKernel<DType::kF16>, Blocks(n, 256), 256, 0, stream, table, h, ids,
+                 count, out);
       break;
     default:
       return cudaErrorInvalidValue;

@@ -21,9 +21,10 @@ namespace reasonrt::cuda {
 // scale_inv [ceil(N/128), scale_cols] holds the 128x128 block scales). bias may be null.
 // Up to 8 rows run as a GEMV that reads each weight row once for all rows; more as a
 // tiled GEMM.
+// weights_settled as in GemvBatch.
 cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_dtype,
                    const float* scale_inv, int64_t scale_cols, const void* bias, DType bias_dtype,
-                   int64_t n, float* y, cudaStream_t stream);
+                   int64_t n, float* y, cudaStream_t stream, bool weights_settled = false);
 
 // Up to kMaxGemvSegments weights that multiply the same activations (q, k and v; gate and
 // up), run as one GEMV launch: segment s is y_s[T, n_s] = x[T, K] . W_s[n_s, K]^T (+ bias_s),
@@ -42,10 +43,21 @@ struct GemvBatch {
   GemvSegment segments[kMaxGemvSegments];
   int count;                                // segments in use, 1 .. kMaxGemvSegments
   int64_t first_row[kMaxGemvSegments + 1];  // first_row[0] = 0, first_row[count] = rows in all
+  // Warps per weight row (each over its share of the row, partial sums met in shared
+  // memory): 0 lets Gemv choose by shape, else 1, 2, 4 or 8 (benchmarks compare them).
+  int split = 0;
+  // No kernel on the stream writes the weights (device copies of host weights): the launch
+  // may then overlap the kernel before it, reading weights while it finishes (on sm_90 and
+  // later; activations are read only after it).
+  bool weights_settled = false;
 };
 // T (1 .. kMaxGemvRows) activation rows; all weights of one dtype.
 cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,
                  cudaStream_t stream);
+
+// The outputs of one GEMM over weights stacked as a batch's segments: segment s's y [t, n_s]
+// = columns first_row[s] .. first_row[s + 1] of all [t, first_row[count]] (+ bias_s).
+cudaError_t SplitColumns(const float* all, int64_t t, const GemvBatch& batch, cudaStream_t stream);
 
 // Per head h: y[t, h, :] = x[t, h, :] . W[h]^T (out_in: W[h] is [N, K]) or x[t, h, :] . W[h]
 // (W[h] is [K, N]). Strides in elements: x (t, h), w's heads and rows, y (t, h).
@@ -71,6 +83,13 @@ cudaError_t RmsNorm(const float* x, int64_t x_stride, const void* gain, DType ga
                     int64_t rows, int64_t h, float eps, float* y, int64_t y_stride,
                     cudaStream_t stream);
 
+// x[r, :] += delta[r, :], then y[r, :] = RmsNorm(x[r, :]) as above: a residual step and the
+// norm after it in one pass. x and delta contiguous [rows, h]; y's rows strided, not
+// overlapping x or delta.
+cudaError_t AddRmsNorm(float* x, const float* delta, const void* gain, DType gain_dtype,
+                       int64_t rows, int64_t h, float eps, float* y, int64_t y_stride,
+                       cudaStream_t stream);
+
 // Rotates x[t, head, :dims] in place (strides in elements for t and head).
 cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t stride_t,
                  int64_t stride_h, const int32_t* positions, const float* inv_freq,
@@ -79,6 +98,32 @@ cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t strid
 // cache[slots[t], :] = src[t, :] (width values a row, converted to cache_dtype: f32/bf16).
 cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t* slots, void* cache,
                       DType cache_dtype, cudaStream_t stream);
+
+// The same for a layer's keys and values in one launch: k_cache[slots[t], :] = k[t, :]
+// (k_width values a row) and v_cache[slots[t], :] = v[t, :] (v_width).
+cudaError_t StoreKeysAndValues(const float* k, int64_t k_width, void* k_cache, const float* v,
+                               int64_t v_width, void* v_cache, int64_t t, const int64_t* slots,
+                               DType cache_dtype, cudaStream_t stream);
+
+// Prompt attention on tensor cores: kernels around two batched bf16 GEMMs (cuBLAS).
+// GatherKeys copies a sequence's first `keys` cache rows (its block table on the device;
+// width values a row, f32 or bf16 in the cache) into dst [keys, width] as bf16, so that the
+// GEMMs see its keys and values as plain matrices. width % 8 == 0.
+cudaError_t GatherKeys(const void* cache, DType cache_dtype, const int32_t* table, int64_t keys,
+                       int64_t width, void* dst, cudaStream_t stream);
+// HeadsFirst: q [rows, heads, d] (f32) to dst [heads, rows, d] in bf16, so that the rows of
+// the heads that share a kv head form one matrix. d % 4 == 0.
+cudaError_t HeadsFirst(const float* q, int64_t rows, int64_t heads, int64_t d, void* dst,
+                       cudaStream_t stream);
+// RowsFirst: the way back for the outputs, o [heads, rows, d] into out [rows, heads, d]
+// (both f32). d % 4 == 0.
+cudaError_t RowsFirst(const float* o, int64_t heads, int64_t rows, int64_t d, float* out,
+                      cudaStream_t stream);
+// CausalSoftmax turns scores s[heads * rows, ld] (f32; row i is query i % rows of a head)
+// into weights p[heads * rows, ld] (bf16): query r sees keys 0 .. first_keys + r - 1 (at most
+// `keys`); the rest of its ld weights are 0. ld % 4 == 0.
+cudaError_t CausalSoftmax(const float* s, void* p, int64_t heads, int64_t rows, int64_t keys,
+                          int64_t ld, int64_t first_keys, cudaStream_t stream);
 
 // Paged causal attention. Query row r belongs to the sequence whose block table starts at
 // tables + table_offset[r] and sits at position row_position[r] (it attends to positions
@@ -128,10 +173,10 @@ cudaError_t SplitBf16(const float* x, int64_t n, void* hi, void* lo, cudaStream_
 cudaError_t AddBias(float* y, int64_t t, int64_t n, const void* bias, DType bias_dtype,
                     cudaStream_t stream);
 
-// out = silu(gate) * up; out may be gate.
+// out = silu(gate) * up; out may be gate or up.
 cudaError_t SiluMul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
 
-// out = a + b.
+// out = a + b; out may be a or b.
 cudaError_t Add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream);
 
 // out[i, :] = table[ids[i], :] as f32 (table f32, f16 or bf16, [., h] contiguous).

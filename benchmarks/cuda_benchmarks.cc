@@ -1,0 +1,174 @@
+// The cuda backend's kernels on the GPU (built with CUDA; every benchmark skips where no
+// device runs our kernels):
+// - CopyBandwidth: a device-to-device copy, bytes read plus written: the roofline.
+// - Gemv: the decode GEMV on R1-Distill-Qwen-7B's weights (bf16), 1 and 8 activation rows,
+//   each way of splitting a weight row over warps (0: the kernel's own choice). Weight
+//   bytes per second, against CopyBandwidth. Each shape cycles over copies of its weights
+//   that together exceed the L2 cache, so that every launch streams from memory.
+// - PromptAttention: one layer's attention over a 512-token prompt at the 7B's widths
+//   (28 query heads, 4 kv heads, 128 dims) through the backend: on tensor cores (cuBLAS)
+//   and with exact activations (the f32 tiled kernel), f32 and bf16 KV caches.
+//
+//   build/benchmarks/cuda_benchmarks [--benchmark_filter=Gemv]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "lib/backends/cuda/kernels.h"
+#include "reasonrt/backend.h"
+
+namespace reasonrt {
+namespace {
+
+bool HaveGpu() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return count > 0;
+}
+
+// Device memory freed on scope exit; null where cudaMalloc failed.
+std::shared_ptr<void> DeviceBytes(size_t bytes) {
+  void* p = nullptr;
+  if (cudaMalloc(&p, bytes) != cudaSuccess) return nullptr;
+  cudaMemset(p, 0, bytes);  // zeros are valid weights and activations for timing
+  return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+}
+
+// GPU time of `calls` runs of `body` on `stream`, in seconds.
+template <typename F>
+double TimeOnStream(cudaStream_t stream, int calls, F body) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start, stream);
+  for (int i = 0; i < calls; ++i) body(i);
+  cudaEventRecord(stop, stream);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms / 1e3;
+}
+
+void BM_CopyBandwidth(benchmark::State& state) {
+  if (!HaveGpu()) return state.SkipWithError("no CUDA device");
+  const size_t bytes = size_t{1} << 30;
+  auto a = DeviceBytes(bytes), b = DeviceBytes(bytes);
+  if (!a || !b) return state.SkipWithError("out of device memory");
+  for (auto _ : state) {
+    state.SetIterationTime(TimeOnStream(nullptr, 4, [&](int) {
+      cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice, nullptr);
+    }));
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 4 * 2 * bytes);
+}
+BENCHMARK(BM_CopyBandwidth)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+struct GemvShape {
+  const char* name;
+  std::vector<int64_t> rows;  // per segment
+  int64_t k;
+};
+// R1-Distill-Qwen-7B: hidden 3584, intermediate 18944, 28 q / 4 kv heads of 128, vocab 152064.
+const GemvShape kShapes[] = {
+    {"qkv", {3584, 512, 512}, 3584}, {"o", {3584}, 3584},         {"gate_up", {18944, 18944}, 3584},
+    {"down", {3584}, 18944},         {"lm_head", {152064}, 3584},
+};
+
+void BM_Gemv(benchmark::State& state) {
+  if (!HaveGpu()) return state.SkipWithError("no CUDA device");
+  const GemvShape& shape = kShapes[state.range(0)];
+  const int64_t t = state.range(1);
+  const int split = static_cast<int>(state.range(2));
+  state.SetLabel(std::string(shape.name) + " rows=" + std::to_string(t) +
+                 " split=" + (split == 0 ? std::string("auto") : std::to_string(split)));
+  int64_t n_all = 0, n_max = 0;
+  for (int64_t n : shape.rows) n_all += n, n_max = std::max(n_max, n);
+  const size_t weight_bytes = static_cast<size_t>(n_all * shape.k) * 2;
+  const int copies = static_cast<int>(std::max<size_t>(1, (size_t{512} << 20) / weight_bytes));
+  auto w = DeviceBytes(weight_bytes * copies);
+  auto x = DeviceBytes(static_cast<size_t>(t * shape.k) * sizeof(float));
+  auto y = DeviceBytes(static_cast<size_t>(t * n_all) * sizeof(float));
+  if (!w || !x || !y) return state.SkipWithError("out of device memory");
+  auto batch_of = [&](int copy) {
+    cuda::GemvBatch b{};
+    b.count = static_cast<int>(shape.rows.size());
+    b.split = split;
+    b.weights_settled = true;  // as for host weights' device copies
+    const auto* base = static_cast<const uint8_t*>(w.get()) + copy * weight_bytes;
+    int64_t offset = 0;
+    for (int s = 0; s < b.count; ++s) {
+      const int64_t n = shape.rows[s];
+      cuda::GemvSegment& g = b.segments[s];
+      g.w = base + offset * shape.k * 2, g.n = n, g.bias_dtype = DType::kF32;
+      g.y = static_cast<float*>(y.get()) + t * offset;
+      b.first_row[s + 1] = b.first_row[s] + n;
+      offset += n;
+    }
+    return b;
+  };
+  const int calls = std::max(8, copies);
+  for (auto _ : state) {
+    state.SetIterationTime(TimeOnStream(nullptr, calls, [&](int i) {
+      cuda::Gemv(static_cast<const float*>(x.get()), t, shape.k, DType::kBF16, batch_of(i % copies),
+                 nullptr);
+    }));
+  }
+  if (cudaDeviceSynchronize() != cudaSuccess) state.SkipWithError("kernel failed");
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * calls * weight_bytes);
+}
+BENCHMARK(BM_Gemv)
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 8}, {0, 1, 2, 4, 8}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// One layer's prompt attention, 512 rows from position 0, through the backend.
+void BM_PromptAttention(benchmark::State& state) {
+  BackendOptions options;
+  options.exact_activations = state.range(0) != 0;
+  const DType cache_dtype = state.range(1) != 0 ? DType::kBF16 : DType::kF32;
+  state.SetLabel(std::string(options.exact_activations ? "f32 tiled" : "tensor cores") + ", " +
+                 std::string(DTypeName(cache_dtype)) + " cache");
+  auto be = CreateBackend("cuda", options);
+  if (!be.ok()) return state.SkipWithError("no cuda backend here");
+  const int64_t rows = 512, heads = 28, kv_heads = 4, d = 128;
+  const int64_t blocks = rows / kKvBlockSize;
+  PagedKvLayer cache{*(*be)->Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, d}),
+                     *(*be)->Allocate(cache_dtype, {blocks, kKvBlockSize, kv_heads, d})};
+  TensorView q = *(*be)->Allocate(DType::kF32, {rows, heads, d});
+  TensorView out = *(*be)->Allocate(DType::kF32, {rows, heads, d});
+  TensorView host = *TensorView::Allocate(DType::kF32, {1, heads, d});
+  std::vector<int32_t> table(static_cast<size_t>(blocks));
+  for (int32_t b = 0; b < blocks; ++b) table[static_cast<size_t>(b)] = b;
+  const std::vector<AttentionSequence> seqs = {{table, 0, rows, 0}};
+  auto run = [&] { return (*be)->Attention(q, cache, seqs, 0.088f, out); };
+  if (!run().ok()) return state.SkipWithError("Attention failed");
+  constexpr int kCalls = 20;
+  for (auto _ : state) {
+    for (int i = 0; i < kCalls; ++i) {
+      if (!run().ok()) return state.SkipWithError("Attention failed");
+    }
+    // Waits for the queued calls (a copy to the host returns once it is done).
+    if (!(*be)->Copy(*out.Slice(0, 0, 1), host).ok()) return state.SkipWithError("copy failed");
+  }
+  state.counters["per_call"] = benchmark::Counter(
+      kCalls, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_PromptAttention)
+    ->ArgsProduct({{0, 1}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace reasonrt
+
+BENCHMARK_MAIN();
