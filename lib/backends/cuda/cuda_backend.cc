@@ -465,10 +465,11 @@ class CudaBackend final : public Backend {
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView dg, call.Weight(gain));
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/true));
-    RRT_RETURN_IF_ERROR(CudaStatus(
-        cuda::RmsNorm(dx.data_as<float>(), dx.stride(0), dg.data(), dg.dtype(), x.dim(0), x.dim(1),
-                      eps, dy.mutable_data_as<float>(), dy.stride(0), stream()),
-        "RmsNorm"));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cuda::RmsNorm(dx.data_as<float>(), dx.stride(0), dg.data(), dg.dtype(), x.dim(0),
+                                 x.dim(1), eps, dy.mutable_data_as<float>(), dy.stride(0), stream(),
+                                 /*gain_settled=*/gain.device().type == DeviceType::kCpu),
+                   "RmsNorm"));
     return call.Finish("RmsNorm");
   }
 
@@ -482,7 +483,8 @@ class CudaBackend final : public Backend {
     RRT_RETURN_IF_ERROR(
         CudaStatus(cuda::AddRmsNorm(dx.mutable_data_as<float>(), dd.data_as<float>(), dg.data(),
                                     dg.dtype(), x.dim(0), x.dim(1), eps,
-                                    dy.mutable_data_as<float>(), dy.stride(0), stream()),
+                                    dy.mutable_data_as<float>(), dy.stride(0), stream(),
+                                    /*gain_settled=*/gain.device().type == DeviceType::kCpu),
                    "AddRmsNorm"));
     return call.Finish("AddRmsNorm");
   }

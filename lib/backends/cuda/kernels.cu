@@ -513,18 +513,35 @@ constexpr int kNormThreads = 256, kNormVectors = 8;  // rows up to 8192 wide sta
 
 // One block per row. Rows of a multiple of 4 values, 16-byte aligned and at most
 // 4 * kNormThreads * kNormVectors wide are read once, in float4s kept in registers. With
-// delta, x's row first becomes x + delta (written back: the residual stream).
+// delta, x's row first becomes x + delta (written back: the residual stream). A settled
+// gain (written by no kernel on the stream) is read before waiting for the kernel before.
 __global__ void __launch_bounds__(kNormThreads)
     RmsNormKernel(float* x, int64_t x_stride, const float* delta, const void* gain,
-                  DType gain_dtype, int64_t h, float eps, float* y, int64_t y_stride, bool vec) {
-  DependentStart();
+                  DType gain_dtype, bool gain_settled, int64_t h, float eps, float* y,
+                  int64_t y_stride, bool vec) {
+  LetSuccessorLaunch();
   __shared__ float scratch[32];
+  const int64_t n4 = vec ? h / 4 : 0;
+  float4 g[kNormVectors];
+  auto load_gains = [&] {
+#pragma unroll
+    for (int j = 0; j < kNormVectors; ++j) {
+      const int64_t i = threadIdx.x + j * kNormThreads;
+      g[j] = i < n4
+                 ? make_float4(
+                       LoadAny(gain, 4 * i, gain_dtype), LoadAny(gain, 4 * i + 1, gain_dtype),
+                       LoadAny(gain, 4 * i + 2, gain_dtype), LoadAny(gain, 4 * i + 3, gain_dtype))
+                 : make_float4(0, 0, 0, 0);
+    }
+  };
+  if (gain_settled) load_gains();
+  WaitForPredecessor();
+  if (!gain_settled) load_gains();
   float* in = x + blockIdx.x * x_stride;
   const float* d = delta != nullptr ? delta + blockIdx.x * h : nullptr;
   float* o = y + blockIdx.x * y_stride;
   float sum_sq = 0.0f;
   if (vec) {
-    const int64_t n4 = h / 4;
     float4 v[kNormVectors];
 #pragma unroll
     for (int j = 0; j < kNormVectors; ++j) {
@@ -543,11 +560,8 @@ __global__ void __launch_bounds__(kNormThreads)
     for (int j = 0; j < kNormVectors; ++j) {
       const int64_t i = threadIdx.x + j * kNormThreads;
       if (i >= n4) break;
-      reinterpret_cast<float4*>(o)[i] = make_float4(
-          v[j].x * inv * LoadAny(gain, 4 * i, gain_dtype),
-          v[j].y * inv * LoadAny(gain, 4 * i + 1, gain_dtype),
-          v[j].z * inv * LoadAny(gain, 4 * i + 2, gain_dtype),
-          v[j].w * inv * LoadAny(gain, 4 * i + 3, gain_dtype));
+      reinterpret_cast<float4*>(o)[i] = make_float4(v[j].x * inv * g[j].x, v[j].y * inv * g[j].y,
+                                                    v[j].z * inv * g[j].z, v[j].w * inv * g[j].w);
     }
     return;
   }
@@ -1253,24 +1267,25 @@ cudaError_t AddWeightedRows(const float* x, const float* weights, int64_t t, int
 
 cudaError_t RmsNorm(const float* x, int64_t x_stride, const void* gain, DType gain_dtype,
                     int64_t rows, int64_t h, float eps, float* y, int64_t y_stride,
-                    cudaStream_t stream) {
+                    cudaStream_t stream, bool gain_settled) {
   if (rows == 0) return cudaSuccess;
   const bool vec = h % 4 == 0 && h <= 4 * kNormThreads * kNormVectors && x_stride % 4 == 0 &&
                    y_stride % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(y) % 16 == 0;
   RRT_LAUNCH(RmsNormKernel, static_cast<unsigned>(rows), kNormThreads, 0, stream,
-             const_cast<float*>(x), x_stride, nullptr, gain, gain_dtype, h, eps, y, y_stride, vec);
+             const_cast<float*>(x), x_stride, nullptr, gain, gain_dtype, gain_settled, h, eps, y,
+             y_stride, vec);
   return cudaGetLastError();
 }
 
 cudaError_t AddRmsNorm(float* x, const float* delta, const void* gain, DType gain_dtype,
                        int64_t rows, int64_t h, float eps, float* y, int64_t y_stride,
-                       cudaStream_t stream) {
+                       cudaStream_t stream, bool gain_settled) {
   if (rows == 0) return cudaSuccess;
   const bool vec = h % 4 == 0 && h <= 4 * kNormThreads * kNormVectors && y_stride % 4 == 0 &&
                    Aligned16({x, delta, y});
   RRT_LAUNCH(RmsNormKernel, static_cast<unsigned>(rows), kNormThreads, 0, stream, x, h, delta, gain,
-             gain_dtype, h, eps, y, y_stride, vec);
+             gain_dtype, gain_settled, h, eps, y, y_stride, vec);
   return cudaGetLastError();
 }
 

@@ -79,16 +79,18 @@ cudaError_t AddWeightedRows(const float* x, const float* weights, int64_t t, int
                             float* out, cudaStream_t stream);
 
 // y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * gain; rows strided, y may be x.
+// gain_settled: no kernel on the stream writes the gain (a host weight's device copy), so it
+// may be read before the kernel before this one ends.
 cudaError_t RmsNorm(const float* x, int64_t x_stride, const void* gain, DType gain_dtype,
                     int64_t rows, int64_t h, float eps, float* y, int64_t y_stride,
-                    cudaStream_t stream);
+                    cudaStream_t stream, bool gain_settled = false);
 
 // x[r, :] += delta[r, :], then y[r, :] = RmsNorm(x[r, :]) as above: a residual step and the
 // norm after it in one pass. x and delta contiguous [rows, h]; y's rows strided, not
 // overlapping x or delta.
 cudaError_t AddRmsNorm(float* x, const float* delta, const void* gain, DType gain_dtype,
                        int64_t rows, int64_t h, float eps, float* y, int64_t y_stride,
-                       cudaStream_t stream);
+                       cudaStream_t stream, bool gain_settled = false);
 
 // Rotates x[t, head, :dims] in place (strides in elements for t and head).
 cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t stride_t,
