@@ -1,5 +1,10 @@
 # Runs `reasonrt synth` on DeepSeek-R1's config (4 layers, FP8, sparse zeros) and checks
-# what `reasonrt inspect` reports.
+# what `reasonrt inspect` reports. Skipped (as the other tests of the real configs) where
+# the configs are not beside the checkout.
+if(NOT EXISTS ${CONFIG})
+  message("SKIPPED: no ${CONFIG}")
+  return()
+endif()
 file(REMOVE_RECURSE ${OUT})
 execute_process(COMMAND ${CLI} synth --config ${CONFIG} --out ${OUT} --layers 4 --fp8 --zeros
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

@@ -81,7 +81,10 @@ def test_router_weights_rules():
 
 
 def test_r1_yarn_constants():
-    with open(os.path.join(CONFIGS, "deepseek-r1.json")) as f:
+    path = os.path.join(CONFIGS, "deepseek-r1.json")
+    if not os.path.exists(path):  # as the other tests of the real configs
+        pytest.skip(f"no {path}")
+    with open(path) as f:
         cfg = json.load(f)
     m = 0.1 * 1.0 * math.log(40) + 1
     assert abs(ds.softmax_scale(cfg) - 192 ** -0.5 * m * m) < 1e-12
