@@ -2,7 +2,8 @@
 // device runs our kernels):
 // - CopyBandwidth: a device-to-device copy, bytes read plus written: the roofline.
 // - Gemv: the decode GEMV on R1-Distill-Qwen-7B's weights (bf16), 1 and 8 activation rows,
-//   each way of splitting a weight row over warps (0: the kernel's own choice). Weight
+//   each way of splitting a weight row over warps (0: the kernel's own choice), and 2 or 8
+//   rows on tensor cores (activations rounded to bf16; experimental). Weight
 //   bytes per second, against CopyBandwidth. Each shape cycles over copies of its weights
 //   that together exceed the L2 cache, so that every launch streams from memory.
 // - PromptAttention: one layer's attention over a 512-token prompt at the 7B's widths
@@ -89,8 +90,10 @@ void BM_Gemv(benchmark::State& state) {
   const GemvShape& shape = kShapes[state.range(0)];
   const int64_t t = state.range(1);
   const int split = static_cast<int>(state.range(2));
+  const bool mma = state.range(3) != 0;
   state.SetLabel(std::string(shape.name) + " rows=" + std::to_string(t) +
-                 " split=" + (split == 0 ? std::string("auto") : std::to_string(split)));
+                 " split=" + (split == 0 ? std::string("auto") : std::to_string(split)) +
+                 (mma ? " tensor cores" : ""));
   int64_t n_all = 0, n_max = 0;
   for (int64_t n : shape.rows) n_all += n, n_max = std::max(n_max, n);
   const size_t weight_bytes = static_cast<size_t>(n_all * shape.k) * 2;
@@ -104,6 +107,7 @@ void BM_Gemv(benchmark::State& state) {
     b.count = static_cast<int>(shape.rows.size());
     b.split = split;
     b.weights_settled = true;  // as for host weights' device copies
+    b.round_activations = mma;
     const auto* base = static_cast<const uint8_t*>(w.get()) + copy * weight_bytes;
     int64_t offset = 0;
     for (int s = 0; s < b.count; ++s) {
@@ -127,7 +131,12 @@ void BM_Gemv(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * calls * weight_bytes);
 }
 BENCHMARK(BM_Gemv)
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 8}, {0, 1, 2, 4, 8}})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 8}, {0, 1, 2, 4, 8}, {0}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+// 2 to 8 rows on tensor cores (GemvBatch::round_activations; experimental).
+BENCHMARK(BM_Gemv)
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {2, 8}, {0}, {1}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 

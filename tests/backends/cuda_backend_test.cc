@@ -344,6 +344,59 @@ TEST(CudaBackendTest, FusedWeightsFollowInvalidation) {
   }
 }
 
+// RRT_CUDA_MMA_GEMV=1: 2 to 8 rows against bf16 weights on tensor cores, the activations
+// rounded to bf16 (1e-2 of the largest output, as the bf16 prompt GEMM), for fused q/k/v
+// (segments, biases) and a plain MatMul of 40 rows (a partial block of 16) over k = 96 (fewer
+// 32-column blocks than warps). Exact activations keep the f32 kernel, and the tensor-core
+// result differs from it by more than f32 rounding (so it ran).
+TEST(CudaBackendTest, TensorCoreGemvMatchesTheReference) {
+  SKIP_WITHOUT_CUDA();
+  auto ref = *CreateBackend("reference", {});
+  BackendOptions exact_options;
+  exact_options.exact_activations = true;
+  ::setenv("RRT_CUDA_MMA_GEMV", "1", 1);
+  auto be = *CreateBackend("cuda", {});
+  auto exact = *CreateBackend("cuda", exact_options);
+  ::unsetenv("RRT_CUDA_MMA_GEMV");
+  Weight q{RandomHost(DType::kBF16, {48, 256}, 61), {}},
+      k{RandomHost(DType::kBF16, {16, 256}, 62), {}},
+      v{RandomHost(DType::kBF16, {16, 256}, 63), {}}, o{RandomHost(DType::kBF16, {40, 96}, 64), {}};
+  TensorView qb = RandomHost(DType::kF32, {48}, 65);
+  for (int64_t t : {2, 5, 8}) {
+    SCOPED_TRACE(t);
+    TensorView x = RandomHost(DType::kF32, {t, 256}, 66),
+               x96 = RandomHost(DType::kF32, {t, 96}, 67);
+    std::vector<TensorView> got, want, f32;
+    for (int64_t n : {48, 16, 16, 40}) {
+      got.push_back(*TensorView::Allocate(DType::kF32, {t, n}));
+      want.push_back(*TensorView::Allocate(DType::kF32, {t, n}));
+      f32.push_back(*TensorView::Allocate(DType::kF32, {t, n}));
+    }
+    ASSERT_TRUE(
+        be->MatMulShared(x, {&q, &k, &v}, {&qb, nullptr, nullptr}, {&got[0], &got[1], &got[2]})
+            .ok());
+    ASSERT_TRUE(
+        ref->MatMulShared(x, {&q, &k, &v}, {&qb, nullptr, nullptr}, {&want[0], &want[1], &want[2]})
+            .ok());
+    ASSERT_TRUE(
+        exact->MatMulShared(x, {&q, &k, &v}, {&qb, nullptr, nullptr}, {&f32[0], &f32[1], &f32[2]})
+            .ok());
+    ASSERT_TRUE(be->MatMul(x96, o, nullptr, got[3]).ok());
+    ASSERT_TRUE(ref->MatMul(x96, o, nullptr, want[3]).ok());
+    ASSERT_TRUE(exact->MatMul(x96, o, nullptr, f32[3]).ok());
+    for (int i = 0; i < 4; ++i) {
+      SCOPED_TRACE(i);
+      ExpectClose(got[i], want[i], 1e-2f);
+      ExpectClose(f32[i], want[i], 1e-5f);
+      float differ = 0.0f;
+      for (int64_t e = 0; e < got[i].num_elements(); ++e)
+        differ =
+            std::max(differ, std::fabs(got[i].data_as<float>()[e] - f32[i].data_as<float>()[e]));
+      EXPECT_GT(differ, 1e-6f * MaxAbs(want[i]));
+    }
+  }
+}
+
 struct ModelCase {
   const char* name;
   const char* config;

@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -280,6 +281,8 @@ class CudaBackend final : public Backend {
         multiprocessors_(multiprocessors) {
     if (std::getenv("RRT_CUDA_OP_TIMES") != nullptr)
       timer_ = std::make_unique<OpTimer>(stream_->stream);
+    if (const char* v = std::getenv("RRT_CUDA_MMA_GEMV"); v != nullptr)
+      mma_gemv_ = std::string_view(v) == "1";
     if (const char* v = std::getenv("RRT_CUDA_ATTENTION_SCRATCH"); v != nullptr) {
       const long long bytes = std::atoll(v);
       if (bytes > 0) attention_scratch_bytes_ = bytes;
@@ -348,6 +351,7 @@ class CudaBackend final : public Backend {
       GemvBatch batch{};
       batch.count = static_cast<int>(std::min<size_t>(kMaxGemvSegments, weights.size() - first));
       batch.weights_settled = true;
+      batch.round_activations = RoundGemvActivations();
       for (int i = 0; i < batch.count; ++i) {
         const reasonrt::Weight& w = *weights[first + i];
         batch.weights_settled = batch.weights_settled && WeightsSettled(w);
@@ -887,10 +891,10 @@ class CudaBackend final : public Backend {
       if (void* blas = Blas(); blas != nullptr)
         return CublasMatMul(call, blas, x, dw, b, bias_dtype, y);
     }
-    return CudaStatus(
-        cuda::MatMul(x.data_as<float>(), t, k, dw.data(), dw.dtype(), scales, scale_cols, b,
-                     bias_dtype, n, y.mutable_data_as<float>(), stream(), WeightsSettled(w)),
-        "MatMul");
+    return CudaStatus(cuda::MatMul(x.data_as<float>(), t, k, dw.data(), dw.dtype(), scales,
+                                   scale_cols, b, bias_dtype, n, y.mutable_data_as<float>(),
+                                   stream(), WeightsSettled(w), RoundGemvActivations()),
+                      "MatMul");
   }
 
   // The prompt GEMM of bf16 weights on tensor cores (cuBLAS): the activations rounded to
@@ -1011,6 +1015,11 @@ class CudaBackend final : public Backend {
            (w.scale_inv.empty() || w.scale_inv.device().type == DeviceType::kCpu);
   }
 
+  // Whether 2 to 8 rows against bf16 weights may run on tensor cores with bf16-rounded
+  // activations (GemvBatch::round_activations): not with exact activations, and for now only
+  // where RRT_CUDA_MMA_GEMV=1 asks for it (not yet run on a GPU).
+  bool RoundGemvActivations() const { return mma_gemv_ && !exact_; }
+
   // This backend's cuBLAS handle (made on first use), or nullptr without cuBLAS.
   void* Blas() {
     if (blas_ == nullptr && Cublas::Get() != nullptr) blas_ = Cublas::Get()->NewHandle(stream());
@@ -1024,6 +1033,7 @@ class CudaBackend final : public Backend {
   void* blas_ = nullptr;
   int64_t attention_scratch_bytes_ = int64_t{256} << 20;
   bool gemm_attention_failed_ = false;
+  bool mma_gemv_ = false;  // RRT_CUDA_MMA_GEMV=1
   std::unique_ptr<OpTimer> timer_;
   std::array<LastArgument, static_cast<int>(RepeatedArg::kCount)> last_arguments_;
 };

@@ -308,6 +308,104 @@ __global__ void __launch_bounds__(kGemvWarps * kWarp)
   for (int r = 0; r < R; ++r) g.y[r * g.n + row] = acc[r] + bias;
 }
 
+// 2 to 8 activation rows against bf16 weights on tensor cores (mma.sync m16n8k16: the
+// weights as A, 16 rows a block; the activation rows, rounded to bf16, as B's 8 columns;
+// f32 sums). The 8 warps of a block split k; each lane loads 16 bytes of each of its two
+// weight rows (g and g + 8) per 32 columns, kMmaChunks at a time before using any. As the
+// sum over k does not depend on its order, the 32 columns a lane loads are given to the mma
+// in a permuted order that the activations follow too, so no shuffling is needed. Needs
+// k % 32 == 0 and 16-byte aligned weights and x.
+constexpr int kMmaWarps = 8, kMmaChunks = 4;
+
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__device__ __forceinline__ void MmaBf16(float c[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                        uint32_t a3, uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+
+__global__ void __launch_bounds__(kMmaWarps* kWarp)
+    GemvMmaKernel(const float* __restrict__ x, int64_t t, int64_t k,
+                  const __grid_constant__ GemvBatch b) {
+  LetSuccessorLaunch();
+  __shared__ float partial[kMmaWarps][kWarp][4];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int g = lane / 4, q = lane % 4;
+  const int64_t total = b.first_row[b.count];
+  // This lane's two weight rows (g and g + 8 of the block's 16): segment and row in it.
+  const __nv_bfloat16* w_row[2];
+  for (int h = 0; h < 2; ++h) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * 16 + g + 8 * h;
+    const int64_t clamped = row < total ? row : 0;  // a row past the end reads row 0
+    int s = 0;
+    while (clamped >= b.first_row[s + 1]) ++s;
+    w_row[h] = static_cast<const __nv_bfloat16*>(b.segments[s].w) + (clamped - b.first_row[s]) * k;
+  }
+  const int64_t blocks32 = k / 32, per_warp = (blocks32 + kMmaWarps - 1) / kMmaWarps;
+  const int64_t begin = warp * per_warp, end = min(blocks32, begin + per_warp);
+  const float* x_row = x + g * k;  // activation row g (rows >= t read as zeros)
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  bool waited = false;
+  for (int64_t base = begin; base < end; base += kMmaChunks) {
+    uint4 wa[kMmaChunks], wb[kMmaChunks];
+#pragma unroll
+    for (int u = 0; u < kMmaChunks; ++u) {
+      if (base + u < end) {
+        const int64_t col = (base + u) * 32 + 8 * q;
+        wa[u] = __ldcs(reinterpret_cast<const uint4*>(w_row[0] + col));
+        wb[u] = __ldcs(reinterpret_cast<const uint4*>(w_row[1] + col));
+      }
+    }
+    if (!waited) WaitForPredecessor(), waited = true;  // x comes from the kernel before
+#pragma unroll
+    for (int u = 0; u < kMmaChunks; ++u) {
+      if (base + u >= end) break;
+      const int64_t col = (base + u) * 32 + 8 * q;
+      uint4 xb = make_uint4(0, 0, 0, 0);
+      if (g < t) {
+        const float4 lo = *reinterpret_cast<const float4*>(x_row + col),
+                     hi = *reinterpret_cast<const float4*>(x_row + col + 4);
+        xb = make_uint4(PackBf16(lo.x, lo.y), PackBf16(lo.z, lo.w), PackBf16(hi.x, hi.y),
+                        PackBf16(hi.z, hi.w));
+      }
+      MmaBf16(c, wa[u].x, wb[u].x, wa[u].y, wb[u].y, xb.x, xb.y);
+      MmaBf16(c, wa[u].z, wb[u].z, wa[u].w, wb[u].w, xb.z, xb.w);
+    }
+  }
+  if (!waited) WaitForPredecessor();  // before any write
+  for (int i = 0; i < 4; ++i) partial[warp][lane][i] = c[i];
+  __syncthreads();
+  if (warp != 0) return;
+  for (int i = 0; i < 4; ++i) {
+    float sum = 0.0f;
+    for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][lane][i];
+    c[i] = sum;
+  }
+  // c[0], c[1]: weight row g, activation rows 2q and 2q + 1; c[2], c[3]: weight row g + 8.
+  for (int h = 0; h < 2; ++h) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * 16 + g + 8 * h;
+    if (row >= total) continue;
+    int s = 0;
+    while (row >= b.first_row[s + 1]) ++s;
+    const GemvSegment& seg = b.segments[s];
+    const int64_t local = row - b.first_row[s];
+    const float bias = seg.bias != nullptr ? LoadAny(seg.bias, local, seg.bias_dtype) : 0.0f;
+    for (int j = 0; j < 2; ++j) {
+      const int n = 2 * q + j;
+      if (n < t) seg.y[n * seg.n + local] = c[2 * h + j] + bias;
+    }
+  }
+}
+
 // The same for any k and alignment, one element per lane at a time (a fallback: no model
 // shape takes it).
 template <DType D, int R>
@@ -442,6 +540,10 @@ cudaError_t GemvTyped(const float* x, int64_t t, int64_t k, const GemvBatch& b,
   bool vec = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
   for (int s = 0; s < b.count; ++s)
     vec = vec && reinterpret_cast<uintptr_t>(b.segments[s].w) % align == 0;
+  if (D == DType::kBF16 && b.round_activations && t >= 2 && vec && k % 32 == 0) {
+    return LaunchMaybeDependent(b.weights_settled, GemvMmaKernel, Blocks(b.first_row[b.count], 16),
+                                kMmaWarps * kWarp, 0, stream, x, t, k, b);
+  }
   switch (t) {
     case 1:
       return LaunchGemv<D, 1>(x, k, b, vec, stream);
@@ -465,7 +567,7 @@ cudaError_t GemvTyped(const float* x, int64_t t, int64_t k, const GemvBatch& b,
 template <DType D>
 cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, const float* s,
                         int64_t sc, const void* bias, DType bd, int64_t n, float* y,
-                        cudaStream_t stream, bool weights_settled) {
+                        cudaStream_t stream, bool weights_settled, bool round_activations) {
   if (t > kMaxGemvRows) {
     const dim3 grid(Blocks(n, kTile), Blocks(t, kTile));
     GemmKernel<D><<<grid, 256, 0, stream>>>(x, t, k, w, s, sc, bias, bd, n, y);
@@ -476,6 +578,7 @@ cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, con
   b.segments[0] = GemvSegment{w, s, sc, bias, bd, n, y};
   b.first_row[1] = n;
   b.weights_settled = weights_settled;
+  b.round_activations = round_activations;
   return GemvTyped<D>(x, t, k, b, stream);
 }
 
@@ -1197,21 +1300,22 @@ __global__ void TopKKernel(const float* x, int64_t n, int64_t k, float* values, 
 
 cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_dtype,
                    const float* scale_inv, int64_t scale_cols, const void* bias, DType bias_dtype,
-                   int64_t n, float* y, cudaStream_t stream, bool weights_settled) {
+                   int64_t n, float* y, cudaStream_t stream, bool weights_settled,
+                   bool round_activations) {
   if (t == 0 || n == 0) return cudaSuccess;
   switch (w_dtype) {
     case DType::kF32:
       return MatMulTyped<DType::kF32>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
-                                      stream, weights_settled);
+                                      stream, weights_settled, round_activations);
     case DType::kBF16:
       return MatMulTyped<DType::kBF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
-                                       stream, weights_settled);
+                                       stream, weights_settled, round_activations);
     case DType::kF16:
       return MatMulTyped<DType::kF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
-                                      stream, weights_settled);
+                                      stream, weights_settled, round_activations);
     case DType::kF8E4M3:
       return MatMulTyped<DType::kF8E4M3>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
-                                         stream, weights_settled);
+                                         stream, weights_settled, round_activations);
     default:
       return cudaErrorInvalidValue;
   }

@@ -21,10 +21,11 @@ namespace reasonrt::cuda {
 // scale_inv [ceil(N/128), scale_cols] holds the 128x128 block scales). bias may be null.
 // Up to 8 rows run as a GEMV that reads each weight row once for all rows; more as a
 // tiled GEMM.
-// weights_settled as in GemvBatch.
+// weights_settled and round_activations as in GemvBatch.
 cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_dtype,
                    const float* scale_inv, int64_t scale_cols, const void* bias, DType bias_dtype,
-                   int64_t n, float* y, cudaStream_t stream, bool weights_settled = false);
+                   int64_t n, float* y, cudaStream_t stream, bool weights_settled = false,
+                   bool round_activations = false);
 
 // Up to kMaxGemvSegments weights that multiply the same activations (q, k and v; gate and
 // up), run as one GEMV launch: segment s is y_s[T, n_s] = x[T, K] . W_s[n_s, K]^T (+ bias_s),
@@ -50,6 +51,11 @@ struct GemvBatch {
   // may then overlap the kernel before it, reading weights while it finishes (on sm_90 and
   // later; activations are read only after it).
   bool weights_settled = false;
+  // The activations may be rounded to bf16 (not exact): then 2 to 8 rows against bf16
+  // weights may run on tensor cores (GemvMmaKernel), one weight read for all rows with the
+  // activations read once per 16 weight rows. (Experimental: only where the backend turns it
+  // on, see RRT_CUDA_MMA_GEMV in cuda_backend.h.)
+  bool round_activations = false;
 };
 // T (1 .. kMaxGemvRows) activation rows; all weights of one dtype.
 cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,
