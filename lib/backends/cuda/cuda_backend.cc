@@ -1,4 +1,5 @@
-// The "cuda" backend: validated operands in, device pointers to the kernels (kernels.cu).
+// The "cuda" backend: validated operands in, device pointers to the kernels (kernels.h:
+// gemv.cu, attention.cu, ops.cu).
 //
 // Host code only (compiled by the C++ compiler against the CUDA runtime's C API). What it
 // adds to the kernels: device memory (Allocate, scratch), the process-wide copies of host
@@ -29,7 +30,7 @@
 namespace reasonrt::cuda {
 namespace {
 
-static_assert(kKvBlockSize == 16, "kernels.cu's attention reads 16-token KV blocks");
+static_assert(kKvBlockSize == 16, "attention.cu reads 16-token KV blocks");
 
 absl::Status CudaStatus(cudaError_t e, std::string_view what) {
   if (e == cudaSuccess) return absl::OkStatus();

@@ -1,7 +1,7 @@
-// lib/backends/cuda/kernels.h: the CUDA backend's kernels, as host functions that launch
-// them on a stream.
+// lib/backends/cuda/kernels.h: the CUDA backend's kernels (gemv.cu, attention.cu, ops.cu), as
+// host functions that launch them on a stream.
 //
-// Plain pointers to device memory and sizes: the backend (cuda_backend.cu) has already
+// Plain pointers to device memory and sizes: the backend (cuda_backend.cc) has already
 // validated shapes, moved every operand to the device and chosen the strides. Each
 // launcher returns the launch's cudaError_t (kernels run asynchronously; errors they hit
 // later surface at the stream's next synchronisation). Arithmetic is f32 throughout, as

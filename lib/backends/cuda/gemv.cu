@@ -1,0 +1,522 @@
+// lib/backends/cuda/gemv.cu: the matrix products (see kernels.h). The decode GEMV streams each
+// weight row once for up to 8 activation rows with 16-byte loads, several in flight per
+// lane (or, experimental, 2-8 rows on tensor cores); the prompt GEMM of non-bf16 weights is
+// a shared-memory tiled f32 kernel (bf16 prompts go to cuBLAS, with SplitBf16's activations);
+// HeadMatMul is MLA's per-head projection.
+#include "lib/backends/cuda/kernel_util.cuh"
+
+namespace reasonrt::cuda {
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// MatMul
+
+constexpr int kGemvWarps = 8;
+
+// Eight consecutive weights as loaded: 32 bytes of f32, 16 of f16/bf16, 8 of fp8.
+template <DType D>
+struct Chunk {
+  uint4 v[D == DType::kF32 ? 2 : 1];
+};
+
+// The chunk at element i (a multiple of 8) of weight memory w, read past L1 (each weight is
+// read once per forward pass: streaming, evict first).
+template <DType D>
+__device__ __forceinline__ Chunk<D> LoadChunk(const void* w, int64_t i) {
+  Chunk<D> c;
+  if constexpr (D == DType::kF32) {
+    const uint4* p = reinterpret_cast<const uint4*>(static_cast<const float*>(w) + i);
+    c.v[0] = __ldcs(p), c.v[1] = __ldcs(p + 1);
+  } else if constexpr (D == DType::kF8E4M3) {
+    const uint2 v = __ldcs(reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(w) + i));
+    c.v[0] = make_uint4(v.x, v.y, 0, 0);
+  } else {
+    c.v[0] = __ldcs(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w) + i));
+  }
+  return c;
+}
+
+template <DType D>
+__device__ __forceinline__ void Convert(const Chunk<D>& c, float out[8]) {
+  if constexpr (D == DType::kF32) {
+    const uint32_t words[8] = {c.v[0].x, c.v[0].y, c.v[0].z, c.v[0].w,
+                               c.v[1].x, c.v[1].y, c.v[1].z, c.v[1].w};
+    for (int j = 0; j < 8; ++j) out[j] = __uint_as_float(words[j]);
+  } else if constexpr (D == DType::kF8E4M3) {
+    for (int j = 0; j < 4; ++j) out[j] = E4m3Bits((c.v[0].x >> (8 * j)) & 0xff);
+    for (int j = 0; j < 4; ++j) out[4 + j] = E4m3Bits((c.v[0].y >> (8 * j)) & 0xff);
+  } else {
+    const uint32_t words[4] = {c.v[0].x, c.v[0].y, c.v[0].z, c.v[0].w};
+    for (int j = 0; j < 4; ++j) {
+      const uint16_t lo = words[j] & 0xffff, hi = words[j] >> 16;
+      out[2 * j] = D == DType::kBF16 ? Bf16Bits(lo) : F16Bits(lo);
+      out[2 * j + 1] = D == DType::kBF16 ? Bf16Bits(hi) : F16Bits(hi);
+    }
+  }
+}
+
+// Chunks each lane has in flight per step: enough bytes in flight per multiprocessor to
+// cover the memory latency at full bandwidth (on an H200, 16 for bf16 decoded a 7B model at
+// 165 tokens/s against 8's 181-184).
+template <DType D>
+constexpr int kChunksInFlight = D == DType::kF32 ? 4 : 8;
+
+// kSplit warps per weight row of the batch's segments (rows numbered across them), each
+// over its kSplit-th of the row's chunks: lane l reads chunks l, l + 32, ... of its range,
+// kChunksInFlight at a time before using any, and multiplies each with the same 8 columns
+// of all R activation rows; the kSplit partial sums meet in shared memory. Needs k % 8 == 0
+// and 16-byte aligned x, weights (8 for fp8).
+template <DType D, int R, int kSplit>
+__global__ void __launch_bounds__(kGemvWarps* kWarp)
+    GemvKernel(const float* __restrict__ x, int64_t k, const __grid_constant__ GemvBatch b) {
+  constexpr int kU = kChunksInFlight<D>;
+  LetSuccessorLaunch();  // takes effect once every block has started: the last wave
+  __shared__ float partial[kSplit > 1 ? kGemvWarps : 1][R];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, part = warp % kSplit;
+  const int64_t global_row =
+      static_cast<int64_t>(blockIdx.x) * (kGemvWarps / kSplit) + warp / kSplit;
+  const bool live = global_row < b.first_row[b.count];
+  int s = 0;
+  while (live && global_row >= b.first_row[s + 1]) ++s;
+  const GemvSegment& g = b.segments[s];
+  const int64_t row = global_row - b.first_row[s], chunks = k / 8;
+  const int64_t per_part = (chunks + kSplit - 1) / kSplit, begin = part * per_part;
+  const int64_t end = live ? min(chunks, begin + per_part) : 0;
+  const float* row_scales =
+      D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  bool waited = false;
+  for (int64_t base = begin + lane; base < end; base += kU * kWarp) {
+    Chunk<D> c[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int64_t ch = base + u * kWarp;
+      if (ch < end) c[u] = LoadChunk<D>(g.w, row * k + ch * 8);
+    }
+    if (!waited) WaitForPredecessor(), waited = true;  // x comes from the kernel before
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int64_t ch = base + u * kWarp;
+      if (ch >= end) break;
+      float wv[8];
+      Convert<D>(c[u], wv);
+      if constexpr (D == DType::kF8E4M3) {
+        const float scale = row_scales[ch / 16];  // 128 columns a scale block
+        for (int j = 0; j < 8; ++j) wv[j] *= scale;
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const float4* xv = reinterpret_cast<const float4*>(x + r * k + ch * 8);
+        const float4 p = xv[0], q = xv[1];
+        acc[r] += p.x * wv[0] + p.y * wv[1] + p.z * wv[2] + p.w * wv[3] + q.x * wv[4] +
+                  q.y * wv[5] + q.z * wv[6] + q.w * wv[7];
+      }
+    }
+  }
+  if (!waited) WaitForPredecessor();  // before any write
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = WarpSum(acc[r]);
+  if constexpr (kSplit > 1) {
+    if (lane == 0) {
+      for (int r = 0; r < R; ++r) partial[warp][r] = acc[r];
+    }
+    __syncthreads();
+    if (part != 0) return;
+    for (int r = 0; r < R; ++r) {
+      float sum = 0.0f;
+      for (int w = 0; w < kSplit; ++w) sum += partial[warp + w][r];
+      acc[r] = sum;
+    }
+  }
+  if (!live || lane != 0) return;
+  const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
+  for (int r = 0; r < R; ++r) g.y[r * g.n + row] = acc[r] + bias;
+}
+
+// 2 to 8 activation rows against bf16 weights on tensor cores (mma.sync m16n8k16: the
+// weights as A, 16 rows a block; the activation rows, rounded to bf16, as B's 8 columns;
+// f32 sums). The 8 warps of a block split k; each lane loads 16 bytes of each of its two
+// weight rows (g and g + 8) per 32 columns, kMmaChunks at a time before using any. As the
+// sum over k does not depend on its order, the 32 columns a lane loads are given to the mma
+// in a permuted order that the activations follow too, so no shuffling is needed. Needs
+// k % 32 == 0 and 16-byte aligned weights and x.
+constexpr int kMmaWarps = 8, kMmaChunks = 4;
+
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__device__ __forceinline__ void MmaBf16(float c[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                        uint32_t a3, uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+
+__global__ void __launch_bounds__(kMmaWarps* kWarp)
+    GemvMmaKernel(const float* __restrict__ x, int64_t t, int64_t k,
+                  const __grid_constant__ GemvBatch b) {
+  LetSuccessorLaunch();
+  __shared__ float partial[kMmaWarps][kWarp][4];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int g = lane / 4, q = lane % 4;
+  const int64_t total = b.first_row[b.count];
+  // This lane's two weight rows (g and g + 8 of the block's 16): segment and row in it.
+  const __nv_bfloat16* w_row[2];
+  for (int h = 0; h < 2; ++h) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * 16 + g + 8 * h;
+    const int64_t clamped = row < total ? row : 0;  // a row past the end reads row 0
+    int s = 0;
+    while (clamped >= b.first_row[s + 1]) ++s;
+    w_row[h] = static_cast<const __nv_bfloat16*>(b.segments[s].w) + (clamped - b.first_row[s]) * k;
+  }
+  const int64_t blocks32 = k / 32, per_warp = (blocks32 + kMmaWarps - 1) / kMmaWarps;
+  const int64_t begin = warp * per_warp, end = min(blocks32, begin + per_warp);
+  const float* x_row = x + g * k;  // activation row g (rows >= t read as zeros)
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  bool waited = false;
+  for (int64_t base = begin; base < end; base += kMmaChunks) {
+    uint4 wa[kMmaChunks], wb[kMmaChunks];
+#pragma unroll
+    for (int u = 0; u < kMmaChunks; ++u) {
+      if (base + u < end) {
+        const int64_t col = (base + u) * 32 + 8 * q;
+        wa[u] = __ldcs(reinterpret_cast<const uint4*>(w_row[0] + col));
+        wb[u] = __ldcs(reinterpret_cast<const uint4*>(w_row[1] + col));
+      }
+    }
+    if (!waited) WaitForPredecessor(), waited = true;  // x comes from the kernel before
+#pragma unroll
+    for (int u = 0; u < kMmaChunks; ++u) {
+      if (base + u >= end) break;
+      const int64_t col = (base + u) * 32 + 8 * q;
+      uint4 xb = make_uint4(0, 0, 0, 0);
+      if (g < t) {
+        const float4 lo = *reinterpret_cast<const float4*>(x_row + col),
+                     hi = *reinterpret_cast<const float4*>(x_row + col + 4);
+        xb = make_uint4(PackBf16(lo.x, lo.y), PackBf16(lo.z, lo.w), PackBf16(hi.x, hi.y),
+                        PackBf16(hi.z, hi.w));
+      }
+      MmaBf16(c, wa[u].x, wb[u].x, wa[u].y, wb[u].y, xb.x, xb.y);
+      MmaBf16(c, wa[u].z, wb[u].z, wa[u].w, wb[u].w, xb.z, xb.w);
+    }
+  }
+  if (!waited) WaitForPredecessor();  // before any write
+  for (int i = 0; i < 4; ++i) partial[warp][lane][i] = c[i];
+  __syncthreads();
+  if (warp != 0) return;
+  for (int i = 0; i < 4; ++i) {
+    float sum = 0.0f;
+    for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][lane][i];
+    c[i] = sum;
+  }
+  // c[0], c[1]: weight row g, activation rows 2q and 2q + 1; c[2], c[3]: weight row g + 8.
+  for (int h = 0; h < 2; ++h) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * 16 + g + 8 * h;
+    if (row >= total) continue;
+    int s = 0;
+    while (row >= b.first_row[s + 1]) ++s;
+    const GemvSegment& seg = b.segments[s];
+    const int64_t local = row - b.first_row[s];
+    const float bias = seg.bias != nullptr ? LoadAny(seg.bias, local, seg.bias_dtype) : 0.0f;
+    for (int j = 0; j < 2; ++j) {
+      const int n = 2 * q + j;
+      if (n < t) seg.y[n * seg.n + local] = c[2 * h + j] + bias;
+    }
+  }
+}
+
+// The same for any k and alignment, one element per lane at a time (a fallback: no model
+// shape takes it).
+template <DType D, int R>
+__global__ void GemvScalarKernel(const float* __restrict__ x, int64_t k,
+                                 const __grid_constant__ GemvBatch b) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t global_row = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / kWarp;
+  if (global_row >= b.first_row[b.count]) return;
+  int s = 0;
+  while (global_row >= b.first_row[s + 1]) ++s;
+  const GemvSegment& g = b.segments[s];
+  const int64_t row = global_row - b.first_row[s];
+  const float* row_scales =
+      D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
+  float acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  for (int64_t c = lane; c < k; c += kWarp) {
+    float wv = Load<D>(g.w, row * k + c);
+    if constexpr (D == DType::kF8E4M3) wv *= row_scales[c / 128];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] += x[r * k + c] * wv;
+  }
+  const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float sum = WarpSum(acc[r]);
+    if (lane == 0) g.y[r * g.n + row] = sum + bias;
+  }
+}
+
+__global__ void SplitColumnsKernel(const float* all, int64_t t,
+                                   const __grid_constant__ GemvBatch b) {
+  const int64_t width = b.first_row[b.count];
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= t * width) return;
+  const int64_t r = i / width, c = i % width;
+  int s = 0;
+  while (c >= b.first_row[s + 1]) ++s;
+  const GemvSegment& g = b.segments[s];
+  const int64_t col = c - b.first_row[s];
+  g.y[r * g.n + col] = all[i] + (g.bias != nullptr ? LoadAny(g.bias, col, g.bias_dtype) : 0.0f);
+}
+
+constexpr int kTile = 64, kTileK = 16;
+
+// y[m0 .. m0 + 64, n0 .. n0 + 64] by one block of 256 threads, 4x4 outputs each, through
+// shared-memory tiles of x and of the (converted) weights.
+template <DType D>
+__global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k,
+                           const void* __restrict__ w, const float* __restrict__ scale_inv,
+                           int64_t scale_cols, const void* __restrict__ bias, DType bias_dtype,
+                           int64_t n, float* __restrict__ y) {
+  __shared__ float xs[kTileK][kTile + 4];
+  __shared__ float ws[kTileK][kTile + 4];
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kTile,
+                n0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < k; k0 += kTileK) {
+    for (int i = threadIdx.x; i < kTile * kTileK; i += blockDim.x) {
+      const int r = i / kTileK, kk = i % kTileK;
+      const int64_t gk = k0 + kk;
+      const int64_t gm = m0 + r, gn = n0 + r;
+      xs[kk][r] = gm < t && gk < k ? x[gm * k + gk] : 0.0f;
+      float wv = 0.0f;
+      if (gn < n && gk < k) {
+        wv = Load<D>(w, gn * k + gk);
+        if constexpr (D == DType::kF8E4M3) wv *= scale_inv[(gn / 128) * scale_cols + gk / 128];
+      }
+      ws[kk][r] = wv;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      float a[4], b[4];
+      for (int i = 0; i < 4; ++i) a[i] = xs[kk][ty * 4 + i];
+      for (int j = 0; j < 4; ++j) b[j] = ws[kk][tx * 4 + j];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 4; ++i) {
+    const int64_t gm = m0 + ty * 4 + i;
+    if (gm >= t) continue;
+    for (int j = 0; j < 4; ++j) {
+      const int64_t gn = n0 + tx * 4 + j;
+      if (gn < n)
+        y[gm * n + gn] = acc[i][j] + (bias != nullptr ? LoadAny(bias, gn, bias_dtype) : 0.0f);
+    }
+  }
+}
+
+// Rows split over kGemvSplit warps when a launch has too few rows to keep every
+// multiprocessor streaming (a down projection: few, long rows; q, k and v) and each part
+// still gives every lane a chunk.
+constexpr int kGemvSplit = 4;
+constexpr int64_t kGemvSplitBelowRows = 8192;
+
+template <DType D, int R>
+cudaError_t LaunchGemv(const float* x, int64_t k, const GemvBatch& b, bool vec,
+                       cudaStream_t stream) {
+  const int64_t rows = b.first_row[b.count];
+  int split = b.split;
+  if (split == 0)
+    split = rows < kGemvSplitBelowRows && k / 8 >= kGemvSplit * kWarp ? kGemvSplit : 1;
+  const int threads = kGemvWarps * kWarp;
+  if (!vec) {
+    GemvScalarKernel<D, R><<<Blocks(rows, kGemvWarps), threads, 0, stream>>>(x, k, b);
+    return cudaGetLastError();
+  }
+  switch (split) {
+    case 8:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 8>,
+                                  Blocks(rows, kGemvWarps / 8), threads, 0, stream, x, k, b);
+    case 4:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 4>,
+                                  Blocks(rows, kGemvWarps / 4), threads, 0, stream, x, k, b);
+    case 2:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 2>,
+                                  Blocks(rows, kGemvWarps / 2), threads, 0, stream, x, k, b);
+    default:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 1>, Blocks(rows, kGemvWarps),
+                                  threads, 0, stream, x, k, b);
+  }
+}
+
+template <DType D>
+cudaError_t GemvTyped(const float* x, int64_t t, int64_t k, const GemvBatch& b,
+                      cudaStream_t stream) {
+  const uintptr_t align = D == DType::kF8E4M3 ? 8 : 16;
+  bool vec = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  for (int s = 0; s < b.count; ++s)
+    vec = vec && reinterpret_cast<uintptr_t>(b.segments[s].w) % align == 0;
+  if (D == DType::kBF16 && b.round_activations && t >= 2 && vec && k % 32 == 0) {
+    return LaunchMaybeDependent(b.weights_settled, GemvMmaKernel, Blocks(b.first_row[b.count], 16),
+                                kMmaWarps * kWarp, 0, stream, x, t, k, b);
+  }
+  switch (t) {
+    case 1:
+      return LaunchGemv<D, 1>(x, k, b, vec, stream);
+    case 2:
+      return LaunchGemv<D, 2>(x, k, b, vec, stream);
+    case 3:
+      return LaunchGemv<D, 3>(x, k, b, vec, stream);
+    case 4:
+      return LaunchGemv<D, 4>(x, k, b, vec, stream);
+    case 5:
+      return LaunchGemv<D, 5>(x, k, b, vec, stream);
+    case 6:
+      return LaunchGemv<D, 6>(x, k, b, vec, stream);
+    case 7:
+      return LaunchGemv<D, 7>(x, k, b, vec, stream);
+    default:
+      return LaunchGemv<D, 8>(x, k, b, vec, stream);
+  }
+}
+
+template <DType D>
+cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, const float* s,
+                        int64_t sc, const void* bias, DType bd, int64_t n, float* y,
+                        cudaStream_t stream, bool weights_settled, bool round_activations) {
+  if (t > kMaxGemvRows) {
+    const dim3 grid(Blocks(n, kTile), Blocks(t, kTile));
+    GemmKernel<D><<<grid, 256, 0, stream>>>(x, t, k, w, s, sc, bias, bd, n, y);
+    return cudaGetLastError();
+  }
+  GemvBatch b{};
+  b.count = 1;
+  b.segments[0] = GemvSegment{w, s, sc, bias, bd, n, y};
+  b.first_row[1] = n;
+  b.weights_settled = weights_settled;
+  b.round_activations = round_activations;
+  return GemvTyped<D>(x, t, k, b, stream);
+}
+
+template <DType D>
+__global__ void HeadMatMulKernel(HeadMatMulArgs a) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t out = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (out >= a.t * a.heads * a.n) return;
+  const int64_t j = out % a.n, h = (out / a.n) % a.heads, t = out / (a.n * a.heads);
+  const float* xv = a.x + t * a.x_stride_t + h * a.x_stride_h;
+  const int64_t wh = h * a.w_stride_h;
+  float acc = 0.0f;
+  for (int64_t i = lane; i < a.k; i += kWarp) {
+    const int64_t wi = a.out_in ? wh + j * a.w_stride_row + i : wh + i * a.w_stride_row + j;
+    acc += xv[i] * Load<D>(a.w, wi);
+  }
+  acc = WarpSum(acc);
+  if (lane == 0) a.y[t * a.y_stride_t + h * a.y_stride_h + j] = acc;
+}
+
+__global__ void SplitBf16Kernel(const float* x, int64_t n, __nv_bfloat16* hi, __nv_bfloat16* lo) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const __nv_bfloat16 h = __float2bfloat16_rn(x[i]);
+  hi[i] = h;
+  if (lo != nullptr) lo[i] = __float2bfloat16_rn(x[i] - __bfloat162float(h));
+}
+
+__global__ void AddBiasKernel(float* y, int64_t t, int64_t n, const void* bias, DType bias_dtype) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < t * n) y[i] += LoadAny(bias, i % n, bias_dtype);
+}
+
+}  // namespace
+
+cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_dtype,
+                   const float* scale_inv, int64_t scale_cols, const void* bias, DType bias_dtype,
+                   int64_t n, float* y, cudaStream_t stream, bool weights_settled,
+                   bool round_activations) {
+  if (t == 0 || n == 0) return cudaSuccess;
+  switch (w_dtype) {
+    case DType::kF32:
+      return MatMulTyped<DType::kF32>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
+                                      stream, weights_settled, round_activations);
+    case DType::kBF16:
+      return MatMulTyped<DType::kBF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
+                                       stream, weights_settled, round_activations);
+    case DType::kF16:
+      return MatMulTyped<DType::kF16>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
+                                      stream, weights_settled, round_activations);
+    case DType::kF8E4M3:
+      return MatMulTyped<DType::kF8E4M3>(x, t, k, w, scale_inv, scale_cols, bias, bias_dtype, n, y,
+                                         stream, weights_settled, round_activations);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,
+                 cudaStream_t stream) {
+  if (t < 1 || t > kMaxGemvRows || batch.count < 1 || batch.count > kMaxGemvSegments ||
+      (batch.split != 0 && batch.split != 1 && batch.split != 2 && batch.split != 4 &&
+       batch.split != 8))
+    return cudaErrorInvalidValue;
+  if (batch.first_row[batch.count] == 0) return cudaSuccess;
+  switch (w_dtype) {
+    case DType::kF32:
+      return GemvTyped<DType::kF32>(x, t, k, batch, stream);
+    case DType::kBF16:
+      return GemvTyped<DType::kBF16>(x, t, k, batch, stream);
+    case DType::kF16:
+      return GemvTyped<DType::kF16>(x, t, k, batch, stream);
+    case DType::kF8E4M3:
+      return GemvTyped<DType::kF8E4M3>(x, t, k, batch, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t SplitColumns(const float* all, int64_t t, const GemvBatch& batch, cudaStream_t stream) {
+  if (batch.count < 1 || batch.count > kMaxGemvSegments) return cudaErrorInvalidValue;
+  const int64_t n = t * batch.first_row[batch.count];
+  if (n == 0) return cudaSuccess;
+  SplitColumnsKernel<<<Blocks(n, 256), 256, 0, stream>>>(all, t, batch);
+  return cudaGetLastError();
+}
+
+cudaError_t HeadMatMul(const HeadMatMulArgs& a, cudaStream_t stream) {
+  const int64_t outputs = a.t * a.heads * a.n;
+  if (outputs == 0) return cudaSuccess;
+  const int blocks = Blocks(outputs, 8);
+  if (a.w_dtype == DType::kBF16) {
+    HeadMatMulKernel<DType::kBF16><<<blocks, 256, 0, stream>>>(a);
+  } else {
+    HeadMatMulKernel<DType::kF32><<<blocks, 256, 0, stream>>>(a);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t SplitBf16(const float* x, int64_t n, void* hi, void* lo, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  SplitBf16Kernel<<<Blocks(n, 256), 256, 0, stream>>>(x, n, static_cast<__nv_bfloat16*>(hi),
+                                                      static_cast<__nv_bfloat16*>(lo));
+  return cudaGetLastError();
+}
+
+cudaError_t AddBias(float* y, int64_t t, int64_t n, const void* bias, DType bias_dtype,
+                    cudaStream_t stream) {
+  if (t * n == 0) return cudaSuccess;
+  AddBiasKernel<<<Blocks(t * n, 256), 256, 0, stream>>>(y, t, n, bias, bias_dtype);
+  return cudaGetLastError();
+}
+
+}  // namespace reasonrt::cuda
