@@ -24,6 +24,9 @@
 #include "lib/backends/cuda/cublas.h"
 #include "lib/backends/cuda/device.h"
 #include "lib/backends/cuda/kernels.h"
+#include "lib/backends/cuda/op_timer.h"
+#include "lib/backends/cuda/status.h"
+#include "lib/backends/cuda/weight_copies.h"
 #include "lib/core/status_macros.h"
 #include "lib/core/strings.h"
 
@@ -31,14 +34,6 @@ namespace reasonrt::cuda {
 namespace {
 
 static_assert(kKvBlockSize == 16, "attention.cu reads 16-token KV blocks");
-
-absl::Status CudaStatus(cudaError_t e, std::string_view what) {
-  if (e == cudaSuccess) return absl::OkStatus();
-  cudaGetLastError();  // clear a non-sticky error so later calls are not blamed for it
-  const std::string message = StrCat("cuda: ", what, ": ", cudaGetErrorString(e));
-  if (e == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(message);
-  return absl::InternalError(message);
-}
 
 // The stream of a backend, kept alive by every buffer freed on it.
 struct Stream {
@@ -52,142 +47,6 @@ struct Stream {
   }
 };
 
-// Host weights copied to a device, shared by every backend of the process. An entry is
-// used while the host view's owner lives and no InvalidateWeightCopies() came after it.
-class WeightCopies {
- public:
-  static WeightCopies& Get() {
-    static WeightCopies* copies = new WeightCopies();
-    return *copies;
-  }
-
-  // One device matrix [sum of rows, k] holding host matrices parts[i] ([rows_i, k], same
-  // dtype, contiguous, with owners) one after another, on `device`; uploads on first use
-  // (and then sets *uploaded). It stands in for the parts' own copies (q, k and v as one
-  // prompt GEMM), so that no weight is on the device twice.
-  absl::StatusOr<TensorView> FindFused(absl::Span<const TensorView* const> parts, int device,
-                                       bool* uploaded) {
-    FusedKey key{device, {}};
-    int64_t rows = 0;
-    for (const TensorView* p : parts) {
-      key.parts.emplace_back(p->data(), static_cast<size_t>(p->span_bytes()));
-      rows += p->dim(0);
-    }
-    const uint64_t generation = WeightCopiesGeneration();
-    const std::vector<int64_t> shape = {rows, parts[0]->dim(1)};
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = fused_.find(key);
-    if (it != fused_.end()) {
-      bool same = it->second.generation == generation;
-      for (size_t i = 0; i < parts.size() && same; ++i) {
-        const std::weak_ptr<const void>& o = it->second.owners[i];
-        same = !o.expired() && o.lock() == parts[i]->owner();
-      }
-      if (same) return FusedView(it->second.memory.get(), parts[0]->dtype(), shape, device);
-      fused_.erase(it);
-    }
-    for (auto i = fused_.begin(); i != fused_.end();) {  // drop copies of freed weights
-      bool expired = false;
-      for (const auto& o : i->second.owners) expired = expired || o.expired();
-      i = expired ? fused_.erase(i) : std::next(i);
-    }
-    size_t bytes = 0;
-    for (const auto& [host, part_bytes] : key.parts) bytes += part_bytes;
-    void* p = nullptr;
-    RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
-    RRT_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, bytes), "copy of fused weights"));
-    std::shared_ptr<void> memory(p, [device](void* q) {
-      cudaSetDevice(device);
-      cudaFree(q);
-    });
-    size_t offset = 0;
-    FusedEntry entry{{}, generation, memory};
-    for (size_t i = 0; i < parts.size(); ++i) {
-      RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpy(static_cast<char*>(p) + offset, parts[i]->data(),
-                                                key.parts[i].second, cudaMemcpyHostToDevice),
-                                     "upload weight"));
-      offset += key.parts[i].second;
-      entry.owners.push_back(parts[i]->owner());
-    }
-    fused_[key] = std::move(entry);
-    *uploaded = true;
-    return FusedView(p, parts[0]->dtype(), shape, device);
-  }
-
-  // The device copy of host view t (with an owner) on `device`; uploads on first use (and
-  // then sets *uploaded).
-  absl::StatusOr<TensorView> Find(const TensorView& t, int device, bool* uploaded) {
-    const Key key{device, t.data(), static_cast<size_t>(t.span_bytes())};
-    const uint64_t generation = WeightCopiesGeneration();
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(key);
-    if (it != entries_.end()) {
-      const Entry& e = it->second;
-      const bool same =
-          !e.owner.expired() && e.owner.lock() == t.owner() && e.generation == generation;
-      if (same) return View(t, e.memory.get(), device);
-      entries_.erase(it);
-    }
-    for (auto i = entries_.begin(); i != entries_.end();) {  // drop copies of freed weights
-      i = i->second.owner.expired() ? entries_.erase(i) : std::next(i);
-    }
-    void* p = nullptr;
-    RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
-    RRT_RETURN_IF_ERROR(
-        CudaStatus(cudaMalloc(&p, key.bytes), StrCat("copy of weight ", t.DebugString())));
-    std::shared_ptr<void> memory(p, [device](void* q) {
-      cudaSetDevice(device);
-      cudaFree(q);
-    });
-    RRT_RETURN_IF_ERROR(
-        CudaStatus(cudaMemcpy(p, t.data(), key.bytes, cudaMemcpyHostToDevice), "upload weight"));
-    entries_[key] = Entry{t.owner(), generation, memory};
-    *uploaded = true;
-    return View(t, p, device);
-  }
-
- private:
-  struct Key {
-    int device;
-    const void* host;
-    size_t bytes;
-    bool operator<(const Key& o) const {
-      return std::tie(device, host, bytes) < std::tie(o.device, o.host, o.bytes);
-    }
-  };
-  struct Entry {
-    std::weak_ptr<const void> owner;
-    uint64_t generation;
-    std::shared_ptr<void> memory;
-  };
-  struct FusedKey {
-    int device;
-    std::vector<std::pair<const void*, size_t>> parts;
-    bool operator<(const FusedKey& o) const {
-      return std::tie(device, parts) < std::tie(o.device, o.parts);
-    }
-  };
-  struct FusedEntry {
-    std::vector<std::weak_ptr<const void>> owners;
-    uint64_t generation;
-    std::shared_ptr<void> memory;
-  };
-
-  static absl::StatusOr<TensorView> FusedView(void* memory, DType dtype,
-                                              const std::vector<int64_t>& shape, int device) {
-    return TensorView::Borrow(memory, dtype, shape, Device{DeviceType::kCuda, device});
-  }
-
-  static absl::StatusOr<TensorView> View(const TensorView& t, void* memory, int device) {
-    return TensorView::BorrowStrided(memory, t.dtype(), t.shape(), t.strides(),
-                                     Device{DeviceType::kCuda, device});
-  }
-
-  std::mutex mu_;
-  std::map<Key, Entry> entries_;
-  std::map<FusedKey, FusedEntry> fused_;
-};
-
 // Attention splits a row's keys into ranges of at least this many when rows x heads alone
 // would leave most of the GPU idle (decode).
 constexpr int64_t kKeysPerSplit = 64;
@@ -199,81 +58,6 @@ constexpr int64_t kFuseSmallRows = 1024;
 // A prompt sequence of at least this many rows runs its attention as GEMMs on tensor cores
 // (without exact activations; GemmAttention).
 constexpr int64_t kGemmAttentionMinRows = 64;
-
-// With RRT_CUDA_OP_TIMES set: each operation's GPU time (CUDA events around its work on the
-// stream), summed per operation and phase (prompt: more than kMaxGemvRows rows; upload:
-// calls that first copied a weight to the device) and printed to stderr when the backend
-// goes. A diagnostic: the events and the periodic waits for them slow the run a little.
-class OpTimer {
- public:
-  explicit OpTimer(cudaStream_t stream) : stream_(stream) {}
-  ~OpTimer() {
-    Drain();
-    std::vector<std::pair<std::string, Total>> rows(totals_.begin(), totals_.end());
-    std::sort(rows.begin(), rows.end(),
-              [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
-    std::map<std::string, double> phase_ms;
-    std::fprintf(stderr, "cuda op times (GPU, CUDA events):\n%-28s %9s %11s %9s\n", "op [phase]",
-                 "calls", "total ms", "mean us");
-    for (const auto& [name, t] : rows) {
-      std::fprintf(stderr, "%-28s %9lld %11.3f %9.2f\n", name.c_str(),
-                   static_cast<long long>(t.calls), t.ms, 1000.0 * t.ms / t.calls);
-      phase_ms[name.substr(name.find('['))] += t.ms;
-    }
-    for (const auto& [phase, ms] : phase_ms)
-      std::fprintf(stderr, "all %-24s %21.3f\n", phase.c_str(), ms);
-  }
-
-  cudaEvent_t Start() {
-    cudaEvent_t e = nullptr;
-    if (cudaEventCreate(&e) != cudaSuccess || cudaEventRecord(e, stream_) != cudaSuccess)
-      return nullptr;
-    return e;
-  }
-
-  void Stop(cudaEvent_t start, std::string_view op, int64_t rows, bool uploaded) {
-    if (start == nullptr) return;
-    cudaEvent_t stop = nullptr;
-    if (cudaEventCreate(&stop) != cudaSuccess || cudaEventRecord(stop, stream_) != cudaSuccess) {
-      cudaEventDestroy(start);
-      return;
-    }
-    const char* phase = uploaded ? " [upload]"
-                        : rows < 0 ? " [-]"
-                        : rows > kMaxGemvRows ? " [prompt]"
-                        : " [decode]";
-    pending_.push_back({StrCat(op, phase), start, stop});
-    if (pending_.size() >= 4096) Drain();
-  }
-
- private:
-  struct Pending {
-    std::string name;
-    cudaEvent_t start, stop;
-  };
-  struct Total {
-    int64_t calls = 0;
-    double ms = 0;
-  };
-
-  void Drain() {
-    cudaStreamSynchronize(stream_);
-    for (const Pending& p : pending_) {
-      float ms = 0;
-      if (cudaEventElapsedTime(&ms, p.start, p.stop) == cudaSuccess) {
-        Total& t = totals_[p.name];
-        ++t.calls, t.ms += ms;
-      }
-      cudaEventDestroy(p.start);
-      cudaEventDestroy(p.stop);
-    }
-    pending_.clear();
-  }
-
-  cudaStream_t stream_;
-  std::vector<Pending> pending_;
-  std::map<std::string, Total> totals_;
-};
 
 class CudaBackend final : public Backend {
  public:
