@@ -4,10 +4,12 @@
 # Each stage has its own time limit (seconds, T_<stage>) so that one that hangs leaves the
 # others their time; the order puts the cheap, telling ones first.
 #
-#   STAGES="tests bench kernels mma torch sanitizer cpu auto" bash .gpu/check.sh    (the default: all)
+#   STAGES="tests bench kernels experimental torch sanitizer cpu auto" bash .gpu/check.sh
+#   (the default: all)
 #
-# mma: the experimental tensor-core GEMV for groups (RRT_CUDA_MMA_GEMV=1): its test, its
-# kernel benchmarks, then `reasonrt bench -g 8` without and with it, alternated.
+# experimental: the paths RRT_CUDA_EXPERIMENTAL=1 turns on (written without a GPU): the GPU
+# tests with them, their kernel benchmarks, then `reasonrt bench` (-g 8 too) without and
+# with them, alternated.
 # kernels: the cuda kernel benchmarks (decode GEMV by shape and split, prompt attention)
 # against the device's copy bandwidth.
 # auto: the runtime and model tests with RRT_BACKEND=cuda, so that every test that asks for
@@ -28,7 +30,7 @@ cublas_dirs+=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvi
 export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
 "$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
 echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$work/env.sh"  # for gpu_ab.sh's runs
-stages=${STAGES:-tests bench kernels mma torch sanitizer cpu auto}
+stages=${STAGES:-tests bench kernels experimental torch sanitizer cpu auto}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   "$bin/reasonrt" devices 2>&1
@@ -70,20 +72,22 @@ if [[ $stages == *kernels* ]]; then
   stage kernels "${T_KERNELS:-150}" "$bin/cuda_benchmarks" --benchmark_min_time=0.1
   grep -E 'BM_|==' "$out/kernels.txt"
 fi
-if [[ $stages == *mma* ]]; then
+if [[ $stages == *experimental* ]]; then
   [[ -d $work/q7 ]] || stage synth "${T_SYNTH:-150}" "$bin/reasonrt" synth \
     --config "$work/r1-distill-qwen-7b.json" --out "$work/q7" --seed 1
-  stage mma "${T_MMA:-60}" "$bin/backends_tests" --gtest_filter='*TensorCoreGemv*'
-  stage mma "${T_MMA:-60}" "$bin/cuda_benchmarks" --benchmark_min_time=0.1 \
+  RRT_CUDA_EXPERIMENTAL=1 stage experimental "${T_TESTS:-150}" "$bin/backends_tests"
+  RRT_CUDA_EXPERIMENTAL=1 stage experimental "${T_TESTS:-150}" "$bin/runtime_tests" \
+    --gtest_filter='Backends/SessionTest.*'
+  stage experimental "${T_KERNELS:-60}" "$bin/cuda_benchmarks" --benchmark_min_time=0.1 \
     --benchmark_filter='BM_Gemv/[0-9]/[28]/0/'
   for round in 1 2; do
-    for mma in 0 1; do
-      echo "== RRT_CUDA_MMA_GEMV=$mma, round $round" >>"$out/mma.txt"
-      RRT_CUDA_MMA_GEMV=$mma stage mma "${T_MMA:-60}" "$bin/reasonrt" bench --model "$work/q7" \
-        --backend cuda -p 0 -n 64 -r 3 -g 8
+    for on in 0 1; do
+      echo "== RRT_CUDA_EXPERIMENTAL=$on, round $round" >>"$out/experimental.txt"
+      RRT_CUDA_EXPERIMENTAL=$on stage experimental "${T_BENCH:-150}" "$bin/reasonrt" bench \
+        --model "$work/q7" --backend cuda -p 512 -n 64 -r 3 -g 8
     done
   done
-  grep -E 'OK|FAILED|BM_|group|== ' "$out/mma.txt"
+  grep -E '^\[  (FAILED|PASSED) |Failure|BM_|prompt|decode|group|== ' "$out/experimental.txt"
 fi
 if [[ $stages == *torch* ]]; then
   PYTHONUNBUFFERED=1 stage torch "${T_TORCH:-120}" python3 "$here/torch_decode.py" --model "$work/q7" --tokens 64

@@ -137,6 +137,16 @@ class RRT_API Backend {
   absl::Status StoreKv(const TensorView& k, const TensorView& v, absl::Span<const int64_t> slots,
                        const PagedKvLayer& cache);
 
+  // (optional) The attention inputs of a step in one call: q [T, heads, dims] and
+  // k [T, kv_heads, dims] rotated in place as Rope rotates them (same positions,
+  // frequencies, layout and scale), then StoreKv(k, v, slots, cache). Operands and errors
+  // as those calls; q, k and v must not overlap. Defaults to Rope, Rope, StoreKv; a device
+  // backend may do it in one pass.
+  absl::Status RopeAndStoreKv(const TensorView& q, const TensorView& k, const TensorView& v,
+                              absl::Span<const int32_t> positions, absl::Span<const float> inv_freq,
+                              RopeLayout layout, float cos_sin_scale,
+                              absl::Span<const int64_t> slots, const PagedKvLayer& cache);
+
   // out[T, heads, v_dim] = softmax(scale * q . k^T over the causal window) . v, per
   // sequence, q[T, heads, k_dim] (f32). Grouped-query attention: head h reads kv head
   // h / (heads / kv_heads). A cache without values (MLA's latent cache: k holds
@@ -191,6 +201,11 @@ class RRT_API Backend {
   virtual absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,
                               absl::Span<const float> inv_freq, RopeLayout layout,
                               float cos_sin_scale) = 0;
+  virtual absl::Status DoRopeAndStoreKv(const TensorView& q, const TensorView& k,
+                                        const TensorView& v, absl::Span<const int32_t> positions,
+                                        absl::Span<const float> inv_freq, RopeLayout layout,
+                                        float cos_sin_scale, absl::Span<const int64_t> slots,
+                                        const PagedKvLayer& cache);
   // (optional) Defaults to converting rows into the cache in host memory.
   virtual absl::Status DoStoreKv(const TensorView& k, const TensorView& v,
                                  absl::Span<const int64_t> slots, const PagedKvLayer& cache);

@@ -327,42 +327,93 @@ absl::Status Backend::DoAddRmsNorm(const TensorView& x, const TensorView& delta,
   return DoRmsNorm(x, gain, eps, y);
 }
 
+namespace {
+
+// Rope's operands: x f32 [T, heads, dims] (dims contiguous, writable) with one
+// non-negative position a row and dims / 2 frequencies.
+absl::Status CheckRope(std::string_view op, std::string_view name, const TensorView& x,
+                       absl::Span<const int32_t> positions, absl::Span<const float> inv_freq) {
+  if (x.dtype() != DType::kF32 || x.rank() != 3 || x.stride(2) != 1 ||
+      x.stride(1) < x.dim(2) || x.stride(0) < x.dim(1) * x.stride(1)) {
+    return Bad(op, StrCat(name, " must be f32 [T, heads, dims] with contiguous dims, is ",
+                          x.DebugString()));
+  }
+  RRT_RETURN_IF_ERROR(CheckWritable(op, name, x));
+  if (x.dim(2) % 2 != 0 || static_cast<int64_t>(inv_freq.size()) * 2 != x.dim(2)) {
+    return Bad(op, StrCat(inv_freq.size(), " frequencies do not fit ", x.dim(2), " rotary dims of ",
+                          name));
+  }
+  if (static_cast<int64_t>(positions.size()) != x.dim(0))
+    return Bad(op, "one position per row is needed");
+  for (int32_t p : positions) {
+    if (p < 0) return Bad(op, StrCat("negative position ", p));
+  }
+  return absl::OkStatus();
+}
+
+// StoreKv's operands: k (and v where the cache has values) f32 and contiguous, matching the
+// cache's heads and widths, one slot a row inside the cache.
+absl::Status CheckStoreKv(std::string_view op, const TensorView& k, const TensorView& v,
+                          absl::Span<const int64_t> slots, const PagedKvLayer& cache) {
+  RRT_RETURN_IF_ERROR(CheckCache(op, cache));
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "k", k, 3));
+  if (k.dim(1) != cache.k.dim(2) || k.dim(2) != cache.k.dim(3)) {
+    return Bad(op,
+               StrCat("k ", k.DebugString(), " does not match the cache ", cache.k.DebugString()));
+  }
+  if (!cache.v.empty()) {
+    RRT_RETURN_IF_ERROR(CheckActivation(op, "v", v, 3));
+    if (v.dim(0) != k.dim(0) || v.dim(1) != cache.v.dim(2) || v.dim(2) != cache.v.dim(3)) {
+      return Bad(
+          op, StrCat("v ", v.DebugString(), " does not match the cache ", cache.v.DebugString()));
+    }
+  }
+  if (static_cast<int64_t>(slots.size()) != k.dim(0)) return Bad(op, "one slot per row is needed");
+  const int64_t capacity = cache.k.dim(0) * kKvBlockSize;
+  for (int64_t s : slots) {
+    if (s < 0 || s >= capacity)
+      return Bad(op, StrCat("slot ", s, " outside the cache (", capacity, ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Backend::Rope(const TensorView& x, absl::Span<const int32_t> positions,
                            absl::Span<const float> inv_freq, RopeLayout layout,
                            float cos_sin_scale) {
-  if (x.dtype() != DType::kF32 || x.rank() != 3 || x.stride(2) != 1 ||
-      x.stride(1) < x.dim(2) || x.stride(0) < x.dim(1) * x.stride(1)) {
-    return Bad("Rope", StrCat("x must be f32 [T, heads, dims] with contiguous dims, is ", x.DebugString()));
-  }
-  RRT_RETURN_IF_ERROR(CheckWritable("Rope", "x", x));
-  if (x.dim(2) % 2 != 0 || static_cast<int64_t>(inv_freq.size()) * 2 != x.dim(2)) {
-    return Bad("Rope", StrCat(inv_freq.size(), " frequencies do not fit ", x.dim(2), " rotary dims"));
-  }
-  if (static_cast<int64_t>(positions.size()) != x.dim(0)) return Bad("Rope", "one position per row is needed");
-  for (int32_t p : positions) {
-    if (p < 0) return Bad("Rope", StrCat("negative position ", p));
-  }
+  RRT_RETURN_IF_ERROR(CheckRope("Rope", "x", x, positions, inv_freq));
   return DoRope(x, positions, inv_freq, layout, cos_sin_scale);
 }
 
 absl::Status Backend::StoreKv(const TensorView& k, const TensorView& v,
                               absl::Span<const int64_t> slots, const PagedKvLayer& cache) {
-  RRT_RETURN_IF_ERROR(CheckCache("StoreKv", cache));
-  RRT_RETURN_IF_ERROR(CheckActivation("StoreKv", "k", k, 3));
-  if (k.dim(1) != cache.k.dim(2) || k.dim(2) != cache.k.dim(3)) {
-    return Bad("StoreKv", StrCat("k ", k.DebugString(), " does not match the cache ", cache.k.DebugString()));
+  RRT_RETURN_IF_ERROR(CheckStoreKv("StoreKv", k, v, slots, cache));
+  return DoStoreKv(k, v, slots, cache);
+}
+
+absl::Status Backend::RopeAndStoreKv(const TensorView& q, const TensorView& k, const TensorView& v,
+                                     absl::Span<const int32_t> positions,
+                                     absl::Span<const float> inv_freq, RopeLayout layout,
+                                     float cos_sin_scale, absl::Span<const int64_t> slots,
+                                     const PagedKvLayer& cache) {
+  RRT_RETURN_IF_ERROR(CheckRope("RopeAndStoreKv", "q", q, positions, inv_freq));
+  RRT_RETURN_IF_ERROR(CheckRope("RopeAndStoreKv", "k", k, positions, inv_freq));
+  RRT_RETURN_IF_ERROR(CheckStoreKv("RopeAndStoreKv", k, v, slots, cache));
+  if (q.dim(0) != k.dim(0)) return Bad("RopeAndStoreKv", "q and k differ in rows");
+  if (Overlap(q, k) || (!v.empty() && (Overlap(q, v) || Overlap(k, v)))) {
+    return Bad("RopeAndStoreKv", "q, k and v overlap");
   }
-  if (!cache.v.empty()) {
-    RRT_RETURN_IF_ERROR(CheckActivation("StoreKv", "v", v, 3));
-    if (v.dim(0) != k.dim(0) || v.dim(1) != cache.v.dim(2) || v.dim(2) != cache.v.dim(3)) {
-      return Bad("StoreKv", StrCat("v ", v.DebugString(), " does not match the cache ", cache.v.DebugString()));
-    }
-  }
-  if (static_cast<int64_t>(slots.size()) != k.dim(0)) return Bad("StoreKv", "one slot per row is needed");
-  const int64_t capacity = cache.k.dim(0) * kKvBlockSize;
-  for (int64_t s : slots) {
-    if (s < 0 || s >= capacity) return Bad("StoreKv", StrCat("slot ", s, " outside the cache (", capacity, ")"));
-  }
+  return DoRopeAndStoreKv(q, k, v, positions, inv_freq, layout, cos_sin_scale, slots, cache);
+}
+
+absl::Status Backend::DoRopeAndStoreKv(const TensorView& q, const TensorView& k,
+                                       const TensorView& v, absl::Span<const int32_t> positions,
+                                       absl::Span<const float> inv_freq, RopeLayout layout,
+                                       float cos_sin_scale, absl::Span<const int64_t> slots,
+                                       const PagedKvLayer& cache) {
+  RRT_RETURN_IF_ERROR(DoRope(q, positions, inv_freq, layout, cos_sin_scale));
+  RRT_RETURN_IF_ERROR(DoRope(k, positions, inv_freq, layout, cos_sin_scale));
   return DoStoreKv(k, v, slots, cache);
 }
 

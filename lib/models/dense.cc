@@ -87,9 +87,9 @@ class DenseModel final : public ArchitectureModel {
       // x = x + o(attention(rope(q), rope(k), v))   with q, k, v from normed = rmsnorm(x)
       RRT_RETURN_IF_ERROR(be.MatMulShared(normed, {&l.q, &l.k, &l.v},
                                           {bias(l.q_bias), bias(l.k_bias), bias(l.v_bias)}, {&q, &k, &v}));
-      RRT_RETURN_IF_ERROR(be.Rope(q3, plan.positions, rope_.inv_freq, rope_.layout, rope_.cos_sin_scale));
-      RRT_RETURN_IF_ERROR(be.Rope(k3, plan.positions, rope_.inv_freq, rope_.layout, rope_.cos_sin_scale));
-      RRT_RETURN_IF_ERROR(be.StoreKv(k3, v3, plan.slots, cache.Layer(i)));
+      RRT_RETURN_IF_ERROR(be.RopeAndStoreKv(q3, k3, v3, plan.positions, rope_.inv_freq,
+                                            rope_.layout, rope_.cos_sin_scale, plan.slots,
+                                            cache.Layer(i)));
       RRT_RETURN_IF_ERROR(be.Attention(q3, cache.Layer(i), plan.sequences, rope_.softmax_scale, attn3));
       RRT_RETURN_IF_ERROR(be.MatMul(attn, l.o, nullptr, proj));
       // x = x + down(silu(gate(n)) * up(n))   with n = rmsnorm(x)

@@ -271,6 +271,51 @@ TEST_P(ConformanceTest, RopeBothLayoutsOnStridedViews) {
   }
 }
 
+// RopeAndStoreKv is Rope on q, Rope on k, StoreKv(k, v): q and k rotated in place as the
+// reference rotates them (1e-6, as Rope), the cache then holding the rotated keys and the
+// values (f32 and bf16 caches, both layouts, rows in scattered slots); overlapping operands
+// and mismatched rows are refused.
+TEST_P(ConformanceTest, RopeAndStoreKvIsRopeRopeStoreKv) {
+  for (RopeLayout layout : {RopeLayout::kHalfSplit, RopeLayout::kInterleaved}) {
+    for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
+      const std::string what =
+          "RopeAndStoreKv " + std::string(DTypeName(cache_dtype)) +
+          (layout == RopeLayout::kInterleaved ? " interleaved" : " half-split");
+      const int64_t t = 5, heads = 6, kv_heads = 2, d = 32, dv = 24, blocks = 4;
+      TensorView q = Random(DType::kF32, {t, heads, d}), k = Random(DType::kF32, {t, kv_heads, d}),
+                 v = Random(DType::kF32, {t, kv_heads, dv});
+      TensorView q_ref = Zeros(DType::kF32, {t, heads, d}),
+                 k_ref = Zeros(DType::kF32, {t, kv_heads, d});
+      std::memcpy(q_ref.mutable_data(), q.data(), q.byte_size());
+      std::memcpy(k_ref.mutable_data(), k.data(), k.byte_size());
+      PagedKvLayer cache{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, d}),
+                         Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+      PagedKvLayer cache_ref{Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, d}),
+                             Zeros(cache_dtype, {blocks, kKvBlockSize, kv_heads, dv})};
+      const std::vector<int32_t> pos = {0, 7, 63, 1000, 4};
+      const std::vector<int64_t> slots = {3, 17, 63, 40, 0};
+      std::vector<float> inv_freq(d / 2);
+      for (int64_t i = 0; i < d / 2; ++i) inv_freq[i] = 1.0f / std::pow(10000.0f, 2.0f * i / d);
+      ASSERT_TRUE(be_->RopeAndStoreKv(q, k, v, pos, inv_freq, layout, 1.1f, slots, cache).ok())
+          << what;
+      ASSERT_TRUE(ref_->Rope(q_ref, pos, inv_freq, layout, 1.1f).ok());
+      ASSERT_TRUE(ref_->Rope(k_ref, pos, inv_freq, layout, 1.1f).ok());
+      ASSERT_TRUE(ref_->StoreKv(k_ref, v, slots, cache_ref).ok());
+      ExpectAllNear(q, q_ref, 1e-6f, what + " q");
+      ExpectAllNear(k, k_ref, 1e-6f, what + " k");
+      ExpectAllNear(cache.k, cache_ref.k, cache_dtype == DType::kBF16 ? 1e-2f : 1e-6f,
+                    what + " cache k");
+      ExpectAllNear(cache.v, cache_ref.v, 0.0f, what + " cache v");
+      EXPECT_EQ(be_->RopeAndStoreKv(q, q, v, pos, inv_freq, layout, 1.0f, slots, cache).code(),
+                absl::StatusCode::kInvalidArgument);  // k is not the cache's width, and overlaps q
+      EXPECT_EQ(
+          be_->RopeAndStoreKv(*q.Slice(0, 0, 4), k, v, pos, inv_freq, layout, 1.0f, slots, cache)
+              .code(),
+          absl::StatusCode::kInvalidArgument);  // 4 rows of q, 5 positions
+    }
+  }
+}
+
 TEST_P(ConformanceTest, PagedAttentionPrefillAndDecode) {
   for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
     const int64_t heads = 6, kv_heads = 2, dk = 32, dv = 24, blocks = 12;

@@ -344,7 +344,7 @@ TEST(CudaBackendTest, FusedWeightsFollowInvalidation) {
   }
 }
 
-// RRT_CUDA_MMA_GEMV=1: 2 to 8 rows against bf16 weights on tensor cores, the activations
+// RRT_CUDA_EXPERIMENTAL=1: 2 to 8 rows against bf16 weights on tensor cores, the activations
 // rounded to bf16 (1e-2 of the largest output, as the bf16 prompt GEMM), for fused q/k/v
 // (segments, biases) and a plain MatMul of 40 rows (a partial block of 16) over k = 96 (fewer
 // 32-column blocks than warps). Exact activations keep the f32 kernel, and the tensor-core
@@ -354,10 +354,10 @@ TEST(CudaBackendTest, TensorCoreGemvMatchesTheReference) {
   auto ref = *CreateBackend("reference", {});
   BackendOptions exact_options;
   exact_options.exact_activations = true;
-  ::setenv("RRT_CUDA_MMA_GEMV", "1", 1);
+  ::setenv("RRT_CUDA_EXPERIMENTAL", "1", 1);
   auto be = *CreateBackend("cuda", {});
   auto exact = *CreateBackend("cuda", exact_options);
-  ::unsetenv("RRT_CUDA_MMA_GEMV");
+  ::unsetenv("RRT_CUDA_EXPERIMENTAL");
   Weight q{RandomHost(DType::kBF16, {48, 256}, 61), {}},
       k{RandomHost(DType::kBF16, {16, 256}, 62), {}},
       v{RandomHost(DType::kBF16, {16, 256}, 63), {}}, o{RandomHost(DType::kBF16, {40, 96}, 64), {}};
@@ -393,6 +393,56 @@ TEST(CudaBackendTest, TensorCoreGemvMatchesTheReference) {
         differ =
             std::max(differ, std::fabs(got[i].data_as<float>()[e] - f32[i].data_as<float>()[e]));
       EXPECT_GT(differ, 1e-6f * MaxAbs(want[i]));
+    }
+  }
+}
+
+// RRT_CUDA_EXPERIMENTAL=1: RopeAndStoreKv in one launch at R1-Distill-Qwen-7B's widths
+// (28 query heads, 4 kv heads of 128), a decode row and a 40-row prompt, bf16 cache: q and k
+// as the reference rotates them (1e-6), the cache as the reference stores them.
+TEST(CudaBackendTest, FusedRopeAndStoreKvMatchesTheReference) {
+  SKIP_WITHOUT_CUDA();
+  auto ref = *CreateBackend("reference", {});
+  ::setenv("RRT_CUDA_EXPERIMENTAL", "1", 1);
+  auto be = *CreateBackend("cuda", {});
+  ::unsetenv("RRT_CUDA_EXPERIMENTAL");
+  const int64_t heads = 28, kv_heads = 4, d = 128, blocks = 8;
+  std::vector<float> inv_freq(d / 2);
+  for (int64_t i = 0; i < d / 2; ++i) inv_freq[i] = 1.0f / std::pow(1e6f, 2.0f * i / d);
+  for (int64_t t : {1, 40}) {
+    SCOPED_TRACE(t);
+    TensorView q = RandomHost(DType::kF32, {t, heads, d}, 71),
+               k = RandomHost(DType::kF32, {t, kv_heads, d}, 72),
+               v = RandomHost(DType::kF32, {t, kv_heads, d}, 73);
+    TensorView q_ref = RandomHost(DType::kF32, {t, heads, d}, 71),
+               k_ref = RandomHost(DType::kF32, {t, kv_heads, d}, 72);
+    PagedKvLayer cache{*TensorView::Allocate(DType::kBF16, {blocks, kKvBlockSize, kv_heads, d}),
+                       *TensorView::Allocate(DType::kBF16, {blocks, kKvBlockSize, kv_heads, d})};
+    PagedKvLayer cache_ref{
+        *TensorView::Allocate(DType::kBF16, {blocks, kKvBlockSize, kv_heads, d}),
+        *TensorView::Allocate(DType::kBF16, {blocks, kKvBlockSize, kv_heads, d})};
+    std::vector<int32_t> pos;
+    std::vector<int64_t> slots;
+    for (int64_t r = 0; r < t; ++r) {
+      pos.push_back(static_cast<int32_t>(90 + r));
+      slots.push_back((r * 37) % (blocks * kKvBlockSize));
+    }
+    ASSERT_TRUE(
+        be->RopeAndStoreKv(q, k, v, pos, inv_freq, RopeLayout::kHalfSplit, 1.0f, slots, cache)
+            .ok());
+    ASSERT_TRUE(ref->RopeAndStoreKv(q_ref, k_ref, v, pos, inv_freq, RopeLayout::kHalfSplit, 1.0f,
+                                    slots, cache_ref)
+                    .ok());
+    ExpectClose(q, q_ref, 1e-6f);
+    ExpectClose(k, k_ref, 1e-6f);
+    for (const auto& [got, want] :
+         {std::pair{&cache.k, &cache_ref.k}, std::pair{&cache.v, &cache_ref.v}}) {
+      const auto* g = static_cast<const uint16_t*>(got->data());
+      const auto* w = static_cast<const uint16_t*>(want->data());
+      int64_t differ = 0;  // bf16 values: the same, or one unit apart where rounding tipped
+      for (int64_t i = 0; i < got->num_elements(); ++i)
+        differ += std::abs(int(g[i]) - int(w[i])) > 1;
+      EXPECT_EQ(differ, 0);
     }
   }
 }

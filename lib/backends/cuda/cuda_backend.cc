@@ -66,8 +66,8 @@ class CudaBackend final : public Backend {
         multiprocessors_(multiprocessors) {
     if (std::getenv("RRT_CUDA_OP_TIMES") != nullptr)
       timer_ = std::make_unique<OpTimer>(stream_->stream);
-    if (const char* v = std::getenv("RRT_CUDA_MMA_GEMV"); v != nullptr)
-      mma_gemv_ = std::string_view(v) == "1";
+    if (const char* v = std::getenv("RRT_CUDA_EXPERIMENTAL"); v != nullptr)
+      experimental_ = std::string_view(v) == "1";
     if (const char* v = std::getenv("RRT_CUDA_ATTENTION_SCRATCH"); v != nullptr) {
       const long long bytes = std::atoll(v);
       if (bytes > 0) attention_scratch_bytes_ = bytes;
@@ -291,6 +291,44 @@ class CudaBackend final : public Backend {
                               layout == RopeLayout::kInterleaved, cos_sin_scale, stream()),
                    "Rope"));
     return call.Finish("Rope");
+  }
+
+  // One launch (experimental: RRT_CUDA_EXPERIMENTAL=1); else Rope, Rope, StoreKv.
+  absl::Status DoRopeAndStoreKv(const TensorView& q, const TensorView& k, const TensorView& v,
+                                absl::Span<const int32_t> positions,
+                                absl::Span<const float> inv_freq, RopeLayout layout,
+                                float cos_sin_scale, absl::Span<const int64_t> slots,
+                                const PagedKvLayer& cache) override {
+    const DType dtype = cache.k.dtype();
+    const bool fits = experimental_ && (dtype == DType::kF32 || dtype == DType::kBF16) &&
+                      (cache.v.empty() || cache.v.dtype() == dtype);
+    if (!fits) {
+      return Backend::DoRopeAndStoreKv(q, k, v, positions, inv_freq, layout, cos_sin_scale, slots,
+                                       cache);
+    }
+    Call call(*this);
+    RopeStoreArgs a{};
+    RRT_ASSIGN_OR_RETURN(TensorView dq, call.Out(q, /*keep_contents=*/true));
+    RRT_ASSIGN_OR_RETURN(TensorView dk, call.Out(k, /*keep_contents=*/true));
+    RRT_ASSIGN_OR_RETURN(TensorView dkc, call.Out(cache.k, /*keep_contents=*/true));
+    a.q = dq.mutable_data_as<float>(), a.q_stride_t = dq.stride(0), a.q_stride_h = dq.stride(1),
+    a.q_heads = q.dim(1);
+    a.k = dk.mutable_data_as<float>(), a.k_stride_t = dk.stride(0), a.k_stride_h = dk.stride(1),
+    a.k_heads = k.dim(1);
+    a.k_cache = dkc.mutable_data();
+    if (!cache.v.empty()) {
+      RRT_ASSIGN_OR_RETURN(TensorView dv, call.In(v));
+      RRT_ASSIGN_OR_RETURN(TensorView dvc, call.Out(cache.v, /*keep_contents=*/true));
+      a.v = dv.data_as<float>(), a.v_width = v.dim(1) * v.dim(2), a.v_cache = dvc.mutable_data();
+    }
+    a.t = q.dim(0), a.dims = q.dim(2);
+    RRT_ASSIGN_OR_RETURN(a.positions, call.Repeated(RepeatedArg::kPositions, positions));
+    RRT_ASSIGN_OR_RETURN(a.inv_freq, call.Repeated(RepeatedArg::kInvFreq, inv_freq));
+    RRT_ASSIGN_OR_RETURN(a.slots, call.Repeated(RepeatedArg::kSlots, slots));
+    a.interleaved = layout == RopeLayout::kInterleaved, a.cos_sin_scale = cos_sin_scale;
+    a.cache_dtype = dtype;
+    RRT_RETURN_IF_ERROR(CudaStatus(cuda::RopeAndStoreKv(a, stream()), "RopeAndStoreKv"));
+    return call.Finish("RopeAndStoreKv");
   }
 
   absl::Status DoStoreKv(const TensorView& k, const TensorView& v, absl::Span<const int64_t> slots,
@@ -802,8 +840,8 @@ class CudaBackend final : public Backend {
 
   // Whether 2 to 8 rows against bf16 weights may run on tensor cores with bf16-rounded
   // activations (GemvBatch::round_activations): not with exact activations, and for now only
-  // where RRT_CUDA_MMA_GEMV=1 asks for it (not yet run on a GPU).
-  bool RoundGemvActivations() const { return mma_gemv_ && !exact_; }
+  // where RRT_CUDA_EXPERIMENTAL=1 asks for it (not yet run on a GPU).
+  bool RoundGemvActivations() const { return experimental_ && !exact_; }
 
   // This backend's cuBLAS handle (made on first use), or nullptr without cuBLAS.
   void* Blas() {
@@ -818,7 +856,8 @@ class CudaBackend final : public Backend {
   void* blas_ = nullptr;
   int64_t attention_scratch_bytes_ = int64_t{256} << 20;
   bool gemm_attention_failed_ = false;
-  bool mma_gemv_ = false;  // RRT_CUDA_MMA_GEMV=1
+  // RRT_CUDA_EXPERIMENTAL=1: paths written without a GPU at hand, not yet verified on one.
+  bool experimental_ = false;
   std::unique_ptr<OpTimer> timer_;
   std::array<LastArgument, static_cast<int>(RepeatedArg::kCount)> last_arguments_;
 };

@@ -22,9 +22,10 @@
 //   its scores of heads x rows x keys x 6 bytes; rows go in chunks that keep it under
 //   256 MiB (the environment variable RRT_CUDA_ATTENTION_SCRATCH, in bytes, sets another
 //   limit; at least 16 rows go at a time).
-// - RRT_CUDA_MMA_GEMV=1 (experimental, off by default: written without a GPU at hand and
-//   not yet run on one): decode steps of 2 to 8 rows (groups) against bf16 weights run on
-//   tensor cores with the activations rounded to bf16, unless activations must be exact.
+// - RRT_CUDA_EXPERIMENTAL=1 turns on paths written without a GPU at hand and not yet run on
+//   one (off by default): decode steps of 2 to 8 rows (groups) against bf16 weights on tensor
+//   cores with the activations rounded to bf16 (unless activations must be exact), and
+//   RopeAndStoreKv in one launch.
 // - A kernel that fails leaves the error in the returned status (Internal, naming the
 //   operation), never a crash of the host.
 #ifndef REASONRT_LIB_BACKENDS_CUDA_CUDA_BACKEND_H_

@@ -54,7 +54,7 @@ struct GemvBatch {
   // The activations may be rounded to bf16 (not exact): then 2 to 8 rows against bf16
   // weights may run on tensor cores (GemvMmaKernel), one weight read for all rows with the
   // activations read once per 16 weight rows. (Experimental: only where the backend turns it
-  // on, see RRT_CUDA_MMA_GEMV in cuda_backend.h.)
+  // on, see RRT_CUDA_EXPERIMENTAL in cuda_backend.h.)
   bool round_activations = false;
 };
 // T (1 .. kMaxGemvRows) activation rows; all weights of one dtype.
@@ -102,6 +102,29 @@ cudaError_t AddRmsNorm(float* x, const float* delta, const void* gain, DType gai
 cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t stride_t,
                  int64_t stride_h, const int32_t* positions, const float* inv_freq,
                  bool interleaved, float cos_sin_scale, cudaStream_t stream);
+
+// Backend::RopeAndStoreKv in one launch: q [t, q_heads, dims] and k [t, k_heads, dims]
+// (rows and heads strided, dims contiguous) rotated in place as Rope rotates them, the
+// rotated keys and v [t, v_width] (contiguous; may be null) stored into the cache rows
+// slots[t] (k_cache rows k_heads * dims wide, v_cache rows v_width; f32 or bf16).
+struct RopeStoreArgs {
+  float* q;
+  int64_t q_stride_t, q_stride_h, q_heads;
+  float* k;
+  int64_t k_stride_t, k_stride_h, k_heads;
+  const float* v;
+  int64_t v_width;
+  int64_t t, dims;
+  const int32_t* positions;
+  const float* inv_freq;  // dims / 2
+  bool interleaved;
+  float cos_sin_scale;
+  const int64_t* slots;
+  void* k_cache;
+  void* v_cache;
+  DType cache_dtype;
+};
+cudaError_t RopeAndStoreKv(const RopeStoreArgs& a, cudaStream_t stream);
 
 // cache[slots[t], :] = src[t, :] (width values a row, converted to cache_dtype: f32/bf16).
 cudaError_t StoreRows(const float* src, int64_t t, int64_t width, const int64_t* slots, void* cache,

@@ -82,6 +82,56 @@ __global__ void __launch_bounds__(kNormThreads)
     o[i] = in[i] * inv * LoadAny(gain, i, gain_dtype);
 }
 
+// Rotates pair i of one head in place (its new values also in *a_out, *b_out).
+__device__ __forceinline__ void RotatePair(float* head, int64_t i, int64_t half, int32_t position,
+                                           const float* inv_freq, bool interleaved, float scale,
+                                           float* a_out, float* b_out) {
+  const float angle = static_cast<float>(position) * inv_freq[i];
+  const float c = cosf(angle) * scale, s = sinf(angle) * scale;
+  float* a = interleaved ? head + 2 * i : head + i;
+  float* b = interleaved ? head + 2 * i + 1 : head + i + half;
+  const float a0 = *a, b0 = *b;
+  *a = *a_out = a0 * c - b0 * s;
+  *b = *b_out = b0 * c + a0 * s;
+}
+
+__device__ __forceinline__ void StoreCacheValue(void* cache, DType dtype, int64_t at, float v) {
+  if (dtype == DType::kBF16) {
+    static_cast<__nv_bfloat16*>(cache)[at] = __float2bfloat16_rn(v);
+  } else {
+    static_cast<float*>(cache)[at] = v;
+  }
+}
+
+// One thread a pair of q, then a pair of k (also stored), then a value of v.
+__global__ void RopeStoreKernel(RopeStoreArgs a) {
+  DependentStart();
+  const int64_t half = a.dims / 2;
+  const int64_t n_q = a.t * a.q_heads * half, n_k = a.t * a.k_heads * half;
+  int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  float lo, hi;
+  if (idx < n_q) {
+    const int64_t i = idx % half, h = (idx / half) % a.q_heads, row = idx / (half * a.q_heads);
+    RotatePair(a.q + row * a.q_stride_t + h * a.q_stride_h, i, half, a.positions[row], a.inv_freq,
+               a.interleaved, a.cos_sin_scale, &lo, &hi);
+    return;
+  }
+  idx -= n_q;
+  if (idx < n_k) {
+    const int64_t i = idx % half, h = (idx / half) % a.k_heads, row = idx / (half * a.k_heads);
+    RotatePair(a.k + row * a.k_stride_t + h * a.k_stride_h, i, half, a.positions[row], a.inv_freq,
+               a.interleaved, a.cos_sin_scale, &lo, &hi);
+    const int64_t base = a.slots[row] * a.k_heads * a.dims + h * a.dims;
+    StoreCacheValue(a.k_cache, a.cache_dtype, base + (a.interleaved ? 2 * i : i), lo);
+    StoreCacheValue(a.k_cache, a.cache_dtype, base + (a.interleaved ? 2 * i + 1 : i + half), hi);
+    return;
+  }
+  idx -= n_k;
+  if (a.v == nullptr || idx >= a.t * a.v_width) return;
+  const int64_t row = idx / a.v_width, col = idx % a.v_width;
+  StoreCacheValue(a.v_cache, a.cache_dtype, a.slots[row] * a.v_width + col, a.v[idx]);
+}
+
 __global__ void RopeKernel(float* x, int64_t t, int64_t heads, int64_t half, int64_t stride_t,
                            int64_t stride_h, const int32_t* positions, const float* inv_freq,
                            bool interleaved, float scale) {
@@ -89,14 +139,9 @@ __global__ void RopeKernel(float* x, int64_t t, int64_t heads, int64_t half, int
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= t * heads * half) return;
   const int64_t i = idx % half, h = (idx / half) % heads, row = idx / (half * heads);
-  float* v = x + row * stride_t + h * stride_h;
-  const float angle = static_cast<float>(positions[row]) * inv_freq[i];
-  const float c = cosf(angle) * scale, s = sinf(angle) * scale;
-  float* a = interleaved ? v + 2 * i : v + i;
-  float* b = interleaved ? v + 2 * i + 1 : v + i + half;
-  const float a0 = *a, b0 = *b;
-  *a = a0 * c - b0 * s;
-  *b = b0 * c + a0 * s;
+  float lo, hi;
+  RotatePair(x + row * stride_t + h * stride_h, i, half, positions[row], inv_freq, interleaved,
+             scale, &lo, &hi);
 }
 
 __device__ __forceinline__ float Silu(float g) { return g / (1.0f + expf(-g)); }
@@ -246,6 +291,16 @@ cudaError_t Rope(float* x, int64_t t, int64_t heads, int64_t dims, int64_t strid
   if (n == 0) return cudaSuccess;
   RRT_LAUNCH(RopeKernel, Blocks(n, 256), 256, 0, stream, x, t, heads, dims / 2, stride_t, stride_h,
              positions, inv_freq, interleaved, cos_sin_scale);
+  return cudaGetLastError();
+}
+
+cudaError_t RopeAndStoreKv(const RopeStoreArgs& a, cudaStream_t stream) {
+  if (a.dims % 2 != 0 || (a.cache_dtype != DType::kF32 && a.cache_dtype != DType::kBF16))
+    return cudaErrorInvalidValue;
+  const int64_t n =
+      a.t * (a.q_heads + a.k_heads) * (a.dims / 2) + (a.v != nullptr ? a.t * a.v_width : 0);
+  if (n == 0) return cudaSuccess;
+  RRT_LAUNCH(RopeStoreKernel, Blocks(n, 256), 256, 0, stream, a);
   return cudaGetLastError();
 }
 
