@@ -159,6 +159,13 @@ class RRT_API Backend {
   // out = silu(gate) * up, all [T, I]. out may alias gate.
   absl::Status SiluMul(const TensorView& gate, const TensorView& up, const TensorView& out);
 
+  // (optional) The end of an MLP: y[T, N] = (silu(gate) * up) . W^T for gate and up [T, K]
+  // (f32, contiguous) and W [N, K] as in MatMul. gate's contents afterwards are unspecified
+  // (the default writes the product into it); y overlaps neither. Defaults to SiluMul(gate,
+  // up, gate), then MatMul; a device backend may form the product in the GEMM's own input.
+  absl::Status SiluMulMatMul(const TensorView& gate, const TensorView& up, const Weight& w,
+                             const TensorView& y);
+
   // out[T, H] (f32) = rows ids[t] of table[V, H] (any float dtype). An id outside [0, V)
   // is InvalidArgument.
   absl::Status Embedding(const TensorView& table, absl::Span<const int32_t> ids,
@@ -214,6 +221,8 @@ class RRT_API Backend {
                                    const TensorView& out) = 0;
   virtual absl::Status DoSiluMul(const TensorView& gate, const TensorView& up,
                                  const TensorView& out) = 0;
+  virtual absl::Status DoSiluMulMatMul(const TensorView& gate, const TensorView& up,
+                                       const Weight& w, const TensorView& y);
   virtual absl::Status DoEmbedding(const TensorView& table, absl::Span<const int32_t> ids,
                                    const TensorView& out) = 0;
   virtual absl::Status DoAdd(const TensorView& a, const TensorView& b, const TensorView& out) = 0;

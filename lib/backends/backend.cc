@@ -476,6 +476,30 @@ absl::Status Backend::SiluMul(const TensorView& gate, const TensorView& up, cons
   return DoSiluMul(gate, up, out);
 }
 
+absl::Status Backend::SiluMulMatMul(const TensorView& gate, const TensorView& up, const Weight& w,
+                                    const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckActivation("SiluMulMatMul", "gate", gate, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("SiluMulMatMul", "up", up, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("SiluMulMatMul", "gate", gate));
+  if (gate.shape() != up.shape()) return Bad("SiluMulMatMul", "gate and up differ in shape");
+  RRT_RETURN_IF_ERROR(CheckActivation("SiluMulMatMul", "y", y, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("SiluMulMatMul", "y", y));
+  RRT_RETURN_IF_ERROR(CheckWeight("SiluMulMatMul", w, gate.dim(1)));
+  if (y.dim(0) != gate.dim(0) || y.dim(1) != w.data.dim(0)) {
+    return Bad("SiluMulMatMul", StrCat("y is ", y.DebugString(), ", expected [", gate.dim(0), ", ",
+                                       w.data.dim(0), "]"));
+  }
+  if (Overlap(y, gate) || Overlap(y, up)) return Bad("SiluMulMatMul", "y overlaps gate or up");
+  if (gate.dim(0) == 0) return absl::OkStatus();
+  return DoSiluMulMatMul(gate, up, w, y);
+}
+
+absl::Status Backend::DoSiluMulMatMul(const TensorView& gate, const TensorView& up, const Weight& w,
+                                      const TensorView& y) {
+  RRT_RETURN_IF_ERROR(DoSiluMul(gate, up, gate));
+  return DoMatMul(gate, w, nullptr, y);
+}
+
 absl::Status Backend::Embedding(const TensorView& table, absl::Span<const int32_t> ids,
                                 const TensorView& out) {
   RRT_RETURN_IF_ERROR(CheckActivation("Embedding", "out", out, 2));

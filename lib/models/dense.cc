@@ -95,8 +95,7 @@ class DenseModel final : public ArchitectureModel {
       // x = x + down(silu(gate(n)) * up(n))   with n = rmsnorm(x)
       RRT_RETURN_IF_ERROR(be.AddRmsNorm(x, proj, l.post_norm, eps, normed));
       RRT_RETURN_IF_ERROR(be.MatMulShared(normed, {&l.gate, &l.up}, {nullptr, nullptr}, {&gate, &up}));
-      RRT_RETURN_IF_ERROR(be.SiluMul(gate, up, gate));
-      RRT_RETURN_IF_ERROR(be.MatMul(gate, l.down, nullptr, proj));
+      RRT_RETURN_IF_ERROR(be.SiluMulMatMul(gate, up, l.down, proj));
       if (i + 1 < layers_.size()) {  // the next layer's input norm with the residual step
         RRT_RETURN_IF_ERROR(be.AddRmsNorm(x, proj, layers_[i + 1].input_norm, eps, normed));
       } else {

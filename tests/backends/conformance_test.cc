@@ -185,6 +185,31 @@ TEST_P(ConformanceTest, MatMulSharedInput) {
   }
 }
 
+// SiluMulMatMul is SiluMul then MatMul: decode rows and prompt rows (1e-5 in f32; bf16
+// weights from 2 rows on, and prompts, may round the product to bf16 first: 1e-2), f32 and
+// bf16 weights; y overlapping gate is refused.
+TEST_P(ConformanceTest, SiluMulMatMulIsSiluMulThenMatMul) {
+  for (int64_t m : {1, 3, 12}) {
+    for (DType w_dtype : {DType::kF32, DType::kBF16}) {
+      const std::string what =
+          "SiluMulMatMul m=" + std::to_string(m) + " " + std::string(DTypeName(w_dtype));
+      TensorView gate = Random(DType::kF32, {m, 96}, -4.0f, 4.0f),
+                 up = Random(DType::kF32, {m, 96});
+      TensorView gate_ref = Zeros(DType::kF32, {m, 96});
+      std::memcpy(gate_ref.mutable_data(), gate.data(), gate.byte_size());
+      Weight w{Random(w_dtype, {40, 96}), {}};
+      TensorView y = Zeros(DType::kF32, {m, 40}), y_ref = Zeros(DType::kF32, {m, 40});
+      ASSERT_TRUE(be_->SiluMulMatMul(gate, up, w, y).ok()) << what;
+      ASSERT_TRUE(ref_->SiluMul(gate_ref, up, gate_ref).ok());
+      ASSERT_TRUE(ref_->MatMul(gate_ref, w, nullptr, y_ref).ok());
+      const bool rounded = m > 8 || (w_dtype == DType::kBF16 && m > 1);
+      ExpectAllNear(y, y_ref, rounded ? 1e-2f : 1e-5f, what);
+      EXPECT_EQ(be_->SiluMulMatMul(gate, up, w, *gate.Slice(1, 0, 40)).code(),
+                absl::StatusCode::kInvalidArgument);
+    }
+  }
+}
+
 TEST_P(ConformanceTest, GroupedMatMul) {
   const int64_t t = 10, k = 96, n = 40;
   TensorView x = Random(DType::kF32, {t, k});

@@ -447,6 +447,26 @@ TEST(CudaBackendTest, FusedRopeAndStoreKvMatchesTheReference) {
   }
 }
 
+// RRT_CUDA_EXPERIMENTAL=1: SiluMulMatMul of a 40-row prompt forms the bf16 product in one
+// pass; the same values as SiluMul then the bf16 prompt GEMM (the same cuBLAS call on the
+// same bf16 input: 1e-6).
+TEST(CudaBackendTest, FusedSiluMulMatMulMatchesTheTwoSteps) {
+  SKIP_WITHOUT_CUDA();
+  auto plain = *CreateBackend("cuda", {});
+  ::setenv("RRT_CUDA_EXPERIMENTAL", "1", 1);
+  auto be = *CreateBackend("cuda", {});
+  ::unsetenv("RRT_CUDA_EXPERIMENTAL");
+  Weight w{RandomHost(DType::kBF16, {72, 256}, 81), {}};
+  TensorView gate = RandomHost(DType::kF32, {40, 256}, 82),
+             up = RandomHost(DType::kF32, {40, 256}, 83);
+  TensorView gate2 = RandomHost(DType::kF32, {40, 256}, 82);
+  TensorView got = *TensorView::Allocate(DType::kF32, {40, 72}),
+             want = *TensorView::Allocate(DType::kF32, {40, 72});
+  ASSERT_TRUE(be->SiluMulMatMul(gate, up, w, got).ok());
+  ASSERT_TRUE(plain->SiluMulMatMul(gate2, up, w, want).ok());
+  ExpectClose(got, want, 1e-6f);
+}
+
 struct ModelCase {
   const char* name;
   const char* config;

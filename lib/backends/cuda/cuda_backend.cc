@@ -478,6 +478,34 @@ class CudaBackend final : public Backend {
     return call.Finish("SiluMul");
   }
 
+  // Prompts of bf16 weights without exact activations (experimental: RRT_CUDA_EXPERIMENTAL=1):
+  // the product formed straight in the GEMM's bf16 input (no f32 product written and read
+  // back, no separate rounding pass); the same values as SiluMul then MatMul. Else those two.
+  absl::Status DoSiluMulMatMul(const TensorView& gate, const TensorView& up,
+                               const reasonrt::Weight& w, const TensorView& y) override {
+    const int64_t t = gate.dim(0), k = gate.dim(1), n = w.data.dim(0);
+    if (!experimental_ || exact_ || t <= kMaxGemvRows || w.data.dtype() != DType::kBF16 ||
+        std::max({t, k, n}) > INT32_MAX || Blas() == nullptr) {
+      return Backend::DoSiluMulMatMul(gate, up, w, y);
+    }
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dg, call.In(gate));
+    RRT_ASSIGN_OR_RETURN(TensorView du, call.In(up));
+    RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
+    RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/false));
+    RRT_ASSIGN_OR_RETURN(TensorView product, call.Scratch(DType::kBF16, {t, k}));
+    RRT_RETURN_IF_ERROR(CudaStatus(SiluMulBf16(dg.data_as<float>(), du.data_as<float>(),
+                                               product.mutable_data(), t * k, stream()),
+                                   "SiluMulMatMul"));
+    if (!Cublas::Get()->GemmBf16(blas_, static_cast<int>(t), static_cast<int>(n),
+                                 static_cast<int>(k), product.data(), dw.data(), 0.0f,
+                                 dy.mutable_data_as<float>())) {
+      return absl::InternalError(StrCat("cuda SiluMulMatMul: cuBLAS bf16 GEMM [", t, ", ", k,
+                                        "] x [", n, ", ", k, "]^T failed"));
+    }
+    return call.Finish("SiluMulMatMul");
+  }
+
   absl::Status DoEmbedding(const TensorView& table, absl::Span<const int32_t> ids,
                            const TensorView& out) override {
     Call call(*this);

@@ -24,8 +24,9 @@
 //   limit; at least 16 rows go at a time).
 // - RRT_CUDA_EXPERIMENTAL=1 turns on paths written without a GPU at hand and not yet run on
 //   one (off by default): decode steps of 2 to 8 rows (groups) against bf16 weights on tensor
-//   cores with the activations rounded to bf16 (unless activations must be exact), and
-//   RopeAndStoreKv in one launch.
+//   cores with the activations rounded to bf16 (unless activations must be exact),
+//   RopeAndStoreKv in one launch, and SiluMulMatMul's product formed straight in the prompt
+//   GEMM's bf16 input.
 // - A kernel that fails leaves the error in the returned status (Internal, naming the
 //   operation), never a crash of the host.
 #ifndef REASONRT_LIB_BACKENDS_CUDA_CUDA_BACKEND_H_

@@ -207,6 +207,11 @@ cudaError_t AddBias(float* y, int64_t t, int64_t n, const void* bias, DType bias
 // out = silu(gate) * up; out may be gate or up.
 cudaError_t SiluMul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
 
+// out = bf16(silu(gate) * up): the down projection's prompt GEMM input, formed in one pass
+// (the same values as SiluMul, then SplitBf16's rounding).
+cudaError_t SiluMulBf16(const float* gate, const float* up, void* out, int64_t n,
+                        cudaStream_t stream);
+
 // out = a + b; out may be a or b.
 cudaError_t Add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream);
 

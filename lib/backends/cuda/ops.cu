@@ -162,6 +162,23 @@ __global__ void SiluMulKernel(const float* gate, const float* up, float* out, in
   }
 }
 
+__global__ void SiluMulBf16Kernel(const float* gate, const float* up, __nv_bfloat16* out, int64_t n,
+                                  bool vec) {
+  DependentStart();
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (vec) {
+    if (4 * i >= n) return;
+    const float4 g = reinterpret_cast<const float4*>(gate)[i],
+                 u = reinterpret_cast<const float4*>(up)[i];
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(Silu(g.x) * u.x, Silu(g.y) * u.y),
+                         hi = __floats2bfloat162_rn(Silu(g.z) * u.z, Silu(g.w) * u.w);
+    reinterpret_cast<uint2*>(out)[i] = make_uint2(*reinterpret_cast<const uint32_t*>(&lo),
+                                                  *reinterpret_cast<const uint32_t*>(&hi));
+  } else if (i < n) {
+    out[i] = __float2bfloat16_rn(Silu(gate[i]) * up[i]);
+  }
+}
+
 __global__ void AddKernel(const float* a, const float* b, float* out, int64_t n, bool vec) {
   DependentStart();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -309,6 +326,15 @@ cudaError_t SiluMul(const float* gate, const float* up, float* out, int64_t n,
   if (n == 0) return cudaSuccess;
   const bool vec = n % 4 == 0 && Aligned16({gate, up, out});
   RRT_LAUNCH(SiluMulKernel, Blocks(vec ? n / 4 : n, 256), 256, 0, stream, gate, up, out, n, vec);
+  return cudaGetLastError();
+}
+
+cudaError_t SiluMulBf16(const float* gate, const float* up, void* out, int64_t n,
+                        cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  const bool vec = n % 4 == 0 && Aligned16({gate, up}) && reinterpret_cast<uintptr_t>(out) % 8 == 0;
+  RRT_LAUNCH(SiluMulBf16Kernel, Blocks(vec ? n / 4 : n, 256), 256, 0, stream, gate, up,
+             static_cast<__nv_bfloat16*>(out), n, vec);
   return cudaGetLastError();
 }
 
