@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "absl/types/span.h"
 #include "lib/backends/cuda/status.h"
 #include "lib/core/status_macros.h"
+#include "lib/core/strings.h"
 #include "reasonrt/backend.h"
 #include "reasonrt/tensor.h"
 
@@ -36,41 +38,75 @@ class WeightCopies {
   // prompt GEMM), so that no weight is on the device twice.
   absl::StatusOr<TensorView> FindFused(absl::Span<const TensorView* const> parts, int device,
                                        bool* uploaded) {
-    FusedKey key{device, {}};
     int64_t rows = 0;
+    for (const TensorView* p : parts) rows += p->dim(0);
+    RRT_ASSIGN_OR_RETURN(void* memory, Copy(parts, device, "copy of fused weights", uploaded));
+    return TensorView::Borrow(memory, parts[0]->dtype(), {rows, parts[0]->dim(1)},
+                              Device{DeviceType::kCuda, device});
+  }
+
+  // The device copy of host view t (with an owner) on `device`; uploads on first use (and
+  // then sets *uploaded).
+  absl::StatusOr<TensorView> Find(const TensorView& t, int device, bool* uploaded) {
+    const TensorView* parts[] = {&t};
+    RRT_ASSIGN_OR_RETURN(void* memory,
+                         Copy(parts, device, StrCat("copy of weight ", t.DebugString()), uploaded));
+    return TensorView::BorrowStrided(memory, t.dtype(), t.shape(), t.strides(),
+                                     Device{DeviceType::kCuda, device});
+  }
+
+ private:
+  // A copy is keyed by its device and its parts' host spans (one part: a weight's own copy).
+  struct Key {
+    int device;
+    std::vector<std::pair<const void*, size_t>> parts;
+    bool operator<(const Key& o) const {
+      return std::tie(device, parts) < std::tie(o.device, o.parts);
+    }
+  };
+  struct Entry {
+    std::vector<std::weak_ptr<const void>> owners;
+    uint64_t generation;
+    std::shared_ptr<void> memory;
+  };
+
+  // The device memory holding the host spans of `parts` one after another: the entry made
+  // earlier while every part's owner lives and no invalidation came since, else a new upload
+  // (then *uploaded is set; `what` names it in an allocation error).
+  absl::StatusOr<void*> Copy(absl::Span<const TensorView* const> parts, int device,
+                             std::string_view what, bool* uploaded) {
+    Key key{device, {}};
+    size_t bytes = 0;
     for (const TensorView* p : parts) {
       key.parts.emplace_back(p->data(), static_cast<size_t>(p->span_bytes()));
-      rows += p->dim(0);
+      bytes += key.parts.back().second;
     }
     const uint64_t generation = WeightCopiesGeneration();
-    const std::vector<int64_t> shape = {rows, parts[0]->dim(1)};
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = fused_.find(key);
-    if (it != fused_.end()) {
+    auto it = entries_.find(key);
+    if (it != entries_.end()) {
       bool same = it->second.generation == generation;
       for (size_t i = 0; i < parts.size() && same; ++i) {
         const std::weak_ptr<const void>& o = it->second.owners[i];
         same = !o.expired() && o.lock() == parts[i]->owner();
       }
-      if (same) return FusedView(it->second.memory.get(), parts[0]->dtype(), shape, device);
-      fused_.erase(it);
+      if (same) return it->second.memory.get();
+      entries_.erase(it);
     }
-    for (auto i = fused_.begin(); i != fused_.end();) {  // drop copies of freed weights
+    for (auto i = entries_.begin(); i != entries_.end();) {  // drop copies of freed weights
       bool expired = false;
       for (const auto& o : i->second.owners) expired = expired || o.expired();
-      i = expired ? fused_.erase(i) : std::next(i);
+      i = expired ? entries_.erase(i) : std::next(i);
     }
-    size_t bytes = 0;
-    for (const auto& [host, part_bytes] : key.parts) bytes += part_bytes;
     void* p = nullptr;
     RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
-    RRT_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, bytes), "copy of fused weights"));
+    RRT_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, bytes), what));
     std::shared_ptr<void> memory(p, [device](void* q) {
       cudaSetDevice(device);
       cudaFree(q);
     });
+    Entry entry{{}, generation, memory};
     size_t offset = 0;
-    FusedEntry entry{{}, generation, memory};
     for (size_t i = 0; i < parts.size(); ++i) {
       RRT_RETURN_IF_ERROR(CudaStatus(cudaMemcpy(static_cast<char*>(p) + offset, parts[i]->data(),
                                                 key.parts[i].second, cudaMemcpyHostToDevice),
@@ -78,83 +114,13 @@ class WeightCopies {
       offset += key.parts[i].second;
       entry.owners.push_back(parts[i]->owner());
     }
-    fused_[key] = std::move(entry);
+    entries_[key] = std::move(entry);
     *uploaded = true;
-    return FusedView(p, parts[0]->dtype(), shape, device);
-  }
-
-  // The device copy of host view t (with an owner) on `device`; uploads on first use (and
-  // then sets *uploaded).
-  absl::StatusOr<TensorView> Find(const TensorView& t, int device, bool* uploaded) {
-    const Key key{device, t.data(), static_cast<size_t>(t.span_bytes())};
-    const uint64_t generation = WeightCopiesGeneration();
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(key);
-    if (it != entries_.end()) {
-      const Entry& e = it->second;
-      const bool same =
-          !e.owner.expired() && e.owner.lock() == t.owner() && e.generation == generation;
-      if (same) return View(t, e.memory.get(), device);
-      entries_.erase(it);
-    }
-    for (auto i = entries_.begin(); i != entries_.end();) {  // drop copies of freed weights
-      i = i->second.owner.expired() ? entries_.erase(i) : std::next(i);
-    }
-    void* p = nullptr;
-    RRT_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "select device"));
-    RRT_RETURN_IF_ERROR(
-        CudaStatus(cudaMalloc(&p, key.bytes), StrCat("copy of weight ", t.DebugString())));
-    std::shared_ptr<void> memory(p, [device](void* q) {
-      cudaSetDevice(device);
-      cudaFree(q);
-    });
-    RRT_RETURN_IF_ERROR(
-        CudaStatus(cudaMemcpy(p, t.data(), key.bytes, cudaMemcpyHostToDevice), "upload weight"));
-    entries_[key] = Entry{t.owner(), generation, memory};
-    *uploaded = true;
-    return View(t, p, device);
-  }
-
- private:
-  struct Key {
-    int device;
-    const void* host;
-    size_t bytes;
-    bool operator<(const Key& o) const {
-      return std::tie(device, host, bytes) < std::tie(o.device, o.host, o.bytes);
-    }
-  };
-  struct Entry {
-    std::weak_ptr<const void> owner;
-    uint64_t generation;
-    std::shared_ptr<void> memory;
-  };
-  struct FusedKey {
-    int device;
-    std::vector<std::pair<const void*, size_t>> parts;
-    bool operator<(const FusedKey& o) const {
-      return std::tie(device, parts) < std::tie(o.device, o.parts);
-    }
-  };
-  struct FusedEntry {
-    std::vector<std::weak_ptr<const void>> owners;
-    uint64_t generation;
-    std::shared_ptr<void> memory;
-  };
-
-  static absl::StatusOr<TensorView> FusedView(void* memory, DType dtype,
-                                              const std::vector<int64_t>& shape, int device) {
-    return TensorView::Borrow(memory, dtype, shape, Device{DeviceType::kCuda, device});
-  }
-
-  static absl::StatusOr<TensorView> View(const TensorView& t, void* memory, int device) {
-    return TensorView::BorrowStrided(memory, t.dtype(), t.shape(), t.strides(),
-                                     Device{DeviceType::kCuda, device});
+    return p;
   }
 
   std::mutex mu_;
   std::map<Key, Entry> entries_;
-  std::map<FusedKey, FusedEntry> fused_;
 };
 
 }  // namespace reasonrt::cuda
