@@ -59,10 +59,8 @@ __global__ void GatherKeysKernel(const void* cache, const int32_t* table, int64_
     out = *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(cache) + src);
   } else {
     const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(cache) + src);
-    const float4 a = p[0], b = p[1];
-    const __nv_bfloat162 w[4] = {__floats2bfloat162_rn(a.x, a.y), __floats2bfloat162_rn(a.z, a.w),
-                                 __floats2bfloat162_rn(b.x, b.y), __floats2bfloat162_rn(b.z, b.w)};
-    out = *reinterpret_cast<const uint4*>(w);
+    const uint2 a = PackBf16x4(p[0]), b = PackBf16x4(p[1]);
+    out = make_uint4(a.x, a.y, b.x, b.y);
   }
   *reinterpret_cast<uint4*>(dst + j * width + col) = out;
 }
@@ -104,9 +102,7 @@ __global__ void CausalSoftmaxKernel(const float* s, __nv_bfloat16* p, int64_t to
                       e + 2 < seen ? expf(v.z - m) * inv : 0.0f,
                       e + 3 < seen ? expf(v.w - m) * inv : 0.0f);
     }
-    const __nv_bfloat162 lo = __floats2bfloat162_rn(w.x, w.y), hi = __floats2bfloat162_rn(w.z, w.w);
-    out[j] = make_uint2(*reinterpret_cast<const uint32_t*>(&lo),
-                        *reinterpret_cast<const uint32_t*>(&hi));
+    out[j] = PackBf16x4(w);
   }
 }
 
@@ -118,9 +114,7 @@ __global__ void HeadsFirstKernel(const float* q, int64_t rows, int64_t heads, in
   if (i >= rows * heads * quads) return;
   const int64_t c = i % quads, h = (i / quads) % heads, r = i / (quads * heads);
   const float4 v = reinterpret_cast<const float4*>(q)[i];  // q's own order: (r, h, c)
-  const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
-  reinterpret_cast<uint2*>(dst)[(h * rows + r) * quads + c] =
-      make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+  reinterpret_cast<uint2*>(dst)[(h * rows + r) * quads + c] = PackBf16x4(v);
 }
 
 // Four values a thread: out[r, h, :] = o[h, r, :].

@@ -144,11 +144,6 @@ __global__ void __launch_bounds__(kGemvWarps* kWarp)
 // k % 32 == 0 and 16-byte aligned weights and x.
 constexpr int kMmaWarps = 8, kMmaChunks = 4;
 
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
 __device__ __forceinline__ void MmaBf16(float c[4], uint32_t a0, uint32_t a1, uint32_t a2,
                                         uint32_t a3, uint32_t b0, uint32_t b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -199,10 +194,9 @@ __global__ void __launch_bounds__(kMmaWarps* kWarp)
       const int64_t col = (base + u) * 32 + 8 * q;
       uint4 xb = make_uint4(0, 0, 0, 0);
       if (g < t) {
-        const float4 lo = *reinterpret_cast<const float4*>(x_row + col),
-                     hi = *reinterpret_cast<const float4*>(x_row + col + 4);
-        xb = make_uint4(PackBf16(lo.x, lo.y), PackBf16(lo.z, lo.w), PackBf16(hi.x, hi.y),
-                        PackBf16(hi.z, hi.w));
+        const uint2 lo = PackBf16x4(*reinterpret_cast<const float4*>(x_row + col)),
+                    hi = PackBf16x4(*reinterpret_cast<const float4*>(x_row + col + 4));
+        xb = make_uint4(lo.x, lo.y, hi.x, hi.y);
       }
       MmaBf16(c, wa[u].x, wb[u].x, wa[u].y, wb[u].y, xb.x, xb.y);
       MmaBf16(c, wa[u].z, wb[u].z, wa[u].w, wb[u].w, xb.z, xb.w);

@@ -61,6 +61,15 @@ __device__ __forceinline__ float LoadAny(const void* p, int64_t i, DType d) {
   }
 }
 
+// Two values as a bf16 pair (round to nearest even; lo in the low half), and four as two pairs.
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+__device__ __forceinline__ uint2 PackBf16x4(float4 v) {
+  return make_uint2(PackBf16(v.x, v.y), PackBf16(v.z, v.w));
+}
+
 // Four consecutive elements from index i (a multiple of 4) of f32 or bf16 data.
 template <DType D>
 __device__ __forceinline__ float4 Load4(const void* p, int64_t i) {

@@ -147,35 +147,30 @@ __global__ void RopeKernel(float* x, int64_t t, int64_t heads, int64_t half, int
 __device__ __forceinline__ float Silu(float g) { return g / (1.0f + expf(-g)); }
 
 // Element-wise ops: four elements a thread where n % 4 == 0 and every pointer is 16-byte
-// aligned (vec), else one.
-__global__ void SiluMulKernel(const float* gate, const float* up, float* out, int64_t n, bool vec) {
-  DependentStart();
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (vec) {
-    if (4 * i >= n) return;
-    const float4 g = reinterpret_cast<const float4*>(gate)[i],
-                 u = reinterpret_cast<const float4*>(up)[i];
-    reinterpret_cast<float4*>(out)[i] =
-        make_float4(Silu(g.x) * u.x, Silu(g.y) * u.y, Silu(g.z) * u.z, Silu(g.w) * u.w);
-  } else if (i < n) {
-    out[i] = Silu(gate[i]) * up[i];
-  }
+// aligned (vec; 8-byte for bf16 outputs), else one. SiluMul writes f32 or, for a prompt
+// GEMM's input, bf16 (rounded to nearest even).
+__device__ __forceinline__ void Store4(float* out, int64_t i, float4 v) {
+  reinterpret_cast<float4*>(out)[i] = v;
+}
+__device__ __forceinline__ void Store4(__nv_bfloat16* out, int64_t i, float4 v) {
+  reinterpret_cast<uint2*>(out)[i] = PackBf16x4(v);
+}
+__device__ __forceinline__ void Store1(float* out, int64_t i, float v) { out[i] = v; }
+__device__ __forceinline__ void Store1(__nv_bfloat16* out, int64_t i, float v) {
+  out[i] = __float2bfloat16_rn(v);
 }
 
-__global__ void SiluMulBf16Kernel(const float* gate, const float* up, __nv_bfloat16* out, int64_t n,
-                                  bool vec) {
+template <typename Out>
+__global__ void SiluMulKernel(const float* gate, const float* up, Out* out, int64_t n, bool vec) {
   DependentStart();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (vec) {
     if (4 * i >= n) return;
     const float4 g = reinterpret_cast<const float4*>(gate)[i],
                  u = reinterpret_cast<const float4*>(up)[i];
-    const __nv_bfloat162 lo = __floats2bfloat162_rn(Silu(g.x) * u.x, Silu(g.y) * u.y),
-                         hi = __floats2bfloat162_rn(Silu(g.z) * u.z, Silu(g.w) * u.w);
-    reinterpret_cast<uint2*>(out)[i] = make_uint2(*reinterpret_cast<const uint32_t*>(&lo),
-                                                  *reinterpret_cast<const uint32_t*>(&hi));
+    Store4(out, i, make_float4(Silu(g.x) * u.x, Silu(g.y) * u.y, Silu(g.z) * u.z, Silu(g.w) * u.w));
   } else if (i < n) {
-    out[i] = __float2bfloat16_rn(Silu(gate[i]) * up[i]);
+    Store1(out, i, Silu(gate[i]) * up[i]);
   }
 }
 
@@ -325,7 +320,8 @@ cudaError_t SiluMul(const float* gate, const float* up, float* out, int64_t n,
                     cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   const bool vec = n % 4 == 0 && Aligned16({gate, up, out});
-  RRT_LAUNCH(SiluMulKernel, Blocks(vec ? n / 4 : n, 256), 256, 0, stream, gate, up, out, n, vec);
+  RRT_LAUNCH(SiluMulKernel<float>, Blocks(vec ? n / 4 : n, 256), 256, 0, stream, gate, up, out, n,
+             vec);
   return cudaGetLastError();
 }
 
@@ -333,7 +329,7 @@ cudaError_t SiluMulBf16(const float* gate, const float* up, void* out, int64_t n
                         cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   const bool vec = n % 4 == 0 && Aligned16({gate, up}) && reinterpret_cast<uintptr_t>(out) % 8 == 0;
-  RRT_LAUNCH(SiluMulBf16Kernel, Blocks(vec ? n / 4 : n, 256), 256, 0, stream, gate, up,
+  RRT_LAUNCH(SiluMulKernel<__nv_bfloat16>, Blocks(vec ? n / 4 : n, 256), 256, 0, stream, gate, up,
              static_cast<__nv_bfloat16*>(out), n, vec);
   return cudaGetLastError();
 }
