@@ -10,8 +10,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <optional>
 #include <ostream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -32,6 +35,25 @@ bool HaveCuda() {
 
 #define SKIP_WITHOUT_CUDA() \
   if (!HaveCuda()) GTEST_SKIP() << "no CUDA device runs our kernels here"
+
+// A cuda backend made while the environment variable `name` reads `value` (the backend reads
+// its settings when made); the variable's previous value, or its absence, is put back, so a
+// suite run with RRT_CUDA_EXPERIMENTAL=1 from outside keeps it for the later tests.
+std::unique_ptr<Backend> CudaBackendWith(const char* name, const char* value,
+                                         const BackendOptions& options = {}) {
+  const char* old = std::getenv(name);
+  const std::optional<std::string> previous =
+      old != nullptr ? std::optional<std::string>(old) : std::nullopt;
+  ::setenv(name, value, 1);
+  auto be = CreateBackend("cuda", options);
+  if (previous) {
+    ::setenv(name, previous->c_str(), 1);
+  } else {
+    ::unsetenv(name);
+  }
+  EXPECT_TRUE(be.ok()) << be.status();
+  return be.ok() ? std::move(*be) : nullptr;
+}
 
 TensorView RandomHost(DType dtype, std::initializer_list<int64_t> shape, uint32_t seed) {
   TensorView t = *TensorView::Allocate(dtype, shape);
@@ -233,19 +255,16 @@ TEST(CudaBackendTest, TensorCorePromptAttentionMatchesTheReference) {
     ASSERT_TRUE(ref->StoreKv(k, v, slots, cache).ok());
     TensorView want = *TensorView::Allocate(DType::kF32, {q_rows, heads, dv});
     ASSERT_TRUE(ref->Attention(q, cache, seqs, 0.5f, want).ok());
-    auto run = [&](const BackendOptions& options) {
-      auto be = *CreateBackend("cuda", options);
+    auto run = [&](std::unique_ptr<Backend> be) {
       TensorView out = *TensorView::Allocate(DType::kF32, {q_rows, heads, dv});
       EXPECT_TRUE(be->Attention(q, cache, seqs, 0.5f, out).ok());
       return out;
     };
-    const TensorView fast = run({});
+    const TensorView fast = run(*CreateBackend("cuda", {}));
     ExpectClose(fast, want, 5e-3f);
-    ::setenv("RRT_CUDA_ATTENTION_SCRATCH", "1", 1);
-    const TensorView chunked = run({});
-    ::unsetenv("RRT_CUDA_ATTENTION_SCRATCH");
+    const TensorView chunked = run(CudaBackendWith("RRT_CUDA_ATTENTION_SCRATCH", "1"));
     ExpectClose(chunked, want, 5e-3f);
-    const TensorView f32 = run(exact);
+    const TensorView f32 = run(*CreateBackend("cuda", exact));
     ExpectClose(f32, want, 1e-5f);
     float differ = 0.0f;
     for (int64_t i = 0; i < f32.num_elements(); ++i)
@@ -354,10 +373,8 @@ TEST(CudaBackendTest, TensorCoreGemvMatchesTheReference) {
   auto ref = *CreateBackend("reference", {});
   BackendOptions exact_options;
   exact_options.exact_activations = true;
-  ::setenv("RRT_CUDA_EXPERIMENTAL", "1", 1);
-  auto be = *CreateBackend("cuda", {});
-  auto exact = *CreateBackend("cuda", exact_options);
-  ::unsetenv("RRT_CUDA_EXPERIMENTAL");
+  auto be = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "1");
+  auto exact = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "1", exact_options);
   Weight q{RandomHost(DType::kBF16, {48, 256}, 61), {}},
       k{RandomHost(DType::kBF16, {16, 256}, 62), {}},
       v{RandomHost(DType::kBF16, {16, 256}, 63), {}}, o{RandomHost(DType::kBF16, {40, 96}, 64), {}};
@@ -403,9 +420,7 @@ TEST(CudaBackendTest, TensorCoreGemvMatchesTheReference) {
 TEST(CudaBackendTest, FusedRopeAndStoreKvMatchesTheReference) {
   SKIP_WITHOUT_CUDA();
   auto ref = *CreateBackend("reference", {});
-  ::setenv("RRT_CUDA_EXPERIMENTAL", "1", 1);
-  auto be = *CreateBackend("cuda", {});
-  ::unsetenv("RRT_CUDA_EXPERIMENTAL");
+  auto be = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "1");
   const int64_t heads = 28, kv_heads = 4, d = 128, blocks = 8;
   std::vector<float> inv_freq(d / 2);
   for (int64_t i = 0; i < d / 2; ++i) inv_freq[i] = 1.0f / std::pow(1e6f, 2.0f * i / d);
@@ -452,10 +467,8 @@ TEST(CudaBackendTest, FusedRopeAndStoreKvMatchesTheReference) {
 // same bf16 input: 1e-6).
 TEST(CudaBackendTest, FusedSiluMulMatMulMatchesTheTwoSteps) {
   SKIP_WITHOUT_CUDA();
-  auto plain = *CreateBackend("cuda", {});
-  ::setenv("RRT_CUDA_EXPERIMENTAL", "1", 1);
-  auto be = *CreateBackend("cuda", {});
-  ::unsetenv("RRT_CUDA_EXPERIMENTAL");
+  auto plain = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "0");
+  auto be = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "1");
   Weight w{RandomHost(DType::kBF16, {72, 256}, 81), {}};
   TensorView gate = RandomHost(DType::kF32, {40, 256}, 82),
              up = RandomHost(DType::kF32, {40, 256}, 83);
