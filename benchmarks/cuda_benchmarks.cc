@@ -3,7 +3,7 @@
 // - CopyBandwidth: a device-to-device copy, bytes read plus written: the roofline.
 // - Gemv: the decode GEMV on R1-Distill-Qwen-7B's weights (bf16), 1 and 8 activation rows,
 //   each way of splitting a weight row over warps (0: the kernel's own choice), and 2 or 8
-//   rows on tensor cores (activations rounded to bf16; experimental). Weight
+//   rows on tensor cores (activations rounded to bf16, the default for groups). Weight
 //   bytes per second, against CopyBandwidth. Each shape cycles over copies of its weights
 //   that together exceed the L2 cache, so that every launch streams from memory.
 // - PromptAttention: one layer's attention over a 512-token prompt at the 7B's widths
@@ -134,7 +134,7 @@ BENCHMARK(BM_Gemv)
     ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 8}, {0, 1, 2, 4, 8}, {0}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
-// 2 to 8 rows on tensor cores (GemvBatch::round_activations; experimental).
+// 2 to 8 rows on tensor cores (GemvBatch::round_activations).
 BENCHMARK(BM_Gemv)
     ->ArgsProduct({{0, 1, 2, 3, 4}, {2, 8}, {0}, {1}})
     ->UseManualTime()

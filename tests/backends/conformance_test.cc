@@ -3,8 +3,8 @@
 // Tolerances: ops computed in f32 on both sides agree to 1e-5 of the largest value.
 // MatMul's bound is per output element, |got - want| <= tol * sum_i |x_i * w_i| + 1e-6,
 // with tol = 2^-8 where a backend rounds activations to bf16 for a bf16-weight matmul of
-// several rows (the prompt GEMM, and batched decode on AVX512-BF16) and 1e-5 where it keeps
-// them f32 (one row, other dtypes, or exact_activations).
+// several rows (the prompt GEMM, batched decode on AVX512-BF16 and on cuda's tensor cores)
+// and 1e-5 where it keeps them f32 (one row, other dtypes, or exact_activations).
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -166,7 +166,10 @@ TEST_P(ConformanceTest, MatMulSharedInput) {
     }
     ASSERT_TRUE(be_->MatMulShared(x, {&a, &b, &c}, {nullptr, &bias, nullptr}, {&ys[0], &ys[1], &ys[2]}).ok());
     ASSERT_TRUE(ref_->MatMulShared(x, {&a, &b, &c}, {nullptr, &bias, nullptr}, {&refs[0], &refs[1], &refs[2]}).ok());
-    for (int i = 0; i < 3; ++i) ExpectAllNear(ys[i], refs[i], m > 8 ? 1e-2f : 1e-5f, "MatMulShared");
+    // (bf16 weights from 2 rows on may round the activations to bf16: the cuda backend's
+    // tensor-core GEMV for groups.)
+    for (int i = 0; i < 3; ++i)
+      ExpectAllNear(ys[i], refs[i], m > 8 || (i == 0 && m > 1) ? 1e-2f : 1e-5f, "MatMulShared");
     EXPECT_FALSE(be_->MatMulShared(x, {&a, &b}, {nullptr}, {&ys[0], &ys[1]}).ok());
     // One dtype and one large weight beside small ones (q, k and v), every one with a bias:
     // a backend may run them as one matrix. (All bf16: from 2 rows on, the cpu backend's

@@ -66,8 +66,8 @@ class CudaBackend final : public Backend {
         multiprocessors_(multiprocessors) {
     if (std::getenv("RRT_CUDA_OP_TIMES") != nullptr)
       timer_ = std::make_unique<OpTimer>(stream_->stream);
-    if (const char* v = std::getenv("RRT_CUDA_EXPERIMENTAL"); v != nullptr)
-      experimental_ = std::string_view(v) == "1";
+    if (const char* v = std::getenv("RRT_CUDA_FAST_PATHS"); v != nullptr)
+      fast_paths_ = std::string_view(v) != "0";
     if (const char* v = std::getenv("RRT_CUDA_ATTENTION_SCRATCH"); v != nullptr) {
       const long long bytes = std::atoll(v);
       if (bytes > 0) attention_scratch_bytes_ = bytes;
@@ -293,14 +293,14 @@ class CudaBackend final : public Backend {
     return call.Finish("Rope");
   }
 
-  // One launch (experimental: RRT_CUDA_EXPERIMENTAL=1); else Rope, Rope, StoreKv.
+  // One launch (unless RRT_CUDA_FAST_PATHS=0); else Rope, Rope, StoreKv.
   absl::Status DoRopeAndStoreKv(const TensorView& q, const TensorView& k, const TensorView& v,
                                 absl::Span<const int32_t> positions,
                                 absl::Span<const float> inv_freq, RopeLayout layout,
                                 float cos_sin_scale, absl::Span<const int64_t> slots,
                                 const PagedKvLayer& cache) override {
     const DType dtype = cache.k.dtype();
-    const bool fits = experimental_ && (dtype == DType::kF32 || dtype == DType::kBF16) &&
+    const bool fits = fast_paths_ && (dtype == DType::kF32 || dtype == DType::kBF16) &&
                       (cache.v.empty() || cache.v.dtype() == dtype);
     if (!fits) {
       return Backend::DoRopeAndStoreKv(q, k, v, positions, inv_freq, layout, cos_sin_scale, slots,
@@ -478,13 +478,13 @@ class CudaBackend final : public Backend {
     return call.Finish("SiluMul");
   }
 
-  // Prompts of bf16 weights without exact activations (experimental: RRT_CUDA_EXPERIMENTAL=1):
+  // Prompts of bf16 weights without exact activations (unless RRT_CUDA_FAST_PATHS=0):
   // the product formed straight in the GEMM's bf16 input (no f32 product written and read
   // back, no separate rounding pass); the same values as SiluMul then MatMul. Else those two.
   absl::Status DoSiluMulMatMul(const TensorView& gate, const TensorView& up,
                                const reasonrt::Weight& w, const TensorView& y) override {
     const int64_t t = gate.dim(0), k = gate.dim(1), n = w.data.dim(0);
-    if (!experimental_ || exact_ || t <= kMaxGemvRows || w.data.dtype() != DType::kBF16 ||
+    if (!fast_paths_ || exact_ || t <= kMaxGemvRows || w.data.dtype() != DType::kBF16 ||
         std::max({t, k, n}) > INT32_MAX || Blas() == nullptr) {
       return Backend::DoSiluMulMatMul(gate, up, w, y);
     }
@@ -867,9 +867,9 @@ class CudaBackend final : public Backend {
   }
 
   // Whether 2 to 8 rows against bf16 weights may run on tensor cores with bf16-rounded
-  // activations (GemvBatch::round_activations): not with exact activations, and for now only
-  // where RRT_CUDA_EXPERIMENTAL=1 asks for it (not yet run on a GPU).
-  bool RoundGemvActivations() const { return experimental_ && !exact_; }
+  // activations (GemvBatch::round_activations): not with exact activations, nor where
+  // RRT_CUDA_FAST_PATHS=0 turns it off.
+  bool RoundGemvActivations() const { return fast_paths_ && !exact_; }
 
   // This backend's cuBLAS handle (made on first use), or nullptr without cuBLAS.
   void* Blas() {
@@ -884,8 +884,9 @@ class CudaBackend final : public Backend {
   void* blas_ = nullptr;
   int64_t attention_scratch_bytes_ = int64_t{256} << 20;
   bool gemm_attention_failed_ = false;
-  // RRT_CUDA_EXPERIMENTAL=1: paths written without a GPU at hand, not yet verified on one.
-  bool experimental_ = false;
+  // The tensor-core GEMV for groups, RopeAndStoreKv and SiluMulMatMul in one step each
+  // (RRT_CUDA_FAST_PATHS=0: off).
+  bool fast_paths_ = true;
   std::unique_ptr<OpTimer> timer_;
   std::array<LastArgument, static_cast<int>(RepeatedArg::kCount)> last_arguments_;
 };

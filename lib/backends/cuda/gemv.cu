@@ -1,8 +1,8 @@
 // lib/backends/cuda/gemv.cu: the matrix products (see kernels.h). The decode GEMV streams each
 // weight row once for up to 8 activation rows with 16-byte loads, several in flight per
-// lane (or, experimental, 2-8 rows on tensor cores); the prompt GEMM of non-bf16 weights is
-// a shared-memory tiled f32 kernel (bf16 prompts go to cuBLAS, with SplitBf16's activations);
-// HeadMatMul is MLA's per-head projection.
+// lane (or, without exact activations, 2-8 rows on tensor cores); the prompt GEMM of non-bf16
+// weights is a shared-memory tiled f32 kernel (bf16 prompts go to cuBLAS, with SplitBf16's
+// activations); HeadMatMul is MLA's per-head projection.
 #include "lib/backends/cuda/kernel_util.cuh"
 
 namespace reasonrt::cuda {

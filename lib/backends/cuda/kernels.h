@@ -53,8 +53,7 @@ struct GemvBatch {
   bool weights_settled = false;
   // The activations may be rounded to bf16 (not exact): then 2 to 8 rows against bf16
   // weights may run on tensor cores (GemvMmaKernel), one weight read for all rows with the
-  // activations read once per 16 weight rows. (Experimental: only where the backend turns it
-  // on, see RRT_CUDA_EXPERIMENTAL in cuda_backend.h.)
+  // activations read once per 16 weight rows.
   bool round_activations = false;
 };
 // T (1 .. kMaxGemvRows) activation rows; all weights of one dtype.
