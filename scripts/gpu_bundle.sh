@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Packs what the GPU checks of the cuda backend need into .gpu/ (ignored by git), for a
 # machine that has an NVIDIA GPU and CUDA but not this project's Debian dependencies: the
-# test binaries, the CLI and the cuda kernel benchmarks from ./build (scripts/build.sh builds them with CUDA wherever
-# nvcc is), the shared libraries they load, the 7B and 1.5B model configs, and gpu/check.sh.
+# test binaries, the CLI and the cuda kernel benchmarks from ./build (scripts/build.sh
+# builds them with CUDA wherever nvcc is), the shared libraries they load, the C API test's
+# tiny models, Mini-R1, the 7B and 1.5B model configs, and gpu/check.sh.
 #
 #   bash scripts/gpu_bundle.sh            # here, after scripts/build.sh
 #   bash .gpu/check.sh                    # there, from the repository root; results in $OUT
@@ -10,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${RRT_BUILD_DIR:-build}
 bins=("$build/tests/backends_tests" "$build/tests/models_tests" "$build/tests/runtime_tests"
-      "$build/examples/cli/reasonrt" "$build/benchmarks/cuda_benchmarks")
+      "$build/tests/generate_tests" "$build/tests/grpo_tests" "$build/tests/mini_r1_tests"
+      "$build/tests/capi/capi_test" "$build/examples/cli/reasonrt"
+      "$build/benchmarks/cuda_benchmarks")
 for b in "${bins[@]}"; do
   [[ -x $b ]] || { echo "missing $b: run scripts/build.sh first" >&2; exit 1; }
 done
@@ -30,6 +33,9 @@ strip --strip-unneeded "$stage"/bin/* "$stage"/lib/* 2>/dev/null || true
 # needs glibc 2.36, which an older machine may lack).
 mkdir -p "$stage/lib/cxx"
 mv "$stage"/lib/libstdc++.so* "$stage"/lib/libgcc_s.so* "$stage/lib/cxx/" 2>/dev/null || true
+# The C API test's tiny models (made by the build) and Mini-R1 (in the source tree).
+cp -r "$build/tests/capi/tiny_qwen" "$build/tests/capi/tiny_v3" examples/mini-r1/model "$stage/"
+mv "$stage/model" "$stage/mini-r1"
 cp ../shared/model-configs/r1-distill-qwen-7b.json ../shared/model-configs/r1-distill-qwen-1.5b.json "$stage/"
 
 mkdir -p .gpu

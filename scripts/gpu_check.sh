@@ -4,16 +4,17 @@
 # Each stage has its own time limit (seconds, T_<stage>) so that one that hangs leaves the
 # others their time; the order puts the cheap, telling ones first.
 #
-#   STAGES="tests bench kernels experimental torch sanitizer cpu auto" bash .gpu/check.sh
+#   STAGES="tests bench kernels fastpaths torch sanitizer cpu auto" bash .gpu/check.sh
 #   (the default: all)
 #
-# experimental: the paths RRT_CUDA_EXPERIMENTAL=1 turns on (written without a GPU): the GPU
-# tests with them, their kernel benchmarks, then `reasonrt bench` (-g 8 too) without and
-# with them, alternated.
+# fastpaths: `reasonrt bench` (-g 8 too) with RRT_CUDA_FAST_PATHS=0 and without,
+# alternated: the groups' tensor-core GEMV, RopeAndStoreKv and SiluMulMatMul against the
+# plain paths.
 # kernels: the cuda kernel benchmarks (decode GEMV by shape and split, prompt attention)
 # against the device's copy bandwidth.
-# auto: the runtime and model tests with RRT_BACKEND=cuda, so that every test that asks for
-# "auto" runs on the GPU (the check before `auto` may prefer cuda).
+# auto: every test binary that loads models through "auto" (sessions, models, generation,
+# GRPO rollouts, Mini-R1's accuracy, the C API) with RRT_BACKEND=cuda, so that they run on
+# the GPU (the check behind `auto` preferring cuda).
 # cpu: the cpu backend on that machine's CPU (AVX512-BF16 and AMX on the H200 machines lent
 # so far), 2 threads, a synthetic R1-Distill-Qwen-1.5B: `reasonrt bench`, then with -g 8.
 set -uo pipefail
@@ -30,7 +31,7 @@ cublas_dirs+=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvi
 export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
 "$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
 echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$work/env.sh"  # for gpu_ab.sh's runs
-stages=${STAGES:-tests bench kernels experimental torch sanitizer cpu auto}
+stages=${STAGES:-tests auto bench fastpaths kernels torch sanitizer cpu}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   "$bin/reasonrt" devices 2>&1
@@ -72,22 +73,17 @@ if [[ $stages == *kernels* ]]; then
   stage kernels "${T_KERNELS:-150}" "$bin/cuda_benchmarks" --benchmark_min_time=0.1
   grep -E 'BM_|==' "$out/kernels.txt"
 fi
-if [[ $stages == *experimental* ]]; then
+if [[ $stages == *fastpaths* ]]; then
   [[ -d $work/q7 ]] || stage synth "${T_SYNTH:-150}" "$bin/reasonrt" synth \
     --config "$work/r1-distill-qwen-7b.json" --out "$work/q7" --seed 1
-  RRT_CUDA_EXPERIMENTAL=1 stage experimental "${T_TESTS:-150}" "$bin/backends_tests"
-  RRT_CUDA_EXPERIMENTAL=1 stage experimental "${T_TESTS:-150}" "$bin/runtime_tests" \
-    --gtest_filter='Backends/SessionTest.*'
-  stage experimental "${T_KERNELS:-60}" "$bin/cuda_benchmarks" --benchmark_min_time=0.1 \
-    --benchmark_filter='BM_Gemv/[0-9]/[28]/0/'
   for round in 1 2; do
     for on in 0 1; do
-      echo "== RRT_CUDA_EXPERIMENTAL=$on, round $round" >>"$out/experimental.txt"
-      RRT_CUDA_EXPERIMENTAL=$on stage experimental "${T_BENCH:-150}" "$bin/reasonrt" bench \
+      echo "== RRT_CUDA_FAST_PATHS=$on, round $round" >>"$out/fastpaths.txt"
+      RRT_CUDA_FAST_PATHS=$on stage fastpaths "${T_BENCH:-150}" "$bin/reasonrt" bench \
         --model "$work/q7" --backend cuda -p 512 -n 64 -r 3 -g 8
     done
   done
-  grep -E '^\[  (FAILED|PASSED) |Failure|BM_|prompt|decode|group|== ' "$out/experimental.txt"
+  grep -E 'prompt|decode|group|== ' "$out/fastpaths.txt"
 fi
 if [[ $stages == *torch* ]]; then
   PYTHONUNBUFFERED=1 stage torch "${T_TORCH:-120}" python3 "$here/torch_decode.py" --model "$work/q7" --tokens 64
@@ -114,8 +110,16 @@ if [[ $stages == *cpu* ]]; then
 fi
 
 if [[ $stages == *auto* ]]; then
-  RRT_BACKEND=cuda stage auto "${T_AUTO:-150}" "$bin/runtime_tests"
+  export RRT_BACKEND=cuda
+  stage auto "${T_AUTO:-150}" "$bin/runtime_tests"
   # (Configs/*: the real configs' inventories, read from the source tree, backend-free.)
-  RRT_BACKEND=cuda stage auto "${T_AUTO:-150}" "$bin/models_tests" --gtest_filter='-Configs/*'
-  grep -E '^\[  (FAILED|PASSED|SKIPPED) |^\[  FAILED  \]|Failure|== ' "$out/auto.txt" | head -40
+  stage auto "${T_AUTO:-150}" "$bin/models_tests" --gtest_filter='-Configs/*'
+  # (GenerateLoopTest: the loop over a scripted session, no backend; it needs the tokenizer
+  # test data that npm fetches, not bundled.)
+  stage auto "${T_AUTO:-150}" "$bin/generate_tests" --gtest_filter='-GenerateLoopTest.*'
+  stage auto "${T_AUTO:-150}" "$bin/grpo_tests"
+  RRT_MINI_R1_DIR=$work/mini-r1 stage auto "${T_AUTO:-150}" "$bin/mini_r1_tests"
+  stage auto "${T_AUTO:-150}" "$bin/capi_test" "$work/tiny_qwen" "$work/tiny_v3"
+  unset RRT_BACKEND
+  grep -E '^\[  (FAILED|PASSED|SKIPPED) |^\[  FAILED  \]|Failure|Mini-R1|== ' "$out/auto.txt" | head -60
 fi

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   logits_cmd->add_option("--model", logits.model, "model folder")->required();
   logits_cmd->add_option("--tokens", logits.tokens, "comma-separated token ids")->required();
   logits_cmd->add_option("--out", logits.out, "output .npy file")->required();
-  logits_cmd->add_option("--backend", logits.backend, "backend name (auto, reference, cpu)");
+  logits_cmd->add_option("--backend", logits.backend, "backend name (auto, reference, cpu, cuda)");
   logits_cmd->add_option("-t,--threads", logits.threads, "threads (0: one per core)");
   logits_cmd->add_flag("--decode", logits.decode, "run one token per forward call");
   logits_cmd->add_flag("--exact", logits.exact, "f32-exact activations in prompt GEMMs");
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
     cmd->add_flag("--greedy", gen.greedy, "argmax decoding");
     cmd->add_option("--stop", gen.stop, "stop string (repeatable)");
     cmd->add_option("-t,--threads", gen.threads, "threads (default: one per core)");
-    cmd->add_option("--backend", gen.backend, "auto, cpu or reference");
+    cmd->add_option("--backend", gen.backend, "auto, cpu, cuda or reference");
     cmd->add_flag("--exact", gen.exact, "f32-exact activations in prompt and batched matmuls");
     cmd->add_option("--kv-dtype", gen.kv_dtype, "the KV cache's dtype: f32 (default) or bf16 (half the memory)")
         ->check(CLI::IsMember({"f32", "bf16"}));

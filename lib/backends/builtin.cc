@@ -18,14 +18,14 @@ std::vector<std::tuple<std::string, int, BackendFactory>> BuiltinBackends() {
     return NewCpuBackend(o);
   });
 #if RRT_WITH_CUDA
-  // Only where a GPU runs our kernels: "cuda" on device 0, "cuda:N" on device N > 0. Below
-  // "cpu" for "auto": the conformance suite and model logits have been verified on a GPU (an
-  // H200), the rest of the test suite has not yet run with cuda as "auto"; ask for it by name.
+  // Only where a GPU runs our kernels: "cuda" on device 0, "cuda:N" on device N > 0. Above
+  // "cpu", so "auto" means the first GPU where there is one (verified on an H200: the
+  // conformance suite, and every test that loads models through "auto" run on cuda).
   for (const cuda::DeviceInfo& d : cuda::ListDevices()) {
     if (!cuda::SmokeTestDevice(d.index)) continue;
     const int index = d.index;
     out.emplace_back(index == 0 ? std::string("cuda") : "cuda:" + std::to_string(index),
-                     index == 0 ? 5 : 4,
+                     index == 0 ? 20 : 19,
                      [index](const BackendOptions& o) { return cuda::NewCudaBackend(o, index); });
   }
 #endif
