@@ -4,12 +4,15 @@
 # Each stage has its own time limit (seconds, T_<stage>) so that one that hangs leaves the
 # others their time; the order puts the cheap, telling ones first.
 #
-#   STAGES="tests bench kernels fastpaths torch sanitizer cpu auto" bash .gpu/check.sh
+#   STAGES="tests bench kernels fastpaths experimental torch sanitizer cpu auto" bash .gpu/check.sh
 #   (the default: all)
 #
 # fastpaths: `reasonrt bench` (-g 8 too) with RRT_CUDA_FAST_PATHS=0 and without,
 # alternated: the groups' tensor-core GEMV, RopeAndStoreKv and SiluMulMatMul against the
 # plain paths.
+# experimental: the paths RRT_CUDA_EXPERIMENTAL=1 turns on (written without a GPU; now
+# MatMulAddRmsNorm's fused GEMV): backends_tests, sessions and DeepSeek with them, then
+# `reasonrt bench` without and with them, alternated.
 # kernels: the cuda kernel benchmarks (decode GEMV by shape and split, prompt attention)
 # against the device's copy bandwidth.
 # auto: every test binary that loads models through "auto" (sessions, models, generation,
@@ -31,7 +34,7 @@ cublas_dirs+=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvi
 export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
 "$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
 echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$work/env.sh"  # for gpu_ab.sh's runs
-stages=${STAGES:-tests auto bench fastpaths kernels torch sanitizer cpu}
+stages=${STAGES:-tests auto bench experimental fastpaths kernels torch sanitizer cpu}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   "$bin/reasonrt" devices 2>&1
@@ -84,6 +87,23 @@ if [[ $stages == *fastpaths* ]]; then
     done
   done
   grep -E 'prompt|decode|group|== ' "$out/fastpaths.txt"
+fi
+if [[ $stages == *experimental* ]]; then
+  [[ -d $work/q7 ]] || stage synth "${T_SYNTH:-150}" "$bin/reasonrt" synth \
+    --config "$work/r1-distill-qwen-7b.json" --out "$work/q7" --seed 1
+  export RRT_CUDA_EXPERIMENTAL=1
+  stage experimental "${T_TESTS:-150}" "$bin/backends_tests"
+  stage experimental "${T_TESTS:-150}" "$bin/runtime_tests" --gtest_filter='Backends/SessionTest.*'
+  stage experimental "${T_TESTS:-150}" "$bin/models_tests" --gtest_filter='Backends/DeepseekTest.*'
+  unset RRT_CUDA_EXPERIMENTAL
+  for round in 1 2; do
+    for on in 0 1; do
+      echo "== RRT_CUDA_EXPERIMENTAL=$on, round $round" >>"$out/experimental.txt"
+      RRT_CUDA_EXPERIMENTAL=$on stage experimental "${T_BENCH:-150}" "$bin/reasonrt" bench \
+        --model "$work/q7" --backend cuda -p 512 -n 64 -r 3
+    done
+  done
+  grep -E '^\[  (FAILED|PASSED) |Failure|prompt|decode|== ' "$out/experimental.txt"
 fi
 if [[ $stages == *torch* ]]; then
   PYTHONUNBUFFERED=1 stage torch "${T_TORCH:-120}" python3 "$here/torch_decode.py" --model "$work/q7" --tokens 64

@@ -123,6 +123,16 @@ class RRT_API Backend {
   absl::Status AddRmsNorm(const TensorView& x, const TensorView& delta, const TensorView& gain,
                           float eps, const TensorView& y);
 
+  // (optional) A projection and the residual step after it, as at the end of a
+  // transformer's attention or MLP: y = in . W^T with in = x, or silu(x) * up where up is
+  // given (then as SiluMulMatMul: x's contents afterwards unspecified); then
+  // AddRmsNorm(residual, y, gain, eps, normed). Operands as those calls; x and up overlap
+  // neither residual nor normed, y not residual. Defaults to those calls; a device backend
+  // may run the residual step and the norm in the projection's own launch.
+  absl::Status MatMulAddRmsNorm(const TensorView& x, const TensorView* up, const Weight& w,
+                                const TensorView& y, const TensorView& residual,
+                                const TensorView& gain, float eps, const TensorView& normed);
+
   // Rotates, in place, x[T, heads, rotary_dims] (rows may be strided; the last dim is
   // contiguous) by the angle positions[t] * inv_freq[i] (computed in f32 as
   // float(position) * inv_freq[i]), then scales cos and sin by cos_sin_scale.
@@ -205,6 +215,10 @@ class RRT_API Backend {
                                  const TensorView& y) = 0;
   virtual absl::Status DoAddRmsNorm(const TensorView& x, const TensorView& delta,
                                     const TensorView& gain, float eps, const TensorView& y);
+  virtual absl::Status DoMatMulAddRmsNorm(const TensorView& x, const TensorView* up,
+                                          const Weight& w, const TensorView& y,
+                                          const TensorView& residual, const TensorView& gain,
+                                          float eps, const TensorView& normed);
   virtual absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,
                               absl::Span<const float> inv_freq, RopeLayout layout,
                               float cos_sin_scale) = 0;

@@ -164,22 +164,99 @@ absl::Status Backend::DoCopyBytes(void* dst, const void* src, size_t bytes) {
 
 absl::Status Backend::FinishCopy() { return absl::OkStatus(); }
 
-absl::Status Backend::MatMul(const TensorView& x, const Weight& w, const TensorView* bias,
-                             const TensorView& y) {
-  RRT_RETURN_IF_ERROR(CheckActivation("MatMul", "x", x, 2));
-  RRT_RETURN_IF_ERROR(CheckActivation("MatMul", "y", y, 2));
-  RRT_RETURN_IF_ERROR(CheckWritable("MatMul", "y", y));
-  RRT_RETURN_IF_ERROR(CheckWeight("MatMul", w, x.dim(1)));
+namespace {
+
+absl::Status CheckMatMul(std::string_view op, const TensorView& x, const Weight& w,
+                         const TensorView* bias, const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "y", y, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable(op, "y", y));
+  RRT_RETURN_IF_ERROR(CheckWeight(op, w, x.dim(1)));
   if (y.dim(0) != x.dim(0) || y.dim(1) != w.data.dim(0)) {
-    return Bad("MatMul", StrCat("y is ", y.DebugString(), ", expected [", x.dim(0), ", ", w.data.dim(0), "]"));
+    return Bad(
+        op, StrCat("y is ", y.DebugString(), ", expected [", x.dim(0), ", ", w.data.dim(0), "]"));
   }
-  if (x.data() == y.data() && x.num_elements() > 0) return Bad("MatMul", "y aliases x");
+  if (x.data() == y.data() && x.num_elements() > 0) return Bad(op, "y aliases x");
   if (bias != nullptr && (bias->rank() != 1 || bias->dim(0) != w.data.dim(0) ||
                           !IsWeightFloat(bias->dtype()) || !bias->is_contiguous())) {
-    return Bad("MatMul", StrCat("bias ", bias->DebugString(), " does not match ", w.data.dim(0), " outputs"));
+    return Bad(op,
+               StrCat("bias ", bias->DebugString(), " does not match ", w.data.dim(0), " outputs"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSiluMulMatMul(std::string_view op, const TensorView& gate, const TensorView& up,
+                                const Weight& w, const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "gate", gate, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "up", up, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable(op, "gate", gate));
+  if (gate.shape() != up.shape()) return Bad(op, "gate and up differ in shape");
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "y", y, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable(op, "y", y));
+  RRT_RETURN_IF_ERROR(CheckWeight(op, w, gate.dim(1)));
+  if (y.dim(0) != gate.dim(0) || y.dim(1) != w.data.dim(0)) {
+    return Bad(op, StrCat("y is ", y.DebugString(), ", expected [", gate.dim(0), ", ",
+                          w.data.dim(0), "]"));
+  }
+  if (Overlap(y, gate) || Overlap(y, up)) return Bad(op, "y overlaps gate or up");
+  return absl::OkStatus();
+}
+
+absl::Status CheckAddRmsNorm(std::string_view op, const TensorView& x, const TensorView& delta,
+                             const TensorView& gain, float eps, const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "delta", delta, 2));
+  RRT_RETURN_IF_ERROR(CheckStridedRows(op, "y", y, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable(op, "x", x));
+  RRT_RETURN_IF_ERROR(CheckWritable(op, "y", y));
+  if (delta.shape() != x.shape() || y.shape() != x.shape()) {
+    return Bad(op, StrCat("x ", x.DebugString(), ", delta ", delta.DebugString(), " and y ",
+                          y.DebugString(), " differ in shape"));
+  }
+  if (gain.rank() != 1 || gain.dim(0) != x.dim(1) || !IsWeightFloat(gain.dtype())) {
+    return Bad(op, StrCat("gain ", gain.DebugString(), " does not match ", x.DebugString()));
+  }
+  if (!(eps >= 0.0f)) return Bad(op, "eps must be >= 0");
+  if (x.num_elements() > 0 && (Overlap(y, x) || Overlap(y, delta)))
+    return Bad(op, "y overlaps x or delta");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Backend::MatMul(const TensorView& x, const Weight& w, const TensorView* bias,
+                             const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckMatMul("MatMul", x, w, bias, y));
   if (x.dim(0) == 0) return absl::OkStatus();
   return DoMatMul(x, w, bias, y);
+}
+
+absl::Status Backend::MatMulAddRmsNorm(const TensorView& x, const TensorView* up, const Weight& w,
+                                       const TensorView& y, const TensorView& residual,
+                                       const TensorView& gain, float eps,
+                                       const TensorView& normed) {
+  constexpr std::string_view kOp = "MatMulAddRmsNorm";
+  if (up != nullptr) {
+    RRT_RETURN_IF_ERROR(CheckSiluMulMatMul(kOp, x, *up, w, y));
+  } else {
+    RRT_RETURN_IF_ERROR(CheckMatMul(kOp, x, w, nullptr, y));
+  }
+  RRT_RETURN_IF_ERROR(CheckAddRmsNorm(kOp, residual, y, gain, eps, normed));
+  if (x.dim(0) == 0) return absl::OkStatus();
+  for (const TensorView* in : {&x, up}) {
+    if (in != nullptr && (Overlap(*in, residual) || Overlap(*in, normed)))
+      return Bad(kOp, "an input overlaps residual or normed");
+  }
+  if (Overlap(y, residual)) return Bad(kOp, "y overlaps residual");
+  return DoMatMulAddRmsNorm(x, up, w, y, residual, gain, eps, normed);
+}
+
+absl::Status Backend::DoMatMulAddRmsNorm(const TensorView& x, const TensorView* up, const Weight& w,
+                                         const TensorView& y, const TensorView& residual,
+                                         const TensorView& gain, float eps,
+                                         const TensorView& normed) {
+  RRT_RETURN_IF_ERROR(up != nullptr ? DoSiluMulMatMul(x, *up, w, y) : DoMatMul(x, w, nullptr, y));
+  return DoAddRmsNorm(residual, y, gain, eps, normed);
 }
 
 absl::Status Backend::MatMulShared(const TensorView& x, absl::Span<const Weight* const> weights,
@@ -303,21 +380,8 @@ absl::Status Backend::RmsNorm(const TensorView& x, const TensorView& gain, float
 
 absl::Status Backend::AddRmsNorm(const TensorView& x, const TensorView& delta,
                                  const TensorView& gain, float eps, const TensorView& y) {
-  RRT_RETURN_IF_ERROR(CheckActivation("AddRmsNorm", "x", x, 2));
-  RRT_RETURN_IF_ERROR(CheckActivation("AddRmsNorm", "delta", delta, 2));
-  RRT_RETURN_IF_ERROR(CheckStridedRows("AddRmsNorm", "y", y, 2));
-  RRT_RETURN_IF_ERROR(CheckWritable("AddRmsNorm", "x", x));
-  RRT_RETURN_IF_ERROR(CheckWritable("AddRmsNorm", "y", y));
-  if (delta.shape() != x.shape() || y.shape() != x.shape()) {
-    return Bad("AddRmsNorm", StrCat("x ", x.DebugString(), ", delta ", delta.DebugString(),
-                                    " and y ", y.DebugString(), " differ in shape"));
-  }
-  if (gain.rank() != 1 || gain.dim(0) != x.dim(1) || !IsWeightFloat(gain.dtype())) {
-    return Bad("AddRmsNorm", StrCat("gain ", gain.DebugString(), " does not match ", x.DebugString()));
-  }
-  if (!(eps >= 0.0f)) return Bad("AddRmsNorm", "eps must be >= 0");
+  RRT_RETURN_IF_ERROR(CheckAddRmsNorm("AddRmsNorm", x, delta, gain, eps, y));
   if (x.num_elements() == 0) return absl::OkStatus();
-  if (Overlap(y, x) || Overlap(y, delta)) return Bad("AddRmsNorm", "y overlaps x or delta");
   return DoAddRmsNorm(x, delta, gain, eps, y);
 }
 
@@ -478,18 +542,7 @@ absl::Status Backend::SiluMul(const TensorView& gate, const TensorView& up, cons
 
 absl::Status Backend::SiluMulMatMul(const TensorView& gate, const TensorView& up, const Weight& w,
                                     const TensorView& y) {
-  RRT_RETURN_IF_ERROR(CheckActivation("SiluMulMatMul", "gate", gate, 2));
-  RRT_RETURN_IF_ERROR(CheckActivation("SiluMulMatMul", "up", up, 2));
-  RRT_RETURN_IF_ERROR(CheckWritable("SiluMulMatMul", "gate", gate));
-  if (gate.shape() != up.shape()) return Bad("SiluMulMatMul", "gate and up differ in shape");
-  RRT_RETURN_IF_ERROR(CheckActivation("SiluMulMatMul", "y", y, 2));
-  RRT_RETURN_IF_ERROR(CheckWritable("SiluMulMatMul", "y", y));
-  RRT_RETURN_IF_ERROR(CheckWeight("SiluMulMatMul", w, gate.dim(1)));
-  if (y.dim(0) != gate.dim(0) || y.dim(1) != w.data.dim(0)) {
-    return Bad("SiluMulMatMul", StrCat("y is ", y.DebugString(), ", expected [", gate.dim(0), ", ",
-                                       w.data.dim(0), "]"));
-  }
-  if (Overlap(y, gate) || Overlap(y, up)) return Bad("SiluMulMatMul", "y overlaps gate or up");
+  RRT_RETURN_IF_ERROR(CheckSiluMulMatMul("SiluMulMatMul", gate, up, w, y));
   if (gate.dim(0) == 0) return absl::OkStatus();
   return DoSiluMulMatMul(gate, up, w, y);
 }

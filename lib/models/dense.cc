@@ -91,14 +91,16 @@ class DenseModel final : public ArchitectureModel {
                                             rope_.layout, rope_.cos_sin_scale, plan.slots,
                                             cache.Layer(i)));
       RRT_RETURN_IF_ERROR(be.Attention(q3, cache.Layer(i), plan.sequences, rope_.softmax_scale, attn3));
-      RRT_RETURN_IF_ERROR(be.MatMul(attn, l.o, nullptr, proj));
+      RRT_RETURN_IF_ERROR(
+          be.MatMulAddRmsNorm(attn, nullptr, l.o, proj, x, l.post_norm, eps, normed));
       // x = x + down(silu(gate(n)) * up(n))   with n = rmsnorm(x)
-      RRT_RETURN_IF_ERROR(be.AddRmsNorm(x, proj, l.post_norm, eps, normed));
-      RRT_RETURN_IF_ERROR(be.MatMulShared(normed, {&l.gate, &l.up}, {nullptr, nullptr}, {&gate, &up}));
-      RRT_RETURN_IF_ERROR(be.SiluMulMatMul(gate, up, l.down, proj));
+      RRT_RETURN_IF_ERROR(
+          be.MatMulShared(normed, {&l.gate, &l.up}, {nullptr, nullptr}, {&gate, &up}));
       if (i + 1 < layers_.size()) {  // the next layer's input norm with the residual step
-        RRT_RETURN_IF_ERROR(be.AddRmsNorm(x, proj, layers_[i + 1].input_norm, eps, normed));
+        RRT_RETURN_IF_ERROR(be.MatMulAddRmsNorm(gate, &up, l.down, proj, x,
+                                                layers_[i + 1].input_norm, eps, normed));
       } else {
+        RRT_RETURN_IF_ERROR(be.SiluMulMatMul(gate, up, l.down, proj));
         RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
       }
     }

@@ -213,6 +213,67 @@ TEST_P(ConformanceTest, SiluMulMatMulIsSiluMulThenMatMul) {
   }
 }
 
+// MatMulAddRmsNorm is MatMul (or SiluMulMatMul, with up) then AddRmsNorm: y, the updated
+// residual and the norm as this backend's two steps give them (1e-6 of the largest: a
+// fused norm may sum its squares in another order), and the reference's within the
+// matmul's tolerance; overlapping operands are refused.
+TEST_P(ConformanceTest, MatMulAddRmsNormIsTheTwoSteps) {
+  for (int64_t m : {1, 3, 12}) {
+    for (bool with_up : {false, true}) {
+      for (DType w_dtype : {DType::kF32, DType::kBF16}) {
+        const std::string what = "MatMulAddRmsNorm m=" + std::to_string(m) +
+                                 (with_up ? " up " : " ") + std::string(DTypeName(w_dtype));
+        const int64_t k = 256, n = 96;
+        TensorView x = Random(DType::kF32, {m, k}, -4.0f, 4.0f), up = Random(DType::kF32, {m, k});
+        TensorView x2 = Zeros(DType::kF32, {m, k});
+        std::memcpy(x2.mutable_data(), x.data(), x.byte_size());
+        Weight w{Random(w_dtype, {n, k}), {}};
+        TensorView gain = Random(DType::kBF16, {n}, 0.5f, 1.5f);
+        TensorView residual = Random(DType::kF32, {m, n}, -2.0f, 2.0f),
+                   residual2 = Zeros(DType::kF32, {m, n});
+        std::memcpy(residual2.mutable_data(), residual.data(), residual.byte_size());
+        TensorView y = Zeros(DType::kF32, {m, n}), y2 = Zeros(DType::kF32, {m, n});
+        TensorView normed = Zeros(DType::kF32, {m, n}), normed2 = Zeros(DType::kF32, {m, n});
+        ASSERT_TRUE(
+            be_->MatMulAddRmsNorm(x, with_up ? &up : nullptr, w, y, residual, gain, 1e-6f, normed)
+                .ok())
+            << what;
+        ASSERT_TRUE(
+            (with_up ? be_->SiluMulMatMul(x2, up, w, y2) : be_->MatMul(x2, w, nullptr, y2)).ok());
+        ASSERT_TRUE(be_->AddRmsNorm(residual2, y2, gain, 1e-6f, normed2).ok());
+        ExpectAllNear(y, y2, 1e-6f, what + " y");
+        ExpectAllNear(residual, residual2, 1e-6f, what + " residual");
+        ExpectAllNear(normed, normed2, 1e-6f, what + " normed");
+        // Against the reference's two steps (its own inputs again).
+        TensorView x3 = Random(DType::kF32, {m, k}), r3 = Zeros(DType::kF32, {m, n});
+        std::memcpy(x3.mutable_data(), x2.data(), x2.byte_size());
+        TensorView y3 = Zeros(DType::kF32, {m, n}), n3 = Zeros(DType::kF32, {m, n});
+        ASSERT_TRUE(be_->MatMulAddRmsNorm(x3, nullptr, w, y3, r3, gain, 1e-6f, n3).ok());
+        TensorView y_ref = Zeros(DType::kF32, {m, n}), r_ref = Zeros(DType::kF32, {m, n}),
+                   n_ref = Zeros(DType::kF32, {m, n});
+        ASSERT_TRUE(ref_->MatMul(x2, w, nullptr, y_ref).ok());
+        ASSERT_TRUE(ref_->AddRmsNorm(r_ref, y_ref, gain, 1e-6f, n_ref).ok());
+        const bool rounded = m > 8 || (w_dtype == DType::kBF16 && m > 1);
+        ExpectAllNear(y3, y_ref, rounded ? 1e-2f : 1e-5f, what + " y against the reference");
+        ExpectAllNear(n3, n_ref, rounded ? 1e-2f : 1e-5f, what + " normed against the reference");
+        // Overlaps: y with the residual, an input with normed or the residual.
+        EXPECT_EQ(
+            be_->MatMulAddRmsNorm(x, nullptr, w, residual, residual, gain, 1e-6f, normed).code(),
+            absl::StatusCode::kInvalidArgument);
+        TensorView wide = Zeros(DType::kF32, {m, k});
+        EXPECT_EQ(
+            be_->MatMulAddRmsNorm(wide, nullptr, w, y, residual, gain, 1e-6f, *wide.Slice(1, 0, n))
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+        EXPECT_EQ(
+            be_->MatMulAddRmsNorm(x, nullptr, w, y, residual, *gain.Slice(0, 0, 8), 1e-6f, normed)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+      }
+    }
+  }
+}
+
 TEST_P(ConformanceTest, GroupedMatMul) {
   const int64_t t = 10, k = 96, n = 40;
   TensorView x = Random(DType::kF32, {t, k});

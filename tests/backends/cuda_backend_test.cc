@@ -507,6 +507,64 @@ TEST(CudaBackendTest, FusedSiluMulMatMulMatchesTheTwoSteps) {
   ExpectClose(got, want, 1e-6f);
 }
 
+// RRT_CUDA_EXPERIMENTAL=1: MatMulAddRmsNorm of one decode row on device operands runs the
+// residual step and the norm in the GEMV's last block. Against the plain backend's two
+// steps: y and the residual bit for bit (the same sums and adds), the norm within 1e-6
+// (its squares summed in another order); for f32, bf16 and fp8 weights, with and without
+// up, k = 256 (one warp a row) and 1536 (four), n = 1000 (a partial block) and 3584, three
+// calls in a row (the block counter must be back at zero after each).
+TEST(CudaBackendTest, FusedMatMulAddRmsNormMatchesTheTwoSteps) {
+  SKIP_WITHOUT_CUDA();
+  auto plain = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "0");
+  auto fused = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "1");
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF8E4M3}) {
+    for (int64_t k : {256, 1536}) {
+      for (int64_t n : {1000, 3584}) {
+        for (bool with_up : {false, true}) {
+          SCOPED_TRACE(::testing::Message()
+                       << DTypeName(dtype) << " k=" << k << " n=" << n << " up=" << with_up);
+          Weight w{RandomHost(dtype, {n, k}, 91), {}};
+          if (dtype == DType::kF8E4M3) {
+            w.scale_inv = RandomHost(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 92);
+          }
+          TensorView gain = RandomHost(DType::kF32, {n}, 93);
+          std::vector<TensorView> results;  // per backend: y, residual, normed of each call
+          for (Backend* be : {plain.get(), fused.get()}) {
+            TensorView x = *be->Allocate(DType::kF32, {1, k}),
+                       up = *be->Allocate(DType::kF32, {1, k});
+            TensorView y = *be->Allocate(DType::kF32, {1, n}),
+                       residual = *be->Allocate(DType::kF32, {1, n}),
+                       normed = *be->Allocate(DType::kF32, {1, n});
+            ASSERT_TRUE(be->Copy(RandomHost(DType::kF32, {1, n}, 94), residual).ok());
+            for (int call = 0; call < 3; ++call) {
+              ASSERT_TRUE(be->Copy(RandomHost(DType::kF32, {1, k}, 95 + call), x).ok());
+              ASSERT_TRUE(be->Copy(RandomHost(DType::kF32, {1, k}, 98 + call), up).ok());
+              ASSERT_TRUE(be->MatMulAddRmsNorm(x, with_up ? &up : nullptr, w, y, residual, gain,
+                                               1e-6f, normed)
+                              .ok());
+              for (const TensorView* t : {&y, &residual, &normed}) {
+                results.push_back(*TensorView::Allocate(DType::kF32, {1, t->dim(1)}));
+                ASSERT_TRUE(be->Copy(*t, results.back()).ok());
+              }
+            }
+          }
+          const size_t half = results.size() / 2;
+          for (size_t i = 0; i < half; ++i) {
+            SCOPED_TRACE(i);
+            if (i % 3 == 2) {
+              ExpectClose(results[half + i], results[i], 1e-6f);
+            } else {
+              EXPECT_EQ(
+                  std::memcmp(results[half + i].data(), results[i].data(), results[i].byte_size()),
+                  0);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 struct ModelCase {
   const char* name;
   const char* config;

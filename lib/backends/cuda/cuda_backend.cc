@@ -68,6 +68,8 @@ class CudaBackend final : public Backend {
       timer_ = std::make_unique<OpTimer>(stream_->stream);
     if (const char* v = std::getenv("RRT_CUDA_FAST_PATHS"); v != nullptr)
       fast_paths_ = std::string_view(v) != "0";
+    if (const char* v = std::getenv("RRT_CUDA_EXPERIMENTAL"); v != nullptr)
+      experimental_ = std::string_view(v) == "1";
     if (const char* v = std::getenv("RRT_CUDA_ATTENTION_SCRATCH"); v != nullptr) {
       const long long bytes = std::atoll(v);
       if (bytes > 0) attention_scratch_bytes_ = bytes;
@@ -276,6 +278,72 @@ class CudaBackend final : public Backend {
                                     /*gain_settled=*/gain.device().type == DeviceType::kCpu),
                    "AddRmsNorm"));
     return call.Finish("AddRmsNorm");
+  }
+
+  // Experimental (RRT_CUDA_EXPERIMENTAL=1; not yet run on a GPU): one decode row (T = 1)
+  // of device operands runs the residual step and the norm in its GEMV's end (GemvNorm),
+  // after SiluMul where up is given: two launches fewer a layer. Else the two calls.
+  absl::Status DoMatMulAddRmsNorm(const TensorView& x, const TensorView* up,
+                                  const reasonrt::Weight& w, const TensorView& y,
+                                  const TensorView& residual, const TensorView& gain, float eps,
+                                  const TensorView& normed) override {
+    auto here = [&](const TensorView& t) {
+      return t.device().type == DeviceType::kCuda && t.device().index == device_ &&
+             t.is_contiguous();
+    };
+    const int64_t n = w.data.dim(0), k = w.data.dim(1);
+    if (!experimental_ || x.dim(0) != 1 || !here(x) || (up != nullptr && !here(*up)) || !here(y) ||
+        !here(residual) || !here(normed)) {
+      return Backend::DoMatMulAddRmsNorm(x, up, w, y, residual, gain, eps, normed);
+    }
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
+    GemvBatch batch{};
+    batch.count = 1;
+    GemvSegment& g = batch.segments[0];
+    g.w = dw.data(), g.n = n, g.y = y.mutable_data_as<float>(), g.bias_dtype = DType::kF32;
+    if (w.data.dtype() == DType::kF8E4M3) {
+      RRT_ASSIGN_OR_RETURN(TensorView ds, call.Weight(w.scale_inv));
+      g.scale_inv = ds.data_as<float>(), g.scale_cols = w.scale_inv.dim(1);
+    }
+    batch.first_row[1] = n;
+    batch.weights_settled = WeightsSettled(w);
+    const float* in = x.data_as<float>();
+    if (!GemvTakesNorm(in, 1, k, w.data.dtype(), batch)) {
+      return Backend::DoMatMulAddRmsNorm(x, up, w, y, residual, gain, eps, normed);
+    }
+    if (up != nullptr) {
+      RRT_RETURN_IF_ERROR(CudaStatus(
+          cuda::SiluMul(in, up->data_as<float>(), x.mutable_data_as<float>(), k, stream()),
+          "MatMulAddRmsNorm"));
+    }
+    RRT_ASSIGN_OR_RETURN(TensorView dg, call.Weight(gain));
+    RRT_ASSIGN_OR_RETURN(float* scratch, NormScratch(n));
+    batch.norm.residual = residual.mutable_data_as<float>();
+    batch.norm.gain = dg.data(), batch.norm.gain_dtype = dg.dtype(), batch.norm.eps = eps;
+    batch.norm.normed = normed.mutable_data_as<float>();
+    batch.norm.counter = reinterpret_cast<unsigned int*>(scratch);
+    batch.norm.partial = scratch + kNormScratchHeader;
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(Gemv(in, 1, k, w.data.dtype(), batch, stream()), "MatMulAddRmsNorm"));
+    return call.Finish("MatMulAddRmsNorm");
+  }
+
+  // GemvNorm's counter (zero between launches) then a partial sum for each of up to
+  // `blocks` blocks; grown as needed (the old buffer is freed behind the launches that
+  // used it).
+  static constexpr int64_t kNormScratchHeader = 16;  // floats: the counter, padded
+  absl::StatusOr<float*> NormScratch(int64_t blocks) {
+    if (blocks > norm_scratch_blocks_) {
+      RRT_ASSIGN_OR_RETURN(
+          norm_scratch_,
+          DeviceMemory(static_cast<size_t>(kNormScratchHeader + blocks) * sizeof(float), "norm"));
+      RRT_RETURN_IF_ERROR(CudaStatus(
+          cudaMemsetAsync(norm_scratch_.get(), 0, kNormScratchHeader * sizeof(float), stream()),
+          "norm"));
+      norm_scratch_blocks_ = blocks;
+    }
+    return static_cast<float*>(norm_scratch_.get());
   }
 
   absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,
@@ -887,6 +955,11 @@ class CudaBackend final : public Backend {
   // The tensor-core GEMV for groups, RopeAndStoreKv and SiluMulMatMul in one step each
   // (RRT_CUDA_FAST_PATHS=0: off).
   bool fast_paths_ = true;
+  // RRT_CUDA_EXPERIMENTAL=1: paths written without a GPU at hand, not yet run on one
+  // (MatMulAddRmsNorm's fused GEMV).
+  bool experimental_ = false;
+  std::shared_ptr<void> norm_scratch_;  // NormScratch
+  int64_t norm_scratch_blocks_ = 0;
   std::unique_ptr<OpTimer> timer_;
   std::array<LastArgument, static_cast<int>(RepeatedArg::kCount)> last_arguments_;
 };

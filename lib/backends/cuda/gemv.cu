@@ -61,12 +61,52 @@ __device__ __forceinline__ void Convert(const Chunk<D>& c, float out[8]) {
 template <DType D>
 constexpr int kChunksInFlight = D == DType::kF32 ? 4 : 8;
 
+// GemvNorm's epilogue, called by every thread of a GemvKernel block (one activation row):
+// `writer` threads hold the value y[row] they wrote. No thread may have left the kernel.
+__device__ __forceinline__ void NormEpilogue(const GemvNorm& norm, int64_t n, bool writer,
+                                             int64_t row, float value) {
+  __shared__ float squares[kGemvWarps];
+  __shared__ float reduce[kWarp];  // BlockReduce's scratch
+  __shared__ bool last;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  if (lane == 0) {
+    float square = 0.0f;
+    if (writer) {
+      const float x = norm.residual[row] + value;  // as AddRmsNorm adds delta
+      norm.residual[row] = x;
+      square = x * x;
+      __threadfence();  // before this block's ticket (thread 0's, after the barrier)
+    }
+    squares[warp] = square;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float sum = 0.0f;
+    for (int w = 0; w < kGemvWarps; ++w) sum += squares[w];
+    norm.partial[blockIdx.x] = sum;
+    __threadfence();  // the residual rows and the partial before the ticket
+    last = atomicAdd(norm.counter, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // The partials in a fixed order (thread i: blocks i, i + 256, ...; then the block sum),
+  // so that the result does not depend on which block finished last.
+  float sum = 0.0f;
+  for (int64_t i = threadIdx.x; i < gridDim.x; i += blockDim.x) sum += __ldcg(norm.partial + i);
+  sum = BlockReduce<false>(sum, reduce);
+  const float inv = 1.0f / sqrtf(sum / static_cast<float>(n) + norm.eps);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    norm.normed[i] = __ldcg(norm.residual + i) * inv * LoadAny(norm.gain, i, norm.gain_dtype);
+  if (threadIdx.x == 0) *norm.counter = 0;  // for the next launch
+}
+
 // kSplit warps per weight row of the batch's segments (rows numbered across them), each
 // over its kSplit-th of the row's chunks: lane l reads chunks l, l + 32, ... of its range,
 // kChunksInFlight at a time before using any, and multiplies each with the same 8 columns
 // of all R activation rows; the kSplit partial sums meet in shared memory. Needs k % 8 == 0
 // and 16-byte aligned x, weights (8 for fp8).
-template <DType D, int R, int kSplit>
+template <DType D, int R, int kSplit, bool kNorm = false>
 __global__ void __launch_bounds__(kGemvWarps* kWarp)
     GemvKernel(const float* __restrict__ x, int64_t k, const __grid_constant__ GemvBatch b) {
   constexpr int kU = kChunksInFlight<D>;
@@ -123,16 +163,33 @@ __global__ void __launch_bounds__(kGemvWarps* kWarp)
       for (int r = 0; r < R; ++r) partial[warp][r] = acc[r];
     }
     __syncthreads();
-    if (part != 0) return;
-    for (int r = 0; r < R; ++r) {
-      float sum = 0.0f;
-      for (int w = 0; w < kSplit; ++w) sum += partial[warp + w][r];
-      acc[r] = sum;
+    if constexpr (!kNorm) {
+      if (part != 0) return;
+    }
+    if (part == 0) {
+      for (int r = 0; r < R; ++r) {
+        float sum = 0.0f;
+        for (int w = 0; w < kSplit; ++w) sum += partial[warp + w][r];
+        acc[r] = sum;
+      }
     }
   }
-  if (!live || lane != 0) return;
-  const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
-  for (int r = 0; r < R; ++r) g.y[r * g.n + row] = acc[r] + bias;
+  if constexpr (!kNorm) {
+    if (!live || lane != 0) return;
+    const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
+    for (int r = 0; r < R; ++r) g.y[r * g.n + row] = acc[r] + bias;
+  } else {
+    // Every thread goes on to the epilogue's barriers; the writers with their value.
+    static_assert(R == 1, "GemvNorm takes one activation row");
+    const bool writer = live && lane == 0 && part == 0;
+    float value = 0.0f;
+    if (writer) {
+      const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
+      value = acc[0] + bias;
+      g.y[row] = value;
+    }
+    NormEpilogue(b.norm, g.n, writer, row, value);
+  }
 }
 
 // 2 to 8 activation rows against bf16 weights on tensor cores (mma.sync m16n8k16: the
@@ -326,6 +383,28 @@ __global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k,
 constexpr int kGemvSplit = 4;
 constexpr int64_t kGemvSplitBelowRows = 8192;
 
+// GemvKernel<D, R, split, kNorm> over the batch's rows.
+template <DType D, int R, bool kNorm>
+cudaError_t LaunchGemvKernel(int split, const float* x, int64_t k, const GemvBatch& b,
+                             cudaStream_t stream) {
+  const int64_t rows = b.first_row[b.count];
+  const int threads = kGemvWarps * kWarp;
+  switch (split) {
+    case 8:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 8, kNorm>,
+                                  Blocks(rows, kGemvWarps / 8), threads, 0, stream, x, k, b);
+    case 4:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 4, kNorm>,
+                                  Blocks(rows, kGemvWarps / 4), threads, 0, stream, x, k, b);
+    case 2:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 2, kNorm>,
+                                  Blocks(rows, kGemvWarps / 2), threads, 0, stream, x, k, b);
+    default:
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 1, kNorm>,
+                                  Blocks(rows, kGemvWarps), threads, 0, stream, x, k, b);
+  }
+}
+
 template <DType D, int R>
 cudaError_t LaunchGemv(const float* x, int64_t k, const GemvBatch& b, bool vec,
                        cudaStream_t stream) {
@@ -333,25 +412,14 @@ cudaError_t LaunchGemv(const float* x, int64_t k, const GemvBatch& b, bool vec,
   int split = b.split;
   if (split == 0)
     split = rows < kGemvSplitBelowRows && k / 8 >= kGemvSplit * kWarp ? kGemvSplit : 1;
-  const int threads = kGemvWarps * kWarp;
   if (!vec) {
-    GemvScalarKernel<D, R><<<Blocks(rows, kGemvWarps), threads, 0, stream>>>(x, k, b);
+    GemvScalarKernel<D, R><<<Blocks(rows, kGemvWarps), kGemvWarps * kWarp, 0, stream>>>(x, k, b);
     return cudaGetLastError();
   }
-  switch (split) {
-    case 8:
-      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 8>,
-                                  Blocks(rows, kGemvWarps / 8), threads, 0, stream, x, k, b);
-    case 4:
-      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 4>,
-                                  Blocks(rows, kGemvWarps / 4), threads, 0, stream, x, k, b);
-    case 2:
-      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 2>,
-                                  Blocks(rows, kGemvWarps / 2), threads, 0, stream, x, k, b);
-    default:
-      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 1>, Blocks(rows, kGemvWarps),
-                                  threads, 0, stream, x, k, b);
+  if constexpr (R == 1) {
+    if (b.norm.residual != nullptr) return LaunchGemvKernel<D, 1, true>(split, x, k, b, stream);
   }
+  return LaunchGemvKernel<D, R, false>(split, x, k, b, stream);
 }
 
 template <DType D>
@@ -458,8 +526,20 @@ cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_
   }
 }
 
+bool GemvTakesNorm(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch) {
+  const uintptr_t align = w_dtype == DType::kF8E4M3 ? 8 : 16;
+  return t == 1 && batch.count == 1 && k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(batch.segments[0].w) % align == 0 &&
+         (w_dtype == DType::kF32 || w_dtype == DType::kBF16 || w_dtype == DType::kF16 ||
+          w_dtype == DType::kF8E4M3);
+}
+
 cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,
                  cudaStream_t stream) {
+  if (batch.norm.residual != nullptr &&
+      (!GemvTakesNorm(x, t, k, w_dtype, batch) || batch.norm.normed == nullptr ||
+       batch.norm.partial == nullptr || batch.norm.counter == nullptr))
+    return cudaErrorInvalidValue;
   if (t < 1 || t > kMaxGemvRows || batch.count < 1 || batch.count > kMaxGemvSegments ||
       (batch.split != 0 && batch.split != 1 && batch.split != 2 && batch.split != 4 &&
        batch.split != 8))

@@ -40,6 +40,22 @@ struct GemvSegment {
   int64_t n;
   float* y;
 };
+// AddRmsNorm(residual, y, gain, eps, normed) fused into a one-row GEMV's end (experimental:
+// see GemvTakesNorm): each block adds its rows of y into residual and sums their squares
+// into partial[block]; the block that finishes last (counter) sums the partials in block
+// order and writes normed = residual / sqrt(mean of squares + eps) * gain over all n. The
+// counter is zero before the launch and again after it; partial holds a float per block
+// (n floats always suffice).
+struct GemvNorm {
+  float* residual = nullptr;  // [n]; null: no epilogue
+  const void* gain = nullptr;
+  DType gain_dtype = DType::kF32;
+  float eps = 0.0f;
+  float* normed = nullptr;  // [n]
+  float* partial = nullptr;
+  unsigned int* counter = nullptr;
+};
+
 struct GemvBatch {
   GemvSegment segments[kMaxGemvSegments];
   int count;                                // segments in use, 1 .. kMaxGemvSegments
@@ -55,8 +71,14 @@ struct GemvBatch {
   // weights may run on tensor cores (GemvMmaKernel), one weight read for all rows with the
   // activations read once per 16 weight rows.
   bool round_activations = false;
+  // With norm.residual set: GemvNorm's epilogue (one segment, T = 1, GemvTakesNorm).
+  GemvNorm norm;
 };
 // T (1 .. kMaxGemvRows) activation rows; all weights of one dtype.
+// Whether Gemv runs this batch (its norm aside) in the kernel that takes GemvNorm: one
+// segment, one activation row, k % 8 == 0, x 16-byte aligned, the weights 16-byte aligned
+// (8 for fp8).
+bool GemvTakesNorm(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch);
 cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,
                  cudaStream_t stream);
 
