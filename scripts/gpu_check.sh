@@ -11,7 +11,8 @@
 # alternated: the groups' tensor-core GEMV, RopeAndStoreKv and SiluMulMatMul against the
 # plain paths.
 # experimental: the paths RRT_CUDA_EXPERIMENTAL=1 turns on (written without a GPU; now
-# MatMulAddRmsNorm's fused GEMV): backends_tests, sessions and DeepSeek with them, then
+# MatMulAddRmsNorm's fused GEMV and the decode attention's merge in its last split):
+# backends_tests, sessions and DeepSeek with them, then
 # `reasonrt bench` without and with them, alternated.
 # kernels: the cuda kernel benchmarks (decode GEMV by shape and split, prompt attention)
 # against the device's copy bandwidth.

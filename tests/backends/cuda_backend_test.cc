@@ -177,9 +177,12 @@ LongAndShort LongAndShortLayout(int64_t long_len, int64_t short_len) {
 
 // Decode over a long context: few rows x heads, so the keys split into ranges run by separate
 // blocks and merged (with a short sequence in the same call, whose later splits see no key).
+// With RRT_CUDA_EXPERIMENTAL=1 the last split's block merges them: the same bits as the
+// merge kernel's, three calls in a row (each (row, head) counter back at zero after each).
 TEST(CudaBackendTest, SplitKeyDecodeAttentionMatchesTheReference) {
   SKIP_WITHOUT_CUDA();
-  auto be = *CreateBackend("cuda", {});
+  auto be = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "0");
+  auto merging = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "1");
   auto ref = *CreateBackend("reference", {});
   for (DType cache_dtype : {DType::kF32, DType::kBF16}) {
     const int64_t heads = 4, kv_heads = 2, dk = 64, dv = 64, long_len = 3000, short_len = 5;
@@ -200,6 +203,12 @@ TEST(CudaBackendTest, SplitKeyDecodeAttentionMatchesTheReference) {
     ASSERT_TRUE(be->Attention(q, cache, seqs, 0.3f, out).ok());
     ASSERT_TRUE(ref->Attention(q, cache_ref, seqs, 0.3f, want).ok());
     ExpectClose(out, want, 1e-5f);
+    for (int call = 0; call < 3; ++call) {
+      SCOPED_TRACE(call);
+      TensorView merged = *TensorView::Allocate(DType::kF32, {2, heads, dv});
+      ASSERT_TRUE(merging->Attention(q, cache, seqs, 0.3f, merged).ok());
+      EXPECT_EQ(std::memcmp(merged.data(), out.data(), out.byte_size()), 0);
+    }
   }
 }
 

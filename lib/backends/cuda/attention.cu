@@ -128,6 +128,32 @@ __global__ void RowsFirstKernel(const float* o, int64_t heads, int64_t rows, int
       reinterpret_cast<const float4*>(o)[(h * rows + r) * quads + c];
 }
 
+// Merges the splits of row r, head h (AttentionKernel's partials) into the output; each
+// split's weight exp(max_s - max) computed once into `weight` (a.splits + 4 floats; 0 for
+// a split that saw no key). kCoherent: the partials were written by other blocks of the
+// running grid, so they are read from L2 (the fused merge).
+template <bool kCoherent>
+__device__ __forceinline__ void MergeSplits(const AttentionArgs& a, int64_t r, int64_t h,
+                                            float* weight) {
+  const int64_t stride = a.dv + 2;
+  const float* parts = a.partial + (r * a.heads + h) * a.splits * stride;
+  auto part = [&](int64_t i) { return kCoherent ? __ldcg(parts + i) : parts[i]; };
+  float top = -INFINITY;
+  for (int64_t s = 0; s < a.splits; ++s) top = fmaxf(top, part(s * stride));
+  for (int64_t s = threadIdx.x; s < a.splits; s += blockDim.x) {
+    const float ms = part(s * stride);
+    weight[s] = ms == -INFINITY ? 0.0f : expf(ms - top);
+  }
+  __syncthreads();
+  float total = 0.0f;
+  for (int64_t s = 0; s < a.splits; ++s) total += part(s * stride + 1) * weight[s];
+  for (int64_t d = threadIdx.x; d < a.dv; d += blockDim.x) {
+    float o = 0.0f;
+    for (int64_t s = 0; s < a.splits; ++s) o += part(s * stride + 2 + d) * weight[s];
+    a.out[(r * a.heads + h) * a.dv + d] = o / total;
+  }
+}
+
 constexpr int kAttentionWarps = 4, kMaxValuePerLane = 16;  // dv <= 512
 constexpr int kKeysAtOnce = 4;
 
@@ -149,7 +175,7 @@ __device__ __forceinline__ KeyRange SplitKeys(const AttentionArgs& a, int64_t r,
 // output; with several (decode: few rows, long contexts) it writes its split's max,
 // denominator and unnormalized values to a.partial, and AttentionCombineKernel merges the
 // splits.
-template <DType C>
+template <DType C, bool kMerge = false>
 __global__ void AttentionKernel(AttentionArgs a) {
   DependentStart();
   extern __shared__ float shared[];
@@ -157,6 +183,7 @@ __global__ void AttentionKernel(AttentionArgs a) {
   float* accs = qs + a.dk;                       // kAttentionWarps * dv
   float* maxes = accs + kAttentionWarps * a.dv;  // kAttentionWarps
   float* sums = maxes + kAttentionWarps;         // kAttentionWarps
+  // (kMerge: then a.splits + 4 floats for MergeSplits' weights)
   const int64_t r = blockIdx.x, h = blockIdx.y, split = blockIdx.z, splits = a.splits;
   if (a.row_position[r] < 0) return;  // a row no sequence covers
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
@@ -236,6 +263,20 @@ __global__ void AttentionKernel(AttentionArgs a) {
     } else {
       part[2 + d] = o;
     }
+  }
+  if constexpr (kMerge) {
+    // The last of the row's splits to finish merges them (a ticket per (row, head)).
+    if (splits == 1) return;
+    __shared__ bool last;
+    __threadfence();  // this split's partial before its ticket
+    __syncthreads();
+    unsigned int* counter = a.merge_counters + r * a.heads + h;
+    if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == splits - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    MergeSplits<true>(a, r, h, sums + kAttentionWarps);
+    if (threadIdx.x == 0) *counter = 0;  // for the next launch
   }
 }
 
@@ -455,28 +496,13 @@ bool UseMlaDecode(const AttentionArgs& a) {
          a.dk <= kWarp * kMlaMaxKeyPerLane;
 }
 
-// Merges the splits of AttentionKernel: one block per (query row, head); each split's weight
-// exp(max_s - max) computed once into shared memory (0 for a split that saw no key).
+// Merges the splits of AttentionKernel: one block per (query row, head).
 __global__ void AttentionCombineKernel(AttentionArgs a) {
   DependentStart();
-  extern __shared__ float weight[];  // a.splits
-  const int64_t r = blockIdx.x, h = blockIdx.y, stride = a.dv + 2;
+  extern __shared__ float weight[];  // a.splits (+ 4: see the launch)
+  const int64_t r = blockIdx.x, h = blockIdx.y;
   if (a.row_position[r] < 0) return;
-  const float* parts = a.partial + (r * a.heads + h) * a.splits * stride;
-  float top = -INFINITY;
-  for (int64_t s = 0; s < a.splits; ++s) top = fmaxf(top, parts[s * stride]);
-  for (int64_t s = threadIdx.x; s < a.splits; s += blockDim.x) {
-    const float ms = parts[s * stride];
-    weight[s] = ms == -INFINITY ? 0.0f : expf(ms - top);
-  }
-  __syncthreads();
-  float total = 0.0f;
-  for (int64_t s = 0; s < a.splits; ++s) total += parts[s * stride + 1] * weight[s];
-  for (int64_t d = threadIdx.x; d < a.dv; d += blockDim.x) {
-    float o = 0.0f;
-    for (int64_t s = 0; s < a.splits; ++s) o += parts[s * stride + 2 + d] * weight[s];
-    a.out[(r * a.heads + h) * a.dv + d] = o / total;
-  }
+  MergeSplits<false>(a, r, h, weight);
 }
 
 }  // namespace
@@ -603,6 +629,17 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads),
                     static_cast<unsigned>(a.splits));
     const size_t shared = sizeof(float) * (a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps);
+    if (a.splits > 1 && a.merge_counters != nullptr) {
+      const size_t merged = shared + sizeof(float) * (a.splits + 4);
+      if (a.cache_dtype == DType::kBF16) {
+        RRT_LAUNCH(AttentionKernel<DType::kBF16, true>, grid, kAttentionWarps * kWarp, merged,
+                   stream, a);
+      } else {
+        RRT_LAUNCH(AttentionKernel<DType::kF32, true>, grid, kAttentionWarps * kWarp, merged,
+                   stream, a);
+      }
+      return cudaGetLastError();
+    }
     if (a.cache_dtype == DType::kBF16) {
       RRT_LAUNCH(AttentionKernel<DType::kBF16>, grid, kAttentionWarps * kWarp, shared, stream, a);
     } else {

@@ -330,20 +330,30 @@ class CudaBackend final : public Backend {
   }
 
   // GemvNorm's counter (zero between launches) then a partial sum for each of up to
-  // `blocks` blocks; grown as needed (the old buffer is freed behind the launches that
-  // used it).
+  // `blocks` blocks.
   static constexpr int64_t kNormScratchHeader = 16;  // floats: the counter, padded
   absl::StatusOr<float*> NormScratch(int64_t blocks) {
-    if (blocks > norm_scratch_blocks_) {
-      RRT_ASSIGN_OR_RETURN(
-          norm_scratch_,
-          DeviceMemory(static_cast<size_t>(kNormScratchHeader + blocks) * sizeof(float), "norm"));
+    RRT_ASSIGN_OR_RETURN(void* p, KeptZeroed(norm_scratch_, (kNormScratchHeader + blocks) * 4,
+                                             kNormScratchHeader * 4, "norm"));
+    return static_cast<float*>(p);
+  }
+
+  // A buffer kept from call to call of at least `bytes`, its first `zeroed` bytes zero when
+  // it is made (the kernels that use them leave them zero); grown as needed, the old one
+  // freed behind the launches that used it.
+  struct Kept {
+    std::shared_ptr<void> memory;
+    int64_t bytes = 0;
+  };
+  absl::StatusOr<void*> KeptZeroed(Kept& kept, int64_t bytes, int64_t zeroed,
+                                   std::string_view what) {
+    if (bytes > kept.bytes) {
+      RRT_ASSIGN_OR_RETURN(kept.memory, DeviceMemory(static_cast<size_t>(bytes), what));
       RRT_RETURN_IF_ERROR(CudaStatus(
-          cudaMemsetAsync(norm_scratch_.get(), 0, kNormScratchHeader * sizeof(float), stream()),
-          "norm"));
-      norm_scratch_blocks_ = blocks;
+          cudaMemsetAsync(kept.memory.get(), 0, static_cast<size_t>(zeroed), stream()), what));
+      kept.bytes = bytes;
     }
-    return static_cast<float*>(norm_scratch_.get());
+    return kept.memory.get();
   }
 
   absl::Status DoRope(const TensorView& x, absl::Span<const int32_t> positions,
@@ -527,6 +537,12 @@ class CudaBackend final : public Backend {
       RRT_ASSIGN_OR_RETURN(TensorView partial,
                            call.Scratch(DType::kF32, {a.rows * a.heads * a.splits, a.dv + 2}));
       a.partial = partial.mutable_data_as<float>();
+      if (experimental_) {  // the last split merges (not yet run on a GPU)
+        const int64_t bytes = a.rows * a.heads * static_cast<int64_t>(sizeof(unsigned int));
+        RRT_ASSIGN_OR_RETURN(void* counters,
+                             KeptZeroed(merge_counters_, bytes, bytes, "attention counters"));
+        a.merge_counters = static_cast<unsigned int*>(counters);
+      }
     }
     // Rows no sequence covers (position -1) keep their contents, as on the CPU.
     RRT_RETURN_IF_ERROR(CudaStatus(cuda::Attention(a, stream()), "Attention"));
@@ -958,8 +974,8 @@ class CudaBackend final : public Backend {
   // RRT_CUDA_EXPERIMENTAL=1: paths written without a GPU at hand, not yet run on one
   // (MatMulAddRmsNorm's fused GEMV).
   bool experimental_ = false;
-  std::shared_ptr<void> norm_scratch_;  // NormScratch
-  int64_t norm_scratch_blocks_ = 0;
+  Kept norm_scratch_;    // NormScratch
+  Kept merge_counters_;  // AttentionArgs::merge_counters
   std::unique_ptr<OpTimer> timer_;
   std::array<LastArgument, static_cast<int>(RepeatedArg::kCount)> last_arguments_;
 };

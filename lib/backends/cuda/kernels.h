@@ -197,6 +197,11 @@ struct AttentionArgs {
   float scale;
   int64_t splits = 1;
   float* partial = nullptr;
+  // Experimental (not yet run on a GPU): with splits > 1 in the one-row-a-block decode
+  // kernel, one counter per (row, head), zero before the launch and after it: the split
+  // that finishes last merges the row's splits itself, with no AttentionCombineKernel.
+  // Ignored by the tiled and MLA kernels.
+  unsigned int* merge_counters = nullptr;
   // Prompts: tiles of up to kAttentionTileRows consecutive query rows of one sequence, as
   // (first row, row count) pairs; when given (and TiledAttentionFits), a kernel that
   // stages each block of keys once for a tile's rows runs instead. With splits > 1, split
