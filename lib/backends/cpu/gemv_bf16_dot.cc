@@ -47,8 +47,8 @@ namespace {
 constexpr int kPrefetchBytes = 4096;
 
 // Lane i of the result: the sum of v[i]'s 16 lanes (16 horizontal sums in 45 instructions
-// rather than 16 reductions of about 9): pairs of vectors folded within 128-bit lanes, then
-// pairs of those, then the four 128-bit lanes across.
+// rather than 16 reductions of about 9; unused inputs zero): pairs of vectors folded within 128-bit
+// lanes, then pairs of those, then the four 128-bit lanes across.
 RRT_BF16_TARGET inline __m512 SixteenSums(const __m512 v[16]) {
   __m512 a[8], b[4];
   for (int i = 0; i < 8; ++i) {
@@ -109,9 +109,12 @@ RRT_BF16_TARGET void Kernel(const uint16_t* w, const SplitActivations& x, int r0
       for (int j = 0; j < kW; ++j) wv[j] = _mm512_maskz_loadu_epi16(tail_mask, wr[j] + i);
       step(i, wv);
     }
-    if constexpr (kW * kRows == 16) {
+    if constexpr (kW * kRows >= 8) {  // (fewer: the tree would cost more than it saves)
+      __m512 all[16];
+      for (int i = 0; i < 16; ++i)
+        all[i] = i < kW * kRows ? acc[i / kRows][i % kRows] : _mm512_setzero_ps();
       alignas(64) float sums[16];
-      _mm512_store_ps(sums, SixteenSums(&acc[0][0]));
+      _mm512_store_ps(sums, SixteenSums(all));
       for (int j = 0; j < kW && n + j < n_end; ++j) {
         for (int r = 0; r < kRows; ++r) yr[r * ldy + n + j] = sums[j * kRows + r];
       }
