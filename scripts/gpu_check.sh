@@ -51,20 +51,38 @@ stage() {  # stage NAME LIMIT COMMAND...: runs COMMAND under its limit, logs to 
   echo "== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$out/$name.txt"
 }
 
+gpu_tests() {  # gpu_tests NAME: the conformance suite and the cuda tests (every op on the
+  # GPU against the reference), sessions on every backend, the DeepSeek model on the exact
+  # backends; logged to $out/NAME.txt
+  stage "$1" "${T_TESTS:-150}" "$bin/backends_tests"
+  stage "$1" "${T_TESTS:-150}" "$bin/runtime_tests" --gtest_filter='Backends/SessionTest.*'
+  stage "$1" "${T_TESTS:-150}" "$bin/models_tests" --gtest_filter='Backends/DeepseekTest.*'
+}
+
+synth_q7() {  # the synthetic R1-Distill-Qwen-7B the benchmarks run, made once
+  [[ -d $work/q7 ]] || stage synth "${T_SYNTH:-150}" "$bin/reasonrt" synth \
+    --config "$work/r1-distill-qwen-7b.json" --out "$work/q7" --seed 1
+}
+
+ab_bench() {  # ab_bench NAME VARIABLE ARGS...: `reasonrt bench ARGS` on q7 with VARIABLE=0,
+  # then =1, two rounds
+  local name=$1 variable=$2; shift 2
+  for round in 1 2; do
+    for on in 0 1; do
+      echo "== $variable=$on, round $round" >>"$out/$name.txt"
+      (export "$variable=$on"; stage "$name" "${T_BENCH:-150}" "$bin/reasonrt" bench \
+        --model "$work/q7" --backend cuda "$@")
+    done
+  done
+}
+
 if [[ $stages == *tests* ]]; then
-  # The conformance suite and the cuda tests (every op on the GPU against the reference),
-  # sessions on every backend, and the DeepSeek model on the exact backends.
-  stage tests "${T_TESTS:-150}" "$bin/backends_tests"
-  stage tests "${T_TESTS:-150}" "$bin/runtime_tests" --gtest_filter='Backends/SessionTest.*'
-  stage tests "${T_TESTS:-150}" "$bin/models_tests" --gtest_filter='Backends/DeepseekTest.*'
+  gpu_tests tests
   grep -E '^\[  (FAILED|PASSED|SKIPPED) |^\[  FAILED  \]|Failure|== ' "$out/tests.txt" | head -60
 fi
 
-if [[ $stages == *bench* || $stages == *torch* ]]; then
-  [[ -d $work/q7 ]] || stage synth "${T_SYNTH:-150}" "$bin/reasonrt" synth \
-    --config "$work/r1-distill-qwen-7b.json" --out "$work/q7" --seed 1
-fi
 if [[ $stages == *bench* ]]; then
+  synth_q7
   stage bench "${T_BENCH:-150}" "$bin/reasonrt" bench --model "$work/q7" --backend cuda \
     -p 512 -n 64 -r 3 ${BENCH_ARGS:-}
   cat "$out/bench.txt"
@@ -78,35 +96,18 @@ if [[ $stages == *kernels* ]]; then
   grep -E 'BM_|==' "$out/kernels.txt"
 fi
 if [[ $stages == *fastpaths* ]]; then
-  [[ -d $work/q7 ]] || stage synth "${T_SYNTH:-150}" "$bin/reasonrt" synth \
-    --config "$work/r1-distill-qwen-7b.json" --out "$work/q7" --seed 1
-  for round in 1 2; do
-    for on in 0 1; do
-      echo "== RRT_CUDA_FAST_PATHS=$on, round $round" >>"$out/fastpaths.txt"
-      RRT_CUDA_FAST_PATHS=$on stage fastpaths "${T_BENCH:-150}" "$bin/reasonrt" bench \
-        --model "$work/q7" --backend cuda -p 512 -n 64 -r 3 -g 8
-    done
-  done
+  synth_q7
+  ab_bench fastpaths RRT_CUDA_FAST_PATHS -p 512 -n 64 -r 3 -g 8
   grep -E 'prompt|decode|group|== ' "$out/fastpaths.txt"
 fi
 if [[ $stages == *experimental* ]]; then
-  [[ -d $work/q7 ]] || stage synth "${T_SYNTH:-150}" "$bin/reasonrt" synth \
-    --config "$work/r1-distill-qwen-7b.json" --out "$work/q7" --seed 1
-  export RRT_CUDA_EXPERIMENTAL=1
-  stage experimental "${T_TESTS:-150}" "$bin/backends_tests"
-  stage experimental "${T_TESTS:-150}" "$bin/runtime_tests" --gtest_filter='Backends/SessionTest.*'
-  stage experimental "${T_TESTS:-150}" "$bin/models_tests" --gtest_filter='Backends/DeepseekTest.*'
-  unset RRT_CUDA_EXPERIMENTAL
-  for round in 1 2; do
-    for on in 0 1; do
-      echo "== RRT_CUDA_EXPERIMENTAL=$on, round $round" >>"$out/experimental.txt"
-      RRT_CUDA_EXPERIMENTAL=$on stage experimental "${T_BENCH:-150}" "$bin/reasonrt" bench \
-        --model "$work/q7" --backend cuda -p 512 -n 64 -r 3
-    done
-  done
+  synth_q7
+  (export RRT_CUDA_EXPERIMENTAL=1; gpu_tests experimental)
+  ab_bench experimental RRT_CUDA_EXPERIMENTAL -p 512 -n 64 -r 3
   grep -E '^\[  (FAILED|PASSED) |Failure|prompt|decode|== ' "$out/experimental.txt"
 fi
 if [[ $stages == *torch* ]]; then
+  synth_q7
   PYTHONUNBUFFERED=1 stage torch "${T_TORCH:-120}" python3 "$here/torch_decode.py" --model "$work/q7" --tokens 64
   tail -3 "$out/torch.txt"
 fi

@@ -628,23 +628,17 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
   } else {
     const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads),
                     static_cast<unsigned>(a.splits));
-    const size_t shared = sizeof(float) * (a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps);
-    if (a.splits > 1 && a.merge_counters != nullptr) {
-      const size_t merged = shared + sizeof(float) * (a.splits + 4);
-      if (a.cache_dtype == DType::kBF16) {
-        RRT_LAUNCH(AttentionKernel<DType::kBF16, true>, grid, kAttentionWarps * kWarp, merged,
-                   stream, a);
-      } else {
-        RRT_LAUNCH(AttentionKernel<DType::kF32, true>, grid, kAttentionWarps * kWarp, merged,
-                   stream, a);
-      }
-      return cudaGetLastError();
-    }
-    if (a.cache_dtype == DType::kBF16) {
-      RRT_LAUNCH(AttentionKernel<DType::kBF16>, grid, kAttentionWarps * kWarp, shared, stream, a);
-    } else {
-      RRT_LAUNCH(AttentionKernel<DType::kF32>, grid, kAttentionWarps * kWarp, shared, stream, a);
-    }
+    // The last split merges (merge_counters), with room for the merge's weights; else
+    // AttentionCombineKernel below.
+    const bool merge = a.splits > 1 && a.merge_counters != nullptr;
+    const bool bf16 = a.cache_dtype == DType::kBF16;
+    void (*kernel)(AttentionArgs) =
+        merge ? (bf16 ? AttentionKernel<DType::kBF16, true> : AttentionKernel<DType::kF32, true>)
+              : (bf16 ? AttentionKernel<DType::kBF16> : AttentionKernel<DType::kF32>);
+    const size_t shared = sizeof(float) * (a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps +
+                                           (merge ? a.splits + 4 : 0));
+    RRT_LAUNCH(kernel, grid, kAttentionWarps * kWarp, shared, stream, a);
+    if (merge) return cudaGetLastError();
   }
   if (a.splits > 1) {
     const dim3 combine(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));

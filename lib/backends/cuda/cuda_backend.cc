@@ -59,6 +59,12 @@ constexpr int64_t kFuseSmallRows = 1024;
 // (without exact activations; GemmAttention).
 constexpr int64_t kGemmAttentionMinRows = 64;
 
+// An fp8 weight's block scales on the device (null and 0 for other dtypes).
+struct Fp8Scales {
+  const float* data = nullptr;
+  int64_t cols = 0;
+};
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, bool exact, std::shared_ptr<Stream> stream, int multiprocessors)
@@ -151,10 +157,8 @@ class CudaBackend final : public Backend {
           g.w = dw.data();
         }
         g.n = w.data.dim(0), g.bias_dtype = DType::kF32;
-        if (dtype == DType::kF8E4M3) {
-          RRT_ASSIGN_OR_RETURN(TensorView ds, call.Weight(w.scale_inv));
-          g.scale_inv = ds.data_as<float>(), g.scale_cols = w.scale_inv.dim(1);
-        }
+        RRT_ASSIGN_OR_RETURN(const Fp8Scales scales, call.Scales(w));
+        g.scale_inv = scales.data, g.scale_cols = scales.cols;
         if (const TensorView* bias = biases[first + i]; bias != nullptr && !bias->empty()) {
           RRT_ASSIGN_OR_RETURN(TensorView db, call.Weight(*bias));
           g.bias = db.data(), g.bias_dtype = db.dtype();
@@ -298,16 +302,10 @@ class CudaBackend final : public Backend {
     }
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
-    GemvBatch batch{};
-    batch.count = 1;
-    GemvSegment& g = batch.segments[0];
-    g.w = dw.data(), g.n = n, g.y = y.mutable_data_as<float>(), g.bias_dtype = DType::kF32;
-    if (w.data.dtype() == DType::kF8E4M3) {
-      RRT_ASSIGN_OR_RETURN(TensorView ds, call.Weight(w.scale_inv));
-      g.scale_inv = ds.data_as<float>(), g.scale_cols = w.scale_inv.dim(1);
-    }
-    batch.first_row[1] = n;
-    batch.weights_settled = WeightsSettled(w);
+    RRT_ASSIGN_OR_RETURN(const Fp8Scales scales, call.Scales(w));
+    GemvBatch batch =
+        OneWeightBatch(dw.data(), scales.data, scales.cols, nullptr, DType::kF32, n,
+                       y.mutable_data_as<float>(), WeightsSettled(w), /*round_activations=*/false);
     const float* in = x.data_as<float>();
     if (!GemvTakesNorm(in, 1, k, w.data.dtype(), batch)) {
       return Backend::DoMatMulAddRmsNorm(x, up, w, y, residual, gain, eps, normed);
@@ -685,6 +683,13 @@ class CudaBackend final : public Backend {
       return WeightCopies::Get().Find(t, be_.device_, &uploaded_);
     }
 
+    // The device copy of an fp8 weight's block scales and their columns; none otherwise.
+    absl::StatusOr<Fp8Scales> Scales(const reasonrt::Weight& w) {
+      if (w.data.dtype() != DType::kF8E4M3) return Fp8Scales{};
+      RRT_ASSIGN_OR_RETURN(TensorView ds, Weight(w.scale_inv));
+      return Fp8Scales{ds.data_as<float>(), w.scale_inv.dim(1)};
+    }
+
     // Where the kernel writes t: t itself on this device, or device memory copied back to
     // host t by Finish. keep_contents: the kernel reads t's contents, or does not write
     // every byte of its span (strided views), so they are copied in first.
@@ -809,12 +814,9 @@ class CudaBackend final : public Backend {
   absl::Status RunMatMul(Call& call, const TensorView& x, const reasonrt::Weight& w,
                          const TensorView* bias, const TensorView& y) {
     RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
-    const float* scales = nullptr;
-    int64_t scale_cols = 0;
-    if (w.data.dtype() == DType::kF8E4M3) {
-      RRT_ASSIGN_OR_RETURN(TensorView ds, call.Weight(w.scale_inv));
-      scales = ds.data_as<float>(), scale_cols = w.scale_inv.dim(1);
-    }
+    RRT_ASSIGN_OR_RETURN(const Fp8Scales fp8, call.Scales(w));
+    const float* scales = fp8.data;
+    const int64_t scale_cols = fp8.cols;
     const void* b = nullptr;
     DType bias_dtype = DType::kF32;
     if (bias != nullptr && !bias->empty()) {

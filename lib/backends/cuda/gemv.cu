@@ -462,13 +462,9 @@ cudaError_t MatMulTyped(const float* x, int64_t t, int64_t k, const void* w, con
     GemmKernel<D><<<grid, 256, 0, stream>>>(x, t, k, w, s, sc, bias, bd, n, y);
     return cudaGetLastError();
   }
-  GemvBatch b{};
-  b.count = 1;
-  b.segments[0] = GemvSegment{w, s, sc, bias, bd, n, y};
-  b.first_row[1] = n;
-  b.weights_settled = weights_settled;
-  b.round_activations = round_activations;
-  return GemvTyped<D>(x, t, k, b, stream);
+  return GemvTyped<D>(x, t, k,
+                      OneWeightBatch(w, s, sc, bias, bd, n, y, weights_settled, round_activations),
+                      stream);
 }
 
 template <DType D>

@@ -75,6 +75,19 @@ struct GemvBatch {
   GemvNorm norm;
 };
 // T (1 .. kMaxGemvRows) activation rows; all weights of one dtype.
+// The batch of one weight (MatMul's GEMV), its norm unset.
+inline GemvBatch OneWeightBatch(const void* w, const float* scale_inv, int64_t scale_cols,
+                                const void* bias, DType bias_dtype, int64_t n, float* y,
+                                bool weights_settled, bool round_activations) {
+  GemvBatch b{};
+  b.count = 1;
+  b.segments[0] = GemvSegment{w, scale_inv, scale_cols, bias, bias_dtype, n, y};
+  b.first_row[1] = n;
+  b.weights_settled = weights_settled;
+  b.round_activations = round_activations;
+  return b;
+}
+
 // Whether Gemv runs this batch (its norm aside) in the kernel that takes GemvNorm: one
 // segment, one activation row, k % 8 == 0, x 16-byte aligned, the weights 16-byte aligned
 // (8 for fp8).
