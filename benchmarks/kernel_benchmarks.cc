@@ -98,6 +98,46 @@ void BM_StreamRead(benchmark::State& state) {
 }
 BENCHMARK(BM_StreamRead)->Args({8960, 1536})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// One thread's GEMV kernel called directly (no thread pool), on a weight that stays in L2
+// ([256, 1536] bf16: 768 KiB; bytes 0) or on copies far larger than the caches: the
+// kernel's own compute rate, and what streaming from DRAM costs it, to hold against the
+// FMA peak below (all on one core).
+void BM_GemvKernel1Thread(benchmark::State& state, DType dtype, int64_t m) {
+  const int64_t n = state.range(0), k = state.range(1);
+  Setup s = Make(dtype, m, n, k, state.range(2));
+  cpu::GemvInput in;
+  cpu::PrepareGemvInput(s.x.data_as<float>(), m, k, dtype == DType::kBF16, &in);
+  size_t next = 0;
+  for (auto _ : state) {
+    const void* w = s.w[next].data();
+    next = (next + 1) % s.w.size();
+    cpu::Gemv(dtype, w, s.scales.data_as<float>(), in, 0, n, s.y.mutable_data_as<float>(), n);
+    benchmark::DoNotOptimize(s.y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * m * n * k * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_GemvKernel1Thread, Gemv8_bf16, DType::kBF16, 8)
+    ->Args({256, 1536, 0})
+    ->Args({4096, 1536, kColdBytes})
+    ->Args({1536, 8960, kColdBytes})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_GemvKernel1Thread, Gemv4_bf16, DType::kBF16, 4)
+    ->Args({256, 1536, 0})
+    ->Unit(benchmark::kMicrosecond);
+
+// One core's multiply-add peak at the kernels' vector width (independent FMA chains, no
+// memory): the roofline of the batched GEMV rows above.
+void BM_FmaPeak(benchmark::State& state) {
+  int64_t multiply_adds = 0;
+  float sink = 0;
+  for (auto _ : state) multiply_adds += cpu::MultiplyAddLoop(int64_t{1} << 18, &sink);
+  benchmark::DoNotOptimize(sink);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * multiply_adds / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMicrosecond);
+
 void Shapes(benchmark::internal::Benchmark* b) {
   b->Args({8960, 1536})->Args({1536, 8960})->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
@@ -109,7 +149,10 @@ BENCHMARK_CAPTURE(BM_MatMul, Gemv_f32, DType::kF32, 1)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv4_bf16, DType::kBF16, 4)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv8_bf16, DType::kBF16, 8)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMulHot, Gemv8_bf16_cached, DType::kBF16, 8)
-    ->Args({2048, 1536})->Unit(benchmark::kMicrosecond)->UseRealTime();
+    ->Args({2048, 1536})
+    ->Args({512, 1536})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_MatMulHot, Gemv4_bf16_cached, DType::kBF16, 4)
     ->Args({2048, 1536})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_MatMul, Gemm128_bf16, DType::kBF16, 128)->Apply(Shapes);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "examples/cli/commands.h"
+#include "lib/backends/cpu/gemv_bf16_dot.h"
 #include "lib/backends/cpu/gemv_kernels.h"
 #include "lib/backends/cpu/onednn_gemm.h"
 #include "lib/backends/cuda/device.h"
@@ -68,6 +69,42 @@ class BandwidthProbe {
   ThreadPool pool_;
   std::vector<float> buf_;
   std::atomic<float> sink_{0.0f};  // the sums go somewhere, so the reads are not elided
+};
+
+// The batched decode kernels' compute roofline (GFLOP/s): every thread running independent
+// multiply-add chains at once, no memory traffic. vdpbf16ps where a group's bf16 GEMVs use
+// it (AVX512-BF16), f32 FMA at the SIMD width otherwise.
+class MultiplyAddProbe {
+ public:
+  MultiplyAddProbe(int threads, bool bf16_dot) : pool_(threads), bf16_dot_(bf16_dot) {}
+  const char* name() const { return bf16_dot_ ? "bf16 dot (vdpbf16ps)" : "f32 FMA"; }
+  // The best of `passes`, each about 10 ms of multiply-adds per thread.
+  double Measure(int passes) {
+    double best = 0.0;
+    for (int r = 0; r < passes; ++r) {
+      std::vector<int64_t> done(static_cast<size_t>(pool_.num_threads()));
+      std::vector<float> sinks(done.size());
+      const auto t0 = Clock::now();
+      pool_.RunOnEachThread([&](int t) {
+        constexpr int64_t kIterations = int64_t{1} << 22;
+        done[t] = bf16_dot_ ? cpu::Bf16DotMultiplyAddLoop(kIterations, &sinks[t])
+                            : cpu::MultiplyAddLoop(kIterations, &sinks[t]);
+      });
+      const double seconds = Seconds(t0);
+      double total = 0;
+      for (size_t t = 0; t < done.size(); ++t) {
+        total += static_cast<double>(done[t]);
+        sink_.fetch_add(sinks[t], std::memory_order_relaxed);
+      }
+      best = std::max(best, 2.0 * total / seconds / 1e9);
+    }
+    return best;
+  }
+
+ private:
+  ThreadPool pool_;
+  bool bf16_dot_;
+  std::atomic<float> sink_{0.0f};  // the results go somewhere, so the loops are not elided
 };
 
 // Bytes of weights one decoded token reads: every layer's tensors and the head (the
@@ -188,7 +225,13 @@ int RunBench(const BenchArgs& args) {
     if (peak > 0) pp_ratio.push_back(tokens_per_s * flops_per_token / 1e9 / peak);
   }
   // Decode: `decode` tokens one at a time from an empty context (llama-bench's tg).
-  std::vector<double> tg, tg_ratio, bandwidths, group_tg;
+  // A group's rooflines: its weight reads (once per step for all G) against the read
+  // bandwidth, and its multiply-adds (G per weight) against the kernels' peak (cpu only).
+  const TensorInfo* down = (*ckpt)->Find("model.layers.0.mlp.down_proj.weight");
+  MultiplyAddProbe fma_probe(threads, cpu::HasBf16DotKernel() && !args.exact && down != nullptr &&
+                                          down->dtype == DType::kBF16);
+  std::vector<double> tg, tg_ratio, bandwidths, group_tg, group_bw_ratio, group_fma_ratio,
+      fma_peaks;
   int64_t group_kv_tokens = 0;
   for (int r = 0; r < args.reps + 1 && args.decode > 0; ++r) {
     (*session)->RemoveSequence(0);
@@ -254,7 +297,14 @@ int RunBench(const BenchArgs& args) {
           nexts[s] = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
         }
       }
-      group_tg.push_back(static_cast<double>(args.group) * args.decode / Seconds(g0));
+      const double group_ts = static_cast<double>(args.group) * args.decode / Seconds(g0);
+      group_tg.push_back(group_ts);
+      group_bw_ratio.push_back(group_ts / args.group * bytes_per_token / 1e9 / bw);
+      if (!on_gpu) {
+        const double fma_peak = fma_probe.Measure(3);
+        fma_peaks.push_back(fma_peak);
+        group_fma_ratio.push_back(group_ts * flops_per_token / 1e9 / fma_peak);
+      }
       group_kv_tokens = free_before - (*session)->FreeTokens();
       for (int32_t s = 0; s < args.group; ++s) (*session)->RemoveSequence(s);
     }
@@ -265,7 +315,9 @@ int RunBench(const BenchArgs& args) {
   const double decode_ratio = median_or_zero(tg_ratio), prompt_ratio = median_or_zero(pp_ratio);
   const double decode_gbs = tg_ts * bytes_per_token / 1e9;
   const double pp_gflops = pp_ts * flops_per_token / 1e9;
-  const double group_ts = median_or_zero(group_tg);
+  const double group_ts = median_or_zero(group_tg), fma_peak = median_or_zero(fma_peaks);
+  const double group_bw = median_or_zero(group_bw_ratio),
+               group_fma = median_or_zero(group_fma_ratio);
   if (args.json) {
     std::printf(
         "{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"cpu\": \"%s\", "
@@ -276,13 +328,17 @@ int RunBench(const BenchArgs& args) {
         "\"prompt_gflops\": %.2f, \"gemm_peak_gflops\": %.2f, \"gemm_peak_name\": \"%s\", "
         "\"prompt_peak_ratio\": %.4f, "
         "\"group\": %d, \"group_decode_tokens_per_s\": %.3f, \"group_kv_tokens\": %lld, "
+        "\"group_bandwidth_ratio\": %.4f, \"group_gflops\": %.2f, \"multiply_add_peak_gflops\": "
+        "%.2f, "
+        "\"multiply_add_peak_name\": \"%s\", \"group_peak_ratio\": %.4f, "
         "\"actual_weight_bytes_per_token\": %lld, \"kv_cache_bytes_per_token\": %lld, "
         "\"kv_dtype\": \"%s\"}\n",
         args.model.c_str(), std::string((*model)->backend_name()).c_str(), threads,
-        CpuFeaturesString(GetCpuFeatures()).c_str(), args.prompt, args.decode, args.depth, args.reps, pp_ts,
-        tg_ts, static_cast<long long>(bytes_per_token), bandwidth, decode_gbs,
-        decode_ratio, pp_gflops, peak, peak_name, prompt_ratio, args.group, group_ts, static_cast<long long>(group_kv_tokens),
-        static_cast<long long>(actual_bytes_per_token),
+        CpuFeaturesString(GetCpuFeatures()).c_str(), args.prompt, args.decode, args.depth,
+        args.reps, pp_ts, tg_ts, static_cast<long long>(bytes_per_token), bandwidth, decode_gbs,
+        decode_ratio, pp_gflops, peak, peak_name, prompt_ratio, args.group, group_ts,
+        static_cast<long long>(group_kv_tokens), group_bw, group_ts * flops_per_token / 1e9,
+        fma_peak, fma_probe.name(), group_fma, static_cast<long long>(actual_bytes_per_token),
         static_cast<long long>(KvCacheBytesPerToken(cfg, kv_dtype)), args.kv_dtype.c_str());
     return 0;
   }
@@ -305,6 +361,13 @@ int RunBench(const BenchArgs& args) {
                 "                  and %d x %d completion tokens (shared prompt blocks)\n",
                 args.group, group_ts, tg_ts > 0 ? group_ts / tg_ts : 0.0, static_cast<long long>(group_kv_tokens),
                 std::max(args.prompt, 1), args.group, args.decode);
+    std::printf("                  weights %.2f GB/s = %5.1f%% of %s",
+                group_ts / args.group * bytes_per_token / 1e9, 100 * group_bw, bandwidth_name);
+    if (fma_peak > 0) {
+      std::printf("; %.1f GFLOP/s = %5.1f%% of %s peak %.1f GFLOP/s",
+                  group_ts * flops_per_token / 1e9, 100 * group_fma, fma_probe.name(), fma_peak);
+    }
+    std::printf("\n");
   }
   std::printf("weights read per token %.1f MB; medians of %d repetitions, each ratio against the\n"
               "roofline measured right around that repetition\n", bytes_per_token / 1e6, args.reps);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "lib/backends/cpu/gemv_bf16_dot.h"
 #include "reasonrt/dtype.h"
 
 namespace reasonrt {
@@ -45,7 +46,8 @@ TEST(GemvKernelsTest, Bf16EveryRowCountMatchesADoubleReference) {
   for (int64_t rows = 1; rows <= cpu::kGemvRows; ++rows) {
     // 7: no whole vector; 200 and 4600: several K blocks of the batched kernel; 1003: a tail.
     for (int64_t k : {7, 200, 1003, 4600}) {
-      for (int64_t n : {1, 16, 37}) {
+      // Tiles of 15 weight rows in groups of 3: 16 and 37 end on one row, 17 on two.
+      for (int64_t n : {1, 16, 17, 37}) {
         const std::string what = "rows=" + std::to_string(rows) + " n=" + std::to_string(n) +
                                  " k=" + std::to_string(k);
         const Case c = Make(rows, n, k, static_cast<uint32_t>(rows * 7919 + k + n));
@@ -77,6 +79,33 @@ TEST(GemvKernelsTest, Bf16SplitRangesAndUnpreparedInputsGiveTheSameBits) {
       EXPECT_EQ(MultiplyBf16(c, true, cuts), whole) << "rows=" << rows << ", " << cuts.size() - 1 << " ranges";
     }
     EXPECT_EQ(MultiplyBf16(c, false, {0, 20, 61}), whole) << "rows=" << rows << ", not prepared for bf16";
+  }
+}
+
+// The FMA peak loop (the bench's compute roofline) runs every multiply-add it counts: each
+// of its 12 chains is a <- a * 0.999 + 0.001, so a_n = 1 + (a_0 - 1) * 0.999^n per lane.
+TEST(GemvKernelsTest, MultiplyAddLoopDoesTheWorkItCounts) {
+  for (int64_t iterations : {1, 1000}) {
+    float sink = 0.0f;
+    const int64_t done = cpu::MultiplyAddLoop(iterations, &sink);
+    ASSERT_EQ(done % (12 * iterations), 0) << iterations;
+    const int64_t lanes = done / (12 * iterations);  // the SIMD width: 1 (scalar) to 16 (AVX-512)
+    EXPECT_TRUE(lanes == 1 || lanes == 4 || lanes == 8 || lanes == 16) << lanes;
+    double per_lane = 0.0;  // chain i starts at i
+    for (int i = 0; i < 12; ++i)
+      per_lane += 1.0 + (i - 1.0) * std::pow(0.999, static_cast<double>(iterations));
+    EXPECT_NEAR(sink, lanes * per_lane, 1e-4 * lanes * per_lane) << iterations;
+  }
+}
+
+// The same for the bf16 dot peak loop: each vdpbf16ps adds 1 x 2^-10 twice to every lane.
+TEST(GemvKernelsTest, Bf16DotMultiplyAddLoopDoesTheWorkItCounts) {
+  if (!cpu::HasBf16DotKernel()) GTEST_SKIP() << "no AVX512-BF16 here";
+  for (int64_t iterations : {1, 1000}) {
+    float sink = 0.0f;
+    EXPECT_EQ(cpu::Bf16DotMultiplyAddLoop(iterations, &sink), iterations * 12 * 32);
+    const double per_lane = 66.0 + 12.0 * static_cast<double>(iterations) * std::ldexp(1.0, -9);
+    EXPECT_NEAR(sink, 16 * per_lane, 1e-5 * 16 * per_lane) << iterations;
   }
 }
 

@@ -1,5 +1,6 @@
 # `--kv-dtype` on the command line: bench and generate run with a bf16 KV cache (half the
-# bytes a token of f32's), and a dtype the cache does not take is refused by name.
+# bytes a token of f32's), and a dtype the cache does not take is refused by name. The
+# bench's group of 2 reports its two rooflines (weight bandwidth, multiply-add peak).
 file(REMOVE_RECURSE ${OUT})
 file(MAKE_DIRECTORY ${OUT})
 file(WRITE ${OUT}/tiny.json [=[{"model_type":"qwen2","hidden_size":64,"num_hidden_layers":2,
@@ -11,7 +12,7 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "synth failed (${rc}): ${out} ${err}")
 endif()
 foreach(dtype f32 bf16)
-  execute_process(COMMAND ${CLI} bench --model ${OUT}/m -p 8 -n 4 -r 1 --kv-dtype ${dtype} --json
+  execute_process(COMMAND ${CLI} bench --model ${OUT}/m -p 8 -n 4 -r 1 -g 2 --kv-dtype ${dtype} --json
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "bench --kv-dtype ${dtype} failed (${rc}): ${err}")
@@ -21,6 +22,13 @@ foreach(dtype f32 bf16)
   if(NOT name STREQUAL dtype)
     message(FATAL_ERROR "bench --kv-dtype ${dtype} reports kv_dtype '${name}'")
   endif()
+  foreach(field group_decode_tokens_per_s group_bandwidth_ratio group_gflops multiply_add_peak_gflops
+                group_peak_ratio)
+    string(JSON value GET "${out}" ${field})
+    if(NOT value GREATER 0)
+      message(FATAL_ERROR "bench -g 2 reports ${field} = ${value}: ${out}")
+    endif()
+  endforeach()
 endforeach()
 math(EXPR half "${kv_f32} / 2")
 if(NOT kv_bf16 EQUAL half)

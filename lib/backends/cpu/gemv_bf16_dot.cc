@@ -150,7 +150,28 @@ RRT_BF16_TARGET void Run(const uint16_t* w, const SplitActivations& x, int64_t n
   }
 }
 
+RRT_BF16_TARGET int64_t DotPeak(int64_t iterations, float* sink) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80);  // 1.0
+  const __m512bh b = (__m512bh)_mm512_set1_epi16(0x3a80);  // 2^-10
+  for (int64_t it = 0; it < iterations; ++it) {
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  *sink = 0;
+  for (float v : lanes) *sink += v;
+  return iterations * 12 * 32;
+}
+
 }  // namespace
+
+int64_t Bf16DotMultiplyAddLoop(int64_t iterations, float* sink) {
+  return DotPeak(iterations, sink);
+}
 
 void GemvBf16Dot(const uint16_t* w, const SplitActivations& x, int64_t n_begin, int64_t n_end, float* y,
                  int64_t ldy) {
@@ -162,6 +183,10 @@ void GemvBf16Dot(const uint16_t* w, const SplitActivations& x, int64_t n_begin, 
 }
 #else
 void GemvBf16Dot(const uint16_t*, const SplitActivations&, int64_t, int64_t, float*, int64_t) {}
+int64_t Bf16DotMultiplyAddLoop(int64_t, float* sink) {
+  *sink = 0;
+  return 0;
+}
 #endif
 
 }  // namespace reasonrt::cpu

@@ -26,6 +26,11 @@ void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivat
 // `w` is the whole [N, k] bf16 weight. Only call when HasBf16DotKernel().
 void GemvBf16Dot(const uint16_t* w, const SplitActivations& x, int64_t n_begin, int64_t n_end, float* y, int64_t ldy);
 
+// Independent vdpbf16ps chains, `iterations` x 12 instructions (32 multiply-adds each), no
+// memory traffic: one core's peak for the kernel above. Returns the multiply-adds done;
+// `sink` receives a value that depends on all of them. Only call when HasBf16DotKernel().
+int64_t Bf16DotMultiplyAddLoop(int64_t iterations, float* sink);
+
 }  // namespace reasonrt::cpu
 
 #endif  // REASONRT_LIB_BACKENDS_CPU_GEMV_BF16_DOT_H_

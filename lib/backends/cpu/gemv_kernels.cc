@@ -365,7 +365,11 @@ void GemvBf16Blocked(const uint16_t* w, const float* xb, const float* x, int64_t
       for (; n + 3 <= t1; n += 3) {
         Bf16Rows<kRows, 3>(w, xb, k_dim, n, t0, n_end, j0, j1, j1 == vec_end, part);
       }
-      for (; n < t1; ++n) {
+      // The last one or two rows: two rows still make eight independent sums (one row's
+      // four, each two dependent FMAs a step, wait on the FMA latency).
+      if (t1 - n == 2) {
+        Bf16Rows<kRows, 2>(w, xb, k_dim, n, t0, n_end, j0, j1, j1 == vec_end, part);
+      } else if (t1 - n == 1) {
         Bf16Rows<kRows, 1>(w, xb, k_dim, n, t0, n_end, j0, j1, j1 == vec_end, part);
       }
     }
@@ -531,6 +535,21 @@ float SumImpl(const float* p, int64_t n) {
   return total;
 }
 
+// 12 accumulators: FMA latency (4-5 cycles) x 2 pipes, with room to spare.
+int64_t MultiplyAddImpl(int64_t iterations, float* sink) {
+  const DF df;
+  VF a[12];
+  for (int i = 0; i < 12; ++i) a[i] = hn::Set(df, static_cast<float>(i));
+  const VF b = hn::Set(df, 0.999f), c = hn::Set(df, 0.001f);
+  for (int64_t it = 0; it < iterations; ++it) {
+    for (int i = 0; i < 12; ++i) a[i] = hn::MulAdd(a[i], b, c);
+  }
+  VF s = a[0];
+  for (int i = 1; i < 12; ++i) s = hn::Add(s, a[i]);
+  *sink = hn::GetLane(hn::SumOfLanes(df, s));
+  return iterations * 12 * static_cast<int64_t>(hn::Lanes(df));
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace reasonrt::cpu
 HWY_AFTER_NAMESPACE();
@@ -556,6 +575,12 @@ HWY_EXPORT(PrepareBf16Impl);
 HWY_EXPORT(DequantizeImpl);
 HWY_EXPORT(TargetNameImpl);
 HWY_EXPORT(SumImpl);
+HWY_EXPORT(MultiplyAddImpl);
+
+int64_t MultiplyAddLoop(int64_t iterations, float* sink) {
+  ApplyCpuOverrides();
+  return HWY_DYNAMIC_DISPATCH(MultiplyAddImpl)(iterations, sink);
+}
 
 float StreamSum(const float* p, int64_t n) {
   ApplyCpuOverrides();

@@ -46,6 +46,11 @@ void DequantizeRows(DType dtype, const void* w, const float* scale_inv, int64_t 
 // Sum of n floats read once, with SIMD: the bench's memory read kernel.
 float StreamSum(const float* p, int64_t n);
 
+// Independent vector multiply-add chains, `iterations` x 12 vector FMAs at the kernels'
+// width, no memory traffic: one core's FMA peak. Returns the scalar multiply-adds done;
+// `sink` receives a value that depends on all of them.
+int64_t MultiplyAddLoop(int64_t iterations, float* sink);
+
 // Makes the SIMD dispatch of every kernel honor RRT_CPU_DISABLE; idempotent.
 void ApplyCpuOverrides();
 
