@@ -7,6 +7,7 @@
 #include <random>
 
 #include "benchmark/benchmark.h"
+#include "lib/backends/cpu/gemv_bf16_dot.h"
 #include "lib/backends/cpu/gemv_kernels.h"
 #include "lib/core/thread_pool.h"
 #include "reasonrt/backend.h"
@@ -125,6 +126,41 @@ BENCHMARK_CAPTURE(BM_GemvKernel1Thread, Gemv8_bf16, DType::kBF16, 8)
 BENCHMARK_CAPTURE(BM_GemvKernel1Thread, Gemv4_bf16, DType::kBF16, 4)
     ->Args({256, 1536, 0})
     ->Unit(benchmark::kMicrosecond);
+
+// The same for the AVX512-BF16 dot kernel (activations rounded to bf16), against the
+// vdpbf16ps peak below.
+void BM_GemvBf16Dot1Thread(benchmark::State& state, int64_t m) {
+  if (!cpu::HasBf16DotKernel()) return state.SkipWithError("no AVX512-BF16 here");
+  const int64_t n = state.range(0), k = state.range(1);
+  Setup s = Make(DType::kBF16, m, n, k, state.range(2));
+  cpu::SplitActivations split;
+  cpu::SplitBf16(s.x.data_as<float>(), m, k, /*exact=*/false, &split);
+  size_t next = 0;
+  for (auto _ : state) {
+    const auto* w = static_cast<const uint16_t*>(s.w[next].data());
+    next = (next + 1) % s.w.size();
+    cpu::GemvBf16Dot(w, split, 0, n, s.y.mutable_data_as<float>(), n);
+    benchmark::DoNotOptimize(s.y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * m * n * k * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_GemvBf16Dot1Thread, Gemv8, 8)
+    ->Args({256, 1536, 0})
+    ->Args({4096, 1536, kColdBytes})
+    ->Args({1536, 8960, kColdBytes})
+    ->Unit(benchmark::kMicrosecond);
+
+void BM_Bf16DotPeak(benchmark::State& state) {
+  if (!cpu::HasBf16DotKernel()) return state.SkipWithError("no AVX512-BF16 here");
+  int64_t multiply_adds = 0;
+  float sink = 0;
+  for (auto _ : state) multiply_adds += cpu::Bf16DotMultiplyAddLoop(int64_t{1} << 18, &sink);
+  benchmark::DoNotOptimize(sink);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * multiply_adds / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Bf16DotPeak)->Unit(benchmark::kMicrosecond);
 
 // One core's multiply-add peak at the kernels' vector width (independent FMA chains, no
 // memory): the roofline of the batched GEMV rows above.
