@@ -46,8 +46,13 @@ struct CpuFeatures {
 // Detected once, on first call; thread-safe. Setting the environment variable
 // RRT_CPU_DISABLE to a space- or comma-separated list of flag names (as printed by
 // CpuFeaturesString) before the first call clears those flags, so tests can exercise
-// the fallback paths on a capable machine.
+// the fallback paths on a capable machine. A name that is no flag (a typo would otherwise
+// leave the fast path on unnoticed) is reported on stderr, once.
 RRT_API const CpuFeatures& GetCpuFeatures();
+
+// The names in an RRT_CPU_DISABLE list that are no flag of CpuFeatures, space-separated
+// ("" when all are known).
+RRT_API std::string UnknownCpuFeatureNames(const std::string& list);
 
 // Detects without caching or the environment override.
 RRT_API CpuFeatures DetectCpuFeatures();

@@ -1,11 +1,13 @@
 // Run-time CPU feature detection: cpuid + xgetbv on x86-64, auxv on Arm.
 #include "reasonrt/cpu_features.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
@@ -111,10 +113,36 @@ CpuFeatures DetectCpuFeatures() {
   return f;
 }
 
+namespace {
+
+CpuFeatures AllFeatures() {
+  CpuFeatures f;
+  for (const auto& [flag, member] : Flags()) f.*member = true;
+  return f;
+}
+
+}  // namespace
+
+std::string UnknownCpuFeatureNames(const std::string& list) {
+  std::string unknown;
+  for (absl::string_view piece : absl::StrSplit(list, absl::ByAnyChar(" ,"), absl::SkipEmpty())) {
+    bool known = false;
+    for (const auto& [flag, member] : Flags())
+      known = known || flag == std::string_view(piece.data(), piece.size());
+    if (!known) absl::StrAppend(&unknown, unknown.empty() ? "" : " ", piece);
+  }
+  return unknown;
+}
+
 const CpuFeatures& GetCpuFeatures() {
   static const CpuFeatures features = [] {
     CpuFeatures f = DetectCpuFeatures();
     if (const char* disable = std::getenv("RRT_CPU_DISABLE")) {
+      if (const std::string unknown = UnknownCpuFeatureNames(disable); !unknown.empty()) {
+        std::fprintf(stderr,
+                     "reasonrt: RRT_CPU_DISABLE names no such CPU feature: %s (known: %s)\n",
+                     unknown.c_str(), CpuFeaturesString(AllFeatures()).c_str());
+      }
       for (absl::string_view piece : absl::StrSplit(disable, absl::ByAnyChar(" ,"), absl::SkipEmpty())) {
         const std::string_view name(piece.data(), piece.size());
         for (const auto& [flag, member] : Flags()) {

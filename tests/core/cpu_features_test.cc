@@ -57,5 +57,11 @@ TEST(CpuFeaturesTest, StringListsSetFlags) {
   EXPECT_EQ(CpuFeaturesString(f), "avx2 avx512_bf16");
 }
 
+TEST(CpuFeaturesTest, UnknownDisableNamesAreListed) {
+  EXPECT_EQ(UnknownCpuFeatureNames(""), "");
+  EXPECT_EQ(UnknownCpuFeatureNames("avx512f, avx2 amx_tile"), "");
+  EXPECT_EQ(UnknownCpuFeatureNames("avx512,avx2 none"), "avx512 none");
+}
+
 }  // namespace
 }  // namespace reasonrt
