@@ -9,9 +9,12 @@
 // - PromptAttention: one layer's attention over a 512-token prompt at the 7B's widths
 //   (28 query heads, 4 kv heads, 128 dims) through the backend: on tensor cores (cuBLAS)
 //   and with exact activations (the f32 tiled kernel), f32 and bf16 KV caches.
+// - Fp8PromptMatMul: a prompt's matmul of an fp8 weight through the backend, the f32 tiled
+//   kernel against the bf16 tensor-core path RRT_CUDA_EXPERIMENTAL=1 turns on.
 //
 //   build/benchmarks/cuda_benchmarks [--benchmark_filter=Gemv]
 #include <cuda_runtime.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -176,6 +179,50 @@ BENCHMARK(BM_PromptAttention)
     ->ArgsProduct({{0, 1}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+
+// A prompt's matmul of an fp8 weight (DeepSeek-V3's shapes, 128x128 block scales) through
+// the backend: the f32 tiled kernel, or with RRT_CUDA_EXPERIMENTAL=1 the weight converted to
+// bf16 for cuBLAS's tensor cores (the conversion included). GFLOP/s of the matmul.
+struct Fp8Shape {
+  const char* name;
+  int64_t n, k;
+};
+const Fp8Shape kFp8Shapes[] = {
+    {"expert gate", 2048, 7168}, {"expert down", 7168, 2048}, {"dense gate", 18432, 7168}};
+
+void BM_Fp8PromptMatMul(benchmark::State& state) {
+  const bool experimental = state.range(0) != 0;
+  const Fp8Shape& shape = kFp8Shapes[state.range(1)];
+  const int64_t t = state.range(2), n = shape.n, k = shape.k;
+  state.SetLabel(std::string(shape.name) + " rows=" + std::to_string(t) +
+                 (experimental ? " bf16 tensor cores" : " f32 tiled"));
+  ::setenv("RRT_CUDA_EXPERIMENTAL", experimental ? "1" : "0", 1);
+  auto be = CreateBackend("cuda", {});
+  ::unsetenv("RRT_CUDA_EXPERIMENTAL");
+  if (!be.ok()) return state.SkipWithError("no cuda backend here");
+  Weight w{*TensorView::Allocate(DType::kF8E4M3, {n, k}),
+           *TensorView::Allocate(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)})};
+  std::fill_n(static_cast<uint8_t*>(w.data.mutable_data()), n * k, uint8_t{0x38});  // 1.0
+  std::fill_n(w.scale_inv.mutable_data_as<float>(), w.scale_inv.num_elements(), 0.01f);
+  TensorView x = *(*be)->Allocate(DType::kF32, {t, k});
+  TensorView y = *(*be)->Allocate(DType::kF32, {t, n});
+  TensorView host = *TensorView::Allocate(DType::kF32, {1, n});
+  auto run = [&] { return (*be)->MatMul(x, w, nullptr, y); };
+  if (!run().ok()) return state.SkipWithError("MatMul failed");  // uploads the weight
+  constexpr int kCalls = 10;
+  for (auto _ : state) {
+    for (int i = 0; i < kCalls; ++i) {
+      if (!run().ok()) return state.SkipWithError("MatMul failed");
+    }
+    if (!(*be)->Copy(*y.Slice(0, 0, 1), host).ok()) return state.SkipWithError("copy failed");
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * t * n * k * kCalls, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Fp8PromptMatMul)
+    ->ArgsProduct({{0, 1}, {0, 1, 2}, {64, 512}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace reasonrt

@@ -16,6 +16,7 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -514,6 +515,53 @@ TEST(CudaBackendTest, FusedSiluMulMatMulMatchesTheTwoSteps) {
   ASSERT_TRUE(be->SiluMulMatMul(gate, up, w, got).ok());
   ASSERT_TRUE(plain->SiluMulMatMul(gate2, up, w, want).ok());
   ExpectClose(got, want, 1e-6f);
+}
+
+// RRT_CUDA_EXPERIMENTAL=1: a prompt (64 rows or more) of an fp8 weight converts the
+// weight to bf16 (block scales applied) for the tensor-core GEMM. Against the reference: each
+// product's error is bf16 rounding of x and of the scaled weight, so 2^-8 of the sum of
+// |x w| bounds every output; below 64 rows, and with exact activations, the f32 tiled
+// kernel as before (1e-5). n and k off the 128 blocks; k % 4 != 0 takes the one-byte loads.
+TEST(CudaBackendTest, Fp8PromptOnTensorCoresStaysWithinBf16Rounding) {
+  SKIP_WITHOUT_CUDA();
+  auto experimental = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "1");
+  BackendOptions exact_options;
+  exact_options.exact_activations = true;
+  auto exact = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "1", exact_options);
+  auto ref = *CreateBackend("reference", {});
+  for (auto [t, n, k] : {std::tuple<int64_t, int64_t, int64_t>{64, 300, 1000},
+                         {200, 130, 258},
+                         {63, 300, 1000},
+                         {96, 257, 4100}}) {
+    SCOPED_TRACE(::testing::Message() << "t=" << t << " n=" << n << " k=" << k);
+    Weight w{RandomHost(DType::kF8E4M3, {n, k}, 81), {}};
+    w.scale_inv = RandomHost(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 82);
+    TensorView bias = RandomHost(DType::kBF16, {n}, 83);
+    TensorView x = RandomHost(DType::kF32, {t, k}, 84);
+    TensorView y_ref = *TensorView::Allocate(DType::kF32, {t, n});
+    ASSERT_TRUE(ref->MatMul(x, w, &bias, y_ref).ok());
+    std::vector<float> wf(static_cast<size_t>(n * k));
+    ConvertToF32(DType::kF8E4M3, w.data.data(), wf.data(), wf.size());
+    for (Backend* be : {experimental.get(), exact.get()}) {
+      const bool rounded = be == experimental.get() && t >= 64;
+      TensorView y = *TensorView::Allocate(DType::kF32, {t, n});
+      ASSERT_TRUE(be->MatMul(x, w, &bias, y).ok());
+      for (int64_t r = 0; r < t; ++r) {
+        for (int64_t j = 0; j < n; ++j) {
+          double mag = 0;
+          for (int64_t i = 0; i < k; ++i) {
+            const float scale =
+                w.scale_inv.data_as<float>()[(j / 128) * w.scale_inv.dim(1) + i / 128];
+            mag += std::fabs(static_cast<double>(x.data_as<float>()[r * k + i]) * wf[j * k + i] *
+                             scale);
+          }
+          ASSERT_NEAR(y.data_as<float>()[r * n + j], y_ref.data_as<float>()[r * n + j],
+                      (rounded ? std::ldexp(1.0, -8) : 1e-5) * mag + 1e-5)
+              << (rounded ? "bf16 tensor cores" : "f32 kernel") << " at " << r << "," << j;
+        }
+      }
+    }
+  }
 }
 
 // RRT_CUDA_EXPERIMENTAL=1: MatMulAddRmsNorm of one decode row on device operands runs the

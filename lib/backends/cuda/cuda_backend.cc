@@ -828,6 +828,26 @@ class CudaBackend final : public Backend {
       if (void* blas = Blas(); blas != nullptr)
         return CublasMatMul(call, blas, x, dw, b, bias_dtype, y);
     }
+    // Experimental (RRT_CUDA_EXPERIMENTAL=1; not yet run on a GPU): a prompt's fp8 weight
+    // dequantized into a bf16 copy (its block scales applied, then rounded as the
+    // activations are) for the bf16 tensor-core GEMM, where the tiled kernel computes in
+    // f32 on the CUDA cores. Not with exact activations (the copy rounds the weights). The
+    // copy is freed on the stream as soon as the GEMM is queued (stream-ordered), not at
+    // the end of the call: a grouped MatMul converts one expert after another.
+    if (experimental_ && !exact_ && t >= kFp8GemmMinRows && dw.dtype() == DType::kF8E4M3 &&
+        std::max({t, k, n}) <= INT32_MAX) {
+      if (void* blas = Blas(); blas != nullptr) {
+        RRT_ASSIGN_OR_RETURN(
+            std::shared_ptr<void> copy,
+            DeviceMemory(static_cast<size_t>(n * k) * 2, "MatMul fp8 weight as bf16"));
+        RRT_ASSIGN_OR_RETURN(const TensorView wb,
+                             TensorView::Borrow(copy.get(), DType::kBF16, {n, k}, device()));
+        RRT_RETURN_IF_ERROR(CudaStatus(
+            DequantizeFp8ToBf16(dw.data(), scales, scale_cols, n, k, wb.mutable_data(), stream()),
+            "MatMul fp8 weight to bf16"));
+        return CublasMatMul(call, blas, x, wb, b, bias_dtype, y);
+      }
+    }
     return CudaStatus(cuda::MatMul(x.data_as<float>(), t, k, dw.data(), dw.dtype(), scales,
                                    scale_cols, b, bias_dtype, n, y.mutable_data_as<float>(),
                                    stream(), WeightsSettled(w), RoundGemvActivations()),
@@ -976,6 +996,9 @@ class CudaBackend final : public Backend {
   // RRT_CUDA_EXPERIMENTAL=1: paths written without a GPU at hand, not yet run on one
   // (MatMulAddRmsNorm's fused GEMV).
   bool experimental_ = false;
+  // The fewest prompt rows for which an fp8 weight is converted for the tensor cores (a
+  // guess until measured: the conversion writes twice the weight's bytes).
+  static constexpr int64_t kFp8GemmMinRows = 64;
   Kept norm_scratch_;    // NormScratch
   Kept merge_counters_;  // AttentionArgs::merge_counters
   std::unique_ptr<OpTimer> timer_;

@@ -239,6 +239,12 @@ int64_t AttentionBlocks(const AttentionArgs& a);
 // activations of the bf16 tensor-core GEMM, lo for exact activations.
 cudaError_t SplitBf16(const float* x, int64_t n, void* hi, void* lo, cudaStream_t stream);
 
+// out[n, k] = bf16(W[n, k] * scale_inv[n / 128, k / 128]) (round to nearest even) for an
+// f8_e4m3 weight W [n, k] with scale_inv [ceil(n/128), scale_cols]: a prompt's fp8 weight
+// for the bf16 tensor-core GEMM.
+cudaError_t DequantizeFp8ToBf16(const void* w, const float* scale_inv, int64_t scale_cols,
+                                int64_t n, int64_t k, void* out, cudaStream_t stream);
+
 // y[r, :] += bias (bias f32, f16 or bf16, n values) for each of t rows.
 cudaError_t AddBias(float* y, int64_t t, int64_t n, const void* bias, DType bias_dtype,
                     cudaStream_t stream);
