@@ -338,7 +338,8 @@ int RunBench(const BenchArgs& args) {
         args.reps, pp_ts, tg_ts, static_cast<long long>(bytes_per_token), bandwidth, decode_gbs,
         decode_ratio, pp_gflops, peak, peak_name, prompt_ratio, args.group, group_ts,
         static_cast<long long>(group_kv_tokens), group_bw, group_ts * flops_per_token / 1e9,
-        fma_peak, fma_probe.name(), group_fma, static_cast<long long>(actual_bytes_per_token),
+        fma_peak, on_gpu ? "" : fma_probe.name(), group_fma,
+        static_cast<long long>(actual_bytes_per_token),
         static_cast<long long>(KvCacheBytesPerToken(cfg, kv_dtype)), args.kv_dtype.c_str());
     return 0;
   }
