@@ -151,28 +151,22 @@ BENCHMARK_CAPTURE(BM_GemvBf16Dot1Thread, Gemv8, 8)
     ->Args({1536, 8960, kColdBytes})
     ->Unit(benchmark::kMicrosecond);
 
-void BM_Bf16DotPeak(benchmark::State& state) {
-  if (!cpu::HasBf16DotKernel()) return state.SkipWithError("no AVX512-BF16 here");
+// One core's multiply-add peak (independent chains, no memory): f32 FMA at the kernels'
+// vector width, the roofline of the f32 GEMV rows above, or vdpbf16ps, the dot kernel's.
+void BM_MultiplyAddPeak(benchmark::State& state, bool bf16_dot) {
+  if (bf16_dot && !cpu::HasBf16DotKernel()) return state.SkipWithError("no AVX512-BF16 here");
   int64_t multiply_adds = 0;
   float sink = 0;
-  for (auto _ : state) multiply_adds += cpu::Bf16DotMultiplyAddLoop(int64_t{1} << 18, &sink);
+  for (auto _ : state) {
+    multiply_adds += bf16_dot ? cpu::Bf16DotMultiplyAddLoop(int64_t{1} << 18, &sink)
+                              : cpu::MultiplyAddLoop(int64_t{1} << 18, &sink);
+  }
   benchmark::DoNotOptimize(sink);
   state.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * multiply_adds / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Bf16DotPeak)->Unit(benchmark::kMicrosecond);
-
-// One core's multiply-add peak at the kernels' vector width (independent FMA chains, no
-// memory): the roofline of the batched GEMV rows above.
-void BM_FmaPeak(benchmark::State& state) {
-  int64_t multiply_adds = 0;
-  float sink = 0;
-  for (auto _ : state) multiply_adds += cpu::MultiplyAddLoop(int64_t{1} << 18, &sink);
-  benchmark::DoNotOptimize(sink);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * multiply_adds / 1e9, benchmark::Counter::kIsRate);
-}
-BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MultiplyAddPeak, FmaPeak, false)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MultiplyAddPeak, Bf16DotPeak, true)->Unit(benchmark::kMicrosecond);
 
 void Shapes(benchmark::internal::Benchmark* b) {
   b->Args({8960, 1536})->Args({1536, 8960})->Unit(benchmark::kMicrosecond)->UseRealTime();
