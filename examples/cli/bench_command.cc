@@ -328,9 +328,9 @@ int RunBench(const BenchArgs& args) {
         "\"prompt_gflops\": %.2f, \"gemm_peak_gflops\": %.2f, \"gemm_peak_name\": \"%s\", "
         "\"prompt_peak_ratio\": %.4f, "
         "\"group\": %d, \"group_decode_tokens_per_s\": %.3f, \"group_kv_tokens\": %lld, "
-        "\"group_bandwidth_ratio\": %.4f, \"group_gflops\": %.2f, \"multiply_add_peak_gflops\": "
+        "\"group_bandwidth_ratio\": %.6g, \"group_gflops\": %.6g, \"multiply_add_peak_gflops\": "
         "%.2f, "
-        "\"multiply_add_peak_name\": \"%s\", \"group_peak_ratio\": %.4f, "
+        "\"multiply_add_peak_name\": \"%s\", \"group_peak_ratio\": %.6g, "
         "\"actual_weight_bytes_per_token\": %lld, \"kv_cache_bytes_per_token\": %lld, "
         "\"kv_dtype\": \"%s\"}\n",
         args.model.c_str(), std::string((*model)->backend_name()).c_str(), threads,
