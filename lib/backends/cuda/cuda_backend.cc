@@ -994,7 +994,8 @@ class CudaBackend final : public Backend {
   // (RRT_CUDA_FAST_PATHS=0: off).
   bool fast_paths_ = true;
   // RRT_CUDA_EXPERIMENTAL=1: paths written without a GPU at hand, not yet run on one
-  // (MatMulAddRmsNorm's fused GEMV).
+  // (MatMulAddRmsNorm's fused GEMV, decode attention's merge in its last split, fp8 prompts
+  // on bf16 tensor cores).
   bool experimental_ = false;
   // The fewest prompt rows for which an fp8 weight is converted for the tensor cores (a
   // guess until measured: the conversion writes twice the weight's bytes).
