@@ -17,6 +17,14 @@ namespace {
 
 constexpr int64_t kBlockTokens = 16;  // the KV cache's block size
 
+// An event of `type` for completion `index`, its other fields at their defaults.
+GenerationEvent Event(GenerationEvent::Type type, int index) {
+  GenerationEvent e;
+  e.type = type;
+  e.index = index;
+  return e;
+}
+
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
@@ -256,7 +264,7 @@ class Run final : public GenerationRun {
     if (channel == Channel::kThinking) ++c.thinking_tokens;
     ++s.counts[token];
     ++generated_;
-    GenerationEvent e{GenerationEvent::Type::kToken, c.index};
+    GenerationEvent e = Event(GenerationEvent::Type::kToken, c.index);
     e.token = token;
     e.logprob = logprob;
     e.channel = channel;
@@ -292,8 +300,9 @@ class Run final : public GenerationRun {
     if (text.empty()) return;
     Completion& c = s.completion;
     (channel == Channel::kThinking ? c.thinking : c.answer) += text;
-    GenerationEvent e{channel == Channel::kThinking ? GenerationEvent::Type::kThinking : GenerationEvent::Type::kAnswer,
-                      c.index};
+    GenerationEvent e = Event(channel == Channel::kThinking ? GenerationEvent::Type::kThinking
+                                                            : GenerationEvent::Type::kAnswer,
+                              c.index);
     e.text = text;
     events_.push_back(std::move(e));
   }
@@ -323,7 +332,7 @@ class Run final : public GenerationRun {
     }
     s.completion.finish_reason = reason;
     session_->RemoveSequence(s.seq_id);
-    GenerationEvent e{GenerationEvent::Type::kFinish, s.completion.index};
+    GenerationEvent e = Event(GenerationEvent::Type::kFinish, s.completion.index);
     e.finish_reason = reason;
     events_.push_back(std::move(e));
     result_.completions[s.completion.index] = s.completion;

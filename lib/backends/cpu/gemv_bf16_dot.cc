@@ -40,6 +40,13 @@ void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivat
 }
 
 #if defined(__x86_64__)
+// GCC 12's AVX-512 shuffle and unpack intrinsics start from a self-initialised register
+// (`__Y = __Y`), and -Wmaybe-uninitialized reports each use inlined here (144 warnings a
+// build, none about this file's code).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 namespace {
 
 #define RRT_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
