@@ -121,33 +121,37 @@ CpuFeatures AllFeatures() {
   return f;
 }
 
-}  // namespace
-
-std::string UnknownCpuFeatureNames(const std::string& list) {
+// Clears the flags an RRT_CPU_DISABLE list names in *f; returns the names that are no flag,
+// space-separated.
+std::string ClearNamedFeatures(absl::string_view list, CpuFeatures* f) {
   std::string unknown;
   for (absl::string_view piece : absl::StrSplit(list, absl::ByAnyChar(" ,"), absl::SkipEmpty())) {
     bool known = false;
-    for (const auto& [flag, member] : Flags())
-      known = known || flag == std::string_view(piece.data(), piece.size());
+    for (const auto& [flag, member] : Flags()) {
+      if (flag != std::string_view(piece.data(), piece.size())) continue;
+      f->*member = false;
+      known = true;
+    }
     if (!known) absl::StrAppend(&unknown, unknown.empty() ? "" : " ", piece);
   }
   return unknown;
+}
+
+}  // namespace
+
+std::string UnknownCpuFeatureNames(const std::string& list) {
+  CpuFeatures scratch;
+  return ClearNamedFeatures(list, &scratch);
 }
 
 const CpuFeatures& GetCpuFeatures() {
   static const CpuFeatures features = [] {
     CpuFeatures f = DetectCpuFeatures();
     if (const char* disable = std::getenv("RRT_CPU_DISABLE")) {
-      if (const std::string unknown = UnknownCpuFeatureNames(disable); !unknown.empty()) {
+      if (const std::string unknown = ClearNamedFeatures(disable, &f); !unknown.empty()) {
         std::fprintf(stderr,
                      "reasonrt: RRT_CPU_DISABLE names no such CPU feature: %s (known: %s)\n",
                      unknown.c_str(), CpuFeaturesString(AllFeatures()).c_str());
-      }
-      for (absl::string_view piece : absl::StrSplit(disable, absl::ByAnyChar(" ,"), absl::SkipEmpty())) {
-        const std::string_view name(piece.data(), piece.size());
-        for (const auto& [flag, member] : Flags()) {
-          if (flag == name) f.*member = false;
-        }
       }
     }
     // Keep the implications detection guarantees: no AVX-512 extension without AVX-512F,
