@@ -228,8 +228,9 @@ int RunBench(const BenchArgs& args) {
   // A group's rooflines: its weight reads (once per step for all G) against the read
   // bandwidth, and its multiply-adds (G per weight) against the kernels' peak (cpu only).
   const TensorInfo* down = (*ckpt)->Find("model.layers.0.mlp.down_proj.weight");
-  MultiplyAddProbe fma_probe(threads, cpu::HasBf16DotKernel() && !args.exact && down != nullptr &&
-                                          down->dtype == DType::kBF16);
+  MultiplyAddProbe fma_probe(on_gpu ? 1 : threads, cpu::HasBf16DotKernel() && !args.exact &&
+                                                       down != nullptr &&
+                                                       down->dtype == DType::kBF16);
   std::vector<double> tg, tg_ratio, bandwidths, group_tg, group_bw_ratio, group_fma_ratio,
       fma_peaks;
   int64_t group_kv_tokens = 0;
@@ -318,6 +319,8 @@ int RunBench(const BenchArgs& args) {
   const double group_ts = median_or_zero(group_tg), fma_peak = median_or_zero(fma_peaks);
   const double group_bw = median_or_zero(group_bw_ratio),
                group_fma = median_or_zero(group_fma_ratio);
+  const double group_gbs = group_ts / std::max(args.group, 1) * bytes_per_token / 1e9;
+  const double group_gflops = group_ts * flops_per_token / 1e9;
   if (args.json) {
     std::printf(
         "{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"cpu\": \"%s\", "
@@ -337,9 +340,8 @@ int RunBench(const BenchArgs& args) {
         CpuFeaturesString(GetCpuFeatures()).c_str(), args.prompt, args.decode, args.depth,
         args.reps, pp_ts, tg_ts, static_cast<long long>(bytes_per_token), bandwidth, decode_gbs,
         decode_ratio, pp_gflops, peak, peak_name, prompt_ratio, args.group, group_ts,
-        static_cast<long long>(group_kv_tokens), group_bw, group_ts * flops_per_token / 1e9,
-        fma_peak, on_gpu ? "" : fma_probe.name(), group_fma,
-        static_cast<long long>(actual_bytes_per_token),
+        static_cast<long long>(group_kv_tokens), group_bw, group_gflops, fma_peak,
+        on_gpu ? "" : fma_probe.name(), group_fma, static_cast<long long>(actual_bytes_per_token),
         static_cast<long long>(KvCacheBytesPerToken(cfg, kv_dtype)), args.kv_dtype.c_str());
     return 0;
   }
@@ -362,11 +364,11 @@ int RunBench(const BenchArgs& args) {
                 "                  and %d x %d completion tokens (shared prompt blocks)\n",
                 args.group, group_ts, tg_ts > 0 ? group_ts / tg_ts : 0.0, static_cast<long long>(group_kv_tokens),
                 std::max(args.prompt, 1), args.group, args.decode);
-    std::printf("                  weights %.2f GB/s = %5.1f%% of %s",
-                group_ts / args.group * bytes_per_token / 1e9, 100 * group_bw, bandwidth_name);
+    std::printf("                  weights %.2f GB/s = %5.1f%% of %s", group_gbs, 100 * group_bw,
+                bandwidth_name);
     if (fma_peak > 0) {
-      std::printf("; %.1f GFLOP/s = %5.1f%% of %s peak %.1f GFLOP/s",
-                  group_ts * flops_per_token / 1e9, 100 * group_fma, fma_probe.name(), fma_peak);
+      std::printf("; %.1f GFLOP/s = %5.1f%% of %s peak %.1f GFLOP/s", group_gflops, 100 * group_fma,
+                  fma_probe.name(), fma_peak);
     }
     std::printf("\n");
   }

@@ -29,8 +29,10 @@
 //   RRT_CUDA_FAST_PATHS=0 turns these three off (the plain paths, for comparisons).
 // - RRT_CUDA_EXPERIMENTAL=1 turns on paths written without a GPU at hand and not yet run on
 //   one (off by default): MatMulAddRmsNorm of one decode row runs the residual step and the
-//   norm in its GEMV's last block (two launches fewer a layer), and decode attention over
-//   split keys merges the splits in the last split's block (one launch fewer a layer).
+//   norm in its GEMV's last block (two launches fewer a layer), decode attention over
+//   split keys merges the splits in the last split's block (one launch fewer a layer), and
+//   a prompt of 64 rows or more of an fp8 weight runs on bf16 tensor cores (the weight
+//   converted per call).
 // - A kernel that fails leaves the error in the returned status (Internal, naming the
 //   operation), never a crash of the host.
 #ifndef REASONRT_LIB_BACKENDS_CUDA_CUDA_BACKEND_H_

@@ -74,7 +74,6 @@ struct GemvBatch {
   // With norm.residual set: GemvNorm's epilogue (one segment, T = 1, GemvTakesNorm).
   GemvNorm norm;
 };
-// T (1 .. kMaxGemvRows) activation rows; all weights of one dtype.
 // The batch of one weight (MatMul's GEMV), its norm unset.
 inline GemvBatch OneWeightBatch(const void* w, const float* scale_inv, int64_t scale_cols,
                                 const void* bias, DType bias_dtype, int64_t n, float* y,
@@ -92,6 +91,8 @@ inline GemvBatch OneWeightBatch(const void* w, const float* scale_inv, int64_t s
 // segment, one activation row, k % 8 == 0, x 16-byte aligned, the weights 16-byte aligned
 // (8 for fp8).
 bool GemvTakesNorm(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch);
+
+// T (1 .. kMaxGemvRows) activation rows; all weights of one dtype.
 cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,
                  cudaStream_t stream);
 
