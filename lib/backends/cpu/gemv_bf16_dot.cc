@@ -24,17 +24,24 @@ bool HasBf16DotKernel() {
 }
 
 void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivations* out) {
+  constexpr size_t kAlign = 32;  // uint16_t elements in 64 bytes
   out->rows = rows;
   out->k = k;
   out->padded_k = (k + 31) / 32 * 32;
-  out->hi.assign(static_cast<size_t>(rows * out->padded_k), 0);
-  out->lo.assign(exact ? static_cast<size_t>(rows * out->padded_k) : 0, 0);
+  const size_t part = static_cast<size_t>(rows * out->padded_k);
+  out->storage.assign((exact ? 2 : 1) * part + kAlign, 0);
+  const size_t misalign =
+      (reinterpret_cast<uintptr_t>(out->storage.data()) / sizeof(uint16_t)) % kAlign;
+  uint16_t* const hi = out->storage.data() + (misalign == 0 ? 0 : kAlign - misalign);
+  uint16_t* const lo = exact ? hi + part : nullptr;
+  out->hi = hi;
+  out->lo = lo;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t i = 0; i < k; ++i) {
       const float v = x[r * k + i];
-      const uint16_t hi = F32ToBf16(v);
-      out->hi[r * out->padded_k + i] = hi;
-      if (exact) out->lo[r * out->padded_k + i] = F32ToBf16(v - Bf16ToF32(hi));
+      const uint16_t h = F32ToBf16(v);
+      hi[r * out->padded_k + i] = h;
+      if (exact) lo[r * out->padded_k + i] = F32ToBf16(v - Bf16ToF32(h));
     }
   }
 }
@@ -51,7 +58,10 @@ namespace {
 
 #define RRT_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
-constexpr int kPrefetchBytes = 4096;
+// Each weight row is prefetched twice: into L1 kNearPrefetchBytes ahead of its loads, every
+// cache line, and kFarPrefetchBytes ahead (hint T2), every other line pair.
+constexpr int kNearPrefetchBytes = 2048;
+constexpr int kFarPrefetchBytes = 8192;
 
 // Lane i of the result: the sum of v[i]'s 16 lanes (16 horizontal sums in 45 instructions
 // rather than 16 reductions of about 9; unused inputs zero): pairs of vectors folded within 128-bit
@@ -77,12 +87,12 @@ RRT_BF16_TARGET inline __m512 SixteenSums(const __m512 v[16]) {
 
 // kW weight rows at a time against kRows activation rows (x rows r0..r0+kRows); each
 // activation row's hi and lo parts go into the same accumulator: kW x kRows accumulators.
-template <int kRows, int kW, bool kExact>
-RRT_BF16_TARGET void Kernel(const uint16_t* w, const SplitActivations& x, int r0, int64_t n_begin, int64_t n_end,
-                            float* y, int64_t ldy) {
+template <int kRows, int kW, bool kExact, bool kPrefetch = true>
+RRT_BF16_TARGET void Kernel(const uint16_t* w, const SplitActivations& x, int r0, int64_t n_begin,
+                            int64_t n_end, float* y, int64_t ldy) {
   const int64_t k = x.k, kp = x.padded_k;
-  const uint16_t* xh = x.hi.data() + r0 * kp;
-  const uint16_t* xl = kExact ? x.lo.data() + r0 * kp : nullptr;
+  const uint16_t* xh = x.hi + r0 * kp;
+  const uint16_t* xl = kExact ? x.lo + r0 * kp : nullptr;
   float* yr = y + r0 * ldy;
   const int64_t full = k / 32 * 32;
   const __mmask32 tail_mask = k == full ? 0 : static_cast<__mmask32>((1ull << (k - full)) - 1);
@@ -107,7 +117,14 @@ RRT_BF16_TARGET void Kernel(const uint16_t* w, const SplitActivations& x, int r0
     __m512i wv[kW];
     for (; i < full; i += 32) {
       for (int j = 0; j < kW; ++j) {
-        _mm_prefetch(reinterpret_cast<const char*>(wr[j] + i) + kPrefetchBytes, _MM_HINT_T0);
+        if constexpr (kPrefetch) {
+          const char* line = reinterpret_cast<const char*>(wr[j] + i);
+          _mm_prefetch(line + kNearPrefetchBytes, _MM_HINT_T0);
+          if ((i & 63) == 0) {
+            _mm_prefetch(line + kFarPrefetchBytes, _MM_HINT_T2);
+            _mm_prefetch(line + kFarPrefetchBytes + 64, _MM_HINT_T2);
+          }
+        }
         wv[j] = _mm512_loadu_si512(wr[j] + i);
       }
       step(i, wv);
@@ -133,8 +150,13 @@ RRT_BF16_TARGET void Kernel(const uint16_t* w, const SplitActivations& x, int r0
   }
 }
 
-// Up to 4 rows: 4 weight rows at a time; 5 to 8: 2 (a two-pass, L2-blocked variant for
-// 8 rows measured no faster here).
+// Activations up to this size stay in L1 while the weights stream past them.
+constexpr int64_t kL1ActivationBytes = 32 << 10;
+
+// Up to 4 rows: 4 weight rows at a time; 5 to 8: 2 against all of them, or, where the
+// activations do not fit in L1 (8 rows of K = 8960: 143 KB, loaded again for every pair of
+// weight rows), a tile of 4 weight rows against rows 0-3, then against the rest while the
+// tile is still in L2 (1.11-1.16x on [1536, 8960], measured on Zen 5).
 template <bool kExact>
 RRT_BF16_TARGET void Run(const uint16_t* w, const SplitActivations& x, int64_t n_begin, int64_t n_end, float* y,
                          int64_t ldy) {
@@ -146,8 +168,30 @@ RRT_BF16_TARGET void Run(const uint16_t* w, const SplitActivations& x, int64_t n
       default: return Kernel<4, 4, kExact>(w, x, r0, b, e, y, ldy);
     }
   };
+  auto second_pass = [&](int rows, int64_t b, int64_t e) RRT_BF16_TARGET {  // the tile in L2
+    switch (rows) {
+      case 1:
+        return Kernel<1, 4, kExact, false>(w, x, 4, b, e, y, ldy);
+      case 2:
+        return Kernel<2, 4, kExact, false>(w, x, 4, b, e, y, ldy);
+      case 3:
+        return Kernel<3, 4, kExact, false>(w, x, 4, b, e, y, ldy);
+      default:
+        return Kernel<4, 4, kExact, false>(w, x, 4, b, e, y, ldy);
+    }
+  };
   const int rows = static_cast<int>(x.rows);
   if (rows <= 4) return pass(0, rows, n_begin, n_end);
+  const int64_t x_bytes =
+      rows * x.padded_k * static_cast<int64_t>(sizeof(uint16_t)) * (kExact ? 2 : 1);
+  if (x_bytes > kL1ActivationBytes) {
+    for (int64_t n = n_begin; n < n_end; n += 4) {
+      const int64_t e = std::min(n + 4, n_end);
+      pass(0, 4, n, e);
+      second_pass(rows - 4, n, e);
+    }
+    return;
+  }
   // 5 to 8 rows: two weight rows at a time against all of them (16 accumulators).
   switch (rows) {
     case 5: return Kernel<5, 2, kExact>(w, x, 0, n_begin, n_end, y, ldy);
@@ -182,7 +226,7 @@ int64_t Bf16DotMultiplyAddLoop(int64_t iterations, float* sink) {
 
 void GemvBf16Dot(const uint16_t* w, const SplitActivations& x, int64_t n_begin, int64_t n_end, float* y,
                  int64_t ldy) {
-  if (x.lo.empty()) {
+  if (x.lo == nullptr) {
     Run<false>(w, x, n_begin, n_end, y, ldy);
   } else {
     Run<true>(w, x, n_begin, n_end, y, ldy);

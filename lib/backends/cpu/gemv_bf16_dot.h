@@ -15,10 +15,18 @@ namespace reasonrt::cpu {
 bool HasBf16DotKernel();
 
 // x [rows, k] f32 split into hi and lo bf16 rows of `padded_k` (k rounded up to 32, zeros
-// after k): the kernel's input, prepared once per matmul.
+// after k): the kernel's input, prepared once per matmul. Both start on a 64-byte boundary
+// (so does every row), so that no load of them splits across two cache lines: a
+// misaligned x made the 8-row kernel 1.2-1.4x slower.
 struct SplitActivations {
+  SplitActivations() = default;
+  SplitActivations(const SplitActivations&) = delete;  // hi and lo point into storage
+  SplitActivations& operator=(const SplitActivations&) = delete;
+
   int64_t rows = 0, k = 0, padded_k = 0;
-  std::vector<uint16_t> hi, lo;  // lo empty unless exact
+  const uint16_t* hi = nullptr;  // [rows, padded_k]
+  const uint16_t* lo = nullptr;  // [rows, padded_k], or null unless exact
+  std::vector<uint16_t> storage;
 };
 void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivations* out);
 
