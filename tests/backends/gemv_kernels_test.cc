@@ -4,6 +4,7 @@
 #include "lib/backends/cpu/gemv_kernels.h"
 
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -106,6 +107,57 @@ TEST(GemvKernelsTest, Bf16DotMultiplyAddLoopDoesTheWorkItCounts) {
     EXPECT_EQ(cpu::Bf16DotMultiplyAddLoop(iterations, &sink), iterations * 12 * 32);
     const double per_lane = 66.0 + 12.0 * static_cast<double>(iterations) * std::ldexp(1.0, -9);
     EXPECT_NEAR(sink, 16 * per_lane, 1e-5 * 16 * per_lane) << iterations;
+  }
+}
+
+// SplitBf16 (the AVX512-BF16 kernel's input; vectorized where that kernel runs): each
+// value's hi is F32ToBf16 of it and lo F32ToBf16 of what hi leaves, bit for bit, for rounding
+// ties, NaNs, infinities, signed zeros and subnormals too; zeros after k; both parts and every
+// row on a 64-byte boundary.
+TEST(GemvKernelsTest, SplitBf16RoundsEachValueLikeF32ToBf16) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+  for (int64_t k : {1, 15, 16, 17, 45, 64}) {
+    for (bool exact : {false, true}) {
+      const int64_t rows = 3;
+      std::vector<float> x(rows * k);
+      for (float& v : x) v = u(rng);
+      const std::vector<float> special = {std::nanf(""),
+                                          -std::nanf(""),
+                                          INFINITY,
+                                          -INFINITY,
+                                          0.0f,
+                                          -0.0f,
+                                          1e-40f,
+                                          -3e-39f,
+                                          F32FromBits(0x3f808000u),
+                                          F32FromBits(0x3f818000u),
+                                          F32FromBits(0x3f80ffffu),
+                                          3.4e38f};
+      for (size_t i = 0; i < special.size() && i < x.size(); ++i)
+        x[(i * 7) % x.size()] = special[i];
+      cpu::SplitActivations s;
+      cpu::SplitBf16(x.data(), rows, k, exact, &s);
+      ASSERT_EQ(s.padded_k, (k + 31) / 32 * 32);
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(s.hi) % 64, 0u);
+      ASSERT_EQ(exact, s.lo != nullptr);
+      if (exact) ASSERT_EQ(reinterpret_cast<uintptr_t>(s.lo) % 64, 0u);
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t i = 0; i < s.padded_k; ++i) {
+          const std::string at =
+              "k=" + std::to_string(k) + " row " + std::to_string(r) + " at " + std::to_string(i);
+          if (i >= k) {
+            ASSERT_EQ(s.hi[r * s.padded_k + i], 0) << at;
+            if (exact) ASSERT_EQ(s.lo[r * s.padded_k + i], 0) << at;
+            continue;
+          }
+          const float v = x[r * k + i];
+          const uint16_t hi = F32ToBf16(v);
+          ASSERT_EQ(s.hi[r * s.padded_k + i], hi) << at;
+          if (exact) ASSERT_EQ(s.lo[r * s.padded_k + i], F32ToBf16(v - Bf16ToF32(hi))) << at;
+        }
+      }
+    }
   }
 }
 

@@ -9,6 +9,13 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+// GCC 12's AVX-512 intrinsics (shuffles, unpacks, masked moves) start from a
+// self-initialised register (`__Y = __Y`), and -Wmaybe-uninitialized reports each use
+// inlined here (144 warnings a build, none about this file's code).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #endif
 
 namespace reasonrt::cpu {
@@ -23,6 +30,44 @@ bool HasBf16DotKernel() {
 #endif
 }
 
+#if defined(__x86_64__)
+namespace {
+
+// F32ToBf16 on 16 lanes (each result in its u32 lane's low half): round to nearest even,
+// NaNs kept NaN (quiet).
+__attribute__((target("avx512f"))) inline __m512i RoundToBf16(__m512i u) {
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i rounded = _mm512_srli_epi32(
+      _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                           _mm512_and_si512(_mm512_srli_epi32(u, 16), one))),
+      16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+  const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+  return _mm512_mask_mov_epi32(rounded, nan, quiet);
+}
+
+// One row of SplitBf16, 16 values at a time (the scalar loop took ~24 us for 8 rows of
+// 8960, on one thread while the others waited).
+__attribute__((target("avx512f"))) void SplitRowAvx512(const float* x, int64_t k, uint16_t* hi,
+                                                       uint16_t* lo) {
+  for (int64_t i = 0; i < k; i += 16) {
+    const __mmask16 m =
+        k - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (k - i)) - 1);
+    const __m512i u = _mm512_maskz_loadu_epi32(m, x + i);
+    const __m512i h = RoundToBf16(u);
+    _mm512_mask_cvtepi32_storeu_epi16(hi + i, m, h);
+    if (lo != nullptr) {
+      const __m512 rest =
+          _mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+      _mm512_mask_cvtepi32_storeu_epi16(lo + i, m, RoundToBf16(_mm512_castps_si512(rest)));
+    }
+  }
+}
+
+}  // namespace
+#endif
+
 void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivations* out) {
   constexpr size_t kAlign = 32;  // uint16_t elements in 64 bytes
   out->rows = rows;
@@ -36,6 +81,15 @@ void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivat
   uint16_t* const lo = exact ? hi + part : nullptr;
   out->hi = hi;
   out->lo = lo;
+#if defined(__x86_64__)
+  if (HasBf16DotKernel()) {
+    for (int64_t r = 0; r < rows; ++r) {
+      SplitRowAvx512(x + r * k, k, hi + r * out->padded_k,
+                     exact ? lo + r * out->padded_k : nullptr);
+    }
+    return;
+  }
+#endif
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t i = 0; i < k; ++i) {
       const float v = x[r * k + i];
@@ -47,13 +101,6 @@ void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivat
 }
 
 #if defined(__x86_64__)
-// GCC 12's AVX-512 shuffle and unpack intrinsics start from a self-initialised register
-// (`__Y = __Y`), and -Wmaybe-uninitialized reports each use inlined here (144 warnings a
-// build, none about this file's code).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 namespace {
 
 #define RRT_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
