@@ -105,10 +105,13 @@ namespace {
 
 #define RRT_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
-// Each weight row is prefetched twice: into L1 kNearPrefetchBytes ahead of its loads, every
-// cache line, and kFarPrefetchBytes ahead (hint T2), every other line pair.
+// Two weight rows a pass (5-8 x rows): each row prefetched twice, into L1 kNearPrefetchBytes
+// ahead of its loads, every cache line, and kFarPrefetchBytes ahead (hint T2), every other
+// line pair (1.1-1.2x over kPrefetchBytes alone on Zen 5). Four a pass (up to 4 x rows):
+// kPrefetchBytes ahead only (the two distances ran ~4% slower there, `bench -g 4`).
 constexpr int kNearPrefetchBytes = 2048;
 constexpr int kFarPrefetchBytes = 8192;
+constexpr int kPrefetchBytes = 4096;
 
 // Lane i of the result: the sum of v[i]'s 16 lanes (16 horizontal sums in 45 instructions
 // rather than 16 reductions of about 9; unused inputs zero): pairs of vectors folded within 128-bit
@@ -164,13 +167,15 @@ RRT_BF16_TARGET void Kernel(const uint16_t* w, const SplitActivations& x, int r0
     __m512i wv[kW];
     for (; i < full; i += 32) {
       for (int j = 0; j < kW; ++j) {
-        if constexpr (kPrefetch) {
-          const char* line = reinterpret_cast<const char*>(wr[j] + i);
+        const char* line = reinterpret_cast<const char*>(wr[j] + i);
+        if constexpr (kPrefetch && kW <= 2) {
           _mm_prefetch(line + kNearPrefetchBytes, _MM_HINT_T0);
           if ((i & 63) == 0) {
             _mm_prefetch(line + kFarPrefetchBytes, _MM_HINT_T2);
             _mm_prefetch(line + kFarPrefetchBytes + 64, _MM_HINT_T2);
           }
+        } else if constexpr (kPrefetch) {
+          _mm_prefetch(line + kPrefetchBytes, _MM_HINT_T0);
         }
         wv[j] = _mm512_loadu_si512(wr[j] + i);
       }
