@@ -99,7 +99,7 @@ class ConformanceTest : public ::testing::TestWithParam<std::string> {
 
 TEST_P(ConformanceTest, MatMulEveryDtypeAndPath) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3}) {
-    for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 33}) {
+    for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 17, 33}) {
       // {300, 2100}: the cpu backend's f32-panel GEMM (prompts of weights oneDNN does not
       // take) converts several panels per thread, their edges off FP8's 128-row blocks.
       // {19, 4600}: 5-8 bf16 rows too wide for L1 take the AVX512-BF16 kernel's two passes
@@ -142,12 +142,13 @@ TEST_P(ConformanceTest, ExactActivationsKeepPromptGemmsTight) {
   options.exact_activations = true;
   auto exact = CreateBackend(GetParam(), options);
   ASSERT_TRUE(exact.ok());
-  // The batched-decode kernel (k = 2100: 8 rows of hi + lo exceed L1, its two passes) and
-  // the prompt GEMM.
+  // The batched-decode kernel (k = 2100: 8 rows of hi + lo exceed L1, its two passes; 13
+  // rows: passes of 4 over tiles of weight rows) and the prompt GEMM.
   for (auto [m, n, k] : {std::array<int64_t, 3>{2, 130, 1000},
                          {5, 130, 1000},
                          {8, 130, 1000},
                          {8, 67, 2100},
+                         {13, 67, 1000},
                          {33, 130, 1000}}) {
     TensorView x = Random(DType::kF32, {m, k});
     Weight w{Random(DType::kBF16, {n, k}), {}};

@@ -20,6 +20,9 @@ namespace {
 // Up to this many activation rows a matmul streams the weight through the GEMV kernels
 // (all rows in one pass); beyond it, GEMM.
 constexpr int64_t kGemvMaxRows = 8;
+// bf16 weights on AVX512-BF16 take the batched dot kernel up to this many rows (GRPO's
+// groups of 9-16 read each weight once rather than through the prompt GEMM).
+constexpr int64_t kBf16DotMaxRows = cpu::kBf16DotMaxRows;
 static_assert(kGemvMaxRows <= cpu::kGemvRows, "one Gemv call takes all of a decode batch's rows");
 // The f32 weight panel each thread converts at a time for GemmDequantized (L2-sized).
 constexpr int64_t kPanelBytes = 512 * 1024;
@@ -43,15 +46,15 @@ class CpuBackend final : public Backend {
     const int64_t m = x.dim(0), k = x.dim(1), n = w.data.dim(0);
     const DType dtype = w.data.dtype();
     float* ys = y.mutable_data_as<float>();
-    if (m > kGemvMaxRows && cpu::OneDnnGemm::Supports(dtype)) {
-      RRT_RETURN_IF_ERROR(Gemm(x, w, y));
-    } else if (m > kGemvMaxRows && cpu::OneDnnGemm::Supports(DType::kF32)) {
-      RRT_RETURN_IF_ERROR(GemmDequantized(x, w, y));
-    } else if (UseBf16Dot(m, dtype)) {
+    if (UseBf16Dot(m, dtype)) {
       cpu::SplitActivations split;
       cpu::SplitBf16(x.data_as<float>(), m, k, exact_, &split);
       const auto* wd = static_cast<const uint16_t*>(w.data.data());
       pool_.ParallelFor(n, 16, [&](int64_t n0, int64_t n1) { cpu::GemvBf16Dot(wd, split, n0, n1, ys, n); });
+    } else if (m > kGemvMaxRows && cpu::OneDnnGemm::Supports(dtype)) {
+      RRT_RETURN_IF_ERROR(Gemm(x, w, y));
+    } else if (m > kGemvMaxRows && cpu::OneDnnGemm::Supports(DType::kF32)) {
+      RRT_RETURN_IF_ERROR(GemmDequantized(x, w, y));
     } else {
       const float* scales = dtype == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
       cpu::GemvInput input;
@@ -67,7 +70,7 @@ class CpuBackend final : public Backend {
   // Several rows of bf16 decode: the AVX512-BF16 dot kernel reads the weights once for
   // all of them (one row stays on the f32 kernel, which is already at memory speed).
   bool UseBf16Dot(int64_t m, DType dtype) const {
-    return m >= 2 && m <= kGemvMaxRows && dtype == DType::kBF16 && has_bf16_dot_;
+    return m >= 2 && m <= kBf16DotMaxRows && dtype == DType::kBF16 && has_bf16_dot_;
   }
 
   static void AddBias(const TensorView& bias, const TensorView& y) {
@@ -85,11 +88,11 @@ class CpuBackend final : public Backend {
                               absl::Span<const TensorView* const> biases,
                               absl::Span<const TensorView* const> ys) override {
     const int64_t m = x.dim(0), k = x.dim(1);
-    if (m > kGemvMaxRows) return Backend::DoMatMulShared(x, weights, biases, ys);
-    std::vector<int64_t> starts = {0};
-    for (const Weight* w : weights) starts.push_back(starts.back() + w->data.dim(0));
     bool all_bf16_dot = true;
     for (const Weight* w : weights) all_bf16_dot = all_bf16_dot && UseBf16Dot(m, w->data.dtype());
+    if (m > kGemvMaxRows && !all_bf16_dot) return Backend::DoMatMulShared(x, weights, biases, ys);
+    std::vector<int64_t> starts = {0};
+    for (const Weight* w : weights) starts.push_back(starts.back() + w->data.dim(0));
     bool any_bf16 = false;
     for (const Weight* w : weights) any_bf16 = any_bf16 || w->data.dtype() == DType::kBF16;
     cpu::SplitActivations split;

@@ -30,8 +30,11 @@ struct SplitActivations {
 };
 void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivations* out);
 
-// y[m * ldy + n] = sum_k x[m, k] * W[n, k] for m < x.rows (1..8), n in [n_begin, n_end);
-// `w` is the whole [N, k] bf16 weight. Only call when HasBf16DotKernel().
+// The most activation rows GemvBf16Dot takes.
+constexpr int64_t kBf16DotMaxRows = 16;
+
+// y[m * ldy + n] = sum_k x[m, k] * W[n, k] for m < x.rows (1..kBf16DotMaxRows), n in
+// [n_begin, n_end); `w` is the whole [N, k] bf16 weight. Only call when HasBf16DotKernel().
 void GemvBf16Dot(const uint16_t* w, const SplitActivations& x, int64_t n_begin, int64_t n_end, float* y, int64_t ldy);
 
 // Independent vdpbf16ps chains, `iterations` x 12 instructions (32 multiply-adds each), no
