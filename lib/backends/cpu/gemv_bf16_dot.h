@@ -1,4 +1,4 @@
-// lib/backends/cpu/gemv_bf16_dot.h: batched decode (2 to 8 activation rows) with bf16
+// lib/backends/cpu/gemv_bf16_dot.h: batched decode (2 to 16 activation rows) with bf16
 // weights on AVX512-BF16 (vdpbf16ps): several sequences' GEMV in one pass over the weights
 // at close to the memory speed of one. The activations are rounded to bf16 (as in the
 // prompt GEMM: logits within ~3e-3 of exact), or, with `exact`, split as hi + lo bf16 pairs
