@@ -21,7 +21,7 @@ namespace {
 // (all rows in one pass); beyond it, GEMM.
 constexpr int64_t kGemvMaxRows = 8;
 // bf16 weights on AVX512-BF16 take the batched dot kernel up to this many rows (GRPO's
-// groups of 9-16 read each weight once rather than through the prompt GEMM).
+// groups of 9-32 read each weight once rather than through the prompt GEMM: 1.1-1.7x).
 constexpr int64_t kBf16DotMaxRows = cpu::kBf16DotMaxRows;
 static_assert(kGemvMaxRows <= cpu::kGemvRows, "one Gemv call takes all of a decode batch's rows");
 // The f32 weight panel each thread converts at a time for GemmDequantized (L2-sized).

@@ -209,7 +209,7 @@ constexpr int64_t kL1ActivationBytes = 32 << 10;
 // activations do not fit in L1 (8 rows of K = 8960: 143 KB, loaded again for every pair of
 // weight rows), a tile of 4 weight rows against rows 0-3, then against the rest 4 at a
 // time while the tile is still in L2 (1.11-1.16x on [1536, 8960], measured on Zen 5); 9
-// to 16 rows always so.
+// to 32 rows always so.
 template <bool kExact>
 RRT_BF16_TARGET void Run(const uint16_t* w, const SplitActivations& x, int64_t n_begin, int64_t n_end, float* y,
                          int64_t ldy) {

@@ -1,4 +1,4 @@
-// lib/backends/cpu/gemv_bf16_dot.h: batched decode (2 to 16 activation rows) with bf16
+// lib/backends/cpu/gemv_bf16_dot.h: batched decode (2 to 32 activation rows) with bf16
 // weights on AVX512-BF16 (vdpbf16ps): several sequences' GEMV in one pass over the weights
 // at close to the memory speed of one. The activations are rounded to bf16 (as in the
 // prompt GEMM: logits within ~3e-3 of exact), or, with `exact`, split as hi + lo bf16 pairs
@@ -31,7 +31,7 @@ struct SplitActivations {
 void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivations* out);
 
 // The most activation rows GemvBf16Dot takes.
-constexpr int64_t kBf16DotMaxRows = 16;
+constexpr int64_t kBf16DotMaxRows = 32;
 
 // y[m * ldy + n] = sum_k x[m, k] * W[n, k] for m < x.rows (1..kBf16DotMaxRows), n in
 // [n_begin, n_end); `w` is the whole [N, k] bf16 weight. Only call when HasBf16DotKernel().
