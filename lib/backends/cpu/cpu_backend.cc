@@ -53,10 +53,10 @@ class CpuBackend final : public Backend {
       cpu::SplitBf16(x.data_as<float>(), m, k, exact_, &split);
       const auto* wd = static_cast<const uint16_t*>(w.data.data());
       pool_.ParallelFor(n, 16, [&](int64_t n0, int64_t n1) { cpu::GemvBf16Dot(wd, split, n0, n1, ys, n); });
-    } else if (m > kGemvMaxRows && !UseGemvChunks(m, dtype) && cpu::OneDnnGemm::Supports(dtype)) {
+    } else if (const bool gemm = m > kGemvMaxRows && !UseGemvChunks(m, dtype);
+               gemm && cpu::OneDnnGemm::Supports(dtype)) {
       RRT_RETURN_IF_ERROR(Gemm(x, w, y));
-    } else if (m > kGemvMaxRows && !UseGemvChunks(m, dtype) &&
-               cpu::OneDnnGemm::Supports(DType::kF32)) {
+    } else if (gemm && cpu::OneDnnGemm::Supports(DType::kF32)) {
       RRT_RETURN_IF_ERROR(GemmDequantized(x, w, y));
     } else {
       // Up to kGemvMaxRows rows in one pass; more (bf16 groups without the dot kernel) in
@@ -70,8 +70,11 @@ class CpuBackend final : public Backend {
         cpu::PrepareGemvInput(x.data_as<float>() + r0 * k, std::min(kGemvMaxRows, m - r0), k,
                               dtype == DType::kBF16, &inputs[static_cast<size_t>(c)]);
       }
+      // (One chunk takes each thread's range in one call, as the kernels prefer.)
       const int64_t block =
-          std::max<int64_t>(4, kGemvChunkBlockBytes / (k * static_cast<int64_t>(DTypeSize(dtype))));
+          chunks == 1 ? n
+                      : std::max<int64_t>(
+                            4, kGemvChunkBlockBytes / (k * static_cast<int64_t>(DTypeSize(dtype))));
       pool_.ParallelFor(n, 16, [&](int64_t n0, int64_t n1) {
         for (int64_t b = n0; b < n1; b += block) {
           const int64_t e = std::min(n1, b + block);

@@ -202,6 +202,22 @@ RRT_BF16_TARGET void Kernel(const uint16_t* w, const SplitActivations& x, int r0
   }
 }
 
+// Four weight rows a pass against x rows r0..r0+rows (1 to 4).
+template <bool kExact, bool kPrefetch>
+RRT_BF16_TARGET void FourWeightRows(const uint16_t* w, const SplitActivations& x, int r0, int rows,
+                                    int64_t b, int64_t e, float* y, int64_t ldy) {
+  switch (rows) {
+    case 1:
+      return Kernel<1, 4, kExact, kPrefetch>(w, x, r0, b, e, y, ldy);
+    case 2:
+      return Kernel<2, 4, kExact, kPrefetch>(w, x, r0, b, e, y, ldy);
+    case 3:
+      return Kernel<3, 4, kExact, kPrefetch>(w, x, r0, b, e, y, ldy);
+    default:
+      return Kernel<4, 4, kExact, kPrefetch>(w, x, r0, b, e, y, ldy);
+  }
+}
+
 // Activations up to this size stay in L1 while the weights stream past them.
 constexpr int64_t kL1ActivationBytes = 32 << 10;
 
@@ -211,37 +227,19 @@ constexpr int64_t kL1ActivationBytes = 32 << 10;
 // time while the tile is still in L2 (1.11-1.16x on [1536, 8960], measured on Zen 5); 9
 // to 32 rows always so.
 template <bool kExact>
-RRT_BF16_TARGET void Run(const uint16_t* w, const SplitActivations& x, int64_t n_begin, int64_t n_end, float* y,
-                         int64_t ldy) {
-  auto pass = [&](int r0, int rows, int64_t b, int64_t e) RRT_BF16_TARGET {
-    switch (rows) {
-      case 1: return Kernel<1, 4, kExact>(w, x, r0, b, e, y, ldy);
-      case 2: return Kernel<2, 4, kExact>(w, x, r0, b, e, y, ldy);
-      case 3: return Kernel<3, 4, kExact>(w, x, r0, b, e, y, ldy);
-      default: return Kernel<4, 4, kExact>(w, x, r0, b, e, y, ldy);
-    }
-  };
-  auto later_pass = [&](int r0, int rows, int64_t b, int64_t e) RRT_BF16_TARGET {  // the tile in L2
-    switch (rows) {
-      case 1:
-        return Kernel<1, 4, kExact, false>(w, x, r0, b, e, y, ldy);
-      case 2:
-        return Kernel<2, 4, kExact, false>(w, x, r0, b, e, y, ldy);
-      case 3:
-        return Kernel<3, 4, kExact, false>(w, x, r0, b, e, y, ldy);
-      default:
-        return Kernel<4, 4, kExact, false>(w, x, r0, b, e, y, ldy);
-    }
-  };
+RRT_BF16_TARGET void Run(const uint16_t* w, const SplitActivations& x, int64_t n_begin,
+                         int64_t n_end, float* y, int64_t ldy) {
   const int rows = static_cast<int>(x.rows);
-  if (rows <= 4) return pass(0, rows, n_begin, n_end);
+  if (rows <= 4) return FourWeightRows<kExact, true>(w, x, 0, rows, n_begin, n_end, y, ldy);
   const int64_t x_bytes =
       rows * x.padded_k * static_cast<int64_t>(sizeof(uint16_t)) * (kExact ? 2 : 1);
   if (rows > 8 || x_bytes > kL1ActivationBytes) {
     for (int64_t n = n_begin; n < n_end; n += 4) {
       const int64_t e = std::min(n + 4, n_end);
-      pass(0, 4, n, e);
-      for (int r0 = 4; r0 < rows; r0 += 4) later_pass(r0, std::min(4, rows - r0), n, e);
+      FourWeightRows<kExact, true>(w, x, 0, 4, n, e, y, ldy);
+      for (int r0 = 4; r0 < rows; r0 += 4) {  // the tile in L2
+        FourWeightRows<kExact, false>(w, x, r0, std::min(4, rows - r0), n, e, y, ldy);
+      }
     }
     return;
   }
@@ -254,7 +252,9 @@ RRT_BF16_TARGET void Run(const uint16_t* w, const SplitActivations& x, int64_t n
   }
 }
 
-RRT_BF16_TARGET int64_t DotPeak(int64_t iterations, float* sink) {
+}  // namespace
+
+RRT_BF16_TARGET int64_t Bf16DotMultiplyAddLoop(int64_t iterations, float* sink) {
   __m512 acc[12];
   for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
   const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80);  // 1.0
@@ -269,12 +269,6 @@ RRT_BF16_TARGET int64_t DotPeak(int64_t iterations, float* sink) {
   *sink = 0;
   for (float v : lanes) *sink += v;
   return iterations * 12 * 32;
-}
-
-}  // namespace
-
-int64_t Bf16DotMultiplyAddLoop(int64_t iterations, float* sink) {
-  return DotPeak(iterations, sink);
 }
 
 void GemvBf16Dot(const uint16_t* w, const SplitActivations& x, int64_t n_begin, int64_t n_end, float* y,
