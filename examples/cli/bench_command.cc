@@ -232,9 +232,11 @@ int RunBench(const BenchArgs& args) {
   // A group's rooflines: its weight reads (once per step for all G) against the read
   // bandwidth, and its multiply-adds (G per weight) against the kernels' peak (cpu only).
   const TensorInfo* down = (*ckpt)->Find("model.layers.0.mlp.down_proj.weight");
-  MultiplyAddProbe fma_probe(on_gpu ? 1 : threads, cpu::HasBf16DotKernel() && !args.exact &&
-                                                       down != nullptr &&
-                                                       down->dtype == DType::kBF16);
+  const bool group_bf16_dot =
+      cpu::HasBf16DotKernel() && down != nullptr && down->dtype == DType::kBF16;
+  MultiplyAddProbe fma_probe(on_gpu ? 1 : threads, group_bf16_dot);
+  // With --exact the dot kernel multiplies each weight by x's hi and lo parts: twice the work.
+  const double group_work = group_bf16_dot && args.exact ? 2.0 : 1.0;
   std::vector<double> tg, tg_ratio, bandwidths, group_tg, group_bw_ratio, group_fma_ratio,
       fma_peaks;
   int64_t group_kv_tokens = 0;
@@ -308,7 +310,7 @@ int RunBench(const BenchArgs& args) {
       if (!on_gpu) {
         const double fma_peak = fma_probe.Measure(3);
         fma_peaks.push_back(fma_peak);
-        group_fma_ratio.push_back(group_ts * flops_per_token / 1e9 / fma_peak);
+        group_fma_ratio.push_back(group_work * group_ts * flops_per_token / 1e9 / fma_peak);
       }
       group_kv_tokens = free_before - (*session)->FreeTokens();
       for (int32_t s = 0; s < args.group; ++s) (*session)->RemoveSequence(s);
@@ -324,7 +326,7 @@ int RunBench(const BenchArgs& args) {
   const double group_bw = median_or_zero(group_bw_ratio),
                group_fma = median_or_zero(group_fma_ratio);
   const double group_gbs = group_ts / std::max(args.group, 1) * bytes_per_token / 1e9;
-  const double group_gflops = group_ts * flops_per_token / 1e9;
+  const double group_gflops = group_work * group_ts * flops_per_token / 1e9;
   if (args.json) {
     std::printf(
         "{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"cpu\": \"%s\", "
