@@ -69,6 +69,47 @@ struct AttentionSequence {
   int64_t first_position = 0;
 };
 
+// A change to one token's logit before a draw (Backend::SampleTokens), applied in this
+// order: + bias; then the repetition penalty (the logit divided by it when positive,
+// multiplied when negative; 1: none); then + offset (OpenAI's presence and frequency
+// penalties as -(presence + frequency * count)); a banned token ends at -inf.
+struct LogitEdit {
+  int32_t token = 0;
+  float bias = 0.0f;                // finite or -inf
+  float repetition_penalty = 1.0f;  // > 0, finite
+  float offset = 0.0f;              // finite
+  bool banned = false;
+};
+
+// How one row of logits becomes a token (Backend::SampleTokens). The row is edited, then
+// divided by the temperature; top_k keeps the k best tokens (by value, ties to the lower
+// id); top_p keeps the best of those, best first, until their mass reaches top_p of theirs
+// (the token that crosses included); min_p keeps those with p >= min_p * p_max; the token
+// drawn is the first kept one, in id order, at which the kept tokens' running mass exceeds
+// uniform times their sum. This is SamplingParams' pipeline with the draw's random number
+// given, so every backend draws the same token from the same values (up to rounding
+// where a boundary or the draw falls within a few ulps of a token's edge).
+struct TokenDraw {
+  bool draw = true;          // false: only score_token's log-prob (a forced token)
+  bool greedy = false;       // the edited row's argmax (ties: the lower id); uniform unused
+  float temperature = 1.0f;  // in [0.001, 100] unless greedy
+  int32_t top_k = 0;         // 0: off
+  float top_p = 1.0f;        // in (0, 1]; 1: off
+  float min_p = 0.0f;        // in [0, 1]; 0: off
+  double uniform = 0.0;      // in [0, 1)
+  absl::Span<const LogitEdit> edits;  // token ids strictly increasing, inside the row
+  int32_t score_token = -1;           // also give this token's log-prob (-1: none)
+};
+
+// What a TokenDraw gave. Log-probs are over the row as given (unedited), divided by the
+// temperature (1 when greedy): what RL trainers recompute.
+struct DrawnToken {
+  int32_t token = -1;            // -1 when draw is false
+  float logprob = 0.0f;          // log_softmax(logits / T)[token]
+  float sampled_logprob = 0.0f;  // its share of the kept, edited mass, as a log (0 greedy)
+  float score_logprob = 0.0f;    // log_softmax(logits / T)[score_token]
+};
+
 class RRT_API Backend {
  public:
   virtual ~Backend();
@@ -198,6 +239,16 @@ class RRT_API Backend {
   // backend's device in any direction. Returns once dst holds the values.
   absl::Status Copy(const TensorView& src, const TensorView& dst);
 
+  // (optional) The next token of each row of logits [R, V] (f32, contiguous, host or this
+  // backend's device): out[i] from row i as draws[i] directs (draws and out have R entries).
+  // Only the tokens and log-probs come back, so a device backend need not copy the logits
+  // to the host. InvalidArgument for a draw's bad parameters or edits (naming the row),
+  // for a row that holds NaN or +inf, or when a drawing row has no token left (every
+  // logit -inf after the edits). Defaults to copying the logits to the host and drawing
+  // there.
+  absl::Status SampleTokens(const TensorView& logits, absl::Span<const TokenDraw> draws,
+                            absl::Span<DrawnToken> out);
+
  protected:
   virtual absl::Status DoMatMul(const TensorView& x, const Weight& w, const TensorView* bias,
                                 const TensorView& y) = 0;
@@ -243,6 +294,8 @@ class RRT_API Backend {
   virtual absl::Status DoSoftmax(const TensorView& x, const TensorView& out, bool log) = 0;
   virtual absl::Status DoTopK(const TensorView& x, int64_t k, const TensorView& values,
                               const TensorView& indices) = 0;
+  virtual absl::Status DoSampleTokens(const TensorView& logits, absl::Span<const TokenDraw> draws,
+                                      absl::Span<DrawnToken> out);
   // (optional) Copy calls DoCopyBytes once per contiguous run of bytes, then FinishCopy.
   // Defaults to memcpy and nothing, which suit CPU memory; a device backend queues the
   // runs and waits for them in FinishCopy.

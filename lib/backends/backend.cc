@@ -1,15 +1,18 @@
 // The backend front end: argument validation, optional-op defaults, the registry.
+#include "reasonrt/backend.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <mutex>
 
 #include "lib/backends/builtin.h"
+#include "lib/backends/token_draw.h"
 #include "lib/core/status_macros.h"
 #include "lib/core/strings.h"
-#include "reasonrt/backend.h"
 
 namespace reasonrt {
 namespace {
@@ -605,6 +608,42 @@ absl::Status Backend::TopK(const TensorView& x, int64_t k, const TensorView& val
     return Bad("TopK", "indices must be contiguous i32 [T, k]");
   }
   return DoTopK(x, k, values, indices);
+}
+
+absl::Status Backend::SampleTokens(const TensorView& logits, absl::Span<const TokenDraw> draws,
+                                   absl::Span<DrawnToken> out) {
+  RRT_RETURN_IF_ERROR(CheckActivation("SampleTokens", "logits", logits, 2));
+  const int64_t rows = logits.dim(0), vocab = logits.dim(1);
+  if (static_cast<int64_t>(draws.size()) != rows || static_cast<int64_t>(out.size()) != rows) {
+    return Bad("SampleTokens", StrCat("logits has ", rows, " rows but there are ", draws.size(),
+                                      " draws and room for ", out.size(), " tokens"));
+  }
+  if (vocab == 0) return Bad("SampleTokens", "logits rows are empty");
+  if (vocab > std::numeric_limits<int32_t>::max())
+    return Bad("SampleTokens", "logits rows exceed the i32 token ids");
+  for (int64_t r = 0; r < rows; ++r) {
+    RRT_RETURN_IF_ERROR(CheckTokenDraw(draws[r], vocab, StrCat("SampleTokens: draw ", r)));
+  }
+  if (rows == 0) return absl::OkStatus();
+  return DoSampleTokens(logits, draws, out);
+}
+
+absl::Status Backend::DoSampleTokens(const TensorView& logits, absl::Span<const TokenDraw> draws,
+                                     absl::Span<DrawnToken> out) {
+  TensorView host = logits;
+  if (logits.device().type != DeviceType::kCpu) {
+    RRT_ASSIGN_OR_RETURN(host, TensorView::Allocate(DType::kF32, logits.shape()));
+    RRT_RETURN_IF_ERROR(Copy(logits, host));
+  }
+  const int64_t vocab = host.dim(1);
+  for (size_t r = 0; r < draws.size(); ++r) {
+    absl::Span<const float> row(host.data_as<float>() + static_cast<int64_t>(r) * vocab,
+                                static_cast<size_t>(vocab));
+    absl::StatusOr<DrawnToken> t = DrawTokenOnHost(row, draws[r]);
+    if (!t.ok()) return Bad("SampleTokens", StrCat("row ", r, ": ", t.status().message()));
+    out[r] = *t;
+  }
+  return absl::OkStatus();
 }
 
 // ---- registry ----

@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "reasonrt/backend.h"
 #include "reasonrt/generate.h"
 
 namespace reasonrt::gen {
@@ -50,6 +51,17 @@ class Sampler {
   absl::StatusOr<SampleResult> Sample(absl::Span<const float> logits, const absl::flat_hash_map<int32_t, int>& seen,
                                       const absl::flat_hash_map<int32_t, int>& generated,
                                       absl::Span<const int32_t> banned, Rng& rng) const;
+
+  // The same draw as a TokenDraw, for Backend::SampleTokens over a row of `vocab` logits:
+  // the penalties, biases and bans as edits (written to `edits`, which the draw points
+  // into), and the uniform taken from `rng` unless the draw is greedy. InvalidArgument
+  // when a logit_bias names a token outside the vocabulary.
+  absl::StatusOr<TokenDraw> MakeDraw(int64_t vocab, const absl::flat_hash_map<int32_t, int>& seen,
+                                     const absl::flat_hash_map<int32_t, int>& generated,
+                                     absl::Span<const int32_t> banned, Rng& rng,
+                                     std::vector<LogitEdit>& edits) const;
+
+  bool greedy() const { return params_.greedy || params_.temperature <= 0; }
 
   // log_softmax(logits / temperature)[token] (temperature 1 when greedy).
   float LogProb(absl::Span<const float> logits, int32_t token) const;

@@ -360,6 +360,117 @@ TEST_P(ConformanceTest, TopKWithTies) {
   EXPECT_EQ(i.data_as<int32_t>()[1], 20);
 }
 
+// Draws from rows shaped like a model's logits (a few clear favourites over a long tail),
+// every stage of the pipeline alone and together, with edits and scored tokens. The token
+// must be the reference's; log-probs agree to 1e-4 (f32 sums against f64). A row whose
+// draw lands within rounding of a token's edge could differ between backends; these seeds
+// have none.
+TEST_P(ConformanceTest, SampleTokensMatchTheReference) {
+  const int64_t vocab = 5000;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  const std::vector<LogitEdit> edits = {
+      {.token = 3, .bias = 4.0f},
+      {.token = 17, .repetition_penalty = 1.3f},
+      {.token = 18, .bias = 0.5f, .repetition_penalty = 1.1f, .offset = -0.7f},
+      {.token = 40, .banned = true},
+      {.token = 4999, .bias = -INFINITY}};
+  std::vector<TokenDraw> draws;
+  auto add = [&](TokenDraw d) { draws.push_back(d); };
+  add({.greedy = true});
+  add({.greedy = true, .edits = edits, .score_token = 40});
+  add({.draw = false, .temperature = 0.6f, .score_token = 12});
+  for (double u : {0.0, 0.13, 0.5, 0.77, 0.999}) {
+    add({.temperature = 1.0f, .uniform = u});
+    add({.temperature = 0.6f, .top_p = 0.95f, .uniform = u});
+    add({.temperature = 0.6f, .top_p = 0.95f, .uniform = u, .edits = edits, .score_token = 3});
+    add({.temperature = 1.3f, .top_k = 40, .uniform = u});
+    add({.temperature = 0.8f, .top_k = 1, .uniform = u});
+    add({.temperature = 2.0f, .top_p = 0.5f, .uniform = u});
+    add({.temperature = 1.0f, .min_p = 0.05f, .uniform = u});
+    add({.temperature = 0.7f,
+         .top_k = 50,
+         .top_p = 0.9f,
+         .min_p = 0.02f,
+         .uniform = u,
+         .edits = edits});
+    add({.temperature = 100.0f, .top_k = 4000, .uniform = u});  // nearly flat: most of the row kept
+  }
+  const int64_t rows = static_cast<int64_t>(draws.size());
+  TensorView logits = Zeros(DType::kF32, {rows, vocab});
+  float* p = logits.mutable_data_as<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < vocab; ++i) p[r * vocab + i] = normal(rng);
+    for (int j = 0; j < 5; ++j)
+      p[r * vocab + (r * 131 + j * 977) % vocab] += 8.0f - j;  // favourites
+  }
+  p[5 * vocab + 100] = p[5 * vocab + 200] = 30.0f;  // a tie at the top: the lower id wins
+  std::vector<DrawnToken> got(rows), want(rows);
+  ASSERT_TRUE(be_->SampleTokens(logits, draws, absl::MakeSpan(got)).ok());
+  ASSERT_TRUE(ref_->SampleTokens(logits, draws, absl::MakeSpan(want)).ok());
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_EQ(got[r].token, want[r].token) << "row " << r;
+    EXPECT_NEAR(got[r].logprob, want[r].logprob, 1e-4) << "row " << r;
+    EXPECT_NEAR(got[r].sampled_logprob, want[r].sampled_logprob, 1e-4) << "row " << r;
+    EXPECT_NEAR(got[r].score_logprob, want[r].score_logprob, 1e-4) << "row " << r;
+  }
+  EXPECT_EQ(want[2].token, -1);
+  EXPECT_NE(want[1].token, 40);
+  EXPECT_EQ(want[5].token, 100);  // row 5 is a draw at u = 0 with top-p: the best token
+}
+
+// The draws' edges: a row with every token banned, NaN, and bad parameters are errors that
+// name the row; a row whose only finite token is kept whatever the uniform.
+TEST_P(ConformanceTest, SampleTokensRefusesWhatCannotBeDrawn) {
+  TensorView logits = Random(DType::kF32, {2, 4});
+  float* p = logits.mutable_data_as<float>();
+  std::vector<DrawnToken> out(2);
+  const std::vector<LogitEdit> ban_all = {{.token = 0, .banned = true},
+                                          {.token = 1, .banned = true},
+                                          {.token = 2, .banned = true},
+                                          {.token = 3, .banned = true}};
+  std::vector<TokenDraw> draws = {{.temperature = 1.0f}, {.temperature = 1.0f, .edits = ban_all}};
+  absl::Status s = be_->SampleTokens(logits, draws, absl::MakeSpan(out));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("row 1"), std::string_view::npos) << s;
+  draws[1].edits = absl::MakeConstSpan(ban_all).subspan(0, 3);  // token 3 alone is left
+  for (double u : {0.0, 0.5, 0.9999}) {
+    draws[1].uniform = u;
+    ASSERT_TRUE(be_->SampleTokens(logits, draws, absl::MakeSpan(out)).ok());
+    EXPECT_EQ(out[1].token, 3);
+    EXPECT_NEAR(out[1].sampled_logprob, 0.0f, 1e-6f);
+  }
+  p[2] = NAN;
+  EXPECT_FALSE(be_->SampleTokens(logits, draws, absl::MakeSpan(out)).ok());
+  p[2] = INFINITY;
+  EXPECT_FALSE(be_->SampleTokens(logits, draws, absl::MakeSpan(out)).ok());
+  p[2] = 0.0f;
+  auto refused = [&](TokenDraw bad, std::string_view word) {
+    std::vector<TokenDraw> two = {draws[0], bad};
+    absl::Status st = be_->SampleTokens(logits, two, absl::MakeSpan(out));
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << word;
+    EXPECT_NE(std::string(st.message()).find(word), std::string::npos) << st;
+    EXPECT_NE(st.message().find("draw 1"), std::string_view::npos) << st;
+  };
+  refused({.temperature = 0.0f}, "temperature");
+  refused({.top_k = -1}, "top_k");
+  refused({.top_p = 0.0f}, "top_p");
+  refused({.min_p = 1.5f}, "min_p");
+  refused({.uniform = 1.0}, "uniform");
+  refused({.score_token = 4}, "score_token");
+  refused({.draw = false}, "neither");
+  const std::vector<LogitEdit> unordered = {{.token = 2}, {.token = 1}};
+  refused({.edits = unordered}, "increasing");
+  const std::vector<LogitEdit> outside = {{.token = 4}};
+  refused({.edits = outside}, "outside");
+  const std::vector<LogitEdit> nan_bias = {{.token = 1, .bias = NAN}};
+  refused({.edits = nan_bias}, "bias");
+  const std::vector<LogitEdit> zero_penalty = {{.token = 1, .repetition_penalty = 0.0f}};
+  refused({.edits = zero_penalty}, "repetition_penalty");
+  std::vector<DrawnToken> short_out(1);
+  EXPECT_FALSE(be_->SampleTokens(logits, draws, absl::MakeSpan(short_out)).ok());
+}
+
 TEST_P(ConformanceTest, RopeBothLayoutsOnStridedViews) {
   for (RopeLayout layout : {RopeLayout::kHalfSplit, RopeLayout::kInterleaved}) {
     // The rotary part is the last 16 dims of 48-wide heads (DeepSeek's q layout).

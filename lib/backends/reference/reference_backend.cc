@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lib/backends/builtin.h"
+#include "lib/core/strings.h"
 #include "reasonrt/backend.h"
 #include "reasonrt/dtype.h"
 
@@ -245,6 +246,94 @@ class ReferenceBackend final : public Backend {
         values.mutable_data_as<float>()[r * k + i] = in[order[i]];
         indices.mutable_data_as<int32_t>()[r * k + i] = order[i];
       }
+    }
+    return absl::OkStatus();
+  }
+
+  // TokenDraw written as its definition reads: the whole row sorted, sums in f64.
+  absl::Status DoSampleTokens(const TensorView& logits, absl::Span<const TokenDraw> draws,
+                              absl::Span<DrawnToken> out) override {
+    const int64_t n = logits.dim(1);
+    for (size_t r = 0; r < draws.size(); ++r) {
+      const TokenDraw& d = draws[r];
+      const float* in = logits.data_as<float>() + static_cast<int64_t>(r) * n;
+      for (int64_t i = 0; i < n; ++i) {
+        if (std::isnan(in[i]) || in[i] == INFINITY) {
+          return absl::InvalidArgumentError(
+              StrCat("SampleTokens: row ", r, ": logits contain NaN or +inf"));
+        }
+      }
+      const float t = d.greedy ? 1.0f : d.temperature;
+      auto logprob = [&](int64_t token) {
+        double m = -INFINITY, z = 0;
+        for (int64_t i = 0; i < n; ++i) m = std::max(m, double(in[i] / t));
+        for (int64_t i = 0; i < n; ++i) z += std::exp(double(in[i] / t) - m);
+        return static_cast<float>(double(in[token] / t) - m - std::log(z));
+      };
+      DrawnToken& o = out[r];
+      o = DrawnToken{};
+      if (d.score_token >= 0) o.score_logprob = logprob(d.score_token);
+      if (!d.draw) continue;
+      std::vector<float> w(in, in + n);
+      for (const LogitEdit& e : d.edits) {
+        float v = w[e.token] + e.bias;
+        if (v > 0) {
+          v /= e.repetition_penalty;
+        } else {
+          v *= e.repetition_penalty;
+        }
+        v += e.offset;
+        w[e.token] = e.banned ? -INFINITY : v;
+      }
+      if (!d.greedy) {
+        const float inv_t = 1.0f / d.temperature;
+        for (float& v : w) v *= inv_t;
+      }
+      std::vector<int32_t> order(static_cast<size_t>(n));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int32_t a, int32_t b) { return w[a] > w[b]; });
+      const float top = w[order[0]];
+      if (top == -INFINITY) {
+        return absl::InvalidArgumentError(StrCat("SampleTokens: row ", r, ": every logit is -inf"));
+      }
+      if (d.greedy) {
+        o.token = order[0];
+        o.logprob = logprob(o.token);
+        continue;
+      }
+      std::vector<double> p(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) p[i] = std::exp(double(w[i]) - double(top));
+      int64_t kept = d.top_k > 0 ? std::min<int64_t>(d.top_k, n) : n;
+      if (d.top_p < 1.0f) {
+        double mass = 0, cum = 0;
+        for (int64_t j = 0; j < kept; ++j) mass += p[order[j]];
+        for (int64_t j = 0; j < kept; ++j) {
+          cum += p[order[j]];
+          if (cum >= d.top_p * mass) {
+            kept = j + 1;
+            break;
+          }
+        }
+      }
+      std::vector<int32_t> ids;
+      for (int64_t j = 0; j < kept; ++j) {
+        if (p[order[j]] >= d.min_p && p[order[j]] > 0) ids.push_back(order[j]);
+      }
+      std::sort(ids.begin(), ids.end());
+      double z = 0;
+      for (int32_t id : ids) z += p[id];
+      double cum = 0;
+      o.token = ids.back();
+      for (int32_t id : ids) {
+        cum += p[id];
+        if (d.uniform * z < cum) {
+          o.token = id;
+          break;
+        }
+      }
+      o.logprob = logprob(o.token);
+      o.sampled_logprob = static_cast<float>(std::log(p[o.token] / z));
     }
     return absl::OkStatus();
   }

@@ -1,17 +1,18 @@
-// The sampler's SIMD passes, compiled once per instruction set, dispatched at run time.
+// The token draw's SIMD passes, compiled once per instruction set, dispatched at run time.
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "lib/generate/sampler_kernels.cc"
+#define HWY_TARGET_INCLUDE "lib/backends/token_draw_kernels.cc"
 // clang-format off: foreach_target.h must come first (it re-includes this file per target).
+#include "lib/backends/token_draw_kernels.h"
+
+#include "hwy/contrib/math/math-inl.h"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
-#include "hwy/contrib/math/math-inl.h"
-#include "lib/generate/sampler_kernels.h"
 // clang-format on
 
 #include <limits>
 
 HWY_BEFORE_NAMESPACE();
-namespace reasonrt::gen {
+namespace reasonrt::draw {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
@@ -112,11 +113,11 @@ int64_t IndicesAtLeastImpl(const float* x, int64_t n, float threshold, int32_t* 
 }
 
 }  // namespace HWY_NAMESPACE
-}  // namespace reasonrt::gen
+}  // namespace reasonrt::draw
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-namespace reasonrt::gen {
+namespace reasonrt::draw {
 
 HWY_EXPORT(FindNotFiniteImpl);
 HWY_EXPORT(MaxOfImpl);
@@ -141,5 +142,5 @@ int64_t IndicesAtLeast(const float* x, int64_t n, float threshold, int32_t* ids)
   return HWY_DYNAMIC_DISPATCH(IndicesAtLeastImpl)(x, n, threshold, ids);
 }
 
-}  // namespace reasonrt::gen
+}  // namespace reasonrt::draw
 #endif  // HWY_ONCE

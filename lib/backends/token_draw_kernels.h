@@ -1,13 +1,13 @@
-// lib/generate/sampler_kernels.h: the sampler's passes over a row of logits (a whole
+// lib/backends/token_draw_kernels.h: the host token draw's passes over a row of logits (a whole
 // vocabulary, ~152K for the R1 distills), SIMD with run-time dispatch (Highway). The
 // exponentials are f32 (Highway's Exp, within 1 ulp) summed per block of 64 in f32 and
 // across blocks in f64: a sum's relative error stays within ~1e-6.
-#ifndef REASONRT_LIB_GENERATE_SAMPLER_KERNELS_H_
-#define REASONRT_LIB_GENERATE_SAMPLER_KERNELS_H_
+#ifndef REASONRT_LIB_BACKENDS_TOKEN_DRAW_KERNELS_H_
+#define REASONRT_LIB_BACKENDS_TOKEN_DRAW_KERNELS_H_
 
 #include <cstdint>
 
-namespace reasonrt::gen {
+namespace reasonrt::draw {
 
 // The index of the first NaN or +inf in x[0, n), or -1.
 int64_t FindNotFinite(const float* x, int64_t n);
@@ -29,6 +29,6 @@ double ExpOf(const float* x, int64_t n, float offset, float* out);
 // returns how many.
 int64_t IndicesAtLeast(const float* x, int64_t n, float threshold, int32_t* ids);
 
-}  // namespace reasonrt::gen
+}  // namespace reasonrt::draw
 
-#endif  // REASONRT_LIB_GENERATE_SAMPLER_KERNELS_H_
+#endif  // REASONRT_LIB_BACKENDS_TOKEN_DRAW_KERNELS_H_
