@@ -1,12 +1,12 @@
 // The token draw's SIMD passes, compiled once per instruction set, dispatched at run time.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "lib/backends/token_draw_kernels.cc"
-// clang-format off: foreach_target.h must come first (it re-includes this file per target).
-#include "lib/backends/token_draw_kernels.h"
-
-#include "hwy/contrib/math/math-inl.h"
+// foreach_target.h must come first (it re-includes this file per target).
+// clang-format off
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "lib/backends/token_draw_kernels.h"
 // clang-format on
 
 #include <limits>
