@@ -11,6 +11,14 @@
 //   step.Add(next_token, n, 0, true);                  // decode: one token at position n
 //   out = session->Forward(step);
 //
+// Drawing tokens where the logits are (on a GPU only the tokens come back to the host):
+//
+//   absl::StatusOr<int64_t> rows = session->ForwardKeepLogits(step);  // 1 row kept
+//   reasonrt::TokenDraw draw{.temperature = 0.6f, .top_p = 0.95f, .uniform = 0.42};
+//   std::vector<reasonrt::DrawnToken> drawn(1);
+//   absl::Status s = session->SampleKept({0}, {draw}, absl::MakeSpan(drawn));
+//   // drawn[0].token, drawn[0].logprob
+//
 // A Session is used by one thread at a time. Sessions of one Model are independent and
 // may run on different threads at once.
 #ifndef REASONRT_SESSION_H_
@@ -22,6 +30,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "reasonrt/backend.h"
 #include "reasonrt/dtype.h"
 #include "reasonrt/export.h"
 #include "reasonrt/moe.h"
@@ -74,6 +83,21 @@ class RRT_API Session {
   // sequences are left as they were.
   virtual absl::StatusOr<Logits> Forward(const Batch& batch) = 0;
 
+  // (optional) Forward that leaves the logits where the backend computed them (on its
+  // device) for SampleKept, instead of returning them; they stay until the next forward
+  // pass of either kind. Returns how many rows it kept: those the batch asked for, in
+  // batch order. Errors as Forward (which then keeps no rows). The default runs Forward
+  // and keeps its logits in host memory.
+  virtual absl::StatusOr<int64_t> ForwardKeepLogits(const Batch& batch);
+
+  // (optional) Draws from the kept logits: out[i] from kept row rows[i] as draws[i]
+  // directs (Backend::SampleTokens); a row may be drawn from more than once. On a device
+  // backend only the tokens and their log-probs come back to the host. InvalidArgument
+  // when the spans differ in length, for a row index outside the kept rows, and as
+  // SampleTokens. The default draws on the host.
+  virtual absl::Status SampleKept(absl::Span<const int32_t> rows, absl::Span<const TokenDraw> draws,
+                                  absl::Span<DrawnToken> out);
+
   // Tokens cached for `seq_id` (0 for an unknown sequence).
   virtual int64_t SequenceLength(int32_t seq_id) const = 0;
 
@@ -94,6 +118,9 @@ class RRT_API Session {
   virtual RoutingStats routing_stats() const;
   // Clears the statistics; `trace` turns the per-token trace on or off.
   virtual void ResetRoutingStats(bool trace = false);
+
+ private:
+  std::shared_ptr<Logits> kept_logits_;  // the defaults' kept rows
 };
 
 }  // namespace reasonrt

@@ -15,16 +15,15 @@ absl::StatusOr<Weight> GetWeight(const Checkpoint& checkpoint, const std::string
 }
 
 absl::Status HeadLogits(Backend& be, const TensorView& x, absl::Span<const int32_t> rows,
-                        const TensorView& final_norm, float eps, const Weight& lm_head, int64_t vocab,
-                        float* logits) {
+                        const TensorView& final_norm, float eps, const Weight& lm_head,
+                        const TensorView& logits) {
   const int64_t n_out = static_cast<int64_t>(rows.size()), h = x.dim(1);
   if (n_out == 0) return absl::OkStatus();
   RRT_ASSIGN_OR_RETURN(TensorView selected, be.Allocate(DType::kF32, {n_out, h}));
   RRT_ASSIGN_OR_RETURN(TensorView normed, be.Allocate(DType::kF32, {n_out, h}));
   RRT_RETURN_IF_ERROR(be.Embedding(x, rows, selected));
   RRT_RETURN_IF_ERROR(be.RmsNorm(selected, final_norm, eps, normed));
-  RRT_ASSIGN_OR_RETURN(TensorView out, TensorView::Borrow(logits, DType::kF32, {n_out, vocab}));
-  return be.MatMul(normed, lm_head, nullptr, out);
+  return be.MatMul(normed, lm_head, nullptr, logits);
 }
 
 absl::StatusOr<Routing> ArchitectureModel::Route(Backend&, int64_t, const TensorView&) const {

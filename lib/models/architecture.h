@@ -37,9 +37,10 @@ class ArchitectureModel {
  public:
   virtual ~ArchitectureModel() = default;
   virtual KvCacheShape CacheShape(DType dtype) const = 0;
-  // Writes logits [plan.logit_rows.size(), vocab] into `logits`.
-  virtual absl::Status Forward(Backend& backend, const PagedKvCache& cache,
-                               const ForwardPlan& plan, float* logits) const = 0;
+  // Writes logits [plan.logit_rows.size(), vocab] into `logits` (f32, contiguous; host
+  // memory or the backend's device).
+  virtual absl::Status Forward(Backend& backend, const PagedKvCache& cache, const ForwardPlan& plan,
+                               const TensorView& logits) const = 0;
 
   // (MoE models) Zeroed statistics with this model's layers; no layers for dense models.
   virtual RoutingStats NewRoutingStats() const { return {}; }
@@ -54,8 +55,8 @@ class ArchitectureModel {
 // The final RMSNorm and the LM head for rows `rows` of the residual stream x [T, hidden]
 // only: logits [rows.size(), vocab].
 absl::Status HeadLogits(Backend& backend, const TensorView& x, absl::Span<const int32_t> rows,
-                        const TensorView& final_norm, float eps, const Weight& lm_head, int64_t vocab,
-                        float* logits);
+                        const TensorView& final_norm, float eps, const Weight& lm_head,
+                        const TensorView& logits);
 
 // `prefix`.weight as a Weight, with `prefix`.weight_scale_inv for fp8 ones.
 absl::StatusOr<Weight> GetWeight(const Checkpoint& checkpoint, const std::string& prefix);

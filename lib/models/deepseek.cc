@@ -162,7 +162,7 @@ class DeepseekModel final : public ArchitectureModel {
   }
 
   absl::Status Forward(Backend& be, const PagedKvCache& cache, const ForwardPlan& plan,
-                       float* logits) const override {
+                       const TensorView& logits) const override {
     const int64_t t = static_cast<int64_t>(plan.tokens.size());
     const int64_t h = cfg_.hidden_size;
     const float eps = static_cast<float>(cfg_.rms_norm_eps);
@@ -192,7 +192,7 @@ class DeepseekModel final : public ArchitectureModel {
         RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
       }
     }
-    return HeadLogits(be, x, plan.logit_rows, final_norm_, eps, lm_head_, cfg_.vocab_size, logits);
+    return HeadLogits(be, x, plan.logit_rows, final_norm_, eps, lm_head_, logits);
   }
 
   absl::StatusOr<Routing> Route(Backend& be, int64_t layer, const TensorView& hidden) const override {

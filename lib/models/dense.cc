@@ -58,7 +58,7 @@ class DenseModel final : public ArchitectureModel {
   }
 
   absl::Status Forward(Backend& be, const PagedKvCache& cache, const ForwardPlan& plan,
-                       float* logits) const override {
+                       const TensorView& logits) const override {
     const int64_t t = static_cast<int64_t>(plan.tokens.size());
     const int64_t h = cfg_.hidden_size, hd = cfg_.head_dim;
     const int64_t nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads;
@@ -104,7 +104,7 @@ class DenseModel final : public ArchitectureModel {
         RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
       }
     }
-    return HeadLogits(be, x, plan.logit_rows, final_norm_, eps, lm_head_, cfg_.vocab_size, logits);
+    return HeadLogits(be, x, plan.logit_rows, final_norm_, eps, lm_head_, logits);
   }
 
  private:

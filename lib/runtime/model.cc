@@ -1,4 +1,6 @@
 // Model::Load and the Session implementation.
+#include "reasonrt/model.h"
+
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -6,14 +8,14 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "lib/backends/token_draw.h"
 #include "lib/core/status_macros.h"
-#include "lib/core/thread_pool.h"
 #include "lib/core/strings.h"
+#include "lib/core/thread_pool.h"
 #include "lib/models/architecture.h"
 #include "lib/models/tensor_inventory.h"
 #include "lib/runtime/kv_cache.h"
 #include "reasonrt/backend.h"
-#include "reasonrt/model.h"
 
 namespace reasonrt {
 
@@ -46,60 +48,54 @@ class SessionImpl final : public Session {
       : model_holder_(std::move(model)), model_(*model_holder_), backend_(std::move(backend)), cache_(std::move(cache)) {}
 
   absl::StatusOr<Logits> Forward(const Batch& batch) override {
-    std::shared_lock<std::shared_mutex> weights(model_.weights_mu);
-    RRT_ASSIGN_OR_RETURN(Plan plan, MakePlan(batch));
-    // Grow every sequence's cache first; undo all of it if any part fails.
-    std::map<int32_t, int64_t> old_lengths;
-    for (const auto& [seq, count] : plan.counts) old_lengths[seq] = cache_->Length(seq);
-    int64_t blocks = 0;
-    for (const auto& [seq, count] : plan.counts) blocks += cache_->BlocksNeeded(seq, count);
-    if (blocks > cache_->free_blocks()) {
-      return absl::ResourceExhaustedError(StrCat(
-          "KV cache is full: the batch needs ", blocks, " more blocks of ", kKvBlockSize,
-          " tokens, ", cache_->free_blocks(), " are free (capacity ",
-          cache_->total_blocks() * kKvBlockSize, " tokens)"));
-    }
-    auto rollback = [&] {
-      for (const auto& [seq, length] : old_lengths) {
-        if (length == 0) {
-          cache_->Remove(seq);
-        } else {
-          cache_->Truncate(seq, length);
-        }
-      }
-    };
-    for (const auto& [seq, count] : plan.counts) {
-      const absl::Status s = cache_->Append(seq, count);
-      if (!s.ok()) {
-        rollback();
-        return s;
-      }
-    }
-    ForwardPlan& fp = plan.forward;
-    for (size_t r = 0; r < fp.tokens.size(); ++r) {
-      fp.slots.push_back(cache_->Slot(plan.row_seq[r], fp.positions[r]));
-    }
-    for (size_t i = 0; i < fp.sequences.size(); ++i) {
-      fp.sequences[i].block_table = cache_->BlockTable(plan.sequence_ids[i]);
-    }
-    fp.seq_ids = plan.row_seq;
-    RoutingStats pass_routing;
-    if (!routing_.layers.empty()) {
-      pass_routing = model_.arch->NewRoutingStats();
-      fp.routing = &pass_routing;
-      fp.routing_trace = trace_routing_;
-    }
     Logits out;
-    out.vocab_size = model_.config.vocab_size;
-    out.batch_rows = plan.logit_batch_rows;
-    out.values.resize(fp.logit_rows.size() * static_cast<size_t>(out.vocab_size));
-    const absl::Status s = model_.arch->Forward(*backend_, *cache_, fp, out.values.data());
-    if (!s.ok()) {
-      rollback();
-      return s;
-    }
-    if (fp.routing != nullptr) MergeRouting(pass_routing);
+    RRT_RETURN_IF_ERROR(Run(batch, [&](const Plan& plan) -> absl::StatusOr<TensorView> {
+      out.vocab_size = model_.config.vocab_size;
+      out.batch_rows = plan.logit_batch_rows;
+      const int64_t rows = static_cast<int64_t>(plan.forward.logit_rows.size());
+      out.values.resize(static_cast<size_t>(rows * out.vocab_size));
+      return TensorView::Borrow(out.values.data(), DType::kF32, {rows, out.vocab_size});
+    }));
     return out;
+  }
+
+  absl::StatusOr<int64_t> ForwardKeepLogits(const Batch& batch) override {
+    kept_ = TensorView();
+    int64_t rows = 0;
+    TensorView kept;
+    RRT_RETURN_IF_ERROR(Run(batch, [&](const Plan& plan) -> absl::StatusOr<TensorView> {
+      rows = static_cast<int64_t>(plan.forward.logit_rows.size());
+      if (rows == 0) return TensorView();
+      RRT_ASSIGN_OR_RETURN(kept, backend_->Allocate(DType::kF32, {rows, model_.config.vocab_size}));
+      return kept;
+    }));
+    kept_ = kept;
+    return rows;
+  }
+
+  absl::Status SampleKept(absl::Span<const int32_t> rows, absl::Span<const TokenDraw> draws,
+                          absl::Span<DrawnToken> out) override {
+    if (rows.size() != draws.size() || rows.size() != out.size()) {
+      return absl::InvalidArgumentError(StrCat("SampleKept: ", rows.size(), " rows, ", draws.size(),
+                                               " draws and room for ", out.size(), " tokens"));
+    }
+    const int64_t kept = kept_.empty() ? 0 : kept_.dim(0);
+    bool in_order = static_cast<int64_t>(rows.size()) == kept;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i] < 0 || rows[i] >= kept) {
+        return absl::InvalidArgumentError(
+            StrCat("SampleKept: row ", rows[i], " is not one of the ", kept, " kept rows"));
+      }
+      in_order &= rows[i] == static_cast<int32_t>(i);
+    }
+    if (rows.empty()) return absl::OkStatus();
+    if (in_order) return backend_->SampleTokens(kept_, draws, out);
+    // Other rows, or rows twice: gathered first (on the backend's device).
+    RRT_ASSIGN_OR_RETURN(
+        TensorView picked,
+        backend_->Allocate(DType::kF32, {static_cast<int64_t>(rows.size()), kept_.dim(1)}));
+    RRT_RETURN_IF_ERROR(backend_->Embedding(kept_, rows, picked));
+    return backend_->SampleTokens(picked, draws, out);
   }
 
   RoutingStats routing_stats() const override { return routing_; }
@@ -180,6 +176,63 @@ class SessionImpl final : public Session {
     return plan;
   }
 
+  // A forward pass over `batch`, its logits written where `logits_for(plan)` says (an
+  // empty view when the batch wants none). On error the sequences are as they were.
+  absl::Status Run(const Batch& batch,
+                   const std::function<absl::StatusOr<TensorView>(const Plan&)>& logits_for) {
+    std::shared_lock<std::shared_mutex> weights(model_.weights_mu);
+    RRT_ASSIGN_OR_RETURN(Plan plan, MakePlan(batch));
+    RRT_ASSIGN_OR_RETURN(TensorView logits, logits_for(plan));
+    // Grow every sequence's cache first; undo all of it if any part fails.
+    std::map<int32_t, int64_t> old_lengths;
+    for (const auto& [seq, count] : plan.counts) old_lengths[seq] = cache_->Length(seq);
+    int64_t blocks = 0;
+    for (const auto& [seq, count] : plan.counts) blocks += cache_->BlocksNeeded(seq, count);
+    if (blocks > cache_->free_blocks()) {
+      return absl::ResourceExhaustedError(
+          StrCat("KV cache is full: the batch needs ", blocks, " more blocks of ", kKvBlockSize,
+                 " tokens, ", cache_->free_blocks(), " are free (capacity ",
+                 cache_->total_blocks() * kKvBlockSize, " tokens)"));
+    }
+    auto rollback = [&] {
+      for (const auto& [seq, length] : old_lengths) {
+        if (length == 0) {
+          cache_->Remove(seq);
+        } else {
+          cache_->Truncate(seq, length);
+        }
+      }
+    };
+    for (const auto& [seq, count] : plan.counts) {
+      const absl::Status s = cache_->Append(seq, count);
+      if (!s.ok()) {
+        rollback();
+        return s;
+      }
+    }
+    ForwardPlan& fp = plan.forward;
+    for (size_t r = 0; r < fp.tokens.size(); ++r) {
+      fp.slots.push_back(cache_->Slot(plan.row_seq[r], fp.positions[r]));
+    }
+    for (size_t i = 0; i < fp.sequences.size(); ++i) {
+      fp.sequences[i].block_table = cache_->BlockTable(plan.sequence_ids[i]);
+    }
+    fp.seq_ids = plan.row_seq;
+    RoutingStats pass_routing;
+    if (!routing_.layers.empty()) {
+      pass_routing = model_.arch->NewRoutingStats();
+      fp.routing = &pass_routing;
+      fp.routing_trace = trace_routing_;
+    }
+    const absl::Status s = model_.arch->Forward(*backend_, *cache_, fp, logits);
+    if (!s.ok()) {
+      rollback();
+      return s;
+    }
+    if (fp.routing != nullptr) MergeRouting(pass_routing);
+    return absl::OkStatus();
+  }
+
   void MergeRouting(RoutingStats& pass) {
     for (size_t i = 0; i < routing_.load.size(); ++i) routing_.load[i] += pass.load[i];
     routing_.tokens += pass.tokens;
@@ -197,11 +250,46 @@ class SessionImpl final : public Session {
   std::unique_ptr<PagedKvCache> cache_;
   RoutingStats routing_ = model_.arch->NewRoutingStats();
   bool trace_routing_ = false;
+  TensorView kept_;  // ForwardKeepLogits' logits (on the backend's device)
 };
 
 }  // namespace
 
 Session::~Session() = default;
+
+absl::StatusOr<int64_t> Session::ForwardKeepLogits(const Batch& batch) {
+  kept_logits_.reset();
+  RRT_ASSIGN_OR_RETURN(Logits logits, Forward(batch));
+  kept_logits_ = std::make_shared<Logits>(std::move(logits));
+  return static_cast<int64_t>(kept_logits_->batch_rows.size());
+}
+
+absl::Status Session::SampleKept(absl::Span<const int32_t> rows, absl::Span<const TokenDraw> draws,
+                                 absl::Span<DrawnToken> out) {
+  if (rows.size() != draws.size() || rows.size() != out.size()) {
+    return absl::InvalidArgumentError(StrCat("SampleKept: ", rows.size(), " rows, ", draws.size(),
+                                             " draws and room for ", out.size(), " tokens"));
+  }
+  const int64_t kept =
+      kept_logits_ == nullptr ? 0 : static_cast<int64_t>(kept_logits_->batch_rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || rows[i] >= kept) {
+      return absl::InvalidArgumentError(
+          StrCat("SampleKept: row ", rows[i], " is not one of the ", kept, " kept rows"));
+    }
+    RRT_RETURN_IF_ERROR(
+        CheckTokenDraw(draws[i], kept_logits_->vocab_size, StrCat("SampleKept: draw ", i)));
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    absl::StatusOr<DrawnToken> t =
+        DrawTokenOnHost(kept_logits_->Row(static_cast<size_t>(rows[i])), draws[i]);
+    if (!t.ok())
+      return absl::InvalidArgumentError(
+          StrCat("SampleKept: row ", rows[i], ": ", t.status().message()));
+    out[i] = *t;
+  }
+  return absl::OkStatus();
+}
 RoutingStats Session::routing_stats() const { return {}; }
 void Session::ResetRoutingStats(bool) {}
 

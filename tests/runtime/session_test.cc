@@ -115,6 +115,52 @@ TEST_P(SessionTest, OnlyRequestedRowsGetLogits) {
   ExpectNear(out->Row(0), Alone({1, 2, 3})[1]);
 }
 
+// ForwardKeepLogits + SampleKept draw what SampleTokens draws from Forward's logits (the
+// reference backend's, on the host), rows in any order and repeated.
+TEST_P(SessionTest, KeptLogitsDrawWhatForwardsLogitsDraw) {
+  Batch b;
+  for (int32_t i = 0; i < 6; ++i) b.Add(10 + i * 7, i, 0, i == 2 || i == 5);
+  auto host = NewSession()->Forward(b);
+  ASSERT_TRUE(host.ok()) << host.status();
+  auto s = NewSession();
+  auto kept = s->ForwardKeepLogits(b);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(*kept, 2);
+  EXPECT_EQ(s->SequenceLength(0), 6);
+  const std::vector<LogitEdit> ban = {{.token = 4, .banned = true}};
+  const std::vector<TokenDraw> draws = {{.greedy = true, .edits = ban, .score_token = 4},
+                                        {.temperature = 0.7f, .top_p = 0.9f, .uniform = 0.3},
+                                        {.draw = false, .temperature = 0.7f, .score_token = 9},
+                                        {.temperature = 1.0f, .top_k = 5, .uniform = 0.8}};
+  const std::vector<int32_t> rows = {1, 0, 1, 1};
+  std::vector<DrawnToken> got(4), want(4);
+  ASSERT_TRUE(s->SampleKept(rows, draws, absl::MakeSpan(got)).ok());
+  auto ref = *CreateBackend("reference", {});
+  for (size_t i = 0; i < rows.size(); ++i) {
+    TensorView row =
+        *TensorView::Borrow(const_cast<float*>(host->Row(rows[i]).data()), DType::kF32, {1, 300});
+    ASSERT_TRUE(ref->SampleTokens(row, {draws[i]}, absl::MakeSpan(&want[i], 1)).ok());
+    EXPECT_EQ(got[i].token, want[i].token) << i;
+    EXPECT_NEAR(got[i].logprob, want[i].logprob, 1e-3) << i;
+    EXPECT_NEAR(got[i].score_logprob, want[i].score_logprob, 1e-3) << i;
+  }
+  EXPECT_EQ(got[2].token, -1);
+  EXPECT_LT(got[0].score_logprob, 0.0f);  // the banned token still has a log-prob
+
+  // Rows outside the kept ones, mismatched spans, and a failed pass (which keeps none).
+  EXPECT_EQ(s->SampleKept({2}, {draws[0]}, absl::MakeSpan(got.data(), 1)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s->SampleKept({0, 1}, {draws[0]}, absl::MakeSpan(got.data(), 1)).code(),
+            absl::StatusCode::kInvalidArgument);
+  Batch bad;
+  bad.Add(1, 99, 0, true);
+  EXPECT_FALSE(s->ForwardKeepLogits(bad).ok());
+  EXPECT_EQ(s->SampleKept({0}, {draws[0]}, absl::MakeSpan(got.data(), 1)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(NewSession()->SampleKept({0}, {draws[0]}, absl::MakeSpan(got.data(), 1)).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_P(SessionTest, ForkSharesThePromptAndCopiesOnWrite) {
   const std::vector<int32_t> prompt = {4, 8, 15, 16, 23, 42, 4, 8, 15, 16, 23, 42, 1, 2, 3, 4, 5, 6, 7, 8};
   auto s = NewSession();
