@@ -61,7 +61,6 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(std::shared_ptr<con
   auto impl = std::make_unique<Impl>();
   impl->info.vocab_size = model->config().vocab_size;
   impl->info.max_positions = model->config().max_position_embeddings;
-  impl->info.threads = model->num_threads();
   for (int64_t id : model->config().eos_token_ids) impl->info.eos_ids.push_back(static_cast<int32_t>(id));
   if (auto eos = tokenizer->eos_id()) impl->info.eos_ids.push_back(*eos);
   std::sort(impl->info.eos_ids.begin(), impl->info.eos_ids.end());

@@ -8,7 +8,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "lib/core/status_macros.h"
 #include "lib/core/strings.h"
-#include "lib/core/thread_pool.h"
 #include "lib/generate/sampler.h"
 #include "lib/generate/text_stream.h"
 
@@ -101,7 +100,9 @@ class Run final : public GenerationRun {
     for (int64_t i = 0; i < n_prompt; ++i) {
       prefill.Add(result_.prompt_tokens[i], static_cast<int32_t>(i), 0, i == n_prompt - 1);
     }
-    RRT_ASSIGN_OR_RETURN(Logits logits, session_->Forward(prefill));
+    // The logits stay where the model computed them (a GPU's memory); only the drawn
+    // tokens and their log-probs come back.
+    RRT_RETURN_IF_ERROR(session_->ForwardKeepLogits(prefill).status());
     for (int i = 1; i < options_.n; ++i) RRT_RETURN_IF_ERROR(session_->ForkSequence(0, i));
     result_.timings.prompt_tokens = n_prompt;
     result_.timings.prompt_seconds = Seconds(t0);
@@ -118,13 +119,9 @@ class Run final : public GenerationRun {
       s.stop.emplace(options_.stop);
       s.length = n_prompt;
     }
-    // Sampling threads for a group (the model's: its backend's are idle while the host
-    // samples).
-    const int threads = std::min(options_.n, info_.threads);
-    if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
     // Every completion's first token comes from the prompt's last logits.
-    std::vector<std::pair<Sequence*, absl::Span<const float>>> next;
-    for (Sequence& s : seqs_) next.emplace_back(&s, logits.Row(0));
+    std::vector<std::pair<Sequence*, int32_t>> next;
+    for (Sequence& s : seqs_) next.emplace_back(&s, 0);
     RRT_RETURN_IF_ERROR(Advance(next));
     return Finalize();
   }
@@ -150,45 +147,68 @@ class Run final : public GenerationRun {
       fed.push_back(&s);
     }
     if (batch.size() == 0) return Finalize();
-    absl::StatusOr<Logits> logits = session_->Forward(batch);
-    if (!logits.ok()) {
-      if (logits.status().code() != absl::StatusCode::kResourceExhausted) return logits.status();
+    absl::StatusOr<int64_t> kept = session_->ForwardKeepLogits(batch);
+    if (!kept.ok()) {
+      if (kept.status().code() != absl::StatusCode::kResourceExhausted) return kept.status();
       for (Sequence* s : fed) Finish(*s, FinishReason::kContextFull);  // the cache is full
       return Finalize();
     }
-    size_t row = 0;
-    std::vector<std::pair<Sequence*, absl::Span<const float>>> next;
+    // Each sequence's kept rows: first those of the forced tokens that waited for their
+    // log-probs (token k-a+i follows row i), then the last.
+    int32_t row = 0;
+    std::vector<int32_t> first_row, score_rows;
+    std::vector<TokenDraw> scores;
     for (Sequence* s : fed) {
+      first_row.push_back(row);
       const size_t k = s->to_feed.size();
-      const size_t first_wanted = k - std::max<size_t>(s->awaiting_logprob + 1, 1);
-      std::vector<absl::Span<const float>> rows;
-      for (size_t j = first_wanted; j < k; ++j) rows.push_back(logits->Row(row++));
-      // The forced tokens that waited for their log-probs: token k-a+i follows row i.
-      const std::vector<int32_t> forced(s->to_feed.end() - s->awaiting_logprob, s->to_feed.end());
+      for (size_t i = 0; i < s->awaiting_logprob; ++i) {
+        score_rows.push_back(row + static_cast<int32_t>(i));
+        TokenDraw d;
+        d.draw = false;
+        d.greedy = sampler_.greedy();
+        d.temperature = sampler_.temperature();
+        d.score_token = s->to_feed[k - s->awaiting_logprob + i];
+        scores.push_back(d);
+      }
+      row += static_cast<int32_t>(s->awaiting_logprob) + 1;
+    }
+    std::vector<DrawnToken> scored(scores.size());
+    RRT_RETURN_IF_ERROR(session_->SampleKept(score_rows, scores, absl::MakeSpan(scored)));
+    size_t score = 0;
+    std::vector<std::pair<Sequence*, int32_t>> next;
+    for (size_t f = 0; f < fed.size(); ++f) {
+      Sequence* s = fed[f];
+      const size_t k = s->to_feed.size(), waited = s->awaiting_logprob;
+      const std::vector<int32_t> forced(s->to_feed.end() - waited, s->to_feed.end());
       s->length += static_cast<int64_t>(k);
       s->to_feed.clear();
       s->awaiting_logprob = 0;
       for (size_t i = 0; i < forced.size() && !s->done; ++i) {
-        Append(*s, forced[i], sampler_.LogProb(rows[i], forced[i]), 0.0f, /*is_forced=*/true);
+        Append(*s, forced[i], scored[score + i].score_logprob, 0.0f, /*is_forced=*/true);
       }
-      if (!s->done) next.emplace_back(s, rows.back());
+      score += waited;
+      if (!s->done) next.emplace_back(s, first_row[f] + static_cast<int32_t>(waited));
     }
     RRT_RETURN_IF_ERROR(Advance(next));
     return Finalize();
   }
 
-  // Chooses what follows each (sequence, logits row): a sampled token, or forced text of a
-  // budget. The draws run at once on the pool (each completion has its own generator, so
-  // the tokens do not depend on it); their tokens are then appended in the given order.
-  absl::Status Advance(absl::Span<const std::pair<Sequence*, absl::Span<const float>>> next) {
-    struct Draw {
+  // Chooses what follows each (sequence, kept logits row): a sampled token, or forced text
+  // of a budget. The draws go to the session at once (a device draws a group's rows in
+  // one launch; each completion has its own generator, so the tokens do not depend on
+  // how); their tokens are then appended in the given order.
+  absl::Status Advance(absl::Span<const std::pair<Sequence*, int32_t>> next) {
+    struct Choice {
       Sequence* s;
-      absl::Span<const float> logits;
-      bool too_early;
-      absl::StatusOr<SampleResult> result = SampleResult{};
+      bool close;      // the thinking budget ends the thinking (no draw)
+      bool too_early;  // "</think>" and EOS are not yet allowed
     };
-    std::vector<Draw> draws;
-    for (const auto& [s, logits] : next) {
+    std::vector<Choice> choices;
+    std::vector<int32_t> rows;
+    std::vector<TokenDraw> draws;
+    std::deque<std::vector<LogitEdit>> edits;  // the draws' edits (stable addresses)
+    const ThinkingBudget& budget = options_.thinking;
+    for (const auto& [s, row] : next) {
       if (s->done) continue;
       if (Cancelled()) {
         Finish(*s, FinishReason::kCancelled);
@@ -196,35 +216,43 @@ class Run final : public GenerationRun {
       }
       const Completion& c = s->completion;
       const bool thinking = s->splitter->thinking();
-      const ThinkingBudget& budget = options_.thinking;
+      TokenDraw d;
       if (thinking && !s->budget_closed && budget.max_tokens >= 0 &&
           c.thinking_tokens >= budget.max_tokens) {
         s->budget_closed = true;
-        RRT_RETURN_IF_ERROR(Force(*s, close_tokens_, logits));
+        if (close_tokens_.empty()) continue;
+        choices.push_back({s, true, false});
+        d.draw = false;
+        d.greedy = sampler_.greedy();
+        d.temperature = sampler_.temperature();
+        d.score_token = close_tokens_[0];
+      } else {
+        const bool too_early = thinking && c.thinking_tokens < budget.min_tokens;
+        // Too early: with no continuation text the endings get no probability; with one, a
+        // drawn ending is replaced by it (so its first token's log-prob comes along).
+        const bool ban = too_early && continuation_tokens_.empty();
+        choices.push_back({s, false, too_early});
+        RRT_ASSIGN_OR_RETURN(d, sampler_.MakeDraw(info_.vocab_size, prompt_counts_, s->counts,
+                                                  ban ? absl::MakeConstSpan(banned_early_)
+                                                      : absl::Span<const int32_t>(),
+                                                  s->rng, edits.emplace_back()));
+        if (too_early && !continuation_tokens_.empty()) d.score_token = continuation_tokens_[0];
+      }
+      rows.push_back(row);
+      draws.push_back(d);
+    }
+    std::vector<DrawnToken> drawn(draws.size());
+    RRT_RETURN_IF_ERROR(session_->SampleKept(rows, draws, absl::MakeSpan(drawn)));
+    for (size_t i = 0; i < choices.size(); ++i) {
+      Sequence& s = *choices[i].s;
+      const DrawnToken& r = drawn[i];
+      if (choices[i].close) {
+        Force(s, close_tokens_, r.score_logprob);
         continue;
       }
-      draws.push_back({s, logits, thinking && c.thinking_tokens < budget.min_tokens});
-    }
-    auto draw = [&](Draw& d) {
-      const bool ban = d.too_early && continuation_tokens_.empty();
-      d.result = sampler_.Sample(d.logits, prompt_counts_, d.s->counts,
-                                 ban ? absl::MakeConstSpan(banned_early_) : absl::Span<const int32_t>(),
-                                 d.s->rng);
-    };
-    if (draws.size() > 1 && pool_ != nullptr) {
-      pool_->ParallelFor(static_cast<int64_t>(draws.size()), 1, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) draw(draws[i]);
-      });
-    } else {
-      for (Draw& d : draws) draw(d);
-    }
-    for (Draw& d : draws) {
-      RRT_RETURN_IF_ERROR(d.result.status());
-      Sequence& s = *d.s;
-      const SampleResult& r = *d.result;
-      if (d.too_early &&
+      if (choices[i].too_early &&
           std::find(banned_early_.begin(), banned_early_.end(), r.token) != banned_early_.end()) {
-        RRT_RETURN_IF_ERROR(Force(s, continuation_tokens_, d.logits));  // s1's "Wait"
+        Force(s, continuation_tokens_, r.score_logprob);  // s1's "Wait"
         continue;
       }
       Append(s, r.token, r.logprob, r.sampled_logprob, false);
@@ -233,16 +261,15 @@ class Run final : public GenerationRun {
     return absl::OkStatus();
   }
 
-  // Appends forced tokens: the first's log-prob is known now, the others' come with the
-  // next forward pass.
-  absl::Status Force(Sequence& s, const std::vector<int32_t>& tokens, absl::Span<const float> logits) {
-    if (tokens.empty()) return absl::OkStatus();
-    Append(s, tokens[0], sampler_.LogProb(logits, tokens[0]), 0.0f, true);
-    if (s.done) return absl::OkStatus();
+  // Appends forced tokens (the first's log-prob given): the others' log-probs come with
+  // the next forward pass.
+  void Force(Sequence& s, const std::vector<int32_t>& tokens, float first_logprob) {
+    if (tokens.empty()) return;
+    Append(s, tokens[0], first_logprob, 0.0f, true);
+    if (s.done) return;
     s.to_feed.push_back(tokens[0]);
     for (size_t i = 1; i < tokens.size(); ++i) s.to_feed.push_back(tokens[i]);
     s.awaiting_logprob = tokens.size() - 1;
-    return absl::OkStatus();
   }
 
   // Adds one token to a completion: text, channels, events, and the end conditions.
@@ -353,7 +380,6 @@ class Run final : public GenerationRun {
   ModelInfo info_;
   GenerateOptions options_;
   Sampler sampler_;
-  std::unique_ptr<ThreadPool> pool_;  // a group's draws, one per completion at once
   bool start_in_thinking_;
   int32_t think_end_ = -1;
   std::vector<int32_t> close_tokens_, continuation_tokens_, ended_by_, banned_early_;

@@ -17,7 +17,6 @@ struct ModelInfo {
   int64_t vocab_size = 0;
   int64_t max_positions = 0;     // the model's context length
   std::vector<int32_t> eos_ids;  // every id that ends a turn
-  int threads = 1;               // host threads a group's draws may use
 };
 
 // KV-cache tokens a run needs: the prompt once, plus n completions and the blocks that

@@ -408,8 +408,7 @@ class GenerateLoopTest : public ::testing::Test {
                                    std::function<void(int32_t)> on_token = nullptr) {
     auto session = std::make_unique<ScriptedSession>(std::move(script), 1 << 20);
     if (stats_out) *stats_out = session->stats;
-    // Four sampling threads: a group's draws run at once, as with a model loaded so.
-    ModelInfo info{Vocab(), max_positions_, {*tokenizer_->eos_id()}, /*threads=*/4};
+    ModelInfo info{Vocab(), max_positions_, {*tokenizer_->eos_id()}};
     auto prompt = Encode(prompt_text);
     RRT_ASSIGN_OR_RETURN_TEST(auto run, StartRun(std::move(session), tokenizer_, info, prompt, prompt_text, options));
     Output out;
@@ -611,7 +610,7 @@ TEST_F(GenerateLoopTest, GroupSharesThePromptAndMatchesSingleRuns) {
 }
 
 // A group whose completions hit both thinking budgets at different steps (forced text
-// mid-group while the others draw; their draws run on several threads): each completion
+// mid-group while the others draw, all of a step's draws in one SampleKept): each completion
 // equals the one generated alone, and its token events arrive in its own order.
 TEST_F(GenerateLoopTest, GroupWithBudgetsMatchesSingleRunsEventsInOrder) {
   GenerateOptions o;
