@@ -164,6 +164,20 @@ double MatmulFlopsPerToken(const ModelConfig& config) {
 
 }  // namespace
 
+// A decode step as generation runs it: the forward pass, then each row's greedy token
+// drawn where the logits are (on a GPU only the tokens come back).
+absl::StatusOr<std::vector<int32_t>> GreedyStep(Session& session, const Batch& batch) {
+  absl::StatusOr<int64_t> rows = session.ForwardKeepLogits(batch);
+  if (!rows.ok()) return rows.status();
+  std::vector<int32_t> ids(static_cast<size_t>(*rows));
+  std::vector<TokenDraw> draws(ids.size(), TokenDraw{.greedy = true});
+  std::vector<DrawnToken> drawn(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  if (absl::Status s = session.SampleKept(ids, draws, absl::MakeSpan(drawn)); !s.ok()) return s;
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = drawn[i].token;
+  return ids;
+}
+
 int RunBench(const BenchArgs& args) {
   const int threads = args.threads > 0 ? args.threads : AvailableCores();
   LoadOptions lo;
@@ -255,9 +269,9 @@ int RunBench(const BenchArgs& args) {
     for (int i = 0; i < args.decode; ++i) {
       Batch b;
       b.Add(next, args.depth + i, 0, true);
-      auto out = (*session)->Forward(b);
-      if (!out.ok()) return Fail(out.status());
-      next = static_cast<int32_t>(std::max_element(out->values.begin(), out->values.end()) - out->values.begin());
+      auto drawn = GreedyStep(**session, b);
+      if (!drawn.ok()) return Fail(drawn.status());
+      next = (*drawn)[0];
     }
     const double tokens_per_s = args.decode / Seconds(t0);
     if (r == 0 && moe_layers > 0) {
@@ -297,12 +311,9 @@ int RunBench(const BenchArgs& args) {
       for (int i = 0; i < args.decode; ++i) {
         Batch b;
         for (int32_t s = 0; s < args.group; ++s) b.Add(nexts[s], p + i, s, true);
-        auto out = (*session)->Forward(b);
-        if (!out.ok()) return Fail(out.status());
-        for (int32_t s = 0; s < args.group; ++s) {
-          const auto row = out->Row(s);
-          nexts[s] = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
-        }
+        auto drawn = GreedyStep(**session, b);
+        if (!drawn.ok()) return Fail(drawn.status());
+        nexts = *std::move(drawn);
       }
       const double group_ts = static_cast<double>(args.group) * args.decode / Seconds(g0);
       group_tg.push_back(group_ts);

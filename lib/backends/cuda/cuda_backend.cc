@@ -636,6 +636,68 @@ class CudaBackend final : public Backend {
     return call.Finish("TopK");
   }
 
+  // One block a row on the device; only the drawn tokens come back (20 bytes a row).
+  absl::Status DoSampleTokens(const TensorView& logits, absl::Span<const TokenDraw> draws,
+                              absl::Span<DrawnToken> out) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dl, call.In(logits));
+    const int64_t rows = logits.dim(0), vocab = logits.dim(1);
+    std::vector<DeviceDraw> dd(static_cast<size_t>(rows));
+    std::vector<DeviceEdit> de;
+    for (int64_t r = 0; r < rows; ++r) {
+      const TokenDraw& t = draws[r];
+      dd[r] = DeviceDraw{t.draw ? 1 : 0,
+                         t.greedy ? 1 : 0,
+                         t.temperature,
+                         t.top_k,
+                         t.top_p,
+                         t.min_p,
+                         t.uniform,
+                         t.score_token,
+                         static_cast<int32_t>(de.size()),
+                         static_cast<int32_t>(t.edits.size())};
+      for (const LogitEdit& e : t.edits) {
+        de.push_back(DeviceEdit{e.token, e.bias, e.repetition_penalty, e.offset, e.banned ? 1 : 0});
+      }
+    }
+    RRT_ASSIGN_OR_RETURN(const DeviceDraw* ddev, call.Array(absl::MakeConstSpan(dd)));
+    RRT_ASSIGN_OR_RETURN(const DeviceEdit* edev, call.Array(absl::MakeConstSpan(de)));
+    RRT_ASSIGN_OR_RETURN(TensorView work, call.Scratch(DType::kF32, {rows, vocab}));
+    static_assert(sizeof(DeviceDrawn) % 4 == 0);
+    RRT_ASSIGN_OR_RETURN(
+        TensorView drawn,
+        call.Scratch(DType::kI32, {rows * static_cast<int64_t>(sizeof(DeviceDrawn) / 4)}));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cuda::SampleTokens(dl.data_as<float>(), rows, vocab, ddev, edev,
+                                      work.mutable_data_as<float>(),
+                                      static_cast<DeviceDrawn*>(drawn.mutable_data()), stream()),
+                   "SampleTokens"));
+    std::vector<DeviceDrawn> host(static_cast<size_t>(rows));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cudaMemcpyAsync(host.data(), drawn.data(), host.size() * sizeof(DeviceDrawn),
+                                   cudaMemcpyDeviceToHost, stream()),
+                   "SampleTokens"));
+    RRT_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(stream()), "SampleTokens"));
+    RRT_RETURN_IF_ERROR(call.Finish("SampleTokens"));
+    for (int64_t r = 0; r < rows; ++r) {
+      const DeviceDrawn& h = host[r];
+      switch (h.error) {
+        case kDrawOk:
+          out[r] = DrawnToken{h.token, h.logprob, h.sampled_logprob, h.score_logprob};
+          break;
+        case kDrawNaN:
+        case kDrawInfinity:
+          return absl::InvalidArgumentError(StrCat("SampleTokens: row ", r, ": logits contain ",
+                                                   h.error == kDrawNaN ? "NaN" : "+inf", " (token ",
+                                                   h.token, ")"));
+        default:
+          return absl::InvalidArgumentError(
+              StrCat("SampleTokens: row ", r, ": no token can be sampled: every logit is -inf"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
  private:
   enum class RepeatedArg {
     kPositions,

@@ -278,6 +278,34 @@ cudaError_t Softmax(const float* x, float* out, int64_t rows, int64_t n, bool lo
 cudaError_t TopK(const float* x, int64_t rows, int64_t n, int64_t k, float* values,
                  int32_t* indices, cudaStream_t stream);
 
+// Backend::SampleTokens (sampling.cu): row r of logits [rows, vocab] drawn as draws[r]
+// directs (TokenDraw's fields; its edits are edits[edit_begin, edit_begin + edit_count),
+// in increasing token order), into out[r]. work holds rows * vocab floats of scratch (the
+// edited rows). Errors are per row, in DeviceDrawn::error.
+struct DeviceDraw {
+  int32_t draw, greedy;
+  float temperature;
+  int32_t top_k;
+  float top_p, min_p;
+  double uniform;
+  int32_t score_token;
+  int32_t edit_begin, edit_count;
+};
+struct DeviceEdit {
+  int32_t token;
+  float bias, repetition_penalty, offset;
+  int32_t banned;
+};
+constexpr int32_t kDrawOk = 0, kDrawNaN = 1, kDrawInfinity = 2, kDrawNothingLeft = 3;
+struct DeviceDrawn {
+  int32_t token;  // with kDrawNaN / kDrawInfinity: the first such logit
+  int32_t error;
+  float logprob, sampled_logprob, score_logprob;
+};
+cudaError_t SampleTokens(const float* logits, int64_t rows, int64_t vocab, const DeviceDraw* draws,
+                         const DeviceEdit* edits, float* work, DeviceDrawn* out,
+                         cudaStream_t stream);
+
 }  // namespace reasonrt::cuda
 
 #endif  // REASONRT_LIB_BACKENDS_CUDA_KERNELS_H_
