@@ -1,0 +1,111 @@
+// tests/backends/cuda_emulation.h: just enough of CUDA on the host to run a block of a
+// kernel written against a small set of features (sampling_kernel.cuh): one std::thread
+// per CUDA thread of the block, a barrier for __syncthreads, a barrier per warp around
+// each shuffle, shared variables as function statics, atomics through std::atomic_ref.
+// It checks a kernel's logic, its synchronisation included, where there is no GPU; not its
+// speed, nor anything about the device's arithmetic (expf here is glibc's).
+//
+// Include before the kernel's source, then run a grid with RunBlocks. Every thread of a
+// block must reach every __syncthreads (as on a GPU) or the emulation deadlocks.
+#ifndef REASONRT_TESTS_BACKENDS_CUDA_EMULATION_H_
+#define REASONRT_TESTS_BACKENDS_CUDA_EMULATION_H_
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+// cuda_runtime.h gives these meanings for nvcc only; here they are plain C++.
+#undef __device__
+#undef __global__
+#undef __forceinline__
+#undef __shared__
+#undef __launch_bounds__
+#define __device__
+#define __global__
+#define __forceinline__ inline
+#define __shared__ static  // one block runs at a time: a function static is its shared memory
+#define __launch_bounds__(threads)
+
+namespace cuda_emulation {
+
+struct Index {
+  unsigned x = 0;
+};
+inline thread_local Index thread_index, block_index;
+inline Index block_dim;
+inline std::barrier<>* block_barrier = nullptr;
+inline std::barrier<>* warp_barriers[32] = {};
+alignas(8) inline unsigned char shuffle_slots[32][32][8];
+
+// Runs `kernel` (a callable taking no arguments) as `blocks` blocks of `threads` threads
+// (a multiple of 32, at most 1024), one block after another on the same threads.
+inline void RunBlocks(unsigned blocks, unsigned threads, const std::function<void()>& kernel) {
+  block_dim.x = threads;
+  std::barrier<> block(threads);
+  std::vector<std::unique_ptr<std::barrier<>>> warps;
+  for (unsigned w = 0; w < threads / 32; ++w) {
+    warps.push_back(std::make_unique<std::barrier<>>(32));
+    warp_barriers[w] = warps.back().get();
+  }
+  block_barrier = &block;
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      thread_index.x = t;
+      for (unsigned b = 0; b < blocks; ++b) {
+        block_index.x = b;
+        kernel();
+        block.arrive_and_wait();  // the block's end: its shared memory is the next one's
+      }
+    });
+  }
+  for (std::thread& t : pool) t.join();
+}
+
+}  // namespace cuda_emulation
+
+#define threadIdx ::cuda_emulation::thread_index
+#define blockIdx ::cuda_emulation::block_index
+#define blockDim ::cuda_emulation::block_dim
+#define __syncthreads() ::cuda_emulation::block_barrier->arrive_and_wait()
+
+template <typename T>
+T __shfl_xor_sync(unsigned /*mask: the whole warp*/, T v, int lane_mask) {
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  std::memcpy(cuda_emulation::shuffle_slots[warp][lane], &v, sizeof(T));
+  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  T r;
+  std::memcpy(&r, cuda_emulation::shuffle_slots[warp][lane ^ static_cast<unsigned>(lane_mask)],
+              sizeof(T));
+  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  return r;
+}
+inline uint32_t __float_as_uint(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  return u;
+}
+inline float __fmul_rn(float a, float b) { return a * b; }  // build with -ffp-contract=off
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+  return std::atomic_ref<unsigned long long>(*p).fetch_add(v);
+}
+using std::isnan;
+using std::min;
+
+namespace reasonrt::cuda {
+namespace {
+constexpr int kWarp = 32;
+constexpr unsigned kFullMask = 0xffffffffu;
+}  // namespace
+}  // namespace reasonrt::cuda
+
+#endif  // REASONRT_TESTS_BACKENDS_CUDA_EMULATION_H_
