@@ -637,8 +637,11 @@ class CudaBackend final : public Backend {
   }
 
   // One block a row on the device; only the drawn tokens come back (20 bytes a row).
+  // Experimental until run on a GPU: otherwise the logits go to the host and are drawn
+  // there (the default).
   absl::Status DoSampleTokens(const TensorView& logits, absl::Span<const TokenDraw> draws,
                               absl::Span<DrawnToken> out) override {
+    if (!experimental_) return Backend::DoSampleTokens(logits, draws, out);
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dl, call.In(logits));
     const int64_t rows = logits.dim(0), vocab = logits.dim(1);
