@@ -11,6 +11,10 @@
 //   and with exact activations (the f32 tiled kernel), f32 and bf16 KV caches.
 // - Fp8PromptMatMul: a prompt's matmul of an fp8 weight through the backend, the f32 tiled
 //   kernel against the bf16 tensor-core path RRT_CUDA_EXPERIMENTAL=1 turns on.
+// - SampleTokens: a decode step's draws from rows of 151,936 device logits (greedy, and
+//   R1's temperature 0.6 with top-p 0.95), on the GPU (RRT_CUDA_EXPERIMENTAL=1) against
+//   copying the logits to the host and drawing there; microseconds a call, as a step
+//   waits for them.
 //
 //   build/benchmarks/cuda_benchmarks [--benchmark_filter=Gemv]
 #include <cuda_runtime.h>
@@ -223,6 +227,44 @@ BENCHMARK(BM_Fp8PromptMatMul)
     ->ArgsProduct({{0, 1}, {0, 1, 2}, {64, 512}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+void BM_SampleTokens(benchmark::State& state) {
+  const bool on_device = state.range(0) != 0, greedy = state.range(1) == 0;
+  const int64_t rows = state.range(2), vocab = 151936;
+  state.SetLabel(std::string(on_device ? "device" : "host") +
+                 (greedy ? " greedy" : " t=0.6 top-p 0.95") + " rows=" + std::to_string(rows));
+  ::setenv("RRT_CUDA_EXPERIMENTAL", on_device ? "1" : "0", 1);
+  auto be = CreateBackend("cuda", {});
+  ::unsetenv("RRT_CUDA_EXPERIMENTAL");
+  if (!be.ok()) return state.SkipWithError("no cuda backend here");
+  // Logits like a model's: a normal tail and a few favourites.
+  TensorView host = *TensorView::Allocate(DType::kF32, {rows, vocab});
+  uint32_t seed = 7;
+  float* h = host.mutable_data_as<float>();
+  for (int64_t i = 0; i < rows * vocab; ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    h[i] = static_cast<float>(seed >> 8) * 0x1.0p-24f * 8.0f - 6.0f;
+  }
+  for (int64_t r = 0; r < rows; ++r) h[r * vocab + (r * 7919) % vocab] = 12.0f;
+  TensorView logits = *(*be)->Allocate(DType::kF32, {rows, vocab});
+  if (!(*be)->Copy(host, logits).ok()) return state.SkipWithError("copy failed");
+  std::vector<TokenDraw> draws(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    draws[r] = greedy ? TokenDraw{.greedy = true}
+                      : TokenDraw{.temperature = 0.6f,
+                                  .top_p = 0.95f,
+                                  .uniform = (r + 0.5) / static_cast<double>(rows)};
+  }
+  std::vector<DrawnToken> out(draws.size());
+  for (auto _ : state) {
+    if (!(*be)->SampleTokens(logits, draws, absl::MakeSpan(out)).ok())
+      return state.SkipWithError("SampleTokens failed");
+  }
+}
+BENCHMARK(BM_SampleTokens)
+    ->ArgsProduct({{0, 1}, {0, 1}, {1, 8, 16}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace reasonrt

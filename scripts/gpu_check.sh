@@ -11,9 +11,10 @@
 # alternated: the groups' tensor-core GEMV, RopeAndStoreKv and SiluMulMatMul against the
 # plain paths.
 # experimental: the paths RRT_CUDA_EXPERIMENTAL=1 turns on (written without a GPU; now
-# MatMulAddRmsNorm's fused GEMV, the decode attention's merge in its last split, and fp8
-# prompts on bf16 tensor cores): backends_tests, sessions and DeepSeek with them, the fp8
-# prompt matmul benchmark both ways, then `reasonrt bench` without and with them, alternated.
+# MatMulAddRmsNorm's fused GEMV, the decode attention's merge in its last split, fp8
+# prompts on bf16 tensor cores, and SampleTokens on the GPU): backends_tests, sessions and
+# DeepSeek with them, the fp8 prompt matmul and SampleTokens benchmarks both ways, then
+# `reasonrt bench` (-g 8 too) without and with them, alternated.
 # kernels: the cuda kernel benchmarks (decode GEMV by shape and split, prompt attention)
 # against the device's copy bandwidth.
 # auto: every test binary that loads models through "auto" (sessions, models, generation,
@@ -103,10 +104,10 @@ fi
 if [[ $stages == *experimental* ]]; then
   synth_q7
   (export RRT_CUDA_EXPERIMENTAL=1; gpu_tests experimental)
-  stage experimental "${T_KERNELS:-150}" "$bin/cuda_benchmarks" --benchmark_filter=Fp8PromptMatMul \
-    --benchmark_min_time=0.1
-  ab_bench experimental RRT_CUDA_EXPERIMENTAL -p 512 -n 64 -r 3
-  grep -E '^\[  (FAILED|PASSED) |Failure|Fp8Prompt|prompt|decode|== ' "$out/experimental.txt"
+  stage experimental "${T_KERNELS:-150}" "$bin/cuda_benchmarks" \
+    --benchmark_filter='Fp8PromptMatMul|SampleTokens' --benchmark_min_time=0.1
+  ab_bench experimental RRT_CUDA_EXPERIMENTAL -p 512 -n 64 -r 3 -g 8
+  grep -E '^\[  (FAILED|PASSED) |Failure|Fp8Prompt|SampleTokens|prompt|decode|group|== ' "$out/experimental.txt"
 fi
 if [[ $stages == *torch* ]]; then
   synth_q7
