@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -89,6 +90,27 @@ T __shfl_xor_sync(unsigned /*mask: the whole warp*/, T v, int lane_mask) {
   cuda_emulation::warp_barriers[warp]->arrive_and_wait();
   return r;
 }
+template <typename T>
+T __shfl_up_sync(unsigned /*mask: the whole warp*/, T v, unsigned delta) {
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  std::memcpy(cuda_emulation::shuffle_slots[warp][lane], &v, sizeof(T));
+  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  T r = v;
+  if (lane >= delta) std::memcpy(&r, cuda_emulation::shuffle_slots[warp][lane - delta], sizeof(T));
+  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  return r;
+}
+inline unsigned __ballot_sync(unsigned /*mask: the whole warp*/, bool predicate) {
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  cuda_emulation::shuffle_slots[warp][lane][0] = predicate ? 1 : 0;
+  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  unsigned bits = 0;
+  for (unsigned l = 0; l < 32; ++l)
+    bits |= static_cast<unsigned>(cuda_emulation::shuffle_slots[warp][l][0]) << l;
+  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  return bits;
+}
+inline int __ffs(unsigned x) { return x == 0 ? 0 : std::countr_zero(x) + 1; }
 inline uint32_t __float_as_uint(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof(u));

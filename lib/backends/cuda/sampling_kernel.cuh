@@ -54,11 +54,39 @@ struct Shared {
   double f64[kDrawWarps];
   float f32[kDrawWarps];
   int32_t i32[kDrawWarps];
-  unsigned long long scan[kDrawThreads];
   int chosen;
   unsigned long long cum;
   int32_t pick;
 };
+
+// The running sum of v over a warp's lanes, lane 0 first (inclusive).
+__device__ __forceinline__ unsigned long long WarpInclusiveSum(unsigned long long v) {
+  const int lane = threadIdx.x % kWarp;
+  for (int o = 1; o < kWarp; o *= 2) {
+    const unsigned long long below = __shfl_up_sync(kFullMask, v, o);
+    if (lane >= o) v += below;
+  }
+  return v;
+}
+
+// The sum of v over the threads before this one (thread order), and over all in *total.
+__device__ unsigned long long BlockExclusiveSum(unsigned long long v, Shared& sh,
+                                                unsigned long long* total) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const unsigned long long inclusive = WarpInclusiveSum(v);
+  __syncthreads();  // sh.u64 may still be read from a previous call
+  if (lane == kWarp - 1) sh.u64[warp] = inclusive;
+  __syncthreads();
+  if (warp == 0) {
+    const unsigned long long warp_total = sh.u64[lane];
+    const unsigned long long warps_through = WarpInclusiveSum(warp_total);
+    sh.u64[lane] = warps_through - warp_total;
+    if (lane == kWarp - 1) sh.cum = warps_through;
+  }
+  __syncthreads();
+  *total = sh.cum;
+  return sh.u64[warp] + inclusive - v;
+}
 
 // The key of the token at which the best-first walk over the candidates (keys >= floor)
 // first reaches `target`, by count or by mass.
@@ -75,15 +103,25 @@ __device__ uint64_t SelectKey(const float* w, int32_t vocab, float top, uint64_t
       atomicAdd(&sh.hist[(key >> shift) & 255], by_mass ? Mass(w[i], top) : 1ull);
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
-      int d = 255;
-      unsigned long long cum = sh.cum;
-      for (; d > 0; --d) {
-        if (cum + sh.hist[d] >= target) break;
-        cum += sh.hist[d];
+    // The first digit, best first, at which the running sum reaches the target: warp 0,
+    // lane l over digits 255 - 8l down to 248 - 8l, the lanes' sums scanned.
+    if (threadIdx.x < kWarp) {
+      const int lane = threadIdx.x;
+      unsigned long long part[8], sum = 0;
+      for (int j = 0; j < 8; ++j) sum += part[j] = sh.hist[255 - 8 * lane - j];
+      unsigned long long before = sh.cum + WarpInclusiveSum(sum) - sum;
+      const unsigned reached = __ballot_sync(kFullMask, before + sum >= target);
+      // (Never none: the target is at most the candidates' total. Then digit 0 would do.)
+      const int first = reached != 0 ? __ffs(reached) - 1 : kWarp - 1;
+      if (lane == first) {
+        int j = 0;
+        for (; j < 7; ++j) {
+          if (before + part[j] >= target) break;
+          before += part[j];
+        }
+        sh.chosen = 255 - 8 * lane - j;
+        sh.cum = before;
       }
-      sh.chosen = d;
-      sh.cum = cum;
     }
     __syncthreads();
     prefix |= static_cast<uint64_t>(sh.chosen) << shift;
@@ -219,24 +257,12 @@ __global__ void __launch_bounds__(kDrawThreads)
   };
   unsigned long long mine = 0;
   for (int32_t i = begin; i < end; ++i) mine += kept_mass(i);
-  sh.scan[threadIdx.x] = mine;
-  __syncthreads();
-  if (threadIdx.x == 0) {  // exclusive prefix sums, in order
-    unsigned long long total = 0;
-    for (int t = 0; t < kDrawThreads; ++t) {
-      const unsigned long long s = sh.scan[t];
-      sh.scan[t] = total;
-      total += s;
-    }
-    sh.cum = total;
-    sh.pick = -1;
-  }
-  __syncthreads();
-  const unsigned long long total = sh.cum;
+  if (threadIdx.x == 0) sh.pick = -1;
+  unsigned long long total = 0;
+  const unsigned long long before = BlockExclusiveSum(mine, sh, &total);
   // (A product within rounding of the total, uniform close to 1, is the last unit.)
   unsigned long long u = static_cast<unsigned long long>(d.uniform * static_cast<double>(total));
   if (u >= total) u = total - 1;
-  const unsigned long long before = sh.scan[threadIdx.x];
   if (mine > 0 && before <= u && u < before + mine) {
     unsigned long long cum = before;
     for (int32_t i = begin; i < end; ++i) {
