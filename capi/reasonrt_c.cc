@@ -140,7 +140,8 @@ static_assert(sizeof(void*) != 8 ||
                    sizeof(rrt_event) == 40 && sizeof(rrt_router_config) == 64 &&
                    sizeof(rrt_grpo_advantage_options) == 64 &&
                    sizeof(rrt_grpo_loss_options) == 56 && sizeof(rrt_grpo_loss) == 32 &&
-                   sizeof(rrt_rollout_arrays) == 88),
+                   sizeof(rrt_rollout_arrays) == 88 && sizeof(rrt_token_draw) == 64 &&
+                   sizeof(rrt_logit_edit) == 20 && sizeof(rrt_drawn_token) == 16),
               "a C ABI struct's layout changed");
 
 #define RRT_CHECK_HANDLE(h, what) \
@@ -457,6 +458,80 @@ rrt_status rrt_session_forward(rrt_session* session, const int32_t* tokens, cons
                                            " (the tokens were processed)"));
     }
     if (!out->values.empty()) std::memcpy(logits, out->values.data(), out->values.size() * sizeof(float));
+    return RRT_OK;
+  });
+}
+
+rrt_status rrt_session_forward_keep(rrt_session* session, const int32_t* tokens,
+                                    const int32_t* positions, const int32_t* seq_ids,
+                                    const uint8_t* want_logits, size_t count, size_t* rows) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(session, "session");
+    RRT_CHECK_ARG(tokens && positions && seq_ids && want_logits && rows,
+                  "rrt_session_forward_keep: NULL argument");
+    if (session->busy.exchange(true)) {
+      return Fail(RRT_MISUSE, "rrt_session_forward_keep: the session is in use on another thread");
+    }
+    struct Release {
+      std::atomic<bool>& b;
+      ~Release() { b.store(false); }
+    } release{session->busy};
+    reasonrt::Batch batch;
+    for (size_t i = 0; i < count; ++i)
+      batch.Add(tokens[i], positions[i], seq_ids[i], want_logits[i] != 0);
+    auto kept = session->session->ForwardKeepLogits(batch);
+    if (!kept.ok()) return FromStatus(kept.status());
+    *rows = static_cast<size_t>(*kept);
+    return RRT_OK;
+  });
+}
+
+void rrt_token_draw_init(rrt_token_draw* d) {
+  if (d == nullptr) return;
+  std::memset(d, 0, sizeof(*d));
+  d->struct_size = sizeof(*d);
+  d->draw = 1;
+  d->temperature = 1.0f;
+  d->top_p = 1.0f;
+  d->score_token = -1;
+}
+
+rrt_status rrt_session_sample(rrt_session* session, const int32_t* rows,
+                              const rrt_token_draw* draws, size_t count, rrt_drawn_token* out) {
+  return Guard([&]() -> rrt_status {
+    RRT_CHECK_HANDLE(session, "session");
+    RRT_CHECK_ARG(count == 0 || (rows && draws && out), "rrt_session_sample: NULL argument");
+    for (size_t i = 0; i < count; ++i) {
+      RRT_CHECK_STRUCT(&draws[i], rrt_token_draw);
+      RRT_CHECK_ARG(draws[i].edit_count == 0 || draws[i].edits != nullptr,
+                    "rrt_session_sample: NULL edits");
+    }
+    if (session->busy.exchange(true)) {
+      return Fail(RRT_MISUSE, "rrt_session_sample: the session is in use on another thread");
+    }
+    struct Release {
+      std::atomic<bool>& b;
+      ~Release() { b.store(false); }
+    } release{session->busy};
+    std::vector<std::vector<reasonrt::LogitEdit>> edits(count);
+    std::vector<reasonrt::TokenDraw> td(count);
+    for (size_t i = 0; i < count; ++i) {
+      const rrt_token_draw& d = draws[i];
+      for (size_t j = 0; j < d.edit_count; ++j) {
+        const rrt_logit_edit& e = d.edits[j];
+        edits[i].push_back({e.token, e.bias, e.repetition_penalty, e.offset, e.banned != 0});
+      }
+      td[i] = reasonrt::TokenDraw{d.draw != 0, d.greedy != 0, d.temperature, d.top_k,      d.top_p,
+                                  d.min_p,     d.uniform,     edits[i],      d.score_token};
+    }
+    std::vector<reasonrt::DrawnToken> drawn(count);
+    const absl::Status st =
+        session->session->SampleKept(absl::MakeConstSpan(rows, count), td, absl::MakeSpan(drawn));
+    if (!st.ok()) return FromStatus(st);
+    for (size_t i = 0; i < count; ++i) {
+      out[i] = rrt_drawn_token{drawn[i].token, drawn[i].logprob, drawn[i].sampled_logprob,
+                               drawn[i].score_logprob};
+    }
     return RRT_OK;
   });
 }

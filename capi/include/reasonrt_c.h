@@ -146,6 +146,60 @@ RRT_C_API rrt_status rrt_session_forward(rrt_session* session, const int32_t* to
                                          const int32_t* seq_ids, const uint8_t* want_logits, size_t count,
                                          float* logits, size_t capacity, size_t* rows);
 
+/* Draws where the logits are (on a GPU only the tokens come back): a forward pass that
+ * keeps its logits rows (*rows: how many, those with want_logits[i] != 0, in order) until
+ * the session's next forward pass, then draws from them. */
+RRT_C_API rrt_status rrt_session_forward_keep(rrt_session* session, const int32_t* tokens,
+                                              const int32_t* positions, const int32_t* seq_ids,
+                                              const uint8_t* want_logits, size_t count,
+                                              size_t* rows);
+
+/* A change to one token's logit before a draw, in this order: + bias (finite or -inf),
+ * then the repetition penalty (divides a positive logit, multiplies a negative one; 1:
+ * none), then + offset (presence/frequency penalties as -(presence + frequency * count));
+ * banned != 0: the token gets no probability. */
+typedef struct rrt_logit_edit {
+  int32_t token;
+  float bias;
+  float repetition_penalty;
+  float offset;
+  int32_t banned;
+} rrt_logit_edit;
+
+/* How a kept row becomes a token: the row edited (edits in strictly increasing token
+ * order), divided by the temperature; top_k keeps the k best (0: off), top_p the best of
+ * those until their mass reaches top_p (1: off), min_p those with p >= min_p * p_max (0:
+ * off); the token is the first kept one, in id order, where the kept mass summed so far
+ * exceeds uniform (in [0, 1): the caller's random number) times their total. greedy: the
+ * edited row's argmax. draw == 0: only score_token's log-prob. */
+typedef struct rrt_token_draw {
+  size_t struct_size;
+  int32_t draw; /* 1 (rrt_token_draw_init) */
+  int32_t greedy;
+  float temperature; /* 1; in [0.001, 100] unless greedy */
+  int32_t top_k;
+  float top_p; /* 1 */
+  float min_p;
+  double uniform;
+  const rrt_logit_edit* edits;
+  size_t edit_count;
+  int32_t score_token; /* -1: none */
+} rrt_token_draw;
+RRT_C_API void rrt_token_draw_init(rrt_token_draw* draw);
+
+/* Log-probs are of the row as given (not edited) divided by the temperature (1 greedy). */
+typedef struct rrt_drawn_token {
+  int32_t token; /* -1 when draw was 0 */
+  float logprob;
+  float sampled_logprob; /* its share of the kept mass, as a log (0 greedy) */
+  float score_logprob;   /* score_token's */
+} rrt_drawn_token;
+
+/* out[i] from kept row rows[i] as draws[i] directs, for i < count. */
+RRT_C_API rrt_status rrt_session_sample(rrt_session* session, const int32_t* rows,
+                                        const rrt_token_draw* draws, size_t count,
+                                        rrt_drawn_token* out);
+
 /* --- generation ---------------------------------------------------------------------- */
 
 enum { RRT_CHANNEL_THINKING = 0, RRT_CHANNEL_ANSWER = 1 };

@@ -347,6 +347,45 @@ int main(int argc, char** argv) {
     pos[0] = 7; /* does not continue the sequence */
     CHECK(rrt_session_forward(s, tokens, pos, seq, want, 1, logits, 512, &rows) == RRT_INVALID_ARGUMENT);
     rrt_session_destroy(s);
+    /* The same pass with its logits kept, then draws from them: greedy is the argmax of the
+     * logits above; a banned argmax is not drawn but still scored. */
+    {
+      rrt_token_draw draws[2];
+      rrt_drawn_token drawn[2];
+      rrt_logit_edit ban;
+      int32_t kept_rows[2] = {0, 0}, argmax = 0, v;
+      pos[0] = 0;
+      for (v = 1; v < 300; ++v) {
+        if (logits[v] > logits[argmax]) argmax = v;
+      }
+      CHECK(rrt_session_create(model, 64, &s) == RRT_OK);
+      CHECK(rrt_session_forward_keep(s, tokens, pos, seq, want, 3, &rows) == RRT_OK);
+      CHECK(rows == 1);
+      rrt_token_draw_init(&draws[0]);
+      draws[0].greedy = 1;
+      rrt_token_draw_init(&draws[1]);
+      draws[1].greedy = 1;
+      memset(&ban, 0, sizeof(ban));
+      ban.token = argmax;
+      ban.repetition_penalty = 1.0f;
+      ban.banned = 1;
+      draws[1].edits = &ban;
+      draws[1].edit_count = 1;
+      draws[1].score_token = argmax;
+      CHECK(rrt_session_sample(s, kept_rows, draws, 2, drawn) == RRT_OK);
+      CHECK(drawn[0].token == argmax && drawn[0].logprob < 0.0f);
+      CHECK(drawn[1].token != argmax && drawn[1].token >= 0);
+      CHECK(fabsf(drawn[1].score_logprob - drawn[0].logprob) < 1e-5f);
+      kept_rows[1] = 1; /* only one row was kept */
+      CHECK(rrt_session_sample(s, kept_rows, draws, 2, drawn) == RRT_INVALID_ARGUMENT);
+      draws[0].struct_size = 8;
+      CHECK(rrt_session_sample(s, kept_rows, draws, 1, drawn) == RRT_MISUSE);
+      draws[0].struct_size = sizeof(rrt_token_draw);
+      draws[0].greedy = 0;
+      draws[0].temperature = 0.0f; /* neither greedy nor a temperature */
+      CHECK(rrt_session_sample(s, kept_rows, draws, 1, drawn) == RRT_INVALID_ARGUMENT);
+      rrt_session_destroy(s);
+    }
     CHECK(rrt_session_forward(s, tokens, pos, seq, want, 1, logits, 512, &rows) == RRT_MISUSE); /* destroyed */
     /* Two threads on one session: the second call is refused while the first runs. */
     {
