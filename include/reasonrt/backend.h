@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "reasonrt/export.h"
+#include "reasonrt/moe.h"
 #include "reasonrt/tensor.h"
 
 namespace reasonrt {
@@ -139,6 +140,25 @@ class RRT_API Backend {
   absl::Status GroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
                              absl::Span<const std::vector<int32_t>> rows, const TensorView& y);
 
+  // (optional, MoE) y[p, :] = x[p, :] . experts[ids[p]]^T for each row p of x [P, K] (f32):
+  // the experts of one projection (all [N, K], one dtype, as in MatMul) chosen per row by
+  // ids [P] (i32, host or this backend's device), so that routing computed on a device
+  // need not come to the host. An id outside [0, experts.size()) is InvalidArgument where
+  // ids are host memory; a device backend leaves such a row's y as zeros. Defaults to
+  // bringing ids to the host and calling GroupedMatMul.
+  absl::Status ExpertMatMul(const TensorView& x, const TensorView& ids,
+                            absl::Span<const Weight> experts, const TensorView& y);
+
+  // (optional, MoE) RouteTokens (reasonrt/moe.h) of logits [T, n_routed_experts] (f32)
+  // under `router` with its correction bias (noaux_tc; host values): experts [T, k] (i32)
+  // and weights [T, k] (f32), k = num_experts_per_tok. All three may live on this
+  // backend's device. Errors as RouteTokens for the configuration; a NaN logit is
+  // InvalidArgument where the logits are host memory, and ranks below every other expert
+  // on a device. Defaults to RouteTokens on the host.
+  absl::Status RouteExperts(const TensorView& logits, const RouterConfig& router,
+                            absl::Span<const float> bias, const TensorView& experts,
+                            const TensorView& weights);
+
   // (MLA's absorbed projections) per head h: y[t, h, :] = x[t, h, :] . W[h]^T for kOutIn
   // (W[h] is [N, K]) or x[t, h, :] . W[h] for kInOut (W[h] is [K, N]). w [heads, ., .] in
   // f32 or bf16 with contiguous rows; its heads may be strided (slices of kv_b_proj).
@@ -150,6 +170,10 @@ class RRT_API Backend {
   // (MoE combine) out[t, :] += sum_j weights[t * k + j] * x[t * k + j, :] for x [T * k, H]
   // and out [T, H], both f32 and contiguous.
   absl::Status AddWeightedRows(const TensorView& x, absl::Span<const float> weights, int64_t k,
+                               const TensorView& out);
+  // (optional) The same with weights [T * k] (f32) in a tensor on the host or this
+  // backend's device (RouteExperts' output). Defaults to bringing them to the host.
+  absl::Status AddWeightedRows(const TensorView& x, const TensorView& weights, int64_t k,
                                const TensorView& out);
 
   // y[T, H] = x / sqrt(mean(x^2) + eps) * gain[H] (gain in any float dtype). Rows of x and y
@@ -258,6 +282,13 @@ class RRT_API Backend {
   virtual absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
                                        absl::Span<const std::vector<int32_t>> rows,
                                        const TensorView& y);
+  virtual absl::Status DoExpertMatMul(const TensorView& x, const TensorView& ids,
+                                      absl::Span<const Weight> experts, const TensorView& y);
+  virtual absl::Status DoRouteExperts(const TensorView& logits, const RouterConfig& router,
+                                      absl::Span<const float> bias, const TensorView& experts,
+                                      const TensorView& weights);
+  virtual absl::Status DoAddWeightedRowsFrom(const TensorView& x, const TensorView& weights,
+                                             int64_t k, const TensorView& out);
   virtual absl::Status DoHeadMatMul(const TensorView& x, const TensorView& w,
                                     HeadWeightLayout layout, const TensorView& y) = 0;
   virtual absl::Status DoAddWeightedRows(const TensorView& x, absl::Span<const float> weights,

@@ -331,6 +331,146 @@ absl::Status Backend::DoGroupedMatMul(const TensorView& x, absl::Span<const Weig
   return absl::OkStatus();
 }
 
+namespace {
+
+// t's values in host memory: t itself, or a copy made by `be`.
+absl::StatusOr<TensorView> OnHost(Backend& be, const TensorView& t) {
+  if (t.device().type == DeviceType::kCpu || t.num_elements() == 0) return t;
+  RRT_ASSIGN_OR_RETURN(TensorView host, TensorView::Allocate(t.dtype(), t.shape()));
+  RRT_RETURN_IF_ERROR(be.Copy(t, host));
+  return host;
+}
+
+}  // namespace
+
+absl::Status Backend::ExpertMatMul(const TensorView& x, const TensorView& ids,
+                                   absl::Span<const Weight> experts, const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckActivation("ExpertMatMul", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("ExpertMatMul", "y", y, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("ExpertMatMul", "y", y));
+  if (y.dim(0) != x.dim(0)) return Bad("ExpertMatMul", "x and y differ in rows");
+  if (ids.dtype() != DType::kI32 || ids.rank() != 1 || ids.dim(0) != x.dim(0) ||
+      !ids.is_contiguous()) {
+    return Bad("ExpertMatMul",
+               StrCat("ids must be contiguous i32 [", x.dim(0), "], is ", ids.DebugString()));
+  }
+  if (experts.empty()) return Bad("ExpertMatMul", "no experts");
+  for (size_t e = 0; e < experts.size(); ++e) {
+    RRT_RETURN_IF_ERROR(CheckWeight("ExpertMatMul", experts[e], x.dim(1)));
+    if (experts[e].data.dim(0) != y.dim(1) || experts[e].data.dtype() != experts[0].data.dtype()) {
+      return Bad("ExpertMatMul",
+                 StrCat("expert ", e, " is ", experts[e].data.DebugString(), ", expected ",
+                        DTypeName(experts[0].data.dtype()), " [", y.dim(1), ", ", x.dim(1), "]"));
+    }
+  }
+  if (Overlap(x, y)) return Bad("ExpertMatMul", "y overlaps x");
+  if (ids.device().type == DeviceType::kCpu) {
+    for (int64_t p = 0; p < ids.dim(0); ++p) {
+      const int32_t id = ids.data_as<int32_t>()[p];
+      if (id < 0 || id >= static_cast<int64_t>(experts.size())) {
+        return Bad("ExpertMatMul", StrCat("row ", p, " names expert ", id, " of ", experts.size()));
+      }
+    }
+  }
+  if (x.dim(0) == 0) return absl::OkStatus();
+  return DoExpertMatMul(x, ids, experts, y);
+}
+
+absl::Status Backend::DoExpertMatMul(const TensorView& x, const TensorView& ids,
+                                     absl::Span<const Weight> experts, const TensorView& y) {
+  RRT_ASSIGN_OR_RETURN(TensorView host_ids, OnHost(*this, ids));
+  std::vector<std::vector<int32_t>> rows_of(experts.size());
+  for (int64_t p = 0; p < ids.dim(0); ++p) {
+    const int32_t id = host_ids.data_as<int32_t>()[p];
+    if (id < 0 || id >= static_cast<int64_t>(experts.size())) {
+      return Bad("ExpertMatMul", StrCat("row ", p, " names expert ", id, " of ", experts.size()));
+    }
+    rows_of[id].push_back(static_cast<int32_t>(p));
+  }
+  std::vector<Weight> used;
+  std::vector<std::vector<int32_t>> rows;
+  for (size_t e = 0; e < experts.size(); ++e) {
+    if (rows_of[e].empty()) continue;
+    used.push_back(experts[e]);
+    rows.push_back(std::move(rows_of[e]));
+  }
+  return GroupedMatMul(x, used, rows, y);
+}
+
+absl::Status Backend::RouteExperts(const TensorView& logits, const RouterConfig& router,
+                                   absl::Span<const float> bias, const TensorView& experts,
+                                   const TensorView& weights) {
+  RRT_RETURN_IF_ERROR(CheckActivation("RouteExperts", "logits", logits, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("RouteExperts", "weights", weights, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("RouteExperts", "weights", weights));
+  const int64_t t = logits.dim(0), k = router.num_experts_per_tok;
+  if (logits.dim(1) != router.n_routed_experts) {
+    return Bad("RouteExperts", StrCat("logits ", logits.DebugString(), " are not [tokens, ",
+                                      router.n_routed_experts, "]"));
+  }
+  if (experts.dtype() != DType::kI32 || experts.rank() != 2 || experts.dim(0) != t ||
+      experts.dim(1) != k || !experts.is_contiguous() || experts.read_only()) {
+    return Bad("RouteExperts", StrCat("experts must be writable contiguous i32 [", t, ", ", k,
+                                      "], is ", experts.DebugString()));
+  }
+  if (weights.dim(0) != t || weights.dim(1) != k) {
+    return Bad("RouteExperts",
+               StrCat("weights must be [", t, ", ", k, "], is ", weights.DebugString()));
+  }
+  // The configuration's errors, as RouteTokens words them (no tokens: no logits read).
+  RRT_RETURN_IF_ERROR(RouteTokens(router, {}, 0, bias).status());
+  if (t == 0) return absl::OkStatus();
+  return DoRouteExperts(logits, router, bias, experts, weights);
+}
+
+absl::Status Backend::DoRouteExperts(const TensorView& logits, const RouterConfig& router,
+                                     absl::Span<const float> bias, const TensorView& experts,
+                                     const TensorView& weights) {
+  RRT_ASSIGN_OR_RETURN(TensorView host, OnHost(*this, logits));
+  RRT_ASSIGN_OR_RETURN(Routing r,
+                       RouteTokens(router,
+                                   absl::MakeConstSpan(host.data_as<float>(),
+                                                       static_cast<size_t>(host.num_elements())),
+                                   logits.dim(0), bias));
+  const int64_t t = logits.dim(0), k = r.k;
+  RRT_ASSIGN_OR_RETURN(TensorView e, TensorView::Borrow(r.experts.data(), DType::kI32, {t, k}));
+  RRT_ASSIGN_OR_RETURN(TensorView w, TensorView::Borrow(r.weights.data(), DType::kF32, {t, k}));
+  RRT_RETURN_IF_ERROR(Copy(e, experts));
+  return Copy(w, weights);
+}
+
+absl::Status Backend::AddWeightedRows(const TensorView& x, const TensorView& weights, int64_t k,
+                                      const TensorView& out) {
+  if (weights.dtype() != DType::kF32 || weights.num_elements() != x.dim(0) ||
+      !weights.is_contiguous()) {
+    return Bad("AddWeightedRows", StrCat("weights must be contiguous f32 with ", x.dim(0),
+                                         " values, is ", weights.DebugString()));
+  }
+  if (weights.device().type == DeviceType::kCpu) {
+    return AddWeightedRows(
+        x,
+        absl::MakeConstSpan(weights.data_as<float>(), static_cast<size_t>(weights.num_elements())),
+        k, out);
+  }
+  RRT_RETURN_IF_ERROR(CheckActivation("AddWeightedRows", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("AddWeightedRows", "out", out, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("AddWeightedRows", "out", out));
+  if (k <= 0 || x.dim(0) != out.dim(0) * k || x.dim(1) != out.dim(1)) {
+    return Bad("AddWeightedRows", StrCat("x ", x.DebugString(), " does not fold into out ",
+                                         out.DebugString(), " by k = ", k));
+  }
+  if (Overlap(x, out)) return Bad("AddWeightedRows", "out overlaps x");
+  return DoAddWeightedRowsFrom(x, weights, k, out);
+}
+
+absl::Status Backend::DoAddWeightedRowsFrom(const TensorView& x, const TensorView& weights,
+                                            int64_t k, const TensorView& out) {
+  RRT_ASSIGN_OR_RETURN(TensorView host, OnHost(*this, weights));
+  return DoAddWeightedRows(
+      x, absl::MakeConstSpan(host.data_as<float>(), static_cast<size_t>(host.num_elements())), k,
+      out);
+}
+
 absl::Status Backend::HeadMatMul(const TensorView& x, const TensorView& w,
                                  HeadWeightLayout layout, const TensorView& y) {
   RRT_RETURN_IF_ERROR(CheckStridedRows("HeadMatMul", "x", x, 3));

@@ -49,6 +49,7 @@ struct DeepseekLayer {
   Weight router;                   // f32 [E, hidden]
   std::vector<float> router_bias;  // noaux_tc's e_score_correction_bias
   std::vector<Mlp> experts;
+  std::vector<Weight> expert_gates, expert_ups, expert_downs;  // the experts' projections
   bool has_shared = false;
   Mlp shared;
 };
@@ -135,6 +136,9 @@ class DeepseekModel final : public ArchitectureModel {
         for (int64_t e = 0; e < c.n_routed_experts; ++e) {
           RRT_ASSIGN_OR_RETURN(Mlp expert, mlp(StrCat(p, ".mlp.experts.", e)));
           l.experts.push_back(expert);
+          l.expert_gates.push_back(expert.gate);
+          l.expert_ups.push_back(expert.up);
+          l.expert_downs.push_back(expert.down);
         }
         l.has_shared = c.n_shared_experts > 0;
         if (l.has_shared) {
@@ -292,45 +296,55 @@ class DeepseekModel final : public ArchitectureModel {
                        t, l.router_bias);
   }
 
-  // out [T, hidden] = routed experts (weighted) + shared experts, of x [T, hidden].
+  // out [T, hidden] = routed experts (weighted) + shared experts, of x [T, hidden]. The
+  // routing stays where the backend computed it (a GPU's memory): the experts' matmuls
+  // take their ids from there. routing_out, when given, gets a host copy.
   absl::Status Moe(Backend& be, const DeepseekLayer& l, const TensorView& x, const TensorView& out,
                    Routing* routing_out) const {
     const int64_t t = x.dim(0), h = cfg_.hidden_size, inter = cfg_.moe_intermediate_size;
-    RRT_ASSIGN_OR_RETURN(Routing routing, RouteRows(be, l, x));
-    const int64_t k = routing.k, pairs = t * k;
-    // Pair p = t * k + j is token t's j-th expert; each active expert takes its pairs' rows.
-    std::vector<std::vector<int32_t>> rows_of(static_cast<size_t>(cfg_.n_routed_experts));
+    const int64_t k = router_.num_experts_per_tok, pairs = t * k;
+    RRT_ASSIGN_OR_RETURN(TensorView logits, be.Allocate(DType::kF32, {t, cfg_.n_routed_experts}));
+    RRT_RETURN_IF_ERROR(be.MatMul(x, l.router, nullptr, logits));
+    RRT_ASSIGN_OR_RETURN(TensorView experts, be.Allocate(DType::kI32, {t, k}));
+    RRT_ASSIGN_OR_RETURN(TensorView weights, be.Allocate(DType::kF32, {t, k}));
+    RRT_RETURN_IF_ERROR(be.RouteExperts(logits, router_, l.router_bias, experts, weights));
+    // Pair p = t * k + j is token t's j-th expert: its row of xe is token t's.
     std::vector<int32_t> token_of(static_cast<size_t>(pairs));
-    for (int64_t p = 0; p < pairs; ++p) {
-      rows_of[routing.experts[p]].push_back(static_cast<int32_t>(p));
-      token_of[p] = static_cast<int32_t>(p / k);
-    }
-    std::vector<Weight> gates, ups, downs;
-    std::vector<std::vector<int32_t>> rows;
-    for (int64_t e = 0; e < cfg_.n_routed_experts; ++e) {
-      if (rows_of[e].empty()) continue;
-      gates.push_back(l.experts[e].gate);
-      ups.push_back(l.experts[e].up);
-      downs.push_back(l.experts[e].down);
-      rows.push_back(std::move(rows_of[e]));
-    }
+    for (int64_t p = 0; p < pairs; ++p) token_of[p] = static_cast<int32_t>(p / k);
+    RRT_ASSIGN_OR_RETURN(TensorView ids, TensorView::Borrow(experts.mutable_data(), DType::kI32,
+                                                            {pairs}, experts.device()));
+    RRT_ASSIGN_OR_RETURN(
+        TensorView pair_weights,
+        TensorView::Borrow(weights.mutable_data(), DType::kF32, {pairs}, weights.device()));
     RRT_ASSIGN_OR_RETURN(TensorView xe, be.Allocate(DType::kF32, {pairs, h}));
     RRT_ASSIGN_OR_RETURN(TensorView ge, be.Allocate(DType::kF32, {pairs, inter}));
     RRT_ASSIGN_OR_RETURN(TensorView ue, be.Allocate(DType::kF32, {pairs, inter}));
     RRT_ASSIGN_OR_RETURN(TensorView de, be.Allocate(DType::kF32, {pairs, h}));
     RRT_RETURN_IF_ERROR(be.Embedding(x, token_of, xe));
-    RRT_RETURN_IF_ERROR(be.GroupedMatMul(xe, gates, rows, ge));
-    RRT_RETURN_IF_ERROR(be.GroupedMatMul(xe, ups, rows, ue));
+    RRT_RETURN_IF_ERROR(be.ExpertMatMul(xe, ids, l.expert_gates, ge));
+    RRT_RETURN_IF_ERROR(be.ExpertMatMul(xe, ids, l.expert_ups, ue));
     RRT_RETURN_IF_ERROR(be.SiluMul(ge, ue, ge));
-    RRT_RETURN_IF_ERROR(be.GroupedMatMul(ge, downs, rows, de));
+    RRT_RETURN_IF_ERROR(be.ExpertMatMul(ge, ids, l.expert_downs, de));
     if (l.has_shared) {
       RRT_RETURN_IF_ERROR(RunMlp(be, l.shared, x, out));
     } else {
       RRT_ASSIGN_OR_RETURN(TensorView zeros, be.Allocate(DType::kF32, {t, h}));  // out may be device memory
       RRT_RETURN_IF_ERROR(be.Copy(zeros, out));
     }
-    RRT_RETURN_IF_ERROR(be.AddWeightedRows(de, routing.weights, k, out));
-    if (routing_out != nullptr) *routing_out = std::move(routing);
+    RRT_RETURN_IF_ERROR(be.AddWeightedRows(de, pair_weights, k, out));
+    if (routing_out != nullptr) {
+      Routing& r = *routing_out;
+      r.tokens = t;
+      r.k = k;
+      r.experts.resize(static_cast<size_t>(pairs));
+      r.weights.resize(static_cast<size_t>(pairs));
+      RRT_ASSIGN_OR_RETURN(TensorView he,
+                           TensorView::Borrow(r.experts.data(), DType::kI32, {t, k}));
+      RRT_ASSIGN_OR_RETURN(TensorView hw,
+                           TensorView::Borrow(r.weights.data(), DType::kF32, {t, k}));
+      RRT_RETURN_IF_ERROR(be.Copy(experts, he));
+      RRT_RETURN_IF_ERROR(be.Copy(weights, hw));
+    }
     return absl::OkStatus();
   }
 

@@ -302,6 +302,94 @@ TEST_P(ConformanceTest, GroupedMatMul) {
   ExpectAllNear(y, y_ref, 1e-2f, "GroupedMatMul");  // bf16 experts of several rows: bf16 activations
 }
 
+// Expert ids in a tensor on the backend's device (where it has one): each row against its
+// own expert, every dtype (fp8 with its block scales), a decode's few rows and a prompt's
+// many; an expert no row names, and one named by many.
+TEST_P(ConformanceTest, ExpertMatMulTakesIdsFromATensor) {
+  const int64_t experts_n = 6, n = 256, k = 256;
+  std::mt19937 rng(5);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3}) {
+    std::vector<Weight> experts;
+    for (int64_t e = 0; e < experts_n; ++e) {
+      Weight w{Random(dtype, {n, k}), {}};
+      if (dtype == DType::kF8E4M3)
+        w.scale_inv = Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
+      experts.push_back(w);
+    }
+    for (int64_t p : {1, 8, 40}) {
+      const std::string what = std::string(DTypeName(dtype)) + " rows=" + std::to_string(p);
+      TensorView x = Random(DType::kF32, {p, k});
+      TensorView host_ids = Zeros(DType::kI32, {p});
+      for (int64_t i = 0; i < p; ++i)
+        host_ids.mutable_data_as<int32_t>()[i] = i % 3 == 0 ? 4 : static_cast<int32_t>(rng() % 4);
+      TensorView ids = *be_->Allocate(DType::kI32, {p});
+      ASSERT_TRUE(be_->Copy(host_ids, ids).ok());
+      TensorView y = Zeros(DType::kF32, {p, n}), y_ref = Zeros(DType::kF32, {p, n});
+      absl::Status st = be_->ExpertMatMul(x, ids, experts, y);
+      ASSERT_TRUE(st.ok()) << what << ": " << st;
+      ASSERT_TRUE(ref_->ExpertMatMul(x, host_ids, experts, y_ref).ok()) << what;
+      // Rows of one expert run together: bf16 activations where several rows meet a bf16 weight.
+      ExpectAllNear(y, y_ref, dtype == DType::kBF16 ? 1e-2f : 1e-4f, "ExpertMatMul " + what);
+    }
+  }
+  TensorView x = Random(DType::kF32, {2, 8}), y = Zeros(DType::kF32, {2, 4});
+  std::vector<Weight> two = {{Random(DType::kF32, {4, 8}), {}}, {Random(DType::kF32, {4, 8}), {}}};
+  TensorView bad = Zeros(DType::kI32, {2});
+  bad.mutable_data_as<int32_t>()[1] = 2;
+  EXPECT_EQ(be_->ExpertMatMul(x, bad, two, y).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(be_->ExpertMatMul(x, Zeros(DType::kI32, {3}), two, y).code(),
+            absl::StatusCode::kInvalidArgument);
+  two[1] = {Random(DType::kBF16, {4, 8}), {}};  // experts of two dtypes
+  EXPECT_EQ(be_->ExpertMatMul(x, Zeros(DType::kI32, {2}), two, y).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// DeepSeek-V3's router (256 experts in 8 groups, the best 4 groups, 8 experts a token,
+// sigmoid scores with a correction bias, normalised and scaled) and V2's (softmax, greedy),
+// the outputs in the backend's memory, against RouteTokens on the host (the reference's).
+TEST_P(ConformanceTest, RouteExpertsIsRouteTokens) {
+  RouterConfig v3;
+  v3.n_routed_experts = 256, v3.num_experts_per_tok = 8, v3.n_group = 8, v3.topk_group = 4;
+  v3.scoring_func = ScoringFunc::kSigmoid, v3.topk_method = TopkMethod::kNoauxTc;
+  v3.norm_topk_prob = true, v3.routed_scaling_factor = 2.5;
+  RouterConfig v2;
+  v2.n_routed_experts = 64, v2.num_experts_per_tok = 6, v2.scoring_func = ScoringFunc::kSoftmax;
+  v2.topk_method = TopkMethod::kGreedy, v2.routed_scaling_factor = 1.0, v2.always_scale = false;
+  for (const RouterConfig& c : {v3, v2}) {
+    const int64_t t = 7, e = c.n_routed_experts, k = c.num_experts_per_tok;
+    TensorView logits = Random(DType::kF32, {t, e}, -4.0f, 4.0f);
+    std::vector<float> bias;
+    if (c.topk_method == TopkMethod::kNoauxTc) {
+      std::uniform_real_distribution<float> u(-0.1f, 0.1f);
+      for (int64_t i = 0; i < e; ++i) bias.push_back(u(Rng()));
+    }
+    TensorView experts = *be_->Allocate(DType::kI32, {t, k}),
+               weights = *be_->Allocate(DType::kF32, {t, k});
+    absl::Status st = be_->RouteExperts(logits, c, bias, experts, weights);
+    ASSERT_TRUE(st.ok()) << st;
+    TensorView he = Zeros(DType::kI32, {t, k}), hw = Zeros(DType::kF32, {t, k});
+    ASSERT_TRUE(be_->Copy(experts, he).ok());
+    ASSERT_TRUE(be_->Copy(weights, hw).ok());
+    absl::StatusOr<Routing> want = RouteTokens(
+        c, absl::MakeConstSpan(logits.data_as<float>(), static_cast<size_t>(t * e)), t, bias);
+    ASSERT_TRUE(want.ok()) << want.status();
+    for (int64_t i = 0; i < t * k; ++i) {
+      EXPECT_EQ(he.data_as<int32_t>()[i], want->experts[i]) << i;
+      EXPECT_NEAR(hw.data_as<float>()[i], want->weights[i], 1e-5f) << i;
+    }
+  }
+  // The configuration's errors come first, whatever the logits.
+  RouterConfig bad = v3;
+  bad.n_group = 7;
+  TensorView logits = Random(DType::kF32, {1, 256});
+  TensorView experts = *be_->Allocate(DType::kI32, {1, 8}),
+             weights = *be_->Allocate(DType::kF32, {1, 8});
+  EXPECT_EQ(be_->RouteExperts(logits, bad, std::vector<float>(256), experts, weights).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(be_->RouteExperts(logits, v3, {}, experts, weights).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_P(ConformanceTest, SmallOps) {
   for (DType gain_dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
     TensorView x = Random(DType::kF32, {7, 300}, -3.0f, 3.0f);
