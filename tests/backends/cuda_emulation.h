@@ -39,7 +39,7 @@
 namespace cuda_emulation {
 
 struct Index {
-  unsigned x = 0;
+  unsigned x = 0, y = 0;
 };
 inline thread_local Index thread_index, block_index;
 inline Index block_dim;
@@ -47,9 +47,11 @@ inline std::barrier<>* block_barrier = nullptr;
 inline std::barrier<>* warp_barriers[32] = {};
 alignas(8) inline unsigned char shuffle_slots[32][32][8];
 
-// Runs `kernel` (a callable taking no arguments) as `blocks` blocks of `threads` threads
-// (a multiple of 32, at most 1024), one block after another on the same threads.
-inline void RunBlocks(unsigned blocks, unsigned threads, const std::function<void()>& kernel) {
+// Runs `kernel` (a callable taking no arguments) as a grid of blocks_x * blocks_y blocks of
+// `threads` threads (a multiple of 32, at most 1024), one block after another on the same
+// threads.
+inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<void()>& kernel,
+                      unsigned blocks_y = 1) {
   block_dim.x = threads;
   std::barrier<> block(threads);
   std::vector<std::unique_ptr<std::barrier<>>> warps;
@@ -62,8 +64,9 @@ inline void RunBlocks(unsigned blocks, unsigned threads, const std::function<voi
   for (unsigned t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       thread_index.x = t;
-      for (unsigned b = 0; b < blocks; ++b) {
-        block_index.x = b;
+      for (unsigned b = 0; b < blocks_x * blocks_y; ++b) {
+        block_index.x = b % blocks_x;
+        block_index.y = b / blocks_x;
         kernel();
         block.arrive_and_wait();  // the block's end: its shared memory is the next one's
       }
@@ -111,6 +114,12 @@ inline unsigned __ballot_sync(unsigned /*mask: the whole warp*/, bool predicate)
   return bits;
 }
 inline int __ffs(unsigned x) { return x == 0 ? 0 : std::countr_zero(x) + 1; }
+inline void __syncwarp() { cuda_emulation::warp_barriers[threadIdx.x / 32]->arrive_and_wait(); }
+inline float __int_as_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
 inline uint32_t __float_as_uint(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof(u));

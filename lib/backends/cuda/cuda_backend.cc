@@ -224,6 +224,92 @@ class CudaBackend final : public Backend {
     return call.Finish("GroupedMatMul");
   }
 
+  // Experimental (RRT_CUDA_EXPERIMENTAL=1; not yet run on a GPU): a decode step's rows (at
+  // most kExpertGemvMaxRows) take their experts' ids from device memory, against the
+  // experts' weights stacked into one device matrix, so that no routing comes to the host.
+  // Otherwise (and for prompts) the ids come to the host and the rows go by expert.
+  absl::Status DoExpertMatMul(const TensorView& x, const TensorView& ids,
+                              absl::Span<const reasonrt::Weight> experts,
+                              const TensorView& y) override {
+    const DType dtype = experts[0].data.dtype();
+    const int64_t p = x.dim(0), k = x.dim(1), n = y.dim(1);
+    const bool fp8 = dtype == DType::kF8E4M3;
+    bool stackable = experimental_ && p <= kExpertGemvMaxRows && (!fp8 || n % 128 == 0) &&
+                     experts.size() <= static_cast<size_t>(INT32_MAX) && dtype != DType::kI8 &&
+                     dtype != DType::kI32;
+    for (const reasonrt::Weight& w : experts) {
+      stackable &= w.data.device().type == DeviceType::kCpu && w.data.owner() != nullptr &&
+                   w.data.is_contiguous() &&
+                   (!fp8 || (w.scale_inv.device().type == DeviceType::kCpu &&
+                             w.scale_inv.owner() != nullptr && w.scale_inv.is_contiguous()));
+    }
+    if (!stackable) return Backend::DoExpertMatMul(x, ids, experts, y);
+    Call call(*this);
+    std::vector<const TensorView*> parts, scale_parts;
+    for (const reasonrt::Weight& w : experts) {
+      parts.push_back(&w.data);
+      scale_parts.push_back(&w.scale_inv);
+    }
+    RRT_ASSIGN_OR_RETURN(TensorView dw, call.Fused(parts));
+    TensorView ds;
+    if (fp8) {
+      RRT_ASSIGN_OR_RETURN(ds, call.Fused(scale_parts));
+    }
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(TensorView di, call.In(ids));
+    RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/false));
+    ExpertGemvArgs a{};
+    a.x = dx.data_as<float>(), a.ids = di.data_as<int32_t>(), a.w = dw.data(), a.w_dtype = dtype;
+    a.scale_inv = fp8 ? ds.data_as<float>() : nullptr,
+    a.scale_cols = fp8 ? experts[0].scale_inv.dim(1) : 0;
+    a.experts = static_cast<int32_t>(experts.size()), a.rows = p, a.n = n, a.k = k;
+    a.y = dy.mutable_data_as<float>();
+    RRT_RETURN_IF_ERROR(CudaStatus(ExpertGemv(a, stream()), "ExpertMatMul"));
+    return call.Finish("ExpertMatMul");
+  }
+
+  // Experimental likewise: the router on the GPU, one warp a token.
+  absl::Status DoRouteExperts(const TensorView& logits, const RouterConfig& router,
+                              absl::Span<const float> bias, const TensorView& experts,
+                              const TensorView& weights) override {
+    const bool grouped = router.topk_method != TopkMethod::kGreedy;
+    if (!experimental_ || router.n_routed_experts > kMaxRoutedExperts ||
+        router.num_experts_per_tok > kMaxExpertsPerToken || (grouped && router.n_group > 32)) {
+      return Backend::DoRouteExperts(logits, router, bias, experts, weights);
+    }
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dl, call.In(logits));
+    RRT_ASSIGN_OR_RETURN(const float* db, call.Array(bias));
+    RRT_ASSIGN_OR_RETURN(TensorView de, call.Out(experts, /*keep_contents=*/false));
+    RRT_ASSIGN_OR_RETURN(TensorView dw, call.Out(weights, /*keep_contents=*/false));
+    RouteArgs a{};
+    a.logits = dl.data_as<float>(), a.bias = db;
+    a.tokens = logits.dim(0), a.experts = router.n_routed_experts;
+    a.k = static_cast<int32_t>(router.num_experts_per_tok);
+    a.groups = grouped ? static_cast<int32_t>(router.n_group) : 1;
+    a.keep_groups = grouped ? static_cast<int32_t>(router.topk_group) : 1;
+    a.sigmoid = router.scoring_func == ScoringFunc::kSigmoid;
+    a.top2_groups = router.topk_method == TopkMethod::kNoauxTc;
+    a.normalise = router.norm_topk_prob, a.always_scale = router.always_scale;
+    a.scaling_factor = router.routed_scaling_factor;
+    a.out_experts = de.mutable_data_as<int32_t>(), a.out_weights = dw.mutable_data_as<float>();
+    RRT_RETURN_IF_ERROR(CudaStatus(Route(a, stream()), "RouteExperts"));
+    return call.Finish("RouteExperts");
+  }
+
+  absl::Status DoAddWeightedRowsFrom(const TensorView& x, const TensorView& weights, int64_t k,
+                                     const TensorView& out) override {
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(TensorView dw, call.In(weights));
+    RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/true));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cuda::AddWeightedRows(dx.data_as<float>(), dw.data_as<float>(), out.dim(0), k,
+                                         out.dim(1), dout.mutable_data_as<float>(), stream()),
+                   "AddWeightedRows"));
+    return call.Finish("AddWeightedRows");
+  }
+
   absl::Status DoHeadMatMul(const TensorView& x, const TensorView& w, HeadWeightLayout layout,
                             const TensorView& y) override {
     Call call(*this);
@@ -1065,6 +1151,8 @@ class CudaBackend final : public Backend {
   // The fewest prompt rows for which an fp8 weight is converted for the tensor cores (a
   // guess until measured: the conversion writes twice the weight's bytes).
   static constexpr int64_t kFp8GemmMinRows = 64;
+  static constexpr int64_t kExpertGemvMaxRows =
+      16;                // ExpertMatMul rows that read ids on the device
   Kept norm_scratch_;    // NormScratch
   Kept merge_counters_;  // AttentionArgs::merge_counters
   std::unique_ptr<OpTimer> timer_;

@@ -306,6 +306,40 @@ cudaError_t SampleTokens(const float* logits, int64_t rows, int64_t vocab, const
                          const DeviceEdit* edits, float* work, DeviceDrawn* out,
                          cudaStream_t stream);
 
+// Backend::RouteExperts (moe.cu): RouteTokens of logits [tokens, experts] (f32), one warp
+// a token, into out_experts / out_weights [tokens, k]. experts <= kMaxRoutedExperts, k <=
+// kMaxExpertsPerToken, groups <= 32 (1: no groups) dividing the experts, bias null or one
+// value an expert. A NaN logit scores 0 and ranks below every other expert.
+constexpr int kMaxRoutedExperts = 512, kMaxExpertsPerToken = 16;
+struct RouteArgs {
+  const float* logits;
+  const float* bias;
+  int64_t tokens, experts;
+  int32_t k, groups, keep_groups;
+  bool sigmoid, top2_groups, normalise, always_scale;
+  double scaling_factor;
+  int32_t* out_experts;
+  float* out_weights;
+};
+cudaError_t Route(const RouteArgs& a, cudaStream_t stream);
+
+// Backend::ExpertMatMul for ids on the device: y[p, :] = x[p, :] . W_e^T, e = ids[p], for
+// the experts' weights stacked into w [experts * n, k] (f32, f16, bf16 or f8_e4m3; fp8 with
+// its stacked block scales scale_inv [experts * n / 128, scale_cols], n % 128 == 0). Rows
+// whose id is not in [0, experts) get zeros.
+struct ExpertGemvArgs {
+  const float* x;
+  const int32_t* ids;
+  const void* w;
+  DType w_dtype;
+  const float* scale_inv;
+  int64_t scale_cols;
+  int32_t experts;
+  int64_t rows, n, k;
+  float* y;
+};
+cudaError_t ExpertGemv(const ExpertGemvArgs& a, cudaStream_t stream);
+
 }  // namespace reasonrt::cuda
 
 #endif  // REASONRT_LIB_BACKENDS_CUDA_KERNELS_H_

@@ -1,0 +1,169 @@
+// The cuda backend's MoE kernels (lib/backends/cuda/moe_kernel.cuh: the router, one warp a
+// token, and the experts' GEMV that reads each row's expert from device memory), their
+// source run on the host through tests/backends/cuda_emulation.h: the router against
+// RouteTokens (the same experts; weights within 1e-5), the GEMV against the weights
+// dequantized on the host (1e-4 of the row's sum of |x * w|). The conformance suite runs
+// the kernels themselves where a GPU is at hand.
+// clang-format off
+#include "tests/backends/cuda_emulation.h"
+#include "lib/backends/cuda/kernels.h"
+#include "reasonrt/dtype.h"
+namespace reasonrt::cuda {
+namespace {
+// What kernel_util.cuh's loads give, on the host.
+template <DType D>
+float Load(const void* p, int64_t i) {
+  float f;
+  ConvertToF32(D, static_cast<const char*>(p) + i * static_cast<int64_t>(DTypeSize(D)), &f, 1);
+  return f;
+}
+}  // namespace
+}  // namespace reasonrt::cuda
+#include "lib/backends/cuda/moe_kernel.cuh"
+// clang-format on
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "reasonrt/moe.h"
+#include "reasonrt/tensor.h"
+
+namespace reasonrt::cuda {
+namespace {
+
+struct Routed {
+  std::vector<int32_t> experts;
+  std::vector<float> weights;
+};
+
+Routed RunRouter(const RouterConfig& c, const std::vector<float>& logits, int64_t tokens,
+                 const std::vector<float>& bias) {
+  Routed out;
+  const int64_t k = c.num_experts_per_tok;
+  out.experts.assign(static_cast<size_t>(tokens * k), -1);
+  out.weights.assign(static_cast<size_t>(tokens * k), 0.0f);
+  const bool grouped = c.topk_method != TopkMethod::kGreedy;
+  RouteArgs a{};
+  a.logits = logits.data(), a.bias = bias.empty() ? nullptr : bias.data();
+  a.tokens = tokens, a.experts = c.n_routed_experts, a.k = static_cast<int32_t>(k);
+  a.groups = grouped ? static_cast<int32_t>(c.n_group) : 1;
+  a.keep_groups = grouped ? static_cast<int32_t>(c.topk_group) : 1;
+  a.sigmoid = c.scoring_func == ScoringFunc::kSigmoid,
+  a.top2_groups = c.topk_method == TopkMethod::kNoauxTc;
+  a.normalise = c.norm_topk_prob, a.always_scale = c.always_scale,
+  a.scaling_factor = c.routed_scaling_factor;
+  a.out_experts = out.experts.data(), a.out_weights = out.weights.data();
+  const unsigned blocks = static_cast<unsigned>((tokens + kRouteWarps - 1) / kRouteWarps);
+  cuda_emulation::RunBlocks(blocks, kRouteWarps * kWarp, [&] { RouteKernel(a); });
+  return out;
+}
+
+RouterConfig V3() {
+  RouterConfig c;
+  c.n_routed_experts = 256, c.num_experts_per_tok = 8, c.n_group = 8, c.topk_group = 4;
+  c.scoring_func = ScoringFunc::kSigmoid, c.topk_method = TopkMethod::kNoauxTc;
+  c.norm_topk_prob = true, c.routed_scaling_factor = 2.5;
+  return c;
+}
+
+TEST(MoeKernelEmulationTest, RouterIsRouteTokens) {
+  RouterConfig v2;  // DeepSeek-V2's: softmax, greedy, no normalisation
+  v2.n_routed_experts = 160, v2.num_experts_per_tok = 6, v2.scoring_func = ScoringFunc::kSoftmax;
+  v2.topk_method = TopkMethod::kGreedy, v2.routed_scaling_factor = 16.0, v2.always_scale = false;
+  RouterConfig limited = V3();  // group_limited_greedy: a group scored by its best
+  limited.topk_method = TopkMethod::kGroupLimitedGreedy,
+  limited.scoring_func = ScoringFunc::kSoftmax;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-4.0f, 4.0f), small(-0.1f, 0.1f);
+  for (const RouterConfig& c : {V3(), v2, limited}) {
+    const int64_t tokens = 9, e = c.n_routed_experts, k = c.num_experts_per_tok;
+    std::vector<float> logits(static_cast<size_t>(tokens * e)), bias;
+    for (float& v : logits) v = u(rng);
+    if (c.topk_method == TopkMethod::kNoauxTc) {
+      for (int64_t i = 0; i < e; ++i) bias.push_back(small(rng));
+    }
+    const Routed got = RunRouter(c, logits, tokens, bias);
+    absl::StatusOr<Routing> want = RouteTokens(c, logits, tokens, bias);
+    ASSERT_TRUE(want.ok()) << want.status();
+    for (int64_t i = 0; i < tokens * k; ++i) {
+      EXPECT_EQ(got.experts[i], want->experts[i]) << i;
+      EXPECT_NEAR(got.weights[i], want->weights[i], 1e-5f) << i;
+    }
+  }
+}
+
+// Ties go to the lower expert (and group); a NaN logit is never chosen.
+TEST(MoeKernelEmulationTest, RouterTiesAndNaN) {
+  const RouterConfig c = V3();
+  std::vector<float> logits(2 * 256, 0.0f);  // token 0: all equal; token 1: a NaN at the top
+  logits[256 + 5] = NAN;
+  logits[256 + 200] = 3.0f;
+  const std::vector<float> bias(256, 0.0f);
+  const Routed got = RunRouter(c, logits, 2, bias);
+  for (int j = 0; j < 8; ++j) EXPECT_EQ(got.experts[j], j);  // groups 0-3, then experts 0..7
+  for (int j = 0; j < 8; ++j) EXPECT_NE(got.experts[8 + j], 5);
+  EXPECT_EQ(got.experts[8], 200);
+}
+
+TEST(MoeKernelEmulationTest, ExpertGemvReadsEachRowsExpert) {
+  const int32_t experts = 3;
+  const int64_t n = 256, k = 300, rows = 5;           // k: two full 128-blocks and a short one
+  const std::vector<int32_t> ids = {2, 0, -1, 2, 7};  // -1 and 7 are not experts: zeros
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f), scale(0.001f, 0.01f);
+  std::vector<float> x(static_cast<size_t>(rows * k));
+  for (float& v : x) v = u(rng);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3}) {
+    const bool fp8 = dtype == DType::kF8E4M3;
+    std::vector<float> values(static_cast<size_t>(experts * n * k));
+    for (float& v : values) v = fp8 ? u(rng) * 200.0f : u(rng);
+    std::vector<char> w(values.size() * DTypeSize(dtype));
+    ConvertFromF32(dtype, values.data(), w.data(), values.size());
+    const int64_t scale_cols = Fp8ScaleBlocks(k);
+    std::vector<float> scales(static_cast<size_t>(experts * (n / 128) * scale_cols));
+    for (float& s : scales) s = scale(rng);
+    std::vector<float> dense(values.size());  // what the weights stand for, f32
+    if (fp8) {
+      DequantizeFp8Blocks(reinterpret_cast<const uint8_t*>(w.data()), scales.data(), experts * n, k,
+                          dense.data());
+    } else {
+      ConvertToF32(dtype, w.data(), dense.data(), dense.size());
+    }
+    std::vector<float> y(static_cast<size_t>(rows * n), -1.0f);
+    ExpertGemvArgs a{};
+    a.x = x.data(), a.ids = ids.data(), a.w = w.data(), a.w_dtype = dtype;
+    a.scale_inv = fp8 ? scales.data() : nullptr, a.scale_cols = fp8 ? scale_cols : 0;
+    a.experts = experts, a.rows = rows, a.n = n, a.k = k, a.y = y.data();
+    const unsigned blocks_x = static_cast<unsigned>((n + kExpertGemvWarps - 1) / kExpertGemvWarps);
+    auto run = [&] {
+      switch (dtype) {
+        case DType::kF32:
+          return ExpertGemvKernel<DType::kF32>(a);
+        case DType::kBF16:
+          return ExpertGemvKernel<DType::kBF16>(a);
+        case DType::kF16:
+          return ExpertGemvKernel<DType::kF16>(a);
+        default:
+          return ExpertGemvKernel<DType::kF8E4M3>(a);
+      }
+    };
+    cuda_emulation::RunBlocks(blocks_x, kExpertGemvWarps * kWarp, run, static_cast<unsigned>(rows));
+    for (int64_t p = 0; p < rows; ++p) {
+      for (int64_t o = 0; o < n; ++o) {
+        double want = 0, size = 0;
+        if (ids[p] >= 0 && ids[p] < experts) {
+          const float* row = dense.data() + (static_cast<int64_t>(ids[p]) * n + o) * k;
+          for (int64_t i = 0; i < k; ++i)
+            want += double(row[i]) * x[p * k + i], size += std::fabs(double(row[i]) * x[p * k + i]);
+        }
+        ASSERT_NEAR(y[p * n + o], want, 1e-4 * size + 1e-6)
+            << DTypeName(dtype) << " row " << p << " out " << o;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace reasonrt::cuda
