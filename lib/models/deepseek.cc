@@ -175,7 +175,9 @@ class DeepseekModel final : public ArchitectureModel {
     RRT_ASSIGN_OR_RETURN(TensorView proj, be.Allocate(DType::kF32, {t, h}));
     RRT_ASSIGN_OR_RETURN(Scratch s, MakeScratch(be, t));
     RRT_RETURN_IF_ERROR(be.Embedding(embed_, plan.tokens, x));
-    int moe_row = 0;
+    // Each counted MoE layer's routing, where the backend computed it: brought to the host
+    // once the pass is queued, so that no layer waits for it.
+    std::vector<std::pair<int32_t, LayerRouting>> counted;
     if (!layers_.empty()) RRT_RETURN_IF_ERROR(be.RmsNorm(x, layers_[0].input_norm, eps, normed));
     for (size_t i = 0; i < layers_.size(); ++i) {
       const DeepseekLayer& l = layers_[i];
@@ -185,10 +187,10 @@ class DeepseekModel final : public ArchitectureModel {
       if (!l.moe) {
         RRT_RETURN_IF_ERROR(RunMlp(be, l.dense, normed, proj));
       } else {
-        Routing routing;
-        RRT_RETURN_IF_ERROR(Moe(be, l, normed, proj, &routing));
-        if (plan.routing != nullptr) Record(routing, plan, static_cast<int32_t>(i), moe_row, *plan.routing);
-        ++moe_row;
+        LayerRouting routing;
+        RRT_RETURN_IF_ERROR(Moe(be, l, normed, proj, routing));
+        if (plan.routing != nullptr)
+          counted.emplace_back(static_cast<int32_t>(i), std::move(routing));
       }
       if (i + 1 < layers_.size()) {  // the next layer's input norm with the residual step
         RRT_RETURN_IF_ERROR(be.AddRmsNorm(x, proj, layers_[i + 1].input_norm, eps, normed));
@@ -196,7 +198,12 @@ class DeepseekModel final : public ArchitectureModel {
         RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
       }
     }
-    return HeadLogits(be, x, plan.logit_rows, final_norm_, eps, lm_head_, logits);
+    RRT_RETURN_IF_ERROR(HeadLogits(be, x, plan.logit_rows, final_norm_, eps, lm_head_, logits));
+    for (size_t row = 0; row < counted.size(); ++row) {
+      RRT_ASSIGN_OR_RETURN(Routing r, ToHost(be, counted[row].second));
+      Record(r, plan, counted[row].first, static_cast<int>(row), *plan.routing);
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<Routing> Route(Backend& be, int64_t layer, const TensorView& hidden) const override {
@@ -207,7 +214,12 @@ class DeepseekModel final : public ArchitectureModel {
   absl::Status MoeBlock(Backend& be, int64_t layer, const TensorView& hidden, const TensorView& out,
                         Routing* routing) const override {
     RRT_RETURN_IF_ERROR(CheckMoeLayer(layer, hidden));
-    return Moe(be, layers_[layer], hidden, out, routing);
+    LayerRouting lr;
+    RRT_RETURN_IF_ERROR(Moe(be, layers_[layer], hidden, out, lr));
+    if (routing != nullptr) {
+      RRT_ASSIGN_OR_RETURN(*routing, ToHost(be, lr));
+    }
+    return absl::OkStatus();
   }
 
  private:
@@ -296,11 +308,31 @@ class DeepseekModel final : public ArchitectureModel {
                        t, l.router_bias);
   }
 
+  // A layer's routing where the backend computed it: experts [T, k] (i32), weights [T, k].
+  struct LayerRouting {
+    TensorView experts, weights;
+  };
+
+  static absl::StatusOr<Routing> ToHost(Backend& be, const LayerRouting& lr) {
+    Routing r;
+    r.tokens = lr.experts.dim(0);
+    r.k = lr.experts.dim(1);
+    r.experts.resize(static_cast<size_t>(r.tokens * r.k));
+    r.weights.resize(static_cast<size_t>(r.tokens * r.k));
+    RRT_ASSIGN_OR_RETURN(TensorView he,
+                         TensorView::Borrow(r.experts.data(), DType::kI32, {r.tokens, r.k}));
+    RRT_ASSIGN_OR_RETURN(TensorView hw,
+                         TensorView::Borrow(r.weights.data(), DType::kF32, {r.tokens, r.k}));
+    RRT_RETURN_IF_ERROR(be.Copy(lr.experts, he));
+    RRT_RETURN_IF_ERROR(be.Copy(lr.weights, hw));
+    return r;
+  }
+
   // out [T, hidden] = routed experts (weighted) + shared experts, of x [T, hidden]. The
-  // routing stays where the backend computed it (a GPU's memory): the experts' matmuls
-  // take their ids from there. routing_out, when given, gets a host copy.
+  // routing stays where the backend computed it (a GPU's memory; `routing` gets it): the
+  // experts' matmuls take their ids from there.
   absl::Status Moe(Backend& be, const DeepseekLayer& l, const TensorView& x, const TensorView& out,
-                   Routing* routing_out) const {
+                   LayerRouting& routing) const {
     const int64_t t = x.dim(0), h = cfg_.hidden_size, inter = cfg_.moe_intermediate_size;
     const int64_t k = router_.num_experts_per_tok, pairs = t * k;
     RRT_ASSIGN_OR_RETURN(TensorView logits, be.Allocate(DType::kF32, {t, cfg_.n_routed_experts}));
@@ -332,19 +364,7 @@ class DeepseekModel final : public ArchitectureModel {
       RRT_RETURN_IF_ERROR(be.Copy(zeros, out));
     }
     RRT_RETURN_IF_ERROR(be.AddWeightedRows(de, pair_weights, k, out));
-    if (routing_out != nullptr) {
-      Routing& r = *routing_out;
-      r.tokens = t;
-      r.k = k;
-      r.experts.resize(static_cast<size_t>(pairs));
-      r.weights.resize(static_cast<size_t>(pairs));
-      RRT_ASSIGN_OR_RETURN(TensorView he,
-                           TensorView::Borrow(r.experts.data(), DType::kI32, {t, k}));
-      RRT_ASSIGN_OR_RETURN(TensorView hw,
-                           TensorView::Borrow(r.weights.data(), DType::kF32, {t, k}));
-      RRT_RETURN_IF_ERROR(be.Copy(experts, he));
-      RRT_RETURN_IF_ERROR(be.Copy(weights, hw));
-    }
+    routing = LayerRouting{experts, weights};
     return absl::OkStatus();
   }
 
