@@ -36,7 +36,8 @@ mv "$stage"/lib/libstdc++.so* "$stage"/lib/libgcc_s.so* "$stage/lib/cxx/" 2>/dev
 # The C API test's tiny models (made by the build) and Mini-R1 (in the source tree).
 cp -r "$build/tests/capi/tiny_qwen" "$build/tests/capi/tiny_v3" examples/mini-r1/model "$stage/"
 mv "$stage/model" "$stage/mini-r1"
-cp ../shared/model-configs/r1-distill-qwen-7b.json ../shared/model-configs/r1-distill-qwen-1.5b.json "$stage/"
+cp ../shared/model-configs/r1-distill-qwen-7b.json ../shared/model-configs/r1-distill-qwen-1.5b.json \
+   ../shared/model-configs/moonlight-16b-a3b.json "$stage/"
 
 mkdir -p .gpu
 tar -C "$stage" -cJf .gpu/bundle.tar.xz .

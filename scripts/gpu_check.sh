@@ -4,7 +4,7 @@
 # Each stage has its own time limit (seconds, T_<stage>) so that one that hangs leaves the
 # others their time; the order puts the cheap, telling ones first.
 #
-#   STAGES="tests bench kernels fastpaths experimental torch sanitizer cpu auto" bash .gpu/check.sh
+#   STAGES="tests bench kernels fastpaths experimental moe torch sanitizer cpu auto" bash .gpu/check.sh
 #   (the default: all)
 #
 # fastpaths: `reasonrt bench` (-g 8 too) with RRT_CUDA_FAST_PATHS=0 and without,
@@ -15,6 +15,9 @@
 # prompts on bf16 tensor cores, and SampleTokens on the GPU): backends_tests, sessions and
 # DeepSeek with them, the fp8 prompt matmul and SampleTokens benchmarks both ways, then
 # `reasonrt bench` (-g 8 too) without and with them, alternated.
+# moe: a 4-layer synthetic MoE of Moonlight's shapes with R1's router grouping: the MoE
+# tests with RRT_CUDA_EXPERIMENTAL=1 (the router and the experts' GEMV on the GPU), then
+# `reasonrt bench` (-g 4) without and with it, alternated.
 # kernels: the cuda kernel benchmarks (decode GEMV by shape and split, prompt attention)
 # against the device's copy bandwidth.
 # auto: every test binary that loads models through "auto" (sessions, models, generation,
@@ -36,7 +39,7 @@ cublas_dirs+=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvi
 export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
 "$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
 echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$work/env.sh"  # for gpu_ab.sh's runs
-stages=${STAGES:-tests auto bench experimental fastpaths kernels torch sanitizer cpu}
+stages=${STAGES:-tests auto bench experimental moe fastpaths kernels torch sanitizer cpu}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   "$bin/reasonrt" devices 2>&1
@@ -65,14 +68,14 @@ synth_q7() {  # the synthetic R1-Distill-Qwen-7B the benchmarks run, made once
     --config "$work/r1-distill-qwen-7b.json" --out "$work/q7" --seed 1
 }
 
-ab_bench() {  # ab_bench NAME VARIABLE ARGS...: `reasonrt bench ARGS` on q7 with VARIABLE=0,
-  # then =1, two rounds
-  local name=$1 variable=$2; shift 2
+ab_bench() {  # ab_bench NAME VARIABLE MODEL ARGS...: `reasonrt bench ARGS` on MODEL with
+  # VARIABLE=0, then =1, two rounds
+  local name=$1 variable=$2 model=$3; shift 3
   for round in 1 2; do
     for on in 0 1; do
       echo "== $variable=$on, round $round" >>"$out/$name.txt"
       (export "$variable=$on"; stage "$name" "${T_BENCH:-150}" "$bin/reasonrt" bench \
-        --model "$work/q7" --backend cuda "$@")
+        --model "$model" --backend cuda "$@")
     done
   done
 }
@@ -98,7 +101,7 @@ if [[ $stages == *kernels* ]]; then
 fi
 if [[ $stages == *fastpaths* ]]; then
   synth_q7
-  ab_bench fastpaths RRT_CUDA_FAST_PATHS -p 512 -n 64 -r 3 -g 8
+  ab_bench fastpaths RRT_CUDA_FAST_PATHS "$work/q7" -p 512 -n 64 -r 3 -g 8
   grep -E 'prompt|decode|group|== ' "$out/fastpaths.txt"
 fi
 if [[ $stages == *experimental* ]]; then
@@ -106,8 +109,20 @@ if [[ $stages == *experimental* ]]; then
   (export RRT_CUDA_EXPERIMENTAL=1; gpu_tests experimental)
   stage experimental "${T_KERNELS:-150}" "$bin/cuda_benchmarks" \
     --benchmark_filter='Fp8PromptMatMul|SampleTokens' --benchmark_min_time=0.1
-  ab_bench experimental RRT_CUDA_EXPERIMENTAL -p 512 -n 64 -r 3 -g 8
+  ab_bench experimental RRT_CUDA_EXPERIMENTAL "$work/q7" -p 512 -n 64 -r 3 -g 8
   grep -E '^\[  (FAILED|PASSED) |Failure|Fp8Prompt|SampleTokens|prompt|decode|group|== ' "$out/experimental.txt"
+fi
+if [[ $stages == *moe* ]]; then
+  # A DeepSeek-V3-architecture MoE (Moonlight's shapes: 64 experts of 1408, 6 a token, bf16;
+  # R1's router grouping, 8 groups of which 4 stay), 4 layers (1 dense, 3 MoE): the router
+  # and the experts' GEMV on the GPU (experimental) against the routing on the host.
+  [[ -d $work/moon4 ]] || stage synth "${T_SYNTH:-150}" "$bin/reasonrt" synth \
+    --config "$work/moonlight-16b-a3b.json" --out "$work/moon4" --seed 1 --layers 4 \
+    --set n_group=8 --set topk_group=4
+  (export RRT_CUDA_EXPERIMENTAL=1; stage moe "${T_TESTS:-150}" "$bin/backends_tests" \
+    --gtest_filter='*Expert*:*Route*:*deepseek*')
+  ab_bench moe RRT_CUDA_EXPERIMENTAL "$work/moon4" -p 128 -n 32 -r 3 -g 4
+  grep -E '^\[  (FAILED|PASSED) |Failure|prompt|decode|group|== ' "$out/moe.txt"
 fi
 if [[ $stages == *torch* ]]; then
   synth_q7

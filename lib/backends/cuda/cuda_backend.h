@@ -32,8 +32,12 @@
 //   norm in its GEMV's last block (two launches fewer a layer), decode attention over
 //   split keys merges the splits in the last split's block (one launch fewer a layer), and
 //   a prompt of 64 rows or more of an fp8 weight runs on bf16 tensor cores (the weight
-//   converted per call), and SampleTokens draws on the GPU (one block a row; only the
-//   tokens come back) instead of copying the logits to the host and drawing there.
+//   converted per call), SampleTokens draws on the GPU (one block a row; only the tokens
+//   come back) instead of copying the logits to the host and drawing there, RouteExperts
+//   routes on the GPU (one warp a token), and ExpertMatMul of up to 16 rows reads each
+//   row's expert id in device memory (the experts of a projection stacked into one device
+//   matrix; fp8 experts need a multiple of 128 rows) instead of bringing the ids to the
+//   host and running the rows expert by expert.
 // - A kernel that fails leaves the error in the returned status (Internal, naming the
 //   operation), never a crash of the host.
 #ifndef REASONRT_LIB_BACKENDS_CUDA_CUDA_BACKEND_H_
