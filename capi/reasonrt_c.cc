@@ -228,6 +228,26 @@ std::unique_ptr<rrt_result> MakeResult(reasonrt::GenerationResult r) {
   return out;
 }
 
+reasonrt::Batch MakeBatch(const int32_t* tokens, const int32_t* positions, const int32_t* seq_ids,
+                          const uint8_t* want_logits, size_t count) {
+  reasonrt::Batch batch;
+  for (size_t i = 0; i < count; ++i)
+    batch.Add(tokens[i], positions[i], seq_ids[i], want_logits[i] != 0);
+  return batch;
+}
+
+// Runs `f` on the session's C++ object unless another thread has it.
+template <typename F>
+rrt_status WithSession(rrt_session* session, const char* what, F f) {
+  if (session->busy.exchange(true))
+    return Fail(RRT_MISUSE, StrCat(what, ": the session is in use on another thread"));
+  struct Release {
+    std::atomic<bool>& b;
+    ~Release() { b.store(false); }
+  } release{session->busy};
+  return f(*session->session);
+}
+
 }  // namespace
 
 extern "C" {
@@ -439,26 +459,19 @@ rrt_status rrt_session_forward(rrt_session* session, const int32_t* tokens, cons
     RRT_CHECK_HANDLE(session, "session");
     RRT_CHECK_ARG(tokens && positions && seq_ids && want_logits && rows && (logits || capacity == 0),
                   "rrt_session_forward: NULL argument");
-    if (session->busy.exchange(true)) {
-      return Fail(RRT_MISUSE, "rrt_session_forward: the session is in use on another thread");
-    }
-    struct Release {
-      std::atomic<bool>& b;
-      ~Release() { b.store(false); }
-    } release{session->busy};
-    reasonrt::Batch batch;
-    for (size_t i = 0; i < count; ++i) {
-      batch.Add(tokens[i], positions[i], seq_ids[i], want_logits[i] != 0);
-    }
-    auto out = session->session->Forward(batch);
-    if (!out.ok()) return FromStatus(out.status());
-    *rows = out->batch_rows.size();
-    if (out->values.size() > capacity) {
-      return Fail(RRT_OUT_OF_RANGE, StrCat("logits need ", out->values.size(), " floats, capacity is ", capacity,
-                                           " (the tokens were processed)"));
-    }
-    if (!out->values.empty()) std::memcpy(logits, out->values.data(), out->values.size() * sizeof(float));
-    return RRT_OK;
+    return WithSession(session, "rrt_session_forward", [&](reasonrt::Session& s) -> rrt_status {
+      auto out = s.Forward(MakeBatch(tokens, positions, seq_ids, want_logits, count));
+      if (!out.ok()) return FromStatus(out.status());
+      *rows = out->batch_rows.size();
+      if (out->values.size() > capacity) {
+        return Fail(RRT_OUT_OF_RANGE,
+                    StrCat("logits need ", out->values.size(), " floats, capacity is ", capacity,
+                           " (the tokens were processed)"));
+      }
+      if (!out->values.empty())
+        std::memcpy(logits, out->values.data(), out->values.size() * sizeof(float));
+      return RRT_OK;
+    });
   });
 }
 
@@ -469,20 +482,14 @@ rrt_status rrt_session_forward_keep(rrt_session* session, const int32_t* tokens,
     RRT_CHECK_HANDLE(session, "session");
     RRT_CHECK_ARG(tokens && positions && seq_ids && want_logits && rows,
                   "rrt_session_forward_keep: NULL argument");
-    if (session->busy.exchange(true)) {
-      return Fail(RRT_MISUSE, "rrt_session_forward_keep: the session is in use on another thread");
-    }
-    struct Release {
-      std::atomic<bool>& b;
-      ~Release() { b.store(false); }
-    } release{session->busy};
-    reasonrt::Batch batch;
-    for (size_t i = 0; i < count; ++i)
-      batch.Add(tokens[i], positions[i], seq_ids[i], want_logits[i] != 0);
-    auto kept = session->session->ForwardKeepLogits(batch);
-    if (!kept.ok()) return FromStatus(kept.status());
-    *rows = static_cast<size_t>(*kept);
-    return RRT_OK;
+    return WithSession(
+        session, "rrt_session_forward_keep", [&](reasonrt::Session& s) -> rrt_status {
+          auto kept =
+              s.ForwardKeepLogits(MakeBatch(tokens, positions, seq_ids, want_logits, count));
+          if (!kept.ok()) return FromStatus(kept.status());
+          *rows = static_cast<size_t>(*kept);
+          return RRT_OK;
+        });
   });
 }
 
@@ -506,13 +513,6 @@ rrt_status rrt_session_sample(rrt_session* session, const int32_t* rows,
       RRT_CHECK_ARG(draws[i].edit_count == 0 || draws[i].edits != nullptr,
                     "rrt_session_sample: NULL edits");
     }
-    if (session->busy.exchange(true)) {
-      return Fail(RRT_MISUSE, "rrt_session_sample: the session is in use on another thread");
-    }
-    struct Release {
-      std::atomic<bool>& b;
-      ~Release() { b.store(false); }
-    } release{session->busy};
     std::vector<std::vector<reasonrt::LogitEdit>> edits(count);
     std::vector<reasonrt::TokenDraw> td(count);
     for (size_t i = 0; i < count; ++i) {
@@ -525,14 +525,16 @@ rrt_status rrt_session_sample(rrt_session* session, const int32_t* rows,
                                   d.min_p,     d.uniform,     edits[i],      d.score_token};
     }
     std::vector<reasonrt::DrawnToken> drawn(count);
-    const absl::Status st =
-        session->session->SampleKept(absl::MakeConstSpan(rows, count), td, absl::MakeSpan(drawn));
-    if (!st.ok()) return FromStatus(st);
-    for (size_t i = 0; i < count; ++i) {
-      out[i] = rrt_drawn_token{drawn[i].token, drawn[i].logprob, drawn[i].sampled_logprob,
-                               drawn[i].score_logprob};
-    }
-    return RRT_OK;
+    return WithSession(session, "rrt_session_sample", [&](reasonrt::Session& s) -> rrt_status {
+      const absl::Status st =
+          s.SampleKept(absl::MakeConstSpan(rows, count), td, absl::MakeSpan(drawn));
+      if (!st.ok()) return FromStatus(st);
+      for (size_t i = 0; i < count; ++i) {
+        out[i] = rrt_drawn_token{drawn[i].token, drawn[i].logprob, drawn[i].sampled_logprob,
+                                 drawn[i].score_logprob};
+      }
+      return RRT_OK;
+    });
   });
 }
 
@@ -860,17 +862,6 @@ rrt_status ExpertLoadOut(const reasonrt::RoutingStats& r, int32_t* layers, int64
     std::memcpy(load, r.load.data(), r.load.size() * sizeof(int64_t));
   }
   return RRT_OK;
-}
-
-// Runs `f` on the session's C++ object unless another thread has it.
-template <typename F>
-rrt_status WithSession(rrt_session* session, const char* what, F f) {
-  if (session->busy.exchange(true)) return Fail(RRT_MISUSE, StrCat(what, ": the session is in use on another thread"));
-  struct Release {
-    std::atomic<bool>& b;
-    ~Release() { b.store(false); }
-  } release{session->busy};
-  return f(*session->session);
 }
 
 }  // namespace

@@ -300,14 +300,8 @@ class CudaBackend final : public Backend {
   absl::Status DoAddWeightedRowsFrom(const TensorView& x, const TensorView& weights, int64_t k,
                                      const TensorView& out) override {
     Call call(*this);
-    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView dw, call.In(weights));
-    RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/true));
-    RRT_RETURN_IF_ERROR(
-        CudaStatus(cuda::AddWeightedRows(dx.data_as<float>(), dw.data_as<float>(), out.dim(0), k,
-                                         out.dim(1), dout.mutable_data_as<float>(), stream()),
-                   "AddWeightedRows"));
-    return call.Finish("AddWeightedRows");
+    return AddWeightedRowsWith(call, x, dw.data_as<float>(), k, out);
   }
 
   absl::Status DoHeadMatMul(const TensorView& x, const TensorView& w, HeadWeightLayout layout,
@@ -330,14 +324,8 @@ class CudaBackend final : public Backend {
   absl::Status DoAddWeightedRows(const TensorView& x, absl::Span<const float> weights, int64_t k,
                                  const TensorView& out) override {
     Call call(*this);
-    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(const float* dw, call.Array(weights));
-    RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/true));
-    RRT_RETURN_IF_ERROR(
-        CudaStatus(cuda::AddWeightedRows(dx.data_as<float>(), dw, out.dim(0), k, out.dim(1),
-                                         dout.mutable_data_as<float>(), stream()),
-                   "AddWeightedRows"));
-    return call.Finish("AddWeightedRows");
+    return AddWeightedRowsWith(call, x, dw, k, out);
   }
 
   absl::Status DoRmsNorm(const TensorView& x, const TensorView& gain, float eps,
@@ -962,6 +950,18 @@ class CudaBackend final : public Backend {
   }
 
   // y = x . W^T (+ bias) with x, y on the device; the weight through the shared copies.
+  // AddWeightedRows with its weights already on the device.
+  absl::Status AddWeightedRowsWith(Call& call, const TensorView& x, const float* weights, int64_t k,
+                                   const TensorView& out) {
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(TensorView dout, call.Out(out, /*keep_contents=*/true));
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(cuda::AddWeightedRows(dx.data_as<float>(), weights, out.dim(0), k, out.dim(1),
+                                         dout.mutable_data_as<float>(), stream()),
+                   "AddWeightedRows"));
+    return call.Finish("AddWeightedRows");
+  }
+
   absl::Status RunMatMul(Call& call, const TensorView& x, const reasonrt::Weight& w,
                          const TensorView* bias, const TensorView& y) {
     RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
