@@ -5,8 +5,9 @@
 // It checks a kernel's logic, its synchronisation included, where there is no GPU; not its
 // speed, nor anything about the device's arithmetic (expf here is glibc's).
 //
-// Include before the kernel's source, then run a grid with RunBlocks. Every thread of a
-// block must reach every __syncthreads (as on a GPU) or the emulation deadlocks.
+// Include before lib/backends/cuda/kernel_util.cuh (which then compiles for the host too)
+// and the kernel's source, then run a grid with RunBlocks. Every thread of a block must
+// reach every __syncthreads (as on a GPU) or the emulation deadlocks.
 #ifndef REASONRT_TESTS_BACKENDS_CUDA_EMULATION_H_
 #define REASONRT_TESTS_BACKENDS_CUDA_EMULATION_H_
 
@@ -37,12 +38,22 @@
 #define __launch_bounds__(threads)
 
 namespace cuda_emulation {
+struct Index;
+}
+
+namespace cuda_emulation {
 
 struct Index {
-  unsigned x = 0, y = 0;
+  unsigned x = 1, y = 1, z = 1;
 };
-inline thread_local Index thread_index, block_index;
-inline Index block_dim;
+}  // namespace cuda_emulation
+
+// The built-in variables, as globals (this thread's indices; the launch's dimensions).
+inline thread_local cuda_emulation::Index threadIdx{0, 0, 0}, blockIdx{0, 0, 0};
+inline cuda_emulation::Index blockDim, gridDim;
+
+namespace cuda_emulation {
+
 inline std::barrier<>* block_barrier = nullptr;
 inline std::barrier<>* warp_barriers[32] = {};
 alignas(8) inline unsigned char shuffle_slots[32][32][8];
@@ -52,7 +63,8 @@ alignas(8) inline unsigned char shuffle_slots[32][32][8];
 // threads.
 inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<void()>& kernel,
                       unsigned blocks_y = 1) {
-  block_dim.x = threads;
+  blockDim = Index{threads, 1, 1};
+  gridDim = Index{blocks_x, blocks_y, 1};
   std::barrier<> block(threads);
   std::vector<std::unique_ptr<std::barrier<>>> warps;
   for (unsigned w = 0; w < threads / 32; ++w) {
@@ -63,10 +75,9 @@ inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<v
   std::vector<std::thread> pool;
   for (unsigned t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
-      thread_index.x = t;
+      threadIdx = Index{t, 0, 0};
       for (unsigned b = 0; b < blocks_x * blocks_y; ++b) {
-        block_index.x = b % blocks_x;
-        block_index.y = b / blocks_x;
+        blockIdx = Index{b % blocks_x, b / blocks_x, 0};
         kernel();
         block.arrive_and_wait();  // the block's end: its shared memory is the next one's
       }
@@ -77,9 +88,6 @@ inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<v
 
 }  // namespace cuda_emulation
 
-#define threadIdx ::cuda_emulation::thread_index
-#define blockIdx ::cuda_emulation::block_index
-#define blockDim ::cuda_emulation::block_dim
 #define __syncthreads() ::cuda_emulation::block_barrier->arrive_and_wait()
 
 template <typename T>
@@ -120,6 +128,7 @@ inline float __int_as_float(uint32_t u) {
   std::memcpy(&f, &u, sizeof(f));
   return f;
 }
+inline float __uint_as_float(uint32_t u) { return __int_as_float(u); }
 inline uint32_t __float_as_uint(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof(u));
@@ -132,11 +141,5 @@ inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v)
 using std::isnan;
 using std::min;
 
-namespace reasonrt::cuda {
-namespace {
-constexpr int kWarp = 32;
-constexpr unsigned kFullMask = 0xffffffffu;
-}  // namespace
-}  // namespace reasonrt::cuda
 
 #endif  // REASONRT_TESTS_BACKENDS_CUDA_EMULATION_H_

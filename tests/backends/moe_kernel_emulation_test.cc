@@ -6,19 +6,7 @@
 // the kernels themselves where a GPU is at hand.
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
-#include "lib/backends/cuda/kernels.h"
-#include "reasonrt/dtype.h"
-namespace reasonrt::cuda {
-namespace {
-// What kernel_util.cuh's loads give, on the host.
-template <DType D>
-float Load(const void* p, int64_t i) {
-  float f;
-  ConvertToF32(D, static_cast<const char*>(p) + i * static_cast<int64_t>(DTypeSize(D)), &f, 1);
-  return f;
-}
-}  // namespace
-}  // namespace reasonrt::cuda
+#include "lib/backends/cuda/kernel_util.cuh"
 #include "lib/backends/cuda/moe_kernel.cuh"
 // clang-format on
 
@@ -27,6 +15,7 @@ float Load(const void* p, int64_t i) {
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "reasonrt/dtype.h"
 #include "reasonrt/moe.h"
 #include "reasonrt/tensor.h"
 

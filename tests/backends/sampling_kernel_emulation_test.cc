@@ -6,6 +6,7 @@
 // agree to 1e-4 (the kernel's sums are fixed point and f64, the host's f32 blocks in f64).
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
+#include "lib/backends/cuda/kernel_util.cuh"
 #include "lib/backends/cuda/sampling_kernel.cuh"
 // clang-format on
 
