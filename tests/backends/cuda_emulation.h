@@ -31,6 +31,8 @@
 #undef __forceinline__
 #undef __shared__
 #undef __launch_bounds__
+#undef __grid_constant__
+#define __grid_constant__
 #define __device__
 #define __global__
 #define __forceinline__ inline
@@ -129,6 +131,19 @@ inline float __int_as_float(uint32_t u) {
   return f;
 }
 inline float __uint_as_float(uint32_t u) { return __int_as_float(u); }
+// Loads with cache hints: plain loads here.
+template <typename T>
+T __ldcs(const T* p) {
+  return *p;
+}
+template <typename T>
+T __ldcg(const T* p) {
+  return *p;
+}
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  return std::atomic_ref<unsigned>(*p).fetch_add(v);
+}
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 inline uint32_t __float_as_uint(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof(u));

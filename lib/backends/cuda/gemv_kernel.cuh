@@ -1,0 +1,198 @@
+// lib/backends/cuda/gemv_kernel.cuh: the decode GEMV's kernel (gemv.cu launches it) and
+// GemvNorm's epilogue, apart so that tests/backends/cuda_emulation.h can run the same
+// source on the host. Include after kernel_util.cuh.
+#ifndef REASONRT_LIB_BACKENDS_CUDA_GEMV_KERNEL_CUH_
+#define REASONRT_LIB_BACKENDS_CUDA_GEMV_KERNEL_CUH_
+
+#include <cstdint>
+
+#include "lib/backends/cuda/kernels.h"
+
+namespace reasonrt::cuda {
+namespace {
+
+constexpr int kGemvWarps = 8;
+
+// Eight consecutive weights as loaded: 32 bytes of f32, 16 of f16/bf16, 8 of fp8.
+template <DType D>
+struct Chunk {
+  uint4 v[D == DType::kF32 ? 2 : 1];
+};
+
+// The chunk at element i (a multiple of 8) of weight memory w, read past L1 (each weight is
+// read once per forward pass: streaming, evict first).
+template <DType D>
+__device__ __forceinline__ Chunk<D> LoadChunk(const void* w, int64_t i) {
+  Chunk<D> c;
+  if constexpr (D == DType::kF32) {
+    const uint4* p = reinterpret_cast<const uint4*>(static_cast<const float*>(w) + i);
+    c.v[0] = __ldcs(p), c.v[1] = __ldcs(p + 1);
+  } else if constexpr (D == DType::kF8E4M3) {
+    const uint2 v = __ldcs(reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(w) + i));
+    c.v[0] = make_uint4(v.x, v.y, 0, 0);
+  } else {
+    c.v[0] = __ldcs(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w) + i));
+  }
+  return c;
+}
+
+template <DType D>
+__device__ __forceinline__ void Convert(const Chunk<D>& c, float out[8]) {
+  if constexpr (D == DType::kF32) {
+    const uint32_t words[8] = {c.v[0].x, c.v[0].y, c.v[0].z, c.v[0].w,
+                               c.v[1].x, c.v[1].y, c.v[1].z, c.v[1].w};
+    for (int j = 0; j < 8; ++j) out[j] = __uint_as_float(words[j]);
+  } else if constexpr (D == DType::kF8E4M3) {
+    for (int j = 0; j < 4; ++j) out[j] = E4m3Bits((c.v[0].x >> (8 * j)) & 0xff);
+    for (int j = 0; j < 4; ++j) out[4 + j] = E4m3Bits((c.v[0].y >> (8 * j)) & 0xff);
+  } else {
+    const uint32_t words[4] = {c.v[0].x, c.v[0].y, c.v[0].z, c.v[0].w};
+    for (int j = 0; j < 4; ++j) {
+      const uint16_t lo = words[j] & 0xffff, hi = words[j] >> 16;
+      out[2 * j] = D == DType::kBF16 ? Bf16Bits(lo) : F16Bits(lo);
+      out[2 * j + 1] = D == DType::kBF16 ? Bf16Bits(hi) : F16Bits(hi);
+    }
+  }
+}
+
+// Chunks each lane has in flight per step: enough bytes in flight per multiprocessor to
+// cover the memory latency at full bandwidth (on an H200, 16 for bf16 decoded a 7B model at
+// 165 tokens/s against 8's 181-184).
+template <DType D>
+constexpr int kChunksInFlight = D == DType::kF32 ? 4 : 8;
+
+// GemvNorm's epilogue, called by every thread of a GemvKernel block (one activation row):
+// `writer` threads hold the value y[row] they wrote. No thread may have left the kernel.
+__device__ __forceinline__ void NormEpilogue(const GemvNorm& norm, int64_t n, bool writer,
+                                             int64_t row, float value) {
+  __shared__ float squares[kGemvWarps];
+  __shared__ float reduce[kWarp];  // BlockReduce's scratch
+  __shared__ bool last;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  if (lane == 0) {
+    float square = 0.0f;
+    if (writer) {
+      const float x = norm.residual[row] + value;  // as AddRmsNorm adds delta
+      norm.residual[row] = x;
+      square = x * x;
+      __threadfence();  // before this block's ticket (thread 0's, after the barrier)
+    }
+    squares[warp] = square;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float sum = 0.0f;
+    for (int w = 0; w < kGemvWarps; ++w) sum += squares[w];
+    norm.partial[blockIdx.x] = sum;
+    __threadfence();  // the residual rows and the partial before the ticket
+    last = atomicAdd(norm.counter, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // The partials in a fixed order (thread i: blocks i, i + 256, ...; then the block sum),
+  // so that the result does not depend on which block finished last.
+  float sum = 0.0f;
+  for (int64_t i = threadIdx.x; i < gridDim.x; i += blockDim.x) sum += __ldcg(norm.partial + i);
+  sum = BlockReduce<false>(sum, reduce);
+  const float inv = 1.0f / sqrtf(sum / static_cast<float>(n) + norm.eps);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    norm.normed[i] = __ldcg(norm.residual + i) * inv * LoadAny(norm.gain, i, norm.gain_dtype);
+  if (threadIdx.x == 0) *norm.counter = 0;  // for the next launch
+}
+
+// kSplit warps per weight row of the batch's segments (rows numbered across them), each
+// over its kSplit-th of the row's chunks: lane l reads chunks l, l + 32, ... of its range,
+// kChunksInFlight at a time before using any, and multiplies each with the same 8 columns
+// of all R activation rows; the kSplit partial sums meet in shared memory. Needs k % 8 == 0
+// and 16-byte aligned x, weights (8 for fp8).
+template <DType D, int R, int kSplit, bool kNorm = false>
+__global__ void __launch_bounds__(kGemvWarps* kWarp)
+    GemvKernel(const float* __restrict__ x, int64_t k, const __grid_constant__ GemvBatch b) {
+  constexpr int kU = kChunksInFlight<D>;
+  LetSuccessorLaunch();  // takes effect once every block has started: the last wave
+  __shared__ float partial[kSplit > 1 ? kGemvWarps : 1][R];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, part = warp % kSplit;
+  const int64_t global_row =
+      static_cast<int64_t>(blockIdx.x) * (kGemvWarps / kSplit) + warp / kSplit;
+  const bool live = global_row < b.first_row[b.count];
+  int s = 0;
+  while (live && global_row >= b.first_row[s + 1]) ++s;
+  const GemvSegment& g = b.segments[s];
+  const int64_t row = global_row - b.first_row[s], chunks = k / 8;
+  const int64_t per_part = (chunks + kSplit - 1) / kSplit, begin = part * per_part;
+  const int64_t end = live ? min(chunks, begin + per_part) : 0;
+  const float* row_scales =
+      D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  bool waited = false;
+  for (int64_t base = begin + lane; base < end; base += kU * kWarp) {
+    Chunk<D> c[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int64_t ch = base + u * kWarp;
+      if (ch < end) c[u] = LoadChunk<D>(g.w, row * k + ch * 8);
+    }
+    if (!waited) WaitForPredecessor(), waited = true;  // x comes from the kernel before
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int64_t ch = base + u * kWarp;
+      if (ch >= end) break;
+      float wv[8];
+      Convert<D>(c[u], wv);
+      if constexpr (D == DType::kF8E4M3) {
+        const float scale = row_scales[ch / 16];  // 128 columns a scale block
+        for (int j = 0; j < 8; ++j) wv[j] *= scale;
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const float4* xv = reinterpret_cast<const float4*>(x + r * k + ch * 8);
+        const float4 p = xv[0], q = xv[1];
+        acc[r] += p.x * wv[0] + p.y * wv[1] + p.z * wv[2] + p.w * wv[3] + q.x * wv[4] +
+                  q.y * wv[5] + q.z * wv[6] + q.w * wv[7];
+      }
+    }
+  }
+  if (!waited) WaitForPredecessor();  // before any write
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = WarpSum(acc[r]);
+  if constexpr (kSplit > 1) {
+    if (lane == 0) {
+      for (int r = 0; r < R; ++r) partial[warp][r] = acc[r];
+    }
+    __syncthreads();
+    if constexpr (!kNorm) {
+      if (part != 0) return;
+    }
+    if (part == 0) {
+      for (int r = 0; r < R; ++r) {
+        float sum = 0.0f;
+        for (int w = 0; w < kSplit; ++w) sum += partial[warp + w][r];
+        acc[r] = sum;
+      }
+    }
+  }
+  if constexpr (!kNorm) {
+    if (!live || lane != 0) return;
+    const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
+    for (int r = 0; r < R; ++r) g.y[r * g.n + row] = acc[r] + bias;
+  } else {
+    // Every thread goes on to the epilogue's barriers; the writers with their value.
+    static_assert(R == 1, "GemvNorm takes one activation row");
+    const bool writer = live && lane == 0 && part == 0;
+    float value = 0.0f;
+    if (writer) {
+      const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
+      value = acc[0] + bias;
+      g.y[row] = value;
+    }
+    NormEpilogue(b.norm, g.n, writer, row, value);
+  }
+}
+
+}  // namespace
+}  // namespace reasonrt::cuda
+
+#endif  // REASONRT_LIB_BACKENDS_CUDA_GEMV_KERNEL_CUH_
