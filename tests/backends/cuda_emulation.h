@@ -38,6 +38,7 @@
 #define __forceinline__ inline
 #define __shared__ static  // one block runs at a time: a function static is its shared memory
 #define __launch_bounds__(threads)
+#define RRT_DYNAMIC_SHARED(type, name) type* name = ::cuda_emulation::DynamicShared<type>()
 
 namespace cuda_emulation {
 struct Index;
@@ -60,13 +61,20 @@ inline std::barrier<>* block_barrier = nullptr;
 inline std::barrier<>* warp_barriers[32] = {};
 alignas(8) inline unsigned char shuffle_slots[32][32][8];
 
-// Runs `kernel` (a callable taking no arguments) as a grid of blocks_x * blocks_y blocks of
-// `threads` threads (a multiple of 32, at most 1024), one block after another on the same
+// The block's dynamic shared memory (RRT_DYNAMIC_SHARED), 256 KB.
+template <typename T>
+T* DynamicShared() {
+  alignas(16) static unsigned char memory[256 << 10];
+  return reinterpret_cast<T*>(memory);
+}
+
+// Runs `kernel` (a callable taking no arguments) as a grid of blocks_x * blocks_y * blocks_z blocks
+// of `threads` threads (a multiple of 32, at most 1024), one block after another on the same
 // threads.
 inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<void()>& kernel,
-                      unsigned blocks_y = 1) {
+                      unsigned blocks_y = 1, unsigned blocks_z = 1) {
   blockDim = Index{threads, 1, 1};
-  gridDim = Index{blocks_x, blocks_y, 1};
+  gridDim = Index{blocks_x, blocks_y, blocks_z};
   std::barrier<> block(threads);
   std::vector<std::unique_ptr<std::barrier<>>> warps;
   for (unsigned w = 0; w < threads / 32; ++w) {
@@ -78,8 +86,8 @@ inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<v
   for (unsigned t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       threadIdx = Index{t, 0, 0};
-      for (unsigned b = 0; b < blocks_x * blocks_y; ++b) {
-        blockIdx = Index{b % blocks_x, b / blocks_x, 0};
+      for (unsigned b = 0; b < blocks_x * blocks_y * blocks_z; ++b) {
+        blockIdx = Index{b % blocks_x, b / blocks_x % blocks_y, b / (blocks_x * blocks_y)};
         kernel();
         block.arrive_and_wait();  // the block's end: its shared memory is the next one's
       }

@@ -1,11 +1,12 @@
 // lib/backends/cuda/gemv_kernel.cuh: the decode GEMV's kernel (gemv.cu launches it) and
 // GemvNorm's epilogue, apart so that tests/backends/cuda_emulation.h can run the same
-// source on the host. Include after kernel_util.cuh.
+// source on the host (which includes cuda_emulation.h before this).
 #ifndef REASONRT_LIB_BACKENDS_CUDA_GEMV_KERNEL_CUH_
 #define REASONRT_LIB_BACKENDS_CUDA_GEMV_KERNEL_CUH_
 
 #include <cstdint>
 
+#include "lib/backends/cuda/kernel_util.cuh"
 #include "lib/backends/cuda/kernels.h"
 
 namespace reasonrt::cuda {

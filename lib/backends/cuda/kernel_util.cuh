@@ -108,6 +108,12 @@ __device__ float BlockReduce(float v, float* scratch) {
   return kMax ? WarpMax(v) : WarpSum(v);
 }
 
+// A kernel's dynamic shared memory, `type name[]` (a macro, so that the host emulation in
+// tests/backends/cuda_emulation.h can stand in for it).
+#ifndef RRT_DYNAMIC_SHARED
+#define RRT_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 inline int Blocks(int64_t n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
 
 // ---------------------------------------------------------------------------------------

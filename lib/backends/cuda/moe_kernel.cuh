@@ -1,13 +1,14 @@
 // lib/backends/cuda/moe_kernel.cuh: the MoE block's kernels whose routing stays on the GPU
 // (moe.cu launches them): DeepSeek's router, one warp a token, and the experts' GEMV,
 // which finds each row's expert in device memory. Apart, as sampling_kernel.cuh, so that
-// tests/backends/cuda_emulation.h can run the same source on the host. Include after
-// kernel_util.cuh (or the emulation, which then gives Load<D> too).
+// tests/backends/cuda_emulation.h can run the same source on the host (which includes
+// cuda_emulation.h before this).
 #ifndef REASONRT_LIB_BACKENDS_CUDA_MOE_KERNEL_CUH_
 #define REASONRT_LIB_BACKENDS_CUDA_MOE_KERNEL_CUH_
 
 #include <cstdint>
 
+#include "lib/backends/cuda/kernel_util.cuh"
 #include "lib/backends/cuda/kernels.h"
 
 namespace reasonrt::cuda {

@@ -1,13 +1,13 @@
 // lib/backends/cuda/sampling_kernel.cuh: SampleTokens' kernel (see sampling.cu), apart so
 // that a host emulation of the few CUDA features it uses (tests/backends/cuda_emulation.h:
 // a thread per CUDA thread, barriers for __syncthreads and the warp shuffles) can run the
-// same source where there is no GPU. Include after kernel_util.cuh (or the emulation),
-// which give kWarp and kFullMask.
+// same source where there is no GPU (a test includes cuda_emulation.h before this).
 #ifndef REASONRT_LIB_BACKENDS_CUDA_SAMPLING_KERNEL_CUH_
 #define REASONRT_LIB_BACKENDS_CUDA_SAMPLING_KERNEL_CUH_
 
 #include <cstdint>
 
+#include "lib/backends/cuda/kernel_util.cuh"
 #include "lib/backends/cuda/kernels.h"
 
 namespace reasonrt::cuda {
