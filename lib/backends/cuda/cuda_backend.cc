@@ -65,6 +65,32 @@ struct Fp8Scales {
   int64_t cols = 0;
 };
 
+// The paths RRT_CUDA_EXPERIMENTAL turns on: "1" (all of them) or a comma-separated list of
+// their names (to measure one at a time).
+enum ExperimentalPath : unsigned {
+  kNormGemv = 1u << 0,        // norm_gemv: MatMulAddRmsNorm's norm in the GEMV's launch
+  kAttentionMerge = 1u << 1,  // attention_merge: the last split merges decode attention
+  kFp8Prompt = 1u << 2,       // fp8_prompt: prompts of fp8 weights on bf16 tensor cores
+  kSampling = 1u << 3,        // sampling: SampleTokens on the GPU
+  kMoe = 1u << 4,             // moe: RouteExperts and ExpertMatMul's ids on the GPU
+};
+
+unsigned ExperimentalPaths(std::string_view value) {
+  if (value == "1") return ~0u;
+  unsigned paths = 0;
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    const std::string_view name = value.substr(0, comma);
+    if (name == "norm_gemv") paths |= kNormGemv;
+    if (name == "attention_merge") paths |= kAttentionMerge;
+    if (name == "fp8_prompt") paths |= kFp8Prompt;
+    if (name == "sampling") paths |= kSampling;
+    if (name == "moe") paths |= kMoe;
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+  }
+  return paths;
+}
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, bool exact, std::shared_ptr<Stream> stream, int multiprocessors)
@@ -75,7 +101,7 @@ class CudaBackend final : public Backend {
     if (const char* v = std::getenv("RRT_CUDA_FAST_PATHS"); v != nullptr)
       fast_paths_ = std::string_view(v) != "0";
     if (const char* v = std::getenv("RRT_CUDA_EXPERIMENTAL"); v != nullptr)
-      experimental_ = std::string_view(v) == "1";
+      experimental_ = ExperimentalPaths(v);
     if (const char* v = std::getenv("RRT_CUDA_ATTENTION_SCRATCH"); v != nullptr) {
       const long long bytes = std::atoll(v);
       if (bytes > 0) attention_scratch_bytes_ = bytes;
@@ -234,7 +260,7 @@ class CudaBackend final : public Backend {
     const DType dtype = experts[0].data.dtype();
     const int64_t p = x.dim(0), k = x.dim(1), n = y.dim(1);
     const bool fp8 = dtype == DType::kF8E4M3;
-    bool stackable = experimental_ && p <= kExpertGemvMaxRows && (!fp8 || n % 128 == 0) &&
+    bool stackable = Experimental(kMoe) && p <= kExpertGemvMaxRows && (!fp8 || n % 128 == 0) &&
                      experts.size() <= static_cast<size_t>(INT32_MAX) && dtype != DType::kI8 &&
                      dtype != DType::kI32;
     for (const reasonrt::Weight& w : experts) {
@@ -273,7 +299,7 @@ class CudaBackend final : public Backend {
                               absl::Span<const float> bias, const TensorView& experts,
                               const TensorView& weights) override {
     const bool grouped = router.topk_method != TopkMethod::kGreedy;
-    if (!experimental_ || router.n_routed_experts > kMaxRoutedExperts ||
+    if (!Experimental(kMoe) || router.n_routed_experts > kMaxRoutedExperts ||
         router.num_experts_per_tok > kMaxExpertsPerToken || (grouped && router.n_group > 32)) {
       return Backend::DoRouteExperts(logits, router, bias, experts, weights);
     }
@@ -370,8 +396,8 @@ class CudaBackend final : public Backend {
              t.is_contiguous();
     };
     const int64_t n = w.data.dim(0), k = w.data.dim(1);
-    if (!experimental_ || x.dim(0) != 1 || !here(x) || (up != nullptr && !here(*up)) || !here(y) ||
-        !here(residual) || !here(normed)) {
+    if (!Experimental(kNormGemv) || x.dim(0) != 1 || !here(x) || (up != nullptr && !here(*up)) ||
+        !here(y) || !here(residual) || !here(normed)) {
       return Backend::DoMatMulAddRmsNorm(x, up, w, y, residual, gain, eps, normed);
     }
     Call call(*this);
@@ -609,7 +635,7 @@ class CudaBackend final : public Backend {
       RRT_ASSIGN_OR_RETURN(TensorView partial,
                            call.Scratch(DType::kF32, {a.rows * a.heads * a.splits, a.dv + 2}));
       a.partial = partial.mutable_data_as<float>();
-      if (experimental_) {  // the last split merges (not yet run on a GPU)
+      if (Experimental(kAttentionMerge)) {  // the last split merges (not yet run on a GPU)
         const int64_t bytes = a.rows * a.heads * static_cast<int64_t>(sizeof(unsigned int));
         RRT_ASSIGN_OR_RETURN(void* counters,
                              KeptZeroed(merge_counters_, bytes, bytes, "attention counters"));
@@ -715,7 +741,7 @@ class CudaBackend final : public Backend {
   // there (the default).
   absl::Status DoSampleTokens(const TensorView& logits, absl::Span<const TokenDraw> draws,
                               absl::Span<DrawnToken> out) override {
-    if (!experimental_) return Backend::DoSampleTokens(logits, draws, out);
+    if (!Experimental(kSampling)) return Backend::DoSampleTokens(logits, draws, out);
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dl, call.In(logits));
     const int64_t rows = logits.dim(0), vocab = logits.dim(1);
@@ -985,8 +1011,8 @@ class CudaBackend final : public Backend {
     // f32 on the CUDA cores. Not with exact activations (the copy rounds the weights). The
     // copy is freed on the stream as soon as the GEMM is queued (stream-ordered), not at
     // the end of the call: a grouped MatMul converts one expert after another.
-    if (experimental_ && !exact_ && t >= kFp8GemmMinRows && dw.dtype() == DType::kF8E4M3 &&
-        std::max({t, k, n}) <= INT32_MAX) {
+    if (Experimental(kFp8Prompt) && !exact_ && t >= kFp8GemmMinRows &&
+        dw.dtype() == DType::kF8E4M3 && std::max({t, k, n}) <= INT32_MAX) {
       if (void* blas = Blas(); blas != nullptr) {
         RRT_ASSIGN_OR_RETURN(
             std::shared_ptr<void> copy,
@@ -1147,7 +1173,8 @@ class CudaBackend final : public Backend {
   // RRT_CUDA_EXPERIMENTAL=1: paths written without a GPU at hand, not yet run on one
   // (MatMulAddRmsNorm's fused GEMV, decode attention's merge in its last split, fp8 prompts
   // on bf16 tensor cores).
-  bool experimental_ = false;
+  unsigned experimental_ = 0;  // ExperimentalPath bits RRT_CUDA_EXPERIMENTAL turned on
+  bool Experimental(ExperimentalPath path) const { return (experimental_ & path) != 0; }
   // The fewest prompt rows for which an fp8 weight is converted for the tensor cores (a
   // guess until measured: the conversion writes twice the weight's bytes).
   static constexpr int64_t kFp8GemmMinRows = 64;

@@ -28,16 +28,19 @@
 //   and SiluMulMatMul forms its product straight in the prompt GEMM's bf16 input.
 //   RRT_CUDA_FAST_PATHS=0 turns these three off (the plain paths, for comparisons).
 // - RRT_CUDA_EXPERIMENTAL=1 turns on paths written without a GPU at hand and not yet run on
-//   one (off by default): MatMulAddRmsNorm of one decode row runs the residual step and the
-//   norm in its GEMV's last block (two launches fewer a layer), decode attention over
-//   split keys merges the splits in the last split's block (one launch fewer a layer), and
-//   a prompt of 64 rows or more of an fp8 weight runs on bf16 tensor cores (the weight
-//   converted per call), SampleTokens draws on the GPU (one block a row; only the tokens
-//   come back) instead of copying the logits to the host and drawing there, RouteExperts
-//   routes on the GPU (one warp a token), and ExpertMatMul of up to 16 rows reads each
-//   row's expert id in device memory (the experts of a projection stacked into one device
-//   matrix; fp8 experts need a multiple of 128 rows) instead of bringing the ids to the
-//   host and running the rows expert by expert.
+//   one (off by default; a comma-separated list of their names turns on only those):
+//   norm_gemv: MatMulAddRmsNorm of one decode row runs the residual step and the norm in
+//   its GEMV's last block (two launches fewer a layer); attention_merge: decode attention
+//   over split keys merges the splits in the last split's block (one launch fewer a
+//   layer); fp8_prompt: a prompt of 64 rows or more of an fp8 weight runs on bf16 tensor
+//   cores (the weight converted per call); sampling: SampleTokens draws on the GPU (one
+//   block a row; only the tokens come back) instead of copying the logits to the host and
+//   drawing there; moe: RouteExperts routes on the GPU (one warp a token), and
+//   ExpertMatMul of up to 16 rows reads each row's expert id in device memory (the experts
+//   of a projection stacked into one device matrix; fp8 experts need a multiple of 128
+//   rows) instead of bringing the ids to the host and running the rows expert by expert.
+//   The kernels of all but fp8_prompt (cuBLAS) also run, their very source, on the host in
+//   cuda_emulation_tests.
 // - A kernel that fails leaves the error in the returned status (Internal, naming the
 //   operation), never a crash of the host.
 #ifndef REASONRT_LIB_BACKENDS_CUDA_CUDA_BACKEND_H_
