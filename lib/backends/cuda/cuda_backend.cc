@@ -260,9 +260,9 @@ class CudaBackend final : public Backend {
     const DType dtype = experts[0].data.dtype();
     const int64_t p = x.dim(0), k = x.dim(1), n = y.dim(1);
     const bool fp8 = dtype == DType::kF8E4M3;
+    // (ExpertMatMul has checked that every expert is [n, k] of one float dtype.)
     bool stackable = Experimental(kMoe) && p <= kExpertGemvMaxRows && (!fp8 || n % 128 == 0) &&
-                     experts.size() <= static_cast<size_t>(INT32_MAX) && dtype != DType::kI8 &&
-                     dtype != DType::kI32;
+                     experts.size() <= static_cast<size_t>(INT32_MAX);
     for (const reasonrt::Weight& w : experts) {
       stackable &= w.data.device().type == DeviceType::kCpu && w.data.owner() != nullptr &&
                    w.data.is_contiguous() &&
