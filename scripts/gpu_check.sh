@@ -12,8 +12,9 @@
 # plain paths.
 # experimental: the paths RRT_CUDA_EXPERIMENTAL=1 turns on (written without a GPU; now
 # MatMulAddRmsNorm's fused GEMV, the decode attention's merge in its last split, fp8
-# prompts on bf16 tensor cores, and SampleTokens on the GPU): backends_tests, sessions and
-# DeepSeek with them, the fp8 prompt matmul and SampleTokens benchmarks both ways, then
+# prompts on bf16 tensor cores, SampleTokens and the MoE routing on the GPU): backends_tests,
+# sessions and DeepSeek with them, the new kernels' tests under compute-sanitizer's memcheck
+# and racecheck, the fp8 prompt matmul and SampleTokens benchmarks both ways, then
 # `reasonrt bench` (-g 8 too) without and with them, alternated.
 # moe: a 4-layer synthetic MoE of Moonlight's shapes with R1's router grouping: the MoE
 # tests with RRT_CUDA_EXPERIMENTAL=1 (the router and the experts' GEMV on the GPU), then
@@ -107,6 +108,12 @@ fi
 if [[ $stages == *experimental* ]]; then
   synth_q7
   (export RRT_CUDA_EXPERIMENTAL=1; gpu_tests experimental)
+  # The new kernels under compute-sanitizer: memcheck, and racecheck for their shared memory.
+  new_kernels='*SampleTokens*/cuda:*ExpertMatMul*/cuda:*RouteExperts*/cuda:*MatMulAddRmsNorm*/cuda:*PagedAttention*/cuda'
+  for tool in memcheck racecheck; do
+    RRT_CUDA_EXPERIMENTAL=1 stage experimental "${T_SANITIZER:-150}" compute-sanitizer --tool $tool \
+      --report-api-errors no --error-exitcode 1 "$bin/backends_tests" --gtest_filter="$new_kernels"
+  done
   stage experimental "${T_KERNELS:-150}" "$bin/cuda_benchmarks" \
     --benchmark_filter='Fp8PromptMatMul|SampleTokens' --benchmark_min_time=0.1
   ab_bench experimental RRT_CUDA_EXPERIMENTAL "$work/q7" -p 512 -n 64 -r 3 -g 8
