@@ -84,10 +84,10 @@ class RRT_API Session {
   virtual absl::StatusOr<Logits> Forward(const Batch& batch) = 0;
 
   // (optional) Forward that leaves the logits where the backend computed them (on its
-  // device) for SampleKept, instead of returning them; they stay until the next forward
-  // pass of either kind. Returns how many rows it kept: those the batch asked for, in
-  // batch order. Errors as Forward (which then keeps no rows). The default runs Forward
-  // and keeps its logits in host memory.
+  // device) for SampleKept, instead of returning them; they stay until the session's next
+  // ForwardKeepLogits (a Forward in between leaves them). Returns how many rows it kept:
+  // those the batch asked for, in batch order. Errors as Forward (which then keeps no
+  // rows). The default runs Forward and keeps its logits in host memory.
   virtual absl::StatusOr<int64_t> ForwardKeepLogits(const Batch& batch);
 
   // (optional) Draws from the kept logits: out[i] from kept row rows[i] as draws[i]

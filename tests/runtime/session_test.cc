@@ -146,6 +146,13 @@ TEST_P(SessionTest, KeptLogitsDrawWhatForwardsLogitsDraw) {
   }
   EXPECT_EQ(got[2].token, -1);
   EXPECT_LT(got[0].score_logprob, 0.0f);  // the banned token still has a log-prob
+  // A Forward in between leaves the kept rows as they were.
+  Batch next;
+  next.Add(3, 6, 0, true);
+  ASSERT_TRUE(s->Forward(next).ok());
+  std::vector<DrawnToken> again(4);
+  ASSERT_TRUE(s->SampleKept(rows, draws, absl::MakeSpan(again)).ok());
+  for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(again[i].token, got[i].token) << i;
 
   // Rows outside the kept ones, mismatched spans, and a failed pass (which keeps none).
   EXPECT_EQ(s->SampleKept({2}, {draws[0]}, absl::MakeSpan(got.data(), 1)).code(),
