@@ -96,9 +96,12 @@ TEST(MoeKernelEmulationTest, RouterTiesAndNaN) {
   EXPECT_EQ(got.experts[8], 200);
 }
 
-TEST(MoeKernelEmulationTest, ExpertGemvReadsEachRowsExpert) {
+// kChunks: the decode GEMV's chunks of 8 (k = 304: two full 128-blocks and a short one);
+// otherwise one weight at a time (k = 300).
+template <bool kChunks>
+void CheckExpertGemv() {
   const int32_t experts = 3;
-  const int64_t n = 256, k = 300, rows = 5;           // k: two full 128-blocks and a short one
+  const int64_t n = 256, k = kChunks ? 304 : 300, rows = 5;
   const std::vector<int32_t> ids = {2, 0, -1, 2, 7};  // -1 and 7 are not experts: zeros
   std::mt19937 rng(9);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f), scale(0.001f, 0.01f);
@@ -129,13 +132,13 @@ TEST(MoeKernelEmulationTest, ExpertGemvReadsEachRowsExpert) {
     auto run = [&] {
       switch (dtype) {
         case DType::kF32:
-          return ExpertGemvKernel<DType::kF32>(a);
+          return ExpertGemvKernel<DType::kF32, kChunks>(a);
         case DType::kBF16:
-          return ExpertGemvKernel<DType::kBF16>(a);
+          return ExpertGemvKernel<DType::kBF16, kChunks>(a);
         case DType::kF16:
-          return ExpertGemvKernel<DType::kF16>(a);
+          return ExpertGemvKernel<DType::kF16, kChunks>(a);
         default:
-          return ExpertGemvKernel<DType::kF8E4M3>(a);
+          return ExpertGemvKernel<DType::kF8E4M3, kChunks>(a);
       }
     };
     cuda_emulation::RunBlocks(blocks_x, kExpertGemvWarps * kWarp, run, static_cast<unsigned>(rows));
@@ -148,10 +151,15 @@ TEST(MoeKernelEmulationTest, ExpertGemvReadsEachRowsExpert) {
             want += double(row[i]) * x[p * k + i], size += std::fabs(double(row[i]) * x[p * k + i]);
         }
         ASSERT_NEAR(y[p * n + o], want, 1e-4 * size + 1e-6)
-            << DTypeName(dtype) << " row " << p << " out " << o;
+            << DTypeName(dtype) << " chunks " << kChunks << " row " << p << " out " << o;
       }
     }
   }
+}
+
+TEST(MoeKernelEmulationTest, ExpertGemvReadsEachRowsExpert) {
+  CheckExpertGemv<true>();
+  CheckExpertGemv<false>();
 }
 
 }  // namespace

@@ -3,6 +3,20 @@
 #include "lib/backends/cuda/moe_kernel.cuh"
 
 namespace reasonrt::cuda {
+namespace {
+
+template <DType D>
+cudaError_t Launch(const ExpertGemvArgs& a, bool chunks, dim3 grid, int threads,
+                   cudaStream_t stream) {
+  if (chunks) {
+    ExpertGemvKernel<D, true><<<grid, threads, 0, stream>>>(a);
+  } else {
+    ExpertGemvKernel<D, false><<<grid, threads, 0, stream>>>(a);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
 
 cudaError_t Route(const RouteArgs& a, cudaStream_t stream) {
   if (a.tokens == 0) return cudaSuccess;
@@ -16,23 +30,21 @@ cudaError_t ExpertGemv(const ExpertGemvArgs& a, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>((a.n + kExpertGemvWarps - 1) / kExpertGemvWarps),
                   static_cast<unsigned>(a.rows));
   const int threads = kExpertGemvWarps * kWarp;
+  // The decode GEMV's chunked loads where rows and the stacked matrix allow them.
+  const uintptr_t align = a.w_dtype == DType::kF8E4M3 ? 8 : 16;
+  const bool chunks = a.k % 8 == 0 && reinterpret_cast<uintptr_t>(a.w) % align == 0;
   switch (a.w_dtype) {
     case DType::kF32:
-      ExpertGemvKernel<DType::kF32><<<grid, threads, 0, stream>>>(a);
-      break;
+      return Launch<DType::kF32>(a, chunks, grid, threads, stream);
     case DType::kBF16:
-      ExpertGemvKernel<DType::kBF16><<<grid, threads, 0, stream>>>(a);
-      break;
+      return Launch<DType::kBF16>(a, chunks, grid, threads, stream);
     case DType::kF16:
-      ExpertGemvKernel<DType::kF16><<<grid, threads, 0, stream>>>(a);
-      break;
+      return Launch<DType::kF16>(a, chunks, grid, threads, stream);
     case DType::kF8E4M3:
-      ExpertGemvKernel<DType::kF8E4M3><<<grid, threads, 0, stream>>>(a);
-      break;
+      return Launch<DType::kF8E4M3>(a, chunks, grid, threads, stream);
     default:
       return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
 }
 
 }  // namespace reasonrt::cuda
