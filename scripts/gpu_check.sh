@@ -4,7 +4,7 @@
 # Each stage has its own time limit (seconds, T_<stage>) so that one that hangs leaves the
 # others their time; the order puts the cheap, telling ones first.
 #
-#   STAGES="tests bench kernels fastpaths experimental moe torch sanitizer cpu auto" bash .gpu/check.sh
+#   STAGES="tests bench kernels fastpaths experimental expbench moe torch sanitizer cpu auto" bash .gpu/check.sh
 #   (the default: all)
 #
 # fastpaths: `reasonrt bench` (-g 8 too) with RRT_CUDA_FAST_PATHS=0 and without,
@@ -14,8 +14,8 @@
 # MatMulAddRmsNorm's fused GEMV, the decode attention's merge in its last split, fp8
 # prompts on bf16 tensor cores, SampleTokens and the MoE routing on the GPU): backends_tests,
 # sessions and DeepSeek with them, the new kernels' tests under compute-sanitizer's memcheck
-# and racecheck, the fp8 prompt matmul and SampleTokens benchmarks both ways, then
-# `reasonrt bench` (-g 8 too) without and with them, alternated.
+# and racecheck, the fp8 prompt matmul and SampleTokens benchmarks both ways.
+# expbench: `reasonrt bench` (-g 8 too) on q7 without and with them, alternated.
 # moe: a 4-layer synthetic MoE of Moonlight's shapes with R1's router grouping: the MoE
 # tests with RRT_CUDA_EXPERIMENTAL=1 (the router and the experts' GEMV on the GPU), then
 # `reasonrt bench` (-g 4) without and with it, alternated.
@@ -40,7 +40,7 @@ cublas_dirs+=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvi
 export LD_LIBRARY_PATH=$work/lib:$cublas_dirs
 "$bin/reasonrt" devices >/dev/null 2>&1 || export LD_LIBRARY_PATH=$work/lib:$work/lib/cxx:$cublas_dirs
 echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >"$work/env.sh"  # for gpu_ab.sh's runs
-stages=${STAGES:-tests auto bench experimental moe fastpaths kernels torch sanitizer cpu}
+stages=${STAGES:-tests auto bench experimental expbench moe fastpaths kernels torch sanitizer cpu}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   "$bin/reasonrt" devices 2>&1
@@ -106,7 +106,6 @@ if [[ $stages == *fastpaths* ]]; then
   grep -E 'prompt|decode|group|== ' "$out/fastpaths.txt"
 fi
 if [[ $stages == *experimental* ]]; then
-  synth_q7
   (export RRT_CUDA_EXPERIMENTAL=1; gpu_tests experimental)
   # The new kernels under compute-sanitizer: memcheck, and racecheck for their shared memory.
   new_kernels='*SampleTokens*/cuda:*ExpertMatMul*/cuda:*RouteExperts*/cuda:*MatMulAddRmsNorm*/cuda:*PagedAttention*/cuda'
@@ -116,8 +115,12 @@ if [[ $stages == *experimental* ]]; then
   done
   stage experimental "${T_KERNELS:-150}" "$bin/cuda_benchmarks" \
     --benchmark_filter='Fp8PromptMatMul|SampleTokens' --benchmark_min_time=0.1
-  ab_bench experimental RRT_CUDA_EXPERIMENTAL "$work/q7" -p 512 -n 64 -r 3 -g 8
-  grep -E '^\[  (FAILED|PASSED) |Failure|Fp8Prompt|SampleTokens|prompt|decode|group|== ' "$out/experimental.txt"
+  grep -E '^\[  (FAILED|PASSED) |Failure|ERROR SUMMARY|Fp8Prompt|SampleTokens|== ' "$out/experimental.txt"
+fi
+if [[ $stages == *expbench* ]]; then
+  synth_q7
+  ab_bench expbench RRT_CUDA_EXPERIMENTAL "$work/q7" -p 512 -n 64 -r 3 -g 8
+  grep -E 'prompt|decode|group|== ' "$out/expbench.txt"
 fi
 if [[ $stages == *moe* ]]; then
   # A DeepSeek-V3-architecture MoE (Moonlight's shapes: 64 experts of 1408, 6 a token, bf16;
