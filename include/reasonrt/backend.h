@@ -143,9 +143,10 @@ class RRT_API Backend {
   // (optional, MoE) y[p, :] = x[p, :] . experts[ids[p]]^T for each row p of x [P, K] (f32):
   // the experts of one projection (all [N, K], one dtype, as in MatMul) chosen per row by
   // ids [P] (i32, host or this backend's device), so that routing computed on a device
-  // need not come to the host. An id outside [0, experts.size()) is InvalidArgument where
-  // ids are host memory; a device backend leaves such a row's y as zeros. Defaults to
-  // bringing ids to the host and calling GroupedMatMul.
+  // need not come to the host. An id outside [0, experts.size()) is InvalidArgument once
+  // the ids are on the host (as given, or brought there); a backend that reads them on its
+  // device instead leaves such a row's y as zeros. Defaults to bringing ids to the host
+  // and calling GroupedMatMul.
   absl::Status ExpertMatMul(const TensorView& x, const TensorView& ids,
                             absl::Span<const Weight> experts, const TensorView& y);
 
@@ -153,8 +154,8 @@ class RRT_API Backend {
   // under `router` with its correction bias (noaux_tc; host values): experts [T, k] (i32)
   // and weights [T, k] (f32), k = num_experts_per_tok. All three may live on this
   // backend's device. Errors as RouteTokens for the configuration; a NaN logit is
-  // InvalidArgument where the logits are host memory, and ranks below every other expert
-  // on a device. Defaults to RouteTokens on the host.
+  // InvalidArgument where the routing runs on the host (the default), while a kernel on a
+  // device ranks it below every other expert. Defaults to RouteTokens on the host.
   absl::Status RouteExperts(const TensorView& logits, const RouterConfig& router,
                             absl::Span<const float> bias, const TensorView& experts,
                             const TensorView& weights);
