@@ -15,7 +15,8 @@
 # prompts on bf16 tensor cores, SampleTokens and the MoE routing on the GPU): backends_tests,
 # sessions and DeepSeek with them, the new kernels' tests under compute-sanitizer's memcheck
 # and racecheck, the fp8 prompt matmul and SampleTokens benchmarks both ways.
-# expbench: `reasonrt bench` (-g 8 too) on q7 without and with them, alternated.
+# expbench: `reasonrt bench --sample` (-g 8 too; R1's sampling, the draws where the logits
+# are) on q7 without and with them, alternated.
 # moe: a 4-layer synthetic MoE of Moonlight's shapes with R1's router grouping: the MoE
 # tests with RRT_CUDA_EXPERIMENTAL=1 (the router and the experts' GEMV on the GPU), then
 # `reasonrt bench` (-g 4) without and with it, alternated.
@@ -119,7 +120,7 @@ if [[ $stages == *experimental* ]]; then
 fi
 if [[ $stages == *expbench* ]]; then
   synth_q7
-  ab_bench expbench RRT_CUDA_EXPERIMENTAL "$work/q7" -p 512 -n 64 -r 3 -g 8
+  ab_bench expbench RRT_CUDA_EXPERIMENTAL "$work/q7" -p 512 -n 64 -r 3 -g 8 --sample
   grep -E 'prompt|decode|group|== ' "$out/expbench.txt"
 fi
 if [[ $stages == *moe* ]]; then

@@ -18,6 +18,7 @@
 #include "lib/backends/cuda/device.h"
 #include "lib/core/strings.h"
 #include "lib/core/thread_pool.h"
+#include "lib/generate/sampler.h"
 #include "lib/models/tensor_inventory.h"
 #include "reasonrt/cpu_features.h"
 #include "reasonrt/dtype.h"
@@ -164,13 +165,19 @@ double MatmulFlopsPerToken(const ModelConfig& config) {
 
 }  // namespace
 
-// A decode step as generation runs it: the forward pass, then each row's greedy token
-// drawn where the logits are (on a GPU only the tokens come back).
-absl::StatusOr<std::vector<int32_t>> GreedyStep(Session& session, const Batch& batch) {
+// A decode step as generation runs it: the forward pass, then each row's token drawn
+// where the logits are (on a GPU only the tokens come back): greedy, or with R1's
+// recommended sampling (temperature 0.6, top-p 0.95), the draws' numbers from `rng`.
+absl::StatusOr<std::vector<int32_t>> DecodeStep(Session& session, const Batch& batch, bool sample,
+                                                gen::Rng& rng) {
   absl::StatusOr<int64_t> rows = session.ForwardKeepLogits(batch);
   if (!rows.ok()) return rows.status();
   std::vector<int32_t> ids(static_cast<size_t>(*rows));
   std::vector<TokenDraw> draws(ids.size(), TokenDraw{.greedy = true});
+  if (sample) {
+    for (TokenDraw& d : draws)
+      d = TokenDraw{.temperature = 0.6f, .top_p = 0.95f, .uniform = rng.Uniform()};
+  }
   std::vector<DrawnToken> drawn(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
   if (absl::Status s = session.SampleKept(ids, draws, absl::MakeSpan(drawn)); !s.ok()) return s;
@@ -198,6 +205,7 @@ int RunBench(const BenchArgs& args) {
   auto session = (*model)->NewSession(so);
   if (!session.ok()) return Fail(session.status());
   std::mt19937 rng(1);
+  gen::Rng draw_rng(1);  // --sample's draws
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(cfg.vocab_size - 1));
 
   // These machines are shared and their bandwidth drifts: every repetition measures its
@@ -269,7 +277,7 @@ int RunBench(const BenchArgs& args) {
     for (int i = 0; i < args.decode; ++i) {
       Batch b;
       b.Add(next, args.depth + i, 0, true);
-      auto drawn = GreedyStep(**session, b);
+      auto drawn = DecodeStep(**session, b, args.sample, draw_rng);
       if (!drawn.ok()) return Fail(drawn.status());
       next = (*drawn)[0];
     }
@@ -311,7 +319,7 @@ int RunBench(const BenchArgs& args) {
       for (int i = 0; i < args.decode; ++i) {
         Batch b;
         for (int32_t s = 0; s < args.group; ++s) b.Add(nexts[s], p + i, s, true);
-        auto drawn = GreedyStep(**session, b);
+        auto drawn = DecodeStep(**session, b, args.sample, draw_rng);
         if (!drawn.ok()) return Fail(drawn.status());
         nexts = *std::move(drawn);
       }
@@ -352,14 +360,15 @@ int RunBench(const BenchArgs& args) {
         "%.2f, "
         "\"multiply_add_peak_name\": \"%s\", \"group_peak_ratio\": %.6g, "
         "\"actual_weight_bytes_per_token\": %lld, \"kv_cache_bytes_per_token\": %lld, "
-        "\"kv_dtype\": \"%s\"}\n",
+        "\"kv_dtype\": \"%s\", \"sampled\": %s}\n",
         args.model.c_str(), std::string((*model)->backend_name()).c_str(), threads,
         CpuFeaturesString(GetCpuFeatures()).c_str(), args.prompt, args.decode, args.depth,
         args.reps, pp_ts, tg_ts, static_cast<long long>(bytes_per_token), bandwidth, decode_gbs,
         decode_ratio, pp_gflops, peak, peak_name, prompt_ratio, args.group, group_ts,
         static_cast<long long>(group_kv_tokens), group_bw, group_gflops, fma_peak,
         on_gpu ? "" : fma_probe.name(), group_fma, static_cast<long long>(actual_bytes_per_token),
-        static_cast<long long>(KvCacheBytesPerToken(cfg, kv_dtype)), args.kv_dtype.c_str());
+        static_cast<long long>(KvCacheBytesPerToken(cfg, kv_dtype)), args.kv_dtype.c_str(),
+        args.sample ? "true" : "false");
     return 0;
   }
   std::printf("model            %s (%s, %s backend, %d threads, kernels %s, %s KV cache)\n",
@@ -374,6 +383,8 @@ int RunBench(const BenchArgs& args) {
                 pp_gflops, peak_name);
   }
   if (args.depth > 0) std::printf("decode after a context of %d tokens:\n", args.depth);
+  if (args.sample)
+    std::printf("decode sampled (temperature 0.6, top-p 0.95), drawn where the logits are:\n");
   std::printf("decode tg%-6d  %8.2f tokens/s  %8.2f GB/s   = %5.1f%% of %s %.2f GB/s\n", args.decode, tg_ts,
               decode_gbs, 100 * decode_ratio, bandwidth_name, bandwidth);
   if (args.group > 1) {

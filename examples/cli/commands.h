@@ -46,6 +46,7 @@ struct BenchArgs {
   bool in_memory = false;
   bool exact = false;
   std::string kv_dtype = "f32";  // the KV cache's dtype: f32 or bf16
+  bool sample = false;           // decode with R1's sampling settings instead of greedy
 };
 int RunBench(const BenchArgs& args);
 

@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--json", bench.json, "print one JSON object");
   bench_cmd->add_flag("--no-mmap", bench.in_memory, "read the weights into memory instead of mapping them");
   bench_cmd->add_flag("--exact", bench.exact, "f32-exact activations in prompt GEMMs");
+  bench_cmd->add_flag("--sample", bench.sample,
+                      "decode with R1's sampling (temperature 0.6, top-p 0.95) instead of greedy");
   bench_cmd->add_option("--kv-dtype", bench.kv_dtype, "the KV cache's dtype: f32 (default) or bf16 (half the memory)")
       ->check(CLI::IsMember({"f32", "bf16"}));
 
