@@ -65,6 +65,21 @@ absl::Status CheckWritable(std::string_view op, std::string_view name, const Ten
   return absl::OkStatus();
 }
 
+// AddWeightedRows' operands: x [T * k, H] with `weights` values folding into out [T, H].
+absl::Status CheckWeightedRows(const TensorView& x, int64_t weights, int64_t k,
+                               const TensorView& out) {
+  RRT_RETURN_IF_ERROR(CheckActivation("AddWeightedRows", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation("AddWeightedRows", "out", out, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable("AddWeightedRows", "out", out));
+  if (k <= 0 || x.dim(0) != out.dim(0) * k || x.dim(1) != out.dim(1) || weights != x.dim(0)) {
+    return Bad("AddWeightedRows",
+               StrCat("x ", x.DebugString(), " with ", weights, " weights does not fold into out ",
+                      out.DebugString(), " by k = ", k));
+  }
+  if (Overlap(x, out)) return Bad("AddWeightedRows", "out overlaps x");
+  return absl::OkStatus();
+}
+
 bool IsWeightFloat(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16; }
 
 absl::Status CheckWeight(std::string_view op, const Weight& w, int64_t k) {
@@ -452,14 +467,7 @@ absl::Status Backend::AddWeightedRows(const TensorView& x, const TensorView& wei
         absl::MakeConstSpan(weights.data_as<float>(), static_cast<size_t>(weights.num_elements())),
         k, out);
   }
-  RRT_RETURN_IF_ERROR(CheckActivation("AddWeightedRows", "x", x, 2));
-  RRT_RETURN_IF_ERROR(CheckActivation("AddWeightedRows", "out", out, 2));
-  RRT_RETURN_IF_ERROR(CheckWritable("AddWeightedRows", "out", out));
-  if (k <= 0 || x.dim(0) != out.dim(0) * k || x.dim(1) != out.dim(1)) {
-    return Bad("AddWeightedRows", StrCat("x ", x.DebugString(), " does not fold into out ",
-                                         out.DebugString(), " by k = ", k));
-  }
-  if (Overlap(x, out)) return Bad("AddWeightedRows", "out overlaps x");
+  RRT_RETURN_IF_ERROR(CheckWeightedRows(x, weights.num_elements(), k, out));
   return DoAddWeightedRowsFrom(x, weights, k, out);
 }
 
@@ -495,16 +503,7 @@ absl::Status Backend::HeadMatMul(const TensorView& x, const TensorView& w,
 
 absl::Status Backend::AddWeightedRows(const TensorView& x, absl::Span<const float> weights,
                                       int64_t k, const TensorView& out) {
-  RRT_RETURN_IF_ERROR(CheckActivation("AddWeightedRows", "x", x, 2));
-  RRT_RETURN_IF_ERROR(CheckActivation("AddWeightedRows", "out", out, 2));
-  RRT_RETURN_IF_ERROR(CheckWritable("AddWeightedRows", "out", out));
-  if (k <= 0 || x.dim(0) != out.dim(0) * k || x.dim(1) != out.dim(1) ||
-      static_cast<int64_t>(weights.size()) != x.dim(0)) {
-    return Bad("AddWeightedRows", StrCat("x ", x.DebugString(), " with ", weights.size(),
-                                         " weights does not fold into out ", out.DebugString(),
-                                         " by k = ", k));
-  }
-  if (Overlap(x, out)) return Bad("AddWeightedRows", "out overlaps x");
+  RRT_RETURN_IF_ERROR(CheckWeightedRows(x, static_cast<int64_t>(weights.size()), k, out));
   return DoAddWeightedRows(x, weights, k, out);
 }
 
@@ -770,18 +769,9 @@ absl::Status Backend::SampleTokens(const TensorView& logits, absl::Span<const To
 
 absl::Status Backend::DoSampleTokens(const TensorView& logits, absl::Span<const TokenDraw> draws,
                                      absl::Span<DrawnToken> out) {
-  TensorView host = logits;
-  if (logits.device().type != DeviceType::kCpu) {
-    RRT_ASSIGN_OR_RETURN(host, TensorView::Allocate(DType::kF32, logits.shape()));
-    RRT_RETURN_IF_ERROR(Copy(logits, host));
-  }
-  const int64_t vocab = host.dim(1);
+  RRT_ASSIGN_OR_RETURN(TensorView host, OnHost(*this, logits));
   for (size_t r = 0; r < draws.size(); ++r) {
-    absl::Span<const float> row(host.data_as<float>() + static_cast<int64_t>(r) * vocab,
-                                static_cast<size_t>(vocab));
-    absl::StatusOr<DrawnToken> t = DrawTokenOnHost(row, draws[r]);
-    if (!t.ok()) return Bad("SampleTokens", StrCat("row ", r, ": ", t.status().message()));
-    out[r] = *t;
+    RRT_RETURN_IF_ERROR(DrawRowOnHost(host, static_cast<int64_t>(r), draws[r], &out[r]));
   }
   return absl::OkStatus();
 }

@@ -62,28 +62,17 @@ int32_t Boundary(const std::vector<int32_t>& ids, float top, const std::vector<f
   return -1;
 }
 
-// log_softmax(logits * inv_t)[token] of the row as given, its two passes done once.
-class RawLogProb {
- public:
-  RawLogProb(absl::Span<const float> logits, float inv_t) : logits_(logits), inv_t_(inv_t) {}
-  float operator()(int32_t token) {
-    if (z_ < 0) {
-      const int64_t n = static_cast<int64_t>(logits_.size());
-      // Any offset gives the same value; the largest scaled logit keeps exp() in range.
-      offset_ = draw::MaxOf(logits_.data(), n) * inv_t_;
-      z_ = draw::SumExp(logits_.data(), n, inv_t_, offset_);
-    }
-    return static_cast<float>(double(logits_[token] * inv_t_) - double(offset_) - std::log(z_));
-  }
-
- private:
-  absl::Span<const float> logits_;
-  float inv_t_;
-  float offset_ = 0;
-  double z_ = -1;
-};
-
 }  // namespace
+
+float RawLogProb::operator()(int32_t token) {
+  if (z_ < 0) {
+    const int64_t n = static_cast<int64_t>(logits_.size());
+    // Any offset gives the same value; the largest scaled logit keeps exp() in range.
+    offset_ = draw::MaxOf(logits_.data(), n) * inv_t_;
+    z_ = draw::SumExp(logits_.data(), n, inv_t_, offset_);
+  }
+  return static_cast<float>(double(logits_[token] * inv_t_) - double(offset_) - std::log(z_));
+}
 
 absl::Status CheckTokenDraw(const TokenDraw& d, int64_t vocab, std::string_view where) {
   if (d.score_token < -1 || d.score_token >= vocab) {
@@ -264,6 +253,18 @@ absl::StatusOr<DrawnToken> DrawTokenOnHost(absl::Span<const float> logits, const
   if (d.score_token >= 0) r.score_logprob = logprob(d.score_token);
   r.sampled_logprob = static_cast<float>(std::log(prob[r.token] / z));
   return r;
+}
+
+absl::Status DrawRowOnHost(const TensorView& logits, int64_t row, const TokenDraw& draw,
+                           DrawnToken* out) {
+  const int64_t vocab = logits.dim(1);
+  absl::StatusOr<DrawnToken> t = DrawTokenOnHost(
+      absl::MakeConstSpan(logits.data_as<float>() + row * vocab, static_cast<size_t>(vocab)), draw);
+  if (!t.ok())
+    return absl::InvalidArgumentError(
+        StrCat("SampleTokens: row ", row, ": ", t.status().message()));
+  *out = *t;
+  return absl::OkStatus();
 }
 
 }  // namespace reasonrt

@@ -21,6 +21,25 @@ absl::Status CheckTokenDraw(const TokenDraw& draw, int64_t vocab, std::string_vi
 // for NaN or +inf in the row, or when no token is left to draw.
 absl::StatusOr<DrawnToken> DrawTokenOnHost(absl::Span<const float> logits, const TokenDraw& draw);
 
+// Row `row` of logits [rows, vocab] (f32, host memory) drawn into *out, as DrawTokenOnHost;
+// its errors name the row ("SampleTokens: row r: ...").
+absl::Status DrawRowOnHost(const TensorView& logits, int64_t row, const TokenDraw& draw,
+                           DrawnToken* out);
+
+// log_softmax(logits * inv_t)[token] of a row as given (host memory), its max and sum of
+// exponentials taken once, on the first call, for every token asked after.
+class RawLogProb {
+ public:
+  RawLogProb(absl::Span<const float> logits, float inv_t) : logits_(logits), inv_t_(inv_t) {}
+  float operator()(int32_t token);
+
+ private:
+  absl::Span<const float> logits_;
+  float inv_t_;
+  float offset_ = 0;
+  double z_ = -1;
+};
+
 }  // namespace reasonrt
 
 #endif  // REASONRT_LIB_BACKENDS_TOKEN_DRAW_H_

@@ -163,12 +163,7 @@ class Run final : public GenerationRun {
       const size_t k = s->to_feed.size();
       for (size_t i = 0; i < s->awaiting_logprob; ++i) {
         score_rows.push_back(row + static_cast<int32_t>(i));
-        TokenDraw d;
-        d.draw = false;
-        d.greedy = sampler_.greedy();
-        d.temperature = sampler_.temperature();
-        d.score_token = s->to_feed[k - s->awaiting_logprob + i];
-        scores.push_back(d);
+        scores.push_back(sampler_.ScoreDraw(s->to_feed[k - s->awaiting_logprob + i]));
       }
       row += static_cast<int32_t>(s->awaiting_logprob) + 1;
     }
@@ -222,10 +217,7 @@ class Run final : public GenerationRun {
         s->budget_closed = true;
         if (close_tokens_.empty()) continue;
         choices.push_back({s, true, false});
-        d.draw = false;
-        d.greedy = sampler_.greedy();
-        d.temperature = sampler_.temperature();
-        d.score_token = close_tokens_[0];
+        d = sampler_.ScoreDraw(close_tokens_[0]);
       } else {
         const bool too_early = thinking && c.thinking_tokens < budget.min_tokens;
         // Too early: with no continuation text the endings get no probability; with one, a

@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "lib/backends/token_draw.h"
-#include "lib/backends/token_draw_kernels.h"
 #include "lib/core/status_macros.h"
 #include "lib/core/strings.h"
 
@@ -43,12 +42,16 @@ float Sampler::temperature() const {
 }
 
 float Sampler::LogProb(absl::Span<const float> logits, int32_t token) const {
-  const int64_t n = static_cast<int64_t>(logits.size());
-  const float inv_t = 1.0f / temperature();
-  // Any offset gives the same value; the largest scaled logit keeps exp() in range.
-  const float offset = draw::MaxOf(logits.data(), n) * inv_t;
-  const double z = draw::SumExp(logits.data(), n, inv_t, offset);
-  return static_cast<float>(double(logits[token] * inv_t) - double(offset) - std::log(z));
+  return RawLogProb(logits, 1.0f / temperature())(token);
+}
+
+TokenDraw Sampler::ScoreDraw(int32_t token) const {
+  TokenDraw d;
+  d.draw = false;
+  d.greedy = greedy();
+  d.temperature = temperature();
+  d.score_token = token;
+  return d;
 }
 
 absl::StatusOr<TokenDraw> Sampler::MakeDraw(int64_t vocab,

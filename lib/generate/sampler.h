@@ -63,6 +63,9 @@ class Sampler {
 
   bool greedy() const { return params_.greedy || params_.temperature <= 0; }
 
+  // A TokenDraw that only scores `token` (a forced token's log-prob), as LogProb would.
+  TokenDraw ScoreDraw(int32_t token) const;
+
   // log_softmax(logits / temperature)[token] (temperature 1 when greedy).
   float LogProb(absl::Span<const float> logits, int32_t token) const;
   float temperature() const;

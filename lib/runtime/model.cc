@@ -41,6 +41,21 @@ struct Model::Impl {
 
 namespace {
 
+// SampleKept's spans agree in length and its rows are among the `kept` rows.
+absl::Status CheckKeptRows(absl::Span<const int32_t> rows, size_t draws, size_t out, int64_t kept) {
+  if (rows.size() != draws || rows.size() != out) {
+    return absl::InvalidArgumentError(StrCat("SampleKept: ", rows.size(), " rows, ", draws,
+                                             " draws and room for ", out, " tokens"));
+  }
+  for (int32_t r : rows) {
+    if (r < 0 || r >= kept) {
+      return absl::InvalidArgumentError(
+          StrCat("SampleKept: row ", r, " is not one of the ", kept, " kept rows"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 class SessionImpl final : public Session {
  public:
   SessionImpl(std::shared_ptr<const Model::Impl> model, std::unique_ptr<Backend> backend,
@@ -75,20 +90,11 @@ class SessionImpl final : public Session {
 
   absl::Status SampleKept(absl::Span<const int32_t> rows, absl::Span<const TokenDraw> draws,
                           absl::Span<DrawnToken> out) override {
-    if (rows.size() != draws.size() || rows.size() != out.size()) {
-      return absl::InvalidArgumentError(StrCat("SampleKept: ", rows.size(), " rows, ", draws.size(),
-                                               " draws and room for ", out.size(), " tokens"));
-    }
     const int64_t kept = kept_.empty() ? 0 : kept_.dim(0);
-    bool in_order = static_cast<int64_t>(rows.size()) == kept;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (rows[i] < 0 || rows[i] >= kept) {
-        return absl::InvalidArgumentError(
-            StrCat("SampleKept: row ", rows[i], " is not one of the ", kept, " kept rows"));
-      }
-      in_order &= rows[i] == static_cast<int32_t>(i);
-    }
+    RRT_RETURN_IF_ERROR(CheckKeptRows(rows, draws.size(), out.size(), kept));
     if (rows.empty()) return absl::OkStatus();
+    bool in_order = static_cast<int64_t>(rows.size()) == kept;
+    for (size_t i = 0; i < rows.size(); ++i) in_order &= rows[i] == static_cast<int32_t>(i);
     if (in_order) return backend_->SampleTokens(kept_, draws, out);
     // Other rows, or rows twice: gathered first (on the backend's device).
     RRT_ASSIGN_OR_RETURN(
@@ -266,17 +272,10 @@ absl::StatusOr<int64_t> Session::ForwardKeepLogits(const Batch& batch) {
 
 absl::Status Session::SampleKept(absl::Span<const int32_t> rows, absl::Span<const TokenDraw> draws,
                                  absl::Span<DrawnToken> out) {
-  if (rows.size() != draws.size() || rows.size() != out.size()) {
-    return absl::InvalidArgumentError(StrCat("SampleKept: ", rows.size(), " rows, ", draws.size(),
-                                             " draws and room for ", out.size(), " tokens"));
-  }
   const int64_t kept =
       kept_logits_ == nullptr ? 0 : static_cast<int64_t>(kept_logits_->batch_rows.size());
+  RRT_RETURN_IF_ERROR(CheckKeptRows(rows, draws.size(), out.size(), kept));
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i] < 0 || rows[i] >= kept) {
-      return absl::InvalidArgumentError(
-          StrCat("SampleKept: row ", rows[i], " is not one of the ", kept, " kept rows"));
-    }
     RRT_RETURN_IF_ERROR(
         CheckTokenDraw(draws[i], kept_logits_->vocab_size, StrCat("SampleKept: draw ", i)));
   }

@@ -12,7 +12,6 @@
 #include "lib/backends/cpu/vector_kernels.h"
 #include "lib/backends/token_draw.h"
 #include "lib/core/status_macros.h"
-#include "lib/core/strings.h"
 #include "lib/core/thread_pool.h"
 #include "reasonrt/backend.h"
 
@@ -525,20 +524,10 @@ class CpuBackend final : public Backend {
   // The host draw, rows spread over the threads (a group's draws at once).
   absl::Status DoSampleTokens(const TensorView& logits, absl::Span<const TokenDraw> draws,
                               absl::Span<DrawnToken> out) override {
-    const int64_t rows = logits.dim(0), vocab = logits.dim(1);
+    const int64_t rows = logits.dim(0);
     std::vector<absl::Status> status(static_cast<size_t>(rows));
     pool_.ParallelFor(rows, 1, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        absl::Span<const float> row(logits.data_as<float>() + r * vocab,
-                                    static_cast<size_t>(vocab));
-        absl::StatusOr<DrawnToken> t = DrawTokenOnHost(row, draws[r]);
-        if (t.ok()) {
-          out[r] = *t;
-        } else {
-          status[r] = absl::InvalidArgumentError(
-              StrCat("SampleTokens: row ", r, ": ", t.status().message()));
-        }
-      }
+      for (int64_t r = r0; r < r1; ++r) status[r] = DrawRowOnHost(logits, r, draws[r], &out[r]);
     });
     for (const absl::Status& s : status) RRT_RETURN_IF_ERROR(s);
     return absl::OkStatus();

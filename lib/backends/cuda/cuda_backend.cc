@@ -232,8 +232,20 @@ class CudaBackend final : public Backend {
     Call call(*this);
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/true));
+    const int64_t k = x.dim(1), n = y.dim(1);
     for (size_t g = 0; g < weights.size(); ++g) {
-      RRT_RETURN_IF_ERROR(MatMulRows(call, dx, weights[g], rows[g], dy));
+      const int64_t count = static_cast<int64_t>(rows[g].size());
+      if (count == 0) continue;
+      RRT_ASSIGN_OR_RETURN(const int32_t* ids, call.Array(absl::MakeConstSpan(rows[g])));
+      RRT_ASSIGN_OR_RETURN(TensorView gx, call.Scratch(DType::kF32, {count, k}));
+      RRT_ASSIGN_OR_RETURN(TensorView gy, call.Scratch(DType::kF32, {count, n}));
+      RRT_RETURN_IF_ERROR(CudaStatus(
+          GatherRows(dx.data(), DType::kF32, k, ids, count, gx.mutable_data_as<float>(), stream()),
+          "GroupedMatMul gather"));
+      RRT_RETURN_IF_ERROR(RunMatMul(call, gx, weights[g], nullptr, gy));
+      RRT_RETURN_IF_ERROR(CudaStatus(
+          ScatterRows(gy.data_as<float>(), n, ids, count, dy.mutable_data_as<float>(), stream()),
+          "GroupedMatMul scatter"));
     }
     return call.Finish("GroupedMatMul");
   }
@@ -259,12 +271,6 @@ class CudaBackend final : public Backend {
                              w.scale_inv.owner() != nullptr && w.scale_inv.is_contiguous()));
     }
     if (!stackable) return Backend::DoExpertMatMul(x, ids, experts, y);
-    // A prompt's ids come to the host first (its rows then go by expert).
-    TensorView host_ids = ids;
-    if (p > kExpertGemvMaxRows && ids.device().type != DeviceType::kCpu) {
-      RRT_ASSIGN_OR_RETURN(host_ids, TensorView::Allocate(DType::kI32, {p}));
-      RRT_RETURN_IF_ERROR(Copy(ids, host_ids));
-    }
     Call call(*this);
     std::vector<const TensorView*> parts, scale_parts;
     for (const reasonrt::Weight& w : experts) {
@@ -276,40 +282,31 @@ class CudaBackend final : public Backend {
     if (fp8) {
       RRT_ASSIGN_OR_RETURN(ds, call.Fused(scale_parts));
     }
-    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     if (p > kExpertGemvMaxRows) {
-      // Each expert's rows as one matmul on its slice of the stacked matrix (so the weights
-      // are on the device once, for prompts and decode alike).
-      RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/true));
-      std::vector<std::vector<int32_t>> rows_of(experts.size());
-      for (int64_t i = 0; i < p; ++i) {
-        const int32_t e = host_ids.data_as<int32_t>()[i];
-        if (e < 0 || e >= static_cast<int64_t>(experts.size())) {
-          return absl::InvalidArgumentError(StrCat("ExpertMatMul: row ", i, " names expert ", e));
-        }
-        rows_of[e].push_back(static_cast<int32_t>(i));
-      }
+      // A prompt: the default (ids to the host, the rows by expert), its experts being
+      // slices of the stacked matrix, so the weights are on the device once, for prompts
+      // and decode alike.
+      RRT_RETURN_IF_ERROR(call.Finish("ExpertMatMul"));  // the stacked copies
       const int64_t row_bytes = k * static_cast<int64_t>(DTypeSize(dtype));
       const int64_t scale_rows = fp8 ? n / 128 : 0,
                     scale_cols = fp8 ? experts[0].scale_inv.dim(1) : 0;
+      std::vector<reasonrt::Weight> slices(experts.size());
       for (size_t e = 0; e < experts.size(); ++e) {
-        if (rows_of[e].empty()) continue;
-        reasonrt::Weight slice;
-        RRT_ASSIGN_OR_RETURN(slice.data,
+        RRT_ASSIGN_OR_RETURN(slices[e].data,
                              TensorView::Borrow(static_cast<char*>(dw.mutable_data()) +
                                                     static_cast<int64_t>(e) * n * row_bytes,
                                                 dtype, {n, k}, device()));
         if (fp8) {
           RRT_ASSIGN_OR_RETURN(
-              slice.scale_inv,
+              slices[e].scale_inv,
               TensorView::Borrow(
                   ds.mutable_data_as<float>() + static_cast<int64_t>(e) * scale_rows * scale_cols,
                   DType::kF32, {scale_rows, scale_cols}, device()));
         }
-        RRT_RETURN_IF_ERROR(MatMulRows(call, dx, slice, rows_of[e], dy));
       }
-      return call.Finish("ExpertMatMul");
+      return Backend::DoExpertMatMul(x, ids, slices, y);
     }
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView di, call.In(ids));
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/false));
     ExpertGemvArgs a{};
@@ -1014,24 +1011,6 @@ class CudaBackend final : public Backend {
                                          dout.mutable_data_as<float>(), stream()),
                    "AddWeightedRows"));
     return call.Finish("AddWeightedRows");
-  }
-
-  // dy's rows `rows` = dx's rows `rows` . w^T (dx, dy on this device): gathered, one
-  // matmul, scattered back.
-  absl::Status MatMulRows(Call& call, const TensorView& dx, const reasonrt::Weight& w,
-                          absl::Span<const int32_t> rows, const TensorView& dy) {
-    const int64_t count = static_cast<int64_t>(rows.size()), k = dx.dim(1), n = dy.dim(1);
-    if (count == 0) return absl::OkStatus();
-    RRT_ASSIGN_OR_RETURN(const int32_t* ids, call.Array(rows));
-    RRT_ASSIGN_OR_RETURN(TensorView gx, call.Scratch(DType::kF32, {count, k}));
-    RRT_ASSIGN_OR_RETURN(TensorView gy, call.Scratch(DType::kF32, {count, n}));
-    RRT_RETURN_IF_ERROR(CudaStatus(
-        GatherRows(dx.data(), DType::kF32, k, ids, count, gx.mutable_data_as<float>(), stream()),
-        "gather rows"));
-    RRT_RETURN_IF_ERROR(RunMatMul(call, gx, w, nullptr, gy));
-    return CudaStatus(
-        ScatterRows(gy.data_as<float>(), n, ids, count, dy.mutable_data_as<float>(), stream()),
-        "scatter rows");
   }
 
   absl::Status RunMatMul(Call& call, const TensorView& x, const reasonrt::Weight& w,
