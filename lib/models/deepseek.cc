@@ -48,8 +48,7 @@ struct DeepseekLayer {
   Mlp dense;
   Weight router;                   // f32 [E, hidden]
   std::vector<float> router_bias;  // noaux_tc's e_score_correction_bias
-  std::vector<Mlp> experts;
-  std::vector<Weight> expert_gates, expert_ups, expert_downs;  // the experts' projections
+  std::vector<Weight> expert_gates, expert_ups, expert_downs;  // the routed experts' projections
   bool has_shared = false;
   Mlp shared;
 };
@@ -135,7 +134,6 @@ class DeepseekModel final : public ArchitectureModel {
         }
         for (int64_t e = 0; e < c.n_routed_experts; ++e) {
           RRT_ASSIGN_OR_RETURN(Mlp expert, mlp(StrCat(p, ".mlp.experts.", e)));
-          l.experts.push_back(expert);
           l.expert_gates.push_back(expert.gate);
           l.expert_ups.push_back(expert.up);
           l.expert_downs.push_back(expert.down);
@@ -208,7 +206,8 @@ class DeepseekModel final : public ArchitectureModel {
 
   absl::StatusOr<Routing> Route(Backend& be, int64_t layer, const TensorView& hidden) const override {
     RRT_RETURN_IF_ERROR(CheckMoeLayer(layer, hidden));
-    return RouteRows(be, layers_[layer], hidden);
+    RRT_ASSIGN_OR_RETURN(LayerRouting lr, RouteLayer(be, layers_[layer], hidden));
+    return ToHost(be, lr);
   }
 
   absl::Status MoeBlock(Backend& be, int64_t layer, const TensorView& hidden, const TensorView& out,
@@ -295,19 +294,6 @@ class DeepseekModel final : public ArchitectureModel {
     return be.MatMul(gate, m.down, nullptr, out);
   }
 
-  absl::StatusOr<Routing> RouteRows(Backend& be, const DeepseekLayer& l, const TensorView& x) const {
-    const int64_t t = x.dim(0);
-    RRT_ASSIGN_OR_RETURN(TensorView logits, be.Allocate(DType::kF32, {t, cfg_.n_routed_experts}));
-    RRT_RETURN_IF_ERROR(be.MatMul(x, l.router, nullptr, logits));
-    if (logits.device().type != DeviceType::kCpu) {  // the router runs on the host
-      RRT_ASSIGN_OR_RETURN(TensorView host, TensorView::Allocate(DType::kF32, {t, cfg_.n_routed_experts}));
-      RRT_RETURN_IF_ERROR(be.Copy(logits, host));
-      logits = host;
-    }
-    return RouteTokens(router_, absl::MakeConstSpan(logits.data_as<float>(), static_cast<size_t>(logits.num_elements())),
-                       t, l.router_bias);
-  }
-
   // A layer's routing where the backend computed it: experts [T, k] (i32), weights [T, k].
   struct LayerRouting {
     TensorView experts, weights;
@@ -328,6 +314,19 @@ class DeepseekModel final : public ArchitectureModel {
     return r;
   }
 
+  // The router's choice for x [T, hidden], computed (and left) where the backend runs.
+  absl::StatusOr<LayerRouting> RouteLayer(Backend& be, const DeepseekLayer& l,
+                                          const TensorView& x) const {
+    const int64_t t = x.dim(0), k = router_.num_experts_per_tok;
+    RRT_ASSIGN_OR_RETURN(TensorView logits, be.Allocate(DType::kF32, {t, cfg_.n_routed_experts}));
+    RRT_RETURN_IF_ERROR(be.MatMul(x, l.router, nullptr, logits));
+    LayerRouting r;
+    RRT_ASSIGN_OR_RETURN(r.experts, be.Allocate(DType::kI32, {t, k}));
+    RRT_ASSIGN_OR_RETURN(r.weights, be.Allocate(DType::kF32, {t, k}));
+    RRT_RETURN_IF_ERROR(be.RouteExperts(logits, router_, l.router_bias, r.experts, r.weights));
+    return r;
+  }
+
   // out [T, hidden] = routed experts (weighted) + shared experts, of x [T, hidden]. The
   // routing stays where the backend computed it (a GPU's memory; `routing` gets it): the
   // experts' matmuls take their ids from there.
@@ -335,11 +334,8 @@ class DeepseekModel final : public ArchitectureModel {
                    LayerRouting& routing) const {
     const int64_t t = x.dim(0), h = cfg_.hidden_size, inter = cfg_.moe_intermediate_size;
     const int64_t k = router_.num_experts_per_tok, pairs = t * k;
-    RRT_ASSIGN_OR_RETURN(TensorView logits, be.Allocate(DType::kF32, {t, cfg_.n_routed_experts}));
-    RRT_RETURN_IF_ERROR(be.MatMul(x, l.router, nullptr, logits));
-    RRT_ASSIGN_OR_RETURN(TensorView experts, be.Allocate(DType::kI32, {t, k}));
-    RRT_ASSIGN_OR_RETURN(TensorView weights, be.Allocate(DType::kF32, {t, k}));
-    RRT_RETURN_IF_ERROR(be.RouteExperts(logits, router_, l.router_bias, experts, weights));
+    RRT_ASSIGN_OR_RETURN(routing, RouteLayer(be, l, x));
+    const TensorView &experts = routing.experts, &weights = routing.weights;
     // Pair p = t * k + j is token t's j-th expert: its row of xe is token t's.
     std::vector<int32_t> token_of(static_cast<size_t>(pairs));
     for (int64_t p = 0; p < pairs; ++p) token_of[p] = static_cast<int32_t>(p / k);
@@ -364,7 +360,6 @@ class DeepseekModel final : public ArchitectureModel {
       RRT_RETURN_IF_ERROR(be.Copy(zeros, out));
     }
     RRT_RETURN_IF_ERROR(be.AddWeightedRows(de, pair_weights, k, out));
-    routing = LayerRouting{experts, weights};
     return absl::OkStatus();
   }
 
