@@ -54,7 +54,8 @@ void CheckMergedSplits(int64_t splits) {
   a.merge_counters = counters.data();
   cuda_emulation::RunBlocks(
       static_cast<unsigned>(rows), kAttentionWarps * kWarp, [&] { AttentionKernel<C, true>(a); },
-      static_cast<unsigned>(heads), static_cast<unsigned>(splits));
+      static_cast<unsigned>(heads), static_cast<unsigned>(splits),
+      AttentionKernelShared(a, /*merge=*/true));
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* table = tables.data() + table_offset[r];
     for (int64_t h = 0; h < heads; ++h) {

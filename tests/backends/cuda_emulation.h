@@ -3,7 +3,12 @@
 // per CUDA thread of the block, a barrier for __syncthreads, a barrier per warp around
 // each shuffle, shared variables as function statics, atomics through std::atomic_ref.
 // It checks a kernel's logic, its synchronisation included, where there is no GPU; not its
-// speed, nor anything about the device's arithmetic (expf here is glibc's).
+// speed, nor anything about the device's arithmetic (expf here is glibc's). Under the
+// sanitizers (scripts/sanitize.sh) it checks more: ThreadSanitizer reports two threads of a
+// block that touch the same shared or global word with no barrier between them (a missing
+// __syncthreads, which a GPU run may or may not show), and AddressSanitizer a read or write
+// past a shared array or past the launch's dynamic shared memory (sized as the launch sizes
+// it).
 //
 // Include before lib/backends/cuda/kernel_util.cuh (which then compiles for the host too)
 // and the kernel's source, then run a grid with RunBlocks. Every thread of a block must
@@ -61,20 +66,23 @@ inline std::barrier<>* block_barrier = nullptr;
 inline std::barrier<>* warp_barriers[32] = {};
 alignas(8) inline unsigned char shuffle_slots[32][32][8];
 
-// The block's dynamic shared memory (RRT_DYNAMIC_SHARED), 256 KB.
+// The launch's dynamic shared memory (RRT_DYNAMIC_SHARED): RunBlocks's shared_bytes, on
+// the heap and no larger, so that AddressSanitizer sees a kernel step past its end.
+inline unsigned char* dynamic_shared = nullptr;
 template <typename T>
 T* DynamicShared() {
-  alignas(16) static unsigned char memory[256 << 10];
-  return reinterpret_cast<T*>(memory);
+  return reinterpret_cast<T*>(dynamic_shared);
 }
 
 // Runs `kernel` (a callable taking no arguments) as a grid of blocks_x * blocks_y * blocks_z blocks
 // of `threads` threads (a multiple of 32, at most 1024), one block after another on the same
-// threads.
+// threads, with `shared_bytes` of dynamic shared memory (the launch's third parameter).
 inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<void()>& kernel,
-                      unsigned blocks_y = 1, unsigned blocks_z = 1) {
+                      unsigned blocks_y = 1, unsigned blocks_z = 1, size_t shared_bytes = 0) {
   blockDim = Index{threads, 1, 1};
   gridDim = Index{blocks_x, blocks_y, blocks_z};
+  std::unique_ptr<unsigned char[]> shared(new unsigned char[shared_bytes]);
+  dynamic_shared = shared.get();
   std::barrier<> block(threads);
   std::vector<std::unique_ptr<std::barrier<>>> warps;
   for (unsigned w = 0; w < threads / 32; ++w) {
@@ -94,6 +102,7 @@ inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<v
     });
   }
   for (std::thread& t : pool) t.join();
+  dynamic_shared = nullptr;
 }
 
 }  // namespace cuda_emulation

@@ -484,9 +484,7 @@ cudaError_t Attention(const AttentionArgs& a, cudaStream_t stream) {
     void (*kernel)(AttentionArgs) =
         merge ? (bf16 ? AttentionKernel<DType::kBF16, true> : AttentionKernel<DType::kF32, true>)
               : (bf16 ? AttentionKernel<DType::kBF16> : AttentionKernel<DType::kF32>);
-    const size_t shared = sizeof(float) * (a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps +
-                                           (merge ? a.splits + 4 : 0));
-    RRT_LAUNCH(kernel, grid, kAttentionWarps * kWarp, shared, stream, a);
+    RRT_LAUNCH(kernel, grid, kAttentionWarps * kWarp, AttentionKernelShared(a, merge), stream, a);
     if (merge) return cudaGetLastError();
   }
   if (a.splits > 1) {

@@ -5,6 +5,7 @@
 #ifndef REASONRT_LIB_BACKENDS_CUDA_ATTENTION_KERNEL_CUH_
 #define REASONRT_LIB_BACKENDS_CUDA_ATTENTION_KERNEL_CUH_
 
+#include <cstddef>
 #include <cstdint>
 
 #include "lib/backends/cuda/kernel_util.cuh"
@@ -60,6 +61,12 @@ __device__ __forceinline__ KeyRange SplitKeys(const AttentionArgs& a, int64_t r,
 // output; with several (decode: few rows, long contexts) it writes its split's max,
 // denominator and unnormalized values to a.partial, and AttentionCombineKernel merges the
 // splits.
+// AttentionKernel's dynamic shared memory in bytes (the layout below).
+inline size_t AttentionKernelShared(const AttentionArgs& a, bool merge) {
+  return sizeof(float) * static_cast<size_t>(a.dk + kAttentionWarps * a.dv + 2 * kAttentionWarps +
+                                             (merge ? a.splits + 4 : 0));
+}
+
 template <DType C, bool kMerge = false>
 __global__ void AttentionKernel(AttentionArgs a) {
   DependentStart();
