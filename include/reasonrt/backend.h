@@ -133,6 +133,21 @@ class RRT_API Backend {
                             absl::Span<const TensorView* const> biases,
                             absl::Span<const TensorView* const> ys);
 
+  // (optional) The projections that open a gated MLP, gate = x . Wg^T and up = x . Wu^T
+  // (x f32 [T, K]; Wg and Wu [I, K] as in MatMul; gate and up f32 [T, I], contiguous,
+  // overlapping neither x nor each other), of which the MLP goes on with silu(gate) * up.
+  // Returns false where it wrote the two projections (the default: MatMulShared); a backend
+  // may instead write that product, silu(x . Wg^T) * (x . Wu^T), into gate in the same pass
+  // (up's contents then unspecified) and return true: the caller then uses gate as the
+  // product. Either way the product is what SiluMul of the two projections gives, within
+  // the backend's MatMul tolerance.
+  //
+  //   RRT_ASSIGN_OR_RETURN(bool formed, be.GateUpMatMul(x, gate_w, up_w, gate, up));
+  //   if (!formed) RRT_RETURN_IF_ERROR(be.SiluMul(gate, up, gate));
+  //   RRT_RETURN_IF_ERROR(be.MatMul(gate, down_w, nullptr, out));
+  absl::StatusOr<bool> GateUpMatMul(const TensorView& x, const Weight& gate_w, const Weight& up_w,
+                                    const TensorView& gate, const TensorView& up);
+
   // (optional) The MoE form: for each group g, the rows rows[g] of x times weights[g]
   // into the same rows of y (rows of different groups may coincide only if y is
   // overwritten per group, so callers give disjoint y rows). Defaults to gathering the
@@ -280,6 +295,9 @@ class RRT_API Backend {
   virtual absl::Status DoMatMulShared(const TensorView& x, absl::Span<const Weight* const> weights,
                                       absl::Span<const TensorView* const> biases,
                                       absl::Span<const TensorView* const> ys);
+  virtual absl::StatusOr<bool> DoGateUpMatMul(const TensorView& x, const Weight& gate_w,
+                                              const Weight& up_w, const TensorView& gate,
+                                              const TensorView& up);
   virtual absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
                                        absl::Span<const std::vector<int32_t>> rows,
                                        const TensorView& y);

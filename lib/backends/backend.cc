@@ -277,27 +277,40 @@ absl::Status Backend::DoMatMulAddRmsNorm(const TensorView& x, const TensorView* 
   return DoAddRmsNorm(residual, y, gain, eps, normed);
 }
 
-absl::Status Backend::MatMulShared(const TensorView& x, absl::Span<const Weight* const> weights,
-                                   absl::Span<const TensorView* const> biases,
-                                   absl::Span<const TensorView* const> ys) {
+namespace {
+
+// MatMulShared's operands (for `op`).
+absl::Status CheckMatMulShared(std::string_view op, const TensorView& x,
+                               absl::Span<const Weight* const> weights,
+                               absl::Span<const TensorView* const> biases,
+                               absl::Span<const TensorView* const> ys) {
   if (weights.size() != ys.size() || biases.size() != ys.size()) {
-    return Bad("MatMulShared", "weights, biases and outputs differ in count");
+    return Bad(op, "weights, biases and outputs differ in count");
   }
-  RRT_RETURN_IF_ERROR(CheckActivation("MatMulShared", "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "x", x, 2));
   for (size_t i = 0; i < ys.size(); ++i) {
     const TensorView& y = *ys[i];
-    RRT_RETURN_IF_ERROR(CheckActivation("MatMulShared", "y", y, 2));
-    RRT_RETURN_IF_ERROR(CheckWritable("MatMulShared", "y", y));
-    RRT_RETURN_IF_ERROR(CheckWeight("MatMulShared", *weights[i], x.dim(1)));
+    RRT_RETURN_IF_ERROR(CheckActivation(op, "y", y, 2));
+    RRT_RETURN_IF_ERROR(CheckWritable(op, "y", y));
+    RRT_RETURN_IF_ERROR(CheckWeight(op, *weights[i], x.dim(1)));
     if (y.dim(0) != x.dim(0) || y.dim(1) != weights[i]->data.dim(0) || y.data() == x.data()) {
-      return Bad("MatMulShared", StrCat("output ", i, " is ", y.DebugString(), ", expected [",
-                                        x.dim(0), ", ", weights[i]->data.dim(0), "]"));
+      return Bad(op, StrCat("output ", i, " is ", y.DebugString(), ", expected [", x.dim(0), ", ",
+                            weights[i]->data.dim(0), "]"));
     }
     const TensorView* b = biases[i];
     if (b != nullptr && (b->rank() != 1 || b->dim(0) != y.dim(1) || !IsWeightFloat(b->dtype()))) {
-      return Bad("MatMulShared", StrCat("bias ", i, " ", b->DebugString(), " does not match"));
+      return Bad(op, StrCat("bias ", i, " ", b->DebugString(), " does not match"));
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Backend::MatMulShared(const TensorView& x, absl::Span<const Weight* const> weights,
+                                   absl::Span<const TensorView* const> biases,
+                                   absl::Span<const TensorView* const> ys) {
+  RRT_RETURN_IF_ERROR(CheckMatMulShared("MatMulShared", x, weights, biases, ys));
   if (x.dim(0) == 0) return absl::OkStatus();
   return DoMatMulShared(x, weights, biases, ys);
 }
@@ -307,6 +320,39 @@ absl::Status Backend::DoMatMulShared(const TensorView& x, absl::Span<const Weigh
                                      absl::Span<const TensorView* const> ys) {
   for (size_t i = 0; i < ys.size(); ++i) RRT_RETURN_IF_ERROR(DoMatMul(x, *weights[i], biases[i], *ys[i]));
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Backend::GateUpMatMul(const TensorView& x, const Weight& gate_w,
+                                           const Weight& up_w, const TensorView& gate,
+                                           const TensorView& up) {
+  const Weight* weights[] = {&gate_w, &up_w};
+  const TensorView* biases[] = {nullptr, nullptr};
+  const TensorView* ys[] = {&gate, &up};
+  RRT_RETURN_IF_ERROR(CheckMatMulShared("GateUpMatMul", x, weights, biases, ys));
+  if (gate_w.data.dim(0) != up_w.data.dim(0)) {
+    return Bad("GateUpMatMul",
+               StrCat("gate's weight has ", gate_w.data.dim(0), " rows, up's ", up_w.data.dim(0)));
+  }
+  for (const TensorView* y : ys) {
+    if (!y->is_contiguous()) {
+      return Bad("GateUpMatMul", StrCat("output ", y->DebugString(), " is not contiguous"));
+    }
+  }
+  if (Overlap(gate, up) || Overlap(gate, x) || Overlap(up, x)) {
+    return Bad("GateUpMatMul", "gate, up and x overlap");
+  }
+  if (x.dim(0) == 0) return false;
+  return DoGateUpMatMul(x, gate_w, up_w, gate, up);
+}
+
+absl::StatusOr<bool> Backend::DoGateUpMatMul(const TensorView& x, const Weight& gate_w,
+                                             const Weight& up_w, const TensorView& gate,
+                                             const TensorView& up) {
+  const Weight* weights[] = {&gate_w, &up_w};
+  const TensorView* biases[] = {nullptr, nullptr};
+  const TensorView* ys[] = {&gate, &up};
+  RRT_RETURN_IF_ERROR(DoMatMulShared(x, weights, biases, ys));
+  return false;
 }
 
 absl::Status Backend::GroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,

@@ -289,9 +289,8 @@ class DeepseekModel final : public ArchitectureModel {
     const int64_t t = x.dim(0), inter = m.gate.data.dim(0);
     RRT_ASSIGN_OR_RETURN(TensorView gate, be.Allocate(DType::kF32, {t, inter}));
     RRT_ASSIGN_OR_RETURN(TensorView up, be.Allocate(DType::kF32, {t, inter}));
-    RRT_RETURN_IF_ERROR(be.MatMulShared(x, {&m.gate, &m.up}, {nullptr, nullptr}, {&gate, &up}));
-    RRT_RETURN_IF_ERROR(be.SiluMul(gate, up, gate));
-    return be.MatMul(gate, m.down, nullptr, out);
+    RRT_ASSIGN_OR_RETURN(const bool formed, be.GateUpMatMul(x, m.gate, m.up, gate, up));
+    return formed ? be.MatMul(gate, m.down, nullptr, out) : be.SiluMulMatMul(gate, up, m.down, out);
   }
 
   // A layer's routing where the backend computed it: experts [T, k] (i32), weights [T, k].

@@ -93,14 +93,16 @@ class DenseModel final : public ArchitectureModel {
       RRT_RETURN_IF_ERROR(be.Attention(q3, cache.Layer(i), plan.sequences, rope_.softmax_scale, attn3));
       RRT_RETURN_IF_ERROR(
           be.MatMulAddRmsNorm(attn, nullptr, l.o, proj, x, l.post_norm, eps, normed));
-      // x = x + down(silu(gate(n)) * up(n))   with n = rmsnorm(x)
-      RRT_RETURN_IF_ERROR(
-          be.MatMulShared(normed, {&l.gate, &l.up}, {nullptr, nullptr}, {&gate, &up}));
+      // x = x + down(silu(gate(n)) * up(n))   with n = rmsnorm(x); `formed`: the backend
+      // wrote the product into gate already
+      RRT_ASSIGN_OR_RETURN(const bool formed, be.GateUpMatMul(normed, l.gate, l.up, gate, up));
+      const TensorView* product_up = formed ? nullptr : &up;
       if (i + 1 < layers_.size()) {  // the next layer's input norm with the residual step
-        RRT_RETURN_IF_ERROR(be.MatMulAddRmsNorm(gate, &up, l.down, proj, x,
+        RRT_RETURN_IF_ERROR(be.MatMulAddRmsNorm(gate, product_up, l.down, proj, x,
                                                 layers_[i + 1].input_norm, eps, normed));
       } else {
-        RRT_RETURN_IF_ERROR(be.SiluMulMatMul(gate, up, l.down, proj));
+        RRT_RETURN_IF_ERROR(formed ? be.MatMul(gate, l.down, nullptr, proj)
+                                   : be.SiluMulMatMul(gate, up, l.down, proj));
         RRT_RETURN_IF_ERROR(be.Add(x, proj, x));
       }
     }

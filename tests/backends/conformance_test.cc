@@ -229,6 +229,56 @@ TEST_P(ConformanceTest, SiluMulMatMulIsSiluMulThenMatMul) {
   }
 }
 
+// GateUpMatMul gives the two projections (false) or silu(gate) * up in gate (true), as the
+// reference's projections and SiluMul give them: decode rows and groups, f32, bf16, f16 and
+// fp8 weights (1e-5 of the largest; 1e-2 where bf16 weights from 2 rows on, or prompts, may
+// round the activations); mismatched or overlapping operands are refused.
+TEST_P(ConformanceTest, GateUpMatMulGivesTheProductEitherWay) {
+  for (int64_t m : {1, 3, 12}) {
+    for (DType w_dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3}) {
+      const std::string what =
+          "GateUpMatMul m=" + std::to_string(m) + " " + std::string(DTypeName(w_dtype));
+      const int64_t n = 200, k = 256;
+      TensorView x = Random(DType::kF32, {m, k}, -2.0f, 2.0f);
+      Weight gate_w{Random(w_dtype, {n, k}), {}}, up_w{Random(w_dtype, {n, k}), {}};
+      if (w_dtype == DType::kF8E4M3) {
+        gate_w.scale_inv =
+            Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
+        up_w.scale_inv = Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
+      }
+      TensorView gate = Zeros(DType::kF32, {m, n}), up = Zeros(DType::kF32, {m, n});
+      TensorView gate_ref = Zeros(DType::kF32, {m, n}), up_ref = Zeros(DType::kF32, {m, n});
+      absl::StatusOr<bool> formed = be_->GateUpMatMul(x, gate_w, up_w, gate, up);
+      ASSERT_TRUE(formed.ok()) << what << ": " << formed.status();
+      absl::StatusOr<bool> ref_formed = ref_->GateUpMatMul(x, gate_w, up_w, gate_ref, up_ref);
+      ASSERT_TRUE(ref_formed.ok() && !*ref_formed) << what;  // the default: the projections
+      const float tol = m > 8 || (w_dtype == DType::kBF16 && m > 1) ? 1e-2f : 1e-5f;
+      if (*formed) {
+        ASSERT_TRUE(ref_->SiluMul(gate_ref, up_ref, gate_ref).ok());
+        ExpectAllNear(gate, gate_ref, tol, what + " product");
+      } else {
+        ExpectAllNear(gate, gate_ref, tol, what + " gate");
+        ExpectAllNear(up, up_ref, tol, what + " up");
+      }
+    }
+  }
+  TensorView x = Random(DType::kF32, {1, 64});
+  Weight gate_w{Random(DType::kBF16, {32, 64}), {}}, up_w{Random(DType::kBF16, {32, 64}), {}},
+      short_w{Random(DType::kBF16, {16, 64}), {}};
+  TensorView both = Zeros(DType::kF32, {1, 64}), gate = Zeros(DType::kF32, {1, 32}),
+             up = Zeros(DType::kF32, {1, 32}), up16 = Zeros(DType::kF32, {1, 16});
+  EXPECT_EQ(be_->GateUpMatMul(x, gate_w, short_w, gate, up16).status().code(),
+            absl::StatusCode::kInvalidArgument);  // gate and up of different widths
+  EXPECT_EQ(be_->GateUpMatMul(x, gate_w, up_w, *both.Slice(1, 0, 32), *both.Slice(1, 16, 48))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);  // overlapping outputs
+  EXPECT_EQ(be_->GateUpMatMul(x, gate_w, up_w, gate, gate).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(be_->GateUpMatMul(x, gate_w, up_w, gate, *x.Slice(1, 0, 32)).status().code(),
+            absl::StatusCode::kInvalidArgument);  // up over x
+}
+
 // MatMulAddRmsNorm is MatMul (or SiluMulMatMul, with up) then AddRmsNorm: y, the updated
 // residual and the norm as this backend's two steps give them (1e-6 of the largest: a
 // fused norm may sum its squares in another order), and the reference's within the

@@ -1,10 +1,13 @@
-// The cuda backend's decode GEMV with GemvNorm's epilogue (lib/backends/cuda/gemv_kernel.cuh,
-// experimental: MatMulAddRmsNorm of one row in the GEMV's own launch, the norm taken by the
-// block that finishes last), its source run on the host through
-// tests/backends/cuda_emulation.h, blocks one after another, against the same steps in f64:
-// y = W x, residual += y, normed = RmsNorm(residual) * gain, and the block counter back at
-// zero for the next launch. Tolerance: 1e-4 of each row's sum of |w * x| (y, residual) and
-// 1e-4 relative (normed).
+// The cuda backend's decode GEMV with its experimental epilogues (lib/backends/cuda/
+// gemv_kernel.cuh), its source run on the host through tests/backends/cuda_emulation.h,
+// blocks one after another, against the same steps in f64:
+// - GemvNorm (MatMulAddRmsNorm of one row in the GEMV's own launch, the norm taken by the
+//   block that finishes last): y = W x, residual += y, normed = RmsNorm(residual) * gain,
+//   and the block counter back at zero for the next launch. Tolerance: 1e-4 of each row's
+//   sum of |w * x| (y, residual) and 1e-4 relative (normed).
+// - silu_pairs (GateUpMatMul of one row in one launch): gate's y = silu(Wg x + bg) *
+//   (Wu x + bu), up's y untouched. Tolerance: the projections' 1e-4 of their sums of
+//   |w * x| carried through the product, plus 1e-5 relative.
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
 #include "lib/backends/cuda/kernel_util.cuh"
@@ -13,6 +16,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -21,30 +25,58 @@
 namespace reasonrt::cuda {
 namespace {
 
+// A weight [n, k] of dtype D with random values (fp8: with random 128x128 block scales) and
+// the f32 values the kernel computes with.
+template <DType D>
+struct TestWeight {
+  std::vector<char> w;
+  std::vector<float> scales, dense;
+  int64_t scale_cols = 0;
+
+  TestWeight(int64_t n, int64_t k, std::mt19937& rng) : dense(static_cast<size_t>(n * k)) {
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> values(static_cast<size_t>(n * k));
+    for (float& v : values) v = D == DType::kF8E4M3 ? u(rng) * 200.0f : u(rng);
+    w.resize(values.size() * DTypeSize(D));
+    ConvertFromF32(D, values.data(), w.data(), values.size());
+    scale_cols = Fp8ScaleBlocks(k);
+    scales.resize(static_cast<size_t>(Fp8ScaleBlocks(n) * scale_cols));
+    for (float& s : scales) s = 0.001f + 0.01f * std::fabs(u(rng));
+    if (D == DType::kF8E4M3) {
+      DequantizeFp8Blocks(reinterpret_cast<const uint8_t*>(w.data()), scales.data(), n, k,
+                          dense.data());
+    } else {
+      ConvertToF32(D, w.data(), dense.data(), dense.size());
+    }
+  }
+  GemvSegment Segment(int64_t n, float* y, const float* bias = nullptr) const {
+    return GemvSegment{
+        w.data(), D == DType::kF8E4M3 ? scales.data() : nullptr, scale_cols, bias, DType::kF32, n,
+        y};
+  }
+  // Row r times x in f64, and the sum of |w * x| (the size of its rounding).
+  std::pair<double, double> Dot(int64_t r, int64_t k, const std::vector<float>& x) const {
+    double dot = 0, size = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      dot += double(dense[r * k + i]) * x[i];
+      size += std::fabs(double(dense[r * k + i]) * x[i]);
+    }
+    return {dot, size};
+  }
+};
+
 template <DType D, int kSplit>
 void CheckNormEpilogue(int64_t n, int64_t k) {
   SCOPED_TRACE(std::string(DTypeName(D)) + " split " + std::to_string(kSplit) + " n " +
                std::to_string(n));
   std::mt19937 rng(17);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> values(static_cast<size_t>(n * k)), x(static_cast<size_t>(k)),
-      residual(static_cast<size_t>(n)), gain(static_cast<size_t>(n));
-  for (float& v : values) v = D == DType::kF8E4M3 ? u(rng) * 200.0f : u(rng);
+  const TestWeight<D> weight(n, k, rng);
+  std::vector<float> x(static_cast<size_t>(k)), residual(static_cast<size_t>(n)),
+      gain(static_cast<size_t>(n));
   for (float& v : x) v = u(rng);
   for (float& v : residual) v = u(rng) * 4.0f;
   for (float& v : gain) v = 1.0f + 0.1f * u(rng);
-  std::vector<char> w(values.size() * DTypeSize(D));
-  ConvertFromF32(D, values.data(), w.data(), values.size());
-  const int64_t scale_cols = Fp8ScaleBlocks(k);
-  std::vector<float> scales(static_cast<size_t>(Fp8ScaleBlocks(n) * scale_cols));
-  for (float& s : scales) s = 0.001f + 0.01f * std::fabs(u(rng));
-  std::vector<float> dense(values.size());
-  if (D == DType::kF8E4M3) {
-    DequantizeFp8Blocks(reinterpret_cast<const uint8_t*>(w.data()), scales.data(), n, k,
-                        dense.data());
-  } else {
-    ConvertToF32(D, w.data(), dense.data(), dense.size());
-  }
   const int rows_per_block = kGemvWarps / kSplit;
   const unsigned blocks = static_cast<unsigned>((n + rows_per_block - 1) / rows_per_block);
   std::vector<float> y(static_cast<size_t>(n), NAN), normed(static_cast<size_t>(n), NAN),
@@ -53,23 +85,17 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
   unsigned counter = 0;
   GemvBatch b{};
   b.count = 1;
-  b.segments[0] = GemvSegment{
-      w.data(), D == DType::kF8E4M3 ? scales.data() : nullptr, scale_cols, nullptr, DType::kF32, n,
-      y.data()};
+  b.segments[0] = weight.Segment(n, y.data());
   b.first_row[1] = n;
   b.norm = GemvNorm{residual.data(), gain.data(),    DType::kF32, 1e-6f,
                     normed.data(),   partial.data(), &counter};
   cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp,
-                            [&] { GemvKernel<D, 1, kSplit, true>(x.data(), k, b); });
+                            [&] { GemvKernel<D, 1, kSplit, GemvEnd::kNorm>(x.data(), k, b); });
 
   std::vector<double> sum_after(static_cast<size_t>(n));
   double squares = 0;
   for (int64_t r = 0; r < n; ++r) {
-    double want = 0, size = 0;
-    for (int64_t i = 0; i < k; ++i) {
-      want += double(dense[r * k + i]) * x[i];
-      size += std::fabs(double(dense[r * k + i]) * x[i]);
-    }
+    const auto [want, size] = weight.Dot(r, k, x);
     ASSERT_NEAR(y[r], want, 1e-4 * size + 1e-6) << "y row " << r;
     sum_after[r] = residual_in[r] + want;
     ASSERT_NEAR(residual[r], sum_after[r], 1e-4 * size + 1e-6) << "residual row " << r;
@@ -81,6 +107,51 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
     ASSERT_NEAR(normed[r], want, 1e-4 * std::fabs(want) + 1e-5) << "normed row " << r;
   }
   EXPECT_EQ(counter, 0u);  // ready for the next launch
+}
+
+template <DType D, int kSplit>
+void CheckSiluPairs(int64_t n, int64_t k, bool biases) {
+  SCOPED_TRACE(std::string(DTypeName(D)) + " split " + std::to_string(kSplit) + " n " +
+               std::to_string(n) + (biases ? " biases" : ""));
+  std::mt19937 rng(29);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const TestWeight<D> gate_w(n, k, rng), up_w(n, k, rng);
+  std::vector<float> x(static_cast<size_t>(k)), gate_bias(static_cast<size_t>(n)),
+      up_bias(static_cast<size_t>(n));
+  for (float& v : x) v = u(rng) * 2.0f;  // gate sums of a few units: silu's bend matters
+  for (float& v : gate_bias) v = biases ? u(rng) * 3.0f : 0.0f;
+  for (float& v : up_bias) v = biases ? u(rng) : 0.0f;
+  std::vector<float> gate(static_cast<size_t>(n), NAN), up(static_cast<size_t>(n), NAN);
+  GemvBatch b{};
+  b.count = 2;
+  b.silu_pairs = true;
+  b.segments[0] = gate_w.Segment(n, gate.data(), biases ? gate_bias.data() : nullptr);
+  b.segments[1] = up_w.Segment(n, up.data(), biases ? up_bias.data() : nullptr);
+  b.first_row[1] = n, b.first_row[2] = 2 * n;
+  const int slots_per_block = kGemvWarps / kSplit;
+  const unsigned blocks = static_cast<unsigned>((2 * n + slots_per_block - 1) / slots_per_block);
+  cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp,
+                            [&] { GemvKernel<D, 1, kSplit, GemvEnd::kSiluPairs>(x.data(), k, b); });
+  for (int64_t r = 0; r < n; ++r) {
+    auto [g, g_size] = gate_w.Dot(r, k, x);
+    auto [v, v_size] = up_w.Dot(r, k, x);
+    g += gate_bias[r], v += up_bias[r];
+    const double silu = g / (1.0 + std::exp(-g)), want = silu * v;
+    // silu's slope is at most 1.1: an error e in g moves the product by up to 1.1 e |v|.
+    const double tol = 1e-4 * (1.1 * g_size * std::fabs(v) + v_size * std::fabs(silu)) +
+                       1e-5 * std::fabs(want) + 1e-6;
+    ASSERT_NEAR(gate[r], want, tol) << "row " << r << " (gate " << g << ", up " << v << ")";
+    ASSERT_TRUE(std::isnan(up[r])) << "up's y written at row " << r;
+  }
+}
+
+TEST(GemvKernelEmulationTest, SiluPairsEveryBlockAndSplit) {
+  CheckSiluPairs<DType::kBF16, 1>(300, 1024, false);  // 300 pairs: a last block half idle
+  CheckSiluPairs<DType::kBF16, 2>(301, 512, true);
+  CheckSiluPairs<DType::kBF16, 4>(37, 1024, true);
+  CheckSiluPairs<DType::kF8E4M3, 4>(260, 1024, false);
+  CheckSiluPairs<DType::kF16, 1>(64, 256, true);
+  CheckSiluPairs<DType::kF32, 2>(64, 512, false);
 }
 
 TEST(GemvKernelEmulationTest, NormEpilogueEveryBlockAndSplit) {

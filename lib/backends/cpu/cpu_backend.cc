@@ -113,45 +113,87 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // The activations of a decode pass over several weights, prepared once: split into bf16
+  // halves where every weight takes the AVX512-BF16 dot kernel, else for cpu::Gemv.
+  struct SharedGemvInput {
+    bool bf16_dot = false;
+    cpu::SplitActivations split;
+    cpu::GemvInput input;
+  };
+  // Whether a decode pass takes x against these weights (else prompts: the GEMM paths).
+  bool DecodePass(int64_t m, absl::Span<const Weight* const> weights) const {
+    bool all_bf16_dot = true;
+    for (const Weight* w : weights) all_bf16_dot = all_bf16_dot && UseBf16Dot(m, w->data.dtype());
+    return m <= kGemvMaxRows || all_bf16_dot;
+  }
+  void PrepareShared(const TensorView& x, absl::Span<const Weight* const> weights,
+                     SharedGemvInput* in) const {
+    const int64_t m = x.dim(0), k = x.dim(1);
+    in->bf16_dot = true;
+    bool any_bf16 = false;
+    for (const Weight* w : weights) {
+      in->bf16_dot = in->bf16_dot && UseBf16Dot(m, w->data.dtype());
+      any_bf16 = any_bf16 || w->data.dtype() == DType::kBF16;
+    }
+    if (in->bf16_dot) {
+      cpu::SplitBf16(x.data_as<float>(), m, k, exact_, &in->split);
+    } else {
+      cpu::PrepareGemvInput(x.data_as<float>(), m, k, any_bf16, &in->input);
+    }
+  }
+  // Rows [n0, n1) of w's outputs, y [m, ldy].
+  static void SharedGemvRows(const SharedGemvInput& in, const Weight& w, int64_t n0, int64_t n1,
+                             float* y, int64_t ldy) {
+    if (in.bf16_dot) {
+      cpu::GemvBf16Dot(static_cast<const uint16_t*>(w.data.data()), in.split, n0, n1, y, ldy);
+      return;
+    }
+    const float* scales = w.data.dtype() == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
+    cpu::Gemv(w.data.dtype(), w.data.data(), scales, in.input, n0, n1, y, ldy);
+  }
+
   // Decode: the weights' rows as one range split across the threads, one parallel pass.
   absl::Status DoMatMulShared(const TensorView& x, absl::Span<const Weight* const> weights,
                               absl::Span<const TensorView* const> biases,
                               absl::Span<const TensorView* const> ys) override {
-    const int64_t m = x.dim(0), k = x.dim(1);
-    bool all_bf16_dot = true;
-    for (const Weight* w : weights) all_bf16_dot = all_bf16_dot && UseBf16Dot(m, w->data.dtype());
-    if (m > kGemvMaxRows && !all_bf16_dot) return Backend::DoMatMulShared(x, weights, biases, ys);
+    if (!DecodePass(x.dim(0), weights)) return Backend::DoMatMulShared(x, weights, biases, ys);
     std::vector<int64_t> starts = {0};
     for (const Weight* w : weights) starts.push_back(starts.back() + w->data.dim(0));
-    bool any_bf16 = false;
-    for (const Weight* w : weights) any_bf16 = any_bf16 || w->data.dtype() == DType::kBF16;
-    cpu::SplitActivations split;
-    cpu::GemvInput input;
-    if (all_bf16_dot) {
-      cpu::SplitBf16(x.data_as<float>(), m, k, exact_, &split);
-    } else {
-      cpu::PrepareGemvInput(x.data_as<float>(), m, k, any_bf16, &input);
-    }
+    SharedGemvInput in;
+    PrepareShared(x, weights, &in);
     pool_.ParallelFor(starts.back(), 16, [&](int64_t b, int64_t e) {
       for (size_t i = 0; i < weights.size(); ++i) {
         const int64_t n0 = std::max(b, starts[i]) - starts[i];
         const int64_t n1 = std::min(e, starts[i + 1]) - starts[i];
-        if (n0 >= n1) continue;
-        const Weight& w = *weights[i];
-        const int64_t n = w.data.dim(0);
-        const float* scales = w.data.dtype() == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
-        if (all_bf16_dot) {
-          cpu::GemvBf16Dot(static_cast<const uint16_t*>(w.data.data()), split, n0, n1,
-                           ys[i]->mutable_data_as<float>(), n);
-          continue;
-        }
-        cpu::Gemv(w.data.dtype(), w.data.data(), scales, input, n0, n1, ys[i]->mutable_data_as<float>(), n);
+        if (n0 < n1)
+          SharedGemvRows(in, *weights[i], n0, n1, ys[i]->mutable_data_as<float>(),
+                         weights[i]->data.dim(0));
       }
     });
     for (size_t i = 0; i < weights.size(); ++i) {
       if (biases[i] != nullptr) AddBias(*biases[i], *ys[i]);
     }
     return absl::OkStatus();
+  }
+
+  // Decode: each thread takes a range of the intermediate rows, both projections over it,
+  // and multiplies silu(gate) * up there while the two are in its cache.
+  absl::StatusOr<bool> DoGateUpMatMul(const TensorView& x, const Weight& gate_w, const Weight& up_w,
+                                      const TensorView& gate, const TensorView& up) override {
+    const Weight* weights[] = {&gate_w, &up_w};
+    const int64_t m = x.dim(0), n = gate_w.data.dim(0);
+    if (!DecodePass(m, weights)) return Backend::DoGateUpMatMul(x, gate_w, up_w, gate, up);
+    SharedGemvInput in;
+    PrepareShared(x, weights, &in);
+    float* g = gate.mutable_data_as<float>();
+    float* u = up.mutable_data_as<float>();
+    pool_.ParallelFor(n, 16, [&](int64_t b, int64_t e) {
+      SharedGemvRows(in, gate_w, b, e, g, n);
+      SharedGemvRows(in, up_w, b, e, u, n);
+      for (int64_t r = 0; r < m; ++r)
+        cpu::SiluMul(g + r * n + b, u + r * n + b, g + r * n + b, e - b);
+    });
+    return true;
   }
 
   // MoE decode: every group of at most kGemvMaxRows rows in one parallel pass over the

@@ -73,6 +73,7 @@ enum ExperimentalPath : unsigned {
   kFp8Prompt = 1u << 2,       // fp8_prompt: prompts of fp8 weights on bf16 tensor cores
   kSampling = 1u << 3,        // sampling: SampleTokens on the GPU
   kMoe = 1u << 4,             // moe: RouteExperts and ExpertMatMul's ids on the GPU
+  kSiluGemv = 1u << 5,        // silu_gemv: GateUpMatMul's product in its GEMV's launch
 };
 
 unsigned ExperimentalPaths(std::string_view value) {
@@ -86,6 +87,7 @@ unsigned ExperimentalPaths(std::string_view value) {
     if (name == "fp8_prompt") paths |= kFp8Prompt;
     if (name == "sampling") paths |= kSampling;
     if (name == "moe") paths |= kMoe;
+    if (name == "silu_gemv") paths |= kSiluGemv;
     value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
   }
   return paths;
@@ -204,6 +206,44 @@ class CudaBackend final : public Backend {
           CudaStatus(SplitColumns(all.data_as<float>(), t, batch, stream()), "MatMulShared split"));
     }
     return call.Finish("MatMulShared");
+  }
+
+  // Experimental (RRT_CUDA_EXPERIMENTAL=silu_gemv; not yet run on a GPU): one decode row of
+  // gate and up runs as one GEMV launch whose blocks hold gate row i beside up row i and
+  // write silu(gate) * up (GemvBatch::silu_pairs): SiluMul's launch and its pass over
+  // gate and up gone. Else (prompts, groups) the two projections, as MatMulShared runs them.
+  absl::StatusOr<bool> DoGateUpMatMul(const TensorView& x, const reasonrt::Weight& gate_w,
+                                      const reasonrt::Weight& up_w, const TensorView& gate,
+                                      const TensorView& up) override {
+    const int64_t k = x.dim(1), n = gate_w.data.dim(0);
+    const DType dtype = gate_w.data.dtype();
+    if (!Experimental(kSiluGemv) || x.dim(0) != 1 || up_w.data.dtype() != dtype) {
+      return Backend::DoGateUpMatMul(x, gate_w, up_w, gate, up);
+    }
+    Call call(*this);
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    GemvBatch batch{};
+    batch.count = 2;
+    batch.silu_pairs = true;
+    batch.weights_settled = WeightsSettled(gate_w) && WeightsSettled(up_w);
+    const reasonrt::Weight* weights[] = {&gate_w, &up_w};
+    for (int i = 0; i < 2; ++i) {
+      GemvSegment& g = batch.segments[i];
+      RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(weights[i]->data));
+      RRT_ASSIGN_OR_RETURN(const Fp8Scales scales, call.Scales(*weights[i]));
+      g.w = dw.data(), g.scale_inv = scales.data, g.scale_cols = scales.cols;
+      g.n = n, g.bias_dtype = DType::kF32;
+      batch.first_row[i + 1] = batch.first_row[i] + n;
+    }
+    if (!GemvTakesSiluPairs(dx.data_as<float>(), 1, k, dtype, batch)) {
+      return Backend::DoGateUpMatMul(x, gate_w, up_w, gate, up);
+    }
+    RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(gate, /*keep_contents=*/false));
+    batch.segments[0].y = dy.mutable_data_as<float>();  // up's y stays unwritten
+    RRT_RETURN_IF_ERROR(
+        CudaStatus(Gemv(dx.data_as<float>(), 1, k, dtype, batch, stream()), "GateUpMatMul"));
+    RRT_RETURN_IF_ERROR(call.Finish("GateUpMatMul"));
+    return true;
   }
 
   // Whether these weights live on the device as one matrix (DoMatMulShared): two to

@@ -38,9 +38,11 @@
 //   drawing there; moe: RouteExperts routes on the GPU (one warp a token), and
 //   ExpertMatMul of up to 16 rows reads each row's expert id in device memory (the experts
 //   of a projection stacked into one device matrix; fp8 experts need a multiple of 128
-//   rows) instead of bringing the ids to the host and running the rows expert by expert.
-//   The kernels of all but fp8_prompt (cuBLAS) also run, their very source, on the host in
-//   cuda_emulation_tests.
+//   rows) instead of bringing the ids to the host and running the rows expert by expert;
+//   silu_gemv: GateUpMatMul of one decode row runs gate and up as one GEMV launch that
+//   writes silu(gate) * up (returns true; one launch and a pass over gate and up fewer a
+//   layer). The kernels of all but fp8_prompt (cuBLAS) also run, their very source, on the
+//   host in cuda_emulation_tests.
 // - A kernel that fails leaves the error in the returned status (Internal, naming the
 //   operation), never a crash of the host.
 #ifndef REASONRT_LIB_BACKENDS_CUDA_CUDA_BACKEND_H_

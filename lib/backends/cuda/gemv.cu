@@ -203,24 +203,29 @@ __global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k,
 constexpr int kGemvSplit = 4;
 constexpr int64_t kGemvSplitBelowRows = 8192;
 
-// GemvKernel<D, R, split, kNorm> over the batch's rows.
-template <DType D, int R, bool kNorm>
+// GemvKernel<D, R, split, kEnd> over the batch's rows (silu_pairs: at most 4 warps a row,
+// so that a block holds whole pairs).
+template <DType D, int R, GemvEnd kEnd>
 cudaError_t LaunchGemvKernel(int split, const float* x, int64_t k, const GemvBatch& b,
                              cudaStream_t stream) {
   const int64_t rows = b.first_row[b.count];
   const int threads = kGemvWarps * kWarp;
+  if constexpr (kEnd != GemvEnd::kSiluPairs) {
+    if (split == 8) {
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 8, kEnd>,
+                                  Blocks(rows, kGemvWarps / 8), threads, 0, stream, x, k, b);
+    }
+  }
   switch (split) {
     case 8:
-      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 8, kNorm>,
-                                  Blocks(rows, kGemvWarps / 8), threads, 0, stream, x, k, b);
     case 4:
-      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 4, kNorm>,
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 4, kEnd>,
                                   Blocks(rows, kGemvWarps / 4), threads, 0, stream, x, k, b);
     case 2:
-      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 2, kNorm>,
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 2, kEnd>,
                                   Blocks(rows, kGemvWarps / 2), threads, 0, stream, x, k, b);
     default:
-      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 1, kNorm>,
+      return LaunchMaybeDependent(b.weights_settled, GemvKernel<D, R, 1, kEnd>,
                                   Blocks(rows, kGemvWarps), threads, 0, stream, x, k, b);
   }
 }
@@ -237,9 +242,11 @@ cudaError_t LaunchGemv(const float* x, int64_t k, const GemvBatch& b, bool vec,
     return cudaGetLastError();
   }
   if constexpr (R == 1) {
-    if (b.norm.residual != nullptr) return LaunchGemvKernel<D, 1, true>(split, x, k, b, stream);
+    if (b.norm.residual != nullptr)
+      return LaunchGemvKernel<D, 1, GemvEnd::kNorm>(split, x, k, b, stream);
+    if (b.silu_pairs) return LaunchGemvKernel<D, 1, GemvEnd::kSiluPairs>(split, x, k, b, stream);
   }
-  return LaunchGemvKernel<D, R, false>(split, x, k, b, stream);
+  return LaunchGemvKernel<D, R, GemvEnd::kStore>(split, x, k, b, stream);
 }
 
 template <DType D>
@@ -360,12 +367,29 @@ cudaError_t MatMul(const float* x, int64_t t, int64_t k, const void* w, DType w_
   }
 }
 
-bool GemvTakesNorm(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch) {
+namespace {
+
+// One activation row through GemvKernel (vectorized loads), whatever the epilogue.
+bool OneVectorRow(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch) {
   const uintptr_t align = w_dtype == DType::kF8E4M3 ? 8 : 16;
-  return t == 1 && batch.count == 1 && k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-         reinterpret_cast<uintptr_t>(batch.segments[0].w) % align == 0 &&
-         (w_dtype == DType::kF32 || w_dtype == DType::kBF16 || w_dtype == DType::kF16 ||
-          w_dtype == DType::kF8E4M3);
+  bool ok = t == 1 && k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+            (w_dtype == DType::kF32 || w_dtype == DType::kBF16 || w_dtype == DType::kF16 ||
+             w_dtype == DType::kF8E4M3);
+  for (int s = 0; s < batch.count; ++s)
+    ok = ok && reinterpret_cast<uintptr_t>(batch.segments[s].w) % align == 0;
+  return ok;
+}
+
+}  // namespace
+
+bool GemvTakesNorm(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch) {
+  return batch.count == 1 && OneVectorRow(x, t, k, w_dtype, batch);
+}
+
+bool GemvTakesSiluPairs(const float* x, int64_t t, int64_t k, DType w_dtype,
+                        const GemvBatch& batch) {
+  return batch.count == 2 && batch.segments[0].n == batch.segments[1].n &&
+         OneVectorRow(x, t, k, w_dtype, batch);
 }
 
 cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,
@@ -373,6 +397,9 @@ cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const Gemv
   if (batch.norm.residual != nullptr &&
       (!GemvTakesNorm(x, t, k, w_dtype, batch) || batch.norm.normed == nullptr ||
        batch.norm.partial == nullptr || batch.norm.counter == nullptr))
+    return cudaErrorInvalidValue;
+  if (batch.silu_pairs &&
+      (!GemvTakesSiluPairs(x, t, k, w_dtype, batch) || batch.norm.residual != nullptr))
     return cudaErrorInvalidValue;
   if (t < 1 || t > kMaxGemvRows || batch.count < 1 || batch.count > kMaxGemvSegments ||
       (batch.split != 0 && batch.split != 1 && batch.split != 2 && batch.split != 4 &&

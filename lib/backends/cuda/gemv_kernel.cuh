@@ -102,25 +102,38 @@ __device__ __forceinline__ void NormEpilogue(const GemvNorm& norm, int64_t n, bo
   if (threadIdx.x == 0) *norm.counter = 0;  // for the next launch
 }
 
-// kSplit warps per weight row of the batch's segments (rows numbered across them), each
-// over its kSplit-th of the row's chunks: lane l reads chunks l, l + 32, ... of its range,
-// kChunksInFlight at a time before using any, and multiplies each with the same 8 columns
-// of all R activation rows; the kSplit partial sums meet in shared memory. Needs k % 8 == 0
-// and 16-byte aligned x, weights (8 for fp8).
-template <DType D, int R, int kSplit, bool kNorm = false>
+// What a GemvKernel does with its sums: stores them (y = x . W^T + bias), or also runs
+// GemvNorm's epilogue, or (silu_pairs) stores silu(gate) * up.
+enum class GemvEnd { kStore, kNorm, kSiluPairs };
+
+// kSplit warps per weight row of the batch's segments (rows numbered across them; with
+// kSiluPairs gate row i is slot 2i, up row i slot 2i + 1, so a block holds whole pairs),
+// each over its kSplit-th of the row's chunks: lane l reads chunks l, l + 32, ... of its
+// range, kChunksInFlight at a time before using any, and multiplies each with the same 8
+// columns of all R activation rows; the kSplit partial sums meet in shared memory. Needs
+// k % 8 == 0 and 16-byte aligned x, weights (8 for fp8).
+template <DType D, int R, int kSplit, GemvEnd kEnd = GemvEnd::kStore>
 __global__ void __launch_bounds__(kGemvWarps* kWarp)
     GemvKernel(const float* __restrict__ x, int64_t k, const __grid_constant__ GemvBatch b) {
   constexpr int kU = kChunksInFlight<D>;
+  static_assert(kEnd != GemvEnd::kSiluPairs || (kGemvWarps / kSplit) % 2 == 0,
+                "a block holds whole gate/up pairs");
   LetSuccessorLaunch();  // takes effect once every block has started: the last wave
   __shared__ float partial[kSplit > 1 ? kGemvWarps : 1][R];
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, part = warp % kSplit;
-  const int64_t global_row =
-      static_cast<int64_t>(blockIdx.x) * (kGemvWarps / kSplit) + warp / kSplit;
-  const bool live = global_row < b.first_row[b.count];
+  const int64_t slot = static_cast<int64_t>(blockIdx.x) * (kGemvWarps / kSplit) + warp / kSplit;
   int s = 0;
-  while (live && global_row >= b.first_row[s + 1]) ++s;
+  int64_t row;
+  bool live;
+  if constexpr (kEnd == GemvEnd::kSiluPairs) {
+    s = static_cast<int>(slot % 2), row = slot / 2, live = row < b.segments[0].n;
+  } else {
+    live = slot < b.first_row[b.count];
+    while (live && slot >= b.first_row[s + 1]) ++s;
+    row = slot - b.first_row[s];
+  }
   const GemvSegment& g = b.segments[s];
-  const int64_t row = global_row - b.first_row[s], chunks = k / 8;
+  const int64_t chunks = k / 8;
   const int64_t per_part = (chunks + kSplit - 1) / kSplit, begin = part * per_part;
   const int64_t end = live ? min(chunks, begin + per_part) : 0;
   const float* row_scales =
@@ -164,7 +177,7 @@ __global__ void __launch_bounds__(kGemvWarps* kWarp)
       for (int r = 0; r < R; ++r) partial[warp][r] = acc[r];
     }
     __syncthreads();
-    if constexpr (!kNorm) {
+    if constexpr (kEnd == GemvEnd::kStore) {
       if (part != 0) return;
     }
     if (part == 0) {
@@ -175,10 +188,21 @@ __global__ void __launch_bounds__(kGemvWarps* kWarp)
       }
     }
   }
-  if constexpr (!kNorm) {
+  if constexpr (kEnd == GemvEnd::kStore) {
     if (!live || lane != 0) return;
     const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
     for (int r = 0; r < R; ++r) g.y[r * g.n + row] = acc[r] + bias;
+  } else if constexpr (kEnd == GemvEnd::kSiluPairs) {
+    // The up warp hands its sum to the gate warp beside it. Every thread reaches the barrier.
+    static_assert(R == 1, "silu_pairs takes one activation row");
+    __shared__ float up_sums[kGemvWarps];  // by slot within the block
+    const int in_block = warp / kSplit;
+    const bool holder = live && lane == 0 && part == 0;
+    const float value =
+        holder ? acc[0] + (g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f) : 0.0f;
+    if (holder && s == 1) up_sums[in_block] = value;
+    __syncthreads();
+    if (holder && s == 0) g.y[row] = Silu(value) * up_sums[in_block + 1];
   } else {
     // Every thread goes on to the epilogue's barriers; the writers with their value.
     static_assert(R == 1, "GemvNorm takes one activation row");

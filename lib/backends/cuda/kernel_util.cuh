@@ -108,6 +108,9 @@ __device__ float BlockReduce(float v, float* scratch) {
   return kMax ? WarpMax(v) : WarpSum(v);
 }
 
+// silu(g) = g * sigmoid(g), as SiluMul and the gated GEMV (silu_pairs) compute it.
+__device__ __forceinline__ float Silu(float g) { return g / (1.0f + expf(-g)); }
+
 // A kernel's dynamic shared memory, `type name[]` (a macro, so that the host emulation in
 // tests/backends/cuda_emulation.h can stand in for it).
 #ifndef RRT_DYNAMIC_SHARED

@@ -73,6 +73,10 @@ struct GemvBatch {
   bool round_activations = false;
   // With norm.residual set: GemvNorm's epilogue (one segment, T = 1, GemvTakesNorm).
   GemvNorm norm;
+  // A gated MLP's gate and up in one launch (experimental: GemvTakesSiluPairs): the two
+  // segments (the same n) run row by row interleaved, gate row i beside up row i in one
+  // block, and segment 0's y gets silu(gate) * up (segment 1's y is not written).
+  bool silu_pairs = false;
 };
 // The batch of one weight (MatMul's GEMV), its norm unset.
 inline GemvBatch OneWeightBatch(const void* w, const float* scale_inv, int64_t scale_cols,
@@ -91,6 +95,10 @@ inline GemvBatch OneWeightBatch(const void* w, const float* scale_inv, int64_t s
 // segment, one activation row, k % 8 == 0, x 16-byte aligned, the weights 16-byte aligned
 // (8 for fp8).
 bool GemvTakesNorm(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch);
+// Whether Gemv takes this batch with silu_pairs: as GemvTakesNorm, but two segments of the
+// same n.
+bool GemvTakesSiluPairs(const float* x, int64_t t, int64_t k, DType w_dtype,
+                        const GemvBatch& batch);
 
 // T (1 .. kMaxGemvRows) activation rows; all weights of one dtype.
 cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,

@@ -144,8 +144,6 @@ __global__ void RopeKernel(float* x, int64_t t, int64_t heads, int64_t half, int
              scale, &lo, &hi);
 }
 
-__device__ __forceinline__ float Silu(float g) { return g / (1.0f + expf(-g)); }
-
 // Element-wise ops: four elements a thread where n % 4 == 0 and every pointer is 16-byte
 // aligned (vec; 8-byte for bf16 outputs), else one. SiluMul writes f32 or, for a prompt
 // GEMM's input, bf16 (rounded to nearest even).
