@@ -15,6 +15,10 @@
 //   R1's temperature 0.6 with top-p 0.95), on the GPU (RRT_CUDA_EXPERIMENTAL=1) against
 //   copying the logits to the host and drawing there; microseconds a call, as a step
 //   waits for them.
+// - GateUpMatMul: one decode row of the 7B's gate and up (bf16, 271 MB, more than the L2)
+//   through the backend, then silu(gate) * up: the product in the GEMV's own launch
+//   (RRT_CUDA_EXPERIMENTAL=silu_gemv) against the two projections and SiluMul. Weight bytes
+//   per second.
 //
 //   build/benchmarks/cuda_benchmarks [--benchmark_filter=Gemv]
 #include <cuda_runtime.h>
@@ -265,6 +269,38 @@ BENCHMARK(BM_SampleTokens)
     ->ArgsProduct({{0, 1}, {0, 1}, {1, 8, 16}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+
+void BM_GateUpMatMul(benchmark::State& state) {
+  const bool experimental = state.range(0) != 0;
+  const int64_t n = 18944, k = 3584;
+  state.SetLabel(experimental ? "product in the GEMV" : "GEMV, then SiluMul");
+  ::setenv("RRT_CUDA_EXPERIMENTAL", experimental ? "silu_gemv" : "0", 1);
+  auto be = CreateBackend("cuda", {});
+  ::unsetenv("RRT_CUDA_EXPERIMENTAL");
+  if (!be.ok()) return state.SkipWithError("no cuda backend here");
+  Weight gate_w{*TensorView::Allocate(DType::kBF16, {n, k}), {}},
+      up_w{*TensorView::Allocate(DType::kBF16, {n, k}), {}};
+  TensorView x = *(*be)->Allocate(DType::kF32, {1, k});
+  TensorView gate = *(*be)->Allocate(DType::kF32, {1, n}),
+             up = *(*be)->Allocate(DType::kF32, {1, n});
+  TensorView host = *TensorView::Allocate(DType::kF32, {1, 1});
+  auto run = [&]() -> absl::Status {
+    absl::StatusOr<bool> formed = (*be)->GateUpMatMul(x, gate_w, up_w, gate, up);
+    if (!formed.ok()) return formed.status();
+    return *formed ? absl::OkStatus() : (*be)->SiluMul(gate, up, gate);
+  };
+  absl::StatusOr<bool> first = (*be)->GateUpMatMul(x, gate_w, up_w, gate, up);  // uploads
+  if (!first.ok() || *first != experimental) return state.SkipWithError("not the path asked for");
+  constexpr int kCalls = 20;
+  for (auto _ : state) {
+    for (int i = 0; i < kCalls; ++i) {
+      if (!run().ok()) return state.SkipWithError("GateUpMatMul failed");
+    }
+    if (!(*be)->Copy(*gate.Slice(1, 0, 1), host).ok()) return state.SkipWithError("copy failed");
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * kCalls * 2 * n * k * 2);
+}
+BENCHMARK(BM_GateUpMatMul)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace reasonrt

@@ -66,6 +66,41 @@ void BM_MatMul(benchmark::State& state, DType dtype, int64_t m) {
                                                  benchmark::Counter::kIsRate);
 }
 
+// A decode row's gate and up projections of the 1.5B's MLP ([8960, 1536] each) and
+// silu(gate) * up: GateUpMatMul (the product per thread range, one pass) against
+// MatMulShared then SiluMul. Bytes are both weights'.
+void BM_GateUp(benchmark::State& state, bool gate_up, int64_t m) {
+  const int64_t n = 8960, k = 1536;
+  Setup s = Make(DType::kBF16, m, n, k);
+  const TensorView up = *TensorView::Allocate(DType::kF32, {m, n});
+  size_t next = 0;
+  for (auto _ : state) {
+    const Weight g{s.w[next], {}}, u{s.w[(next + 1) % s.w.size()], {}};
+    next = (next + 2) % s.w.size();
+    absl::Status status;
+    if (gate_up) {
+      absl::StatusOr<bool> formed = s.backend->GateUpMatMul(s.x, g, u, s.y, up);
+      status = !formed.ok() ? formed.status()
+               : *formed    ? absl::OkStatus()
+                            : s.backend->SiluMul(s.y, up, s.y);
+    } else {
+      status = s.backend->MatMulShared(s.x, {&g, &u}, {nullptr, nullptr}, {&s.y, &up});
+      if (status.ok()) status = s.backend->SiluMul(s.y, up, s.y);
+    }
+    if (!status.ok()) state.SkipWithError(std::string(status.message()).c_str());
+    benchmark::DoNotOptimize(s.y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * 2 * s.w[0].byte_size());
+}
+BENCHMARK_CAPTURE(BM_GateUp, GateUpMatMul, true, 1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GateUp, MatMulShared_SiluMul, false, 1)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_GateUp, GateUpMatMul4, true, 4)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GateUp, MatMulShared_SiluMul4, false, 4)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 // One weight copy that stays in the last-level cache ([2048, 1536] bf16: 6 MiB), read again
 // and again: the kernel's compute ceiling, with no DRAM stream to wait on.
 void BM_MatMulHot(benchmark::State& state, DType dtype, int64_t m) {

@@ -12,9 +12,10 @@
 # plain paths.
 # experimental: the paths RRT_CUDA_EXPERIMENTAL=1 turns on (written without a GPU; now
 # MatMulAddRmsNorm's fused GEMV, the decode attention's merge in its last split, fp8
-# prompts on bf16 tensor cores, SampleTokens and the MoE routing on the GPU): backends_tests,
-# sessions and DeepSeek with them, the new kernels' tests under compute-sanitizer's memcheck
-# and racecheck, the fp8 prompt matmul and SampleTokens benchmarks both ways.
+# prompts on bf16 tensor cores, SampleTokens and the MoE routing on the GPU, GateUpMatMul's
+# product in its GEMV): backends_tests, sessions and DeepSeek with them, the new kernels'
+# tests under compute-sanitizer's memcheck and racecheck, the fp8 prompt matmul,
+# SampleTokens and GateUpMatMul benchmarks both ways.
 # expbench: `reasonrt bench --sample` (-g 8 too; R1's sampling, the draws where the logits
 # are) on q7 without and with them, alternated.
 # moe: a 4-layer synthetic MoE of Moonlight's shapes with R1's router grouping: the MoE
@@ -109,14 +110,14 @@ fi
 if [[ $stages == *experimental* ]]; then
   (export RRT_CUDA_EXPERIMENTAL=1; gpu_tests experimental)
   # The new kernels under compute-sanitizer: memcheck, and racecheck for their shared memory.
-  new_kernels='*SampleTokens*/cuda:*ExpertMatMul*/cuda:*RouteExperts*/cuda:*MatMulAddRmsNorm*/cuda:*PagedAttention*/cuda'
+  new_kernels='*SampleTokens*/cuda:*ExpertMatMul*/cuda:*RouteExperts*/cuda:*MatMulAddRmsNorm*/cuda:*PagedAttention*/cuda:*GateUpMatMul*/cuda'
   for tool in memcheck racecheck; do
     RRT_CUDA_EXPERIMENTAL=1 stage experimental "${T_SANITIZER:-150}" compute-sanitizer --tool $tool \
       --report-api-errors no --error-exitcode 1 "$bin/backends_tests" --gtest_filter="$new_kernels"
   done
   stage experimental "${T_KERNELS:-150}" "$bin/cuda_benchmarks" \
-    --benchmark_filter='Fp8PromptMatMul|SampleTokens' --benchmark_min_time=0.1
-  grep -E '^\[  (FAILED|PASSED) |Failure|ERROR SUMMARY|Fp8Prompt|SampleTokens|== ' "$out/experimental.txt"
+    --benchmark_filter='Fp8PromptMatMul|SampleTokens|GateUpMatMul' --benchmark_min_time=0.1
+  grep -E '^\[  (FAILED|PASSED) |Failure|ERROR SUMMARY|Fp8Prompt|SampleTokens|GateUp|== ' "$out/experimental.txt"
 fi
 if [[ $stages == *expbench* ]]; then
   synth_q7
