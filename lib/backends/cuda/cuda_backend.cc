@@ -76,19 +76,39 @@ enum ExperimentalPath : unsigned {
   kSiluGemv = 1u << 5,        // silu_gemv: GateUpMatMul's product in its GEMV's launch
 };
 
+// The paths `value` names; a name that is none of them is reported on stderr (once a
+// process), so that a misspelt one does not pass for a measurement of the plain path.
 unsigned ExperimentalPaths(std::string_view value) {
+  static constexpr std::pair<std::string_view, ExperimentalPath> kNames[] = {
+      {"norm_gemv", kNormGemv},
+      {"attention_merge", kAttentionMerge},
+      {"fp8_prompt", kFp8Prompt},
+      {"sampling", kSampling},
+      {"moe", kMoe},
+      {"silu_gemv", kSiluGemv}};
   if (value == "1") return ~0u;
   unsigned paths = 0;
+  std::string unknown;
   while (!value.empty()) {
     const size_t comma = value.find(',');
     const std::string_view name = value.substr(0, comma);
-    if (name == "norm_gemv") paths |= kNormGemv;
-    if (name == "attention_merge") paths |= kAttentionMerge;
-    if (name == "fp8_prompt") paths |= kFp8Prompt;
-    if (name == "sampling") paths |= kSampling;
-    if (name == "moe") paths |= kMoe;
-    if (name == "silu_gemv") paths |= kSiluGemv;
+    bool known = name.empty() || name == "0";
+    for (const auto& [known_name, path] : kNames) {
+      if (name == known_name) paths |= path, known = true;
+    }
+    if (!known) unknown += StrCat(unknown.empty() ? "" : ", ", name);
     value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+  }
+  static std::once_flag reported;
+  if (!unknown.empty()) {
+    std::call_once(reported, [&] {
+      std::string names;
+      for (const auto& [known_name, path] : kNames)
+        names += StrCat(names.empty() ? "" : ",", known_name);
+      std::fprintf(stderr,
+                   "reasonrt: RRT_CUDA_EXPERIMENTAL names no such path: %s (known: 1 or %s)\n",
+                   unknown.c_str(), names.c_str());
+    });
   }
   return paths;
 }
