@@ -110,7 +110,7 @@ fi
 if [[ $stages == *experimental* ]]; then
   (export RRT_CUDA_EXPERIMENTAL=1; gpu_tests experimental)
   # The new kernels under compute-sanitizer: memcheck, and racecheck for their shared memory.
-  new_kernels='*SampleTokens*/cuda:*ExpertMatMul*/cuda:*RouteExperts*/cuda:*MatMulAddRmsNorm*/cuda:*PagedAttention*/cuda:*GateUpMatMul*/cuda'
+  new_kernels='*SampleTokens*/cuda:*ExpertMatMul*/cuda:*RouteExperts*/cuda:*MatMulAddRmsNorm*/cuda:*PagedAttention*/cuda:*GateUpMatMul*'
   for tool in memcheck racecheck; do
     RRT_CUDA_EXPERIMENTAL=1 stage experimental "${T_SANITIZER:-150}" compute-sanitizer --tool $tool \
       --report-api-errors no --error-exitcode 1 "$bin/backends_tests" --gtest_filter="$new_kernels"
