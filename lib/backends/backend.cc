@@ -394,6 +394,17 @@ absl::Status Backend::DoGroupedMatMul(const TensorView& x, absl::Span<const Weig
 
 namespace {
 
+// Every id of host_ids (i32, host memory) names one of `experts` experts.
+absl::Status CheckExpertIds(const TensorView& host_ids, size_t experts) {
+  for (int64_t p = 0; p < host_ids.dim(0); ++p) {
+    const int32_t id = host_ids.data_as<int32_t>()[p];
+    if (id < 0 || id >= static_cast<int64_t>(experts)) {
+      return Bad("ExpertMatMul", StrCat("row ", p, " names expert ", id, " of ", experts));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // t's values in host memory: t itself, or a copy made by `be`.
 absl::StatusOr<TensorView> OnHost(Backend& be, const TensorView& t) {
   if (t.device().type == DeviceType::kCpu || t.num_elements() == 0) return t;
@@ -425,14 +436,8 @@ absl::Status Backend::ExpertMatMul(const TensorView& x, const TensorView& ids,
     }
   }
   if (Overlap(x, y)) return Bad("ExpertMatMul", "y overlaps x");
-  if (ids.device().type == DeviceType::kCpu) {
-    for (int64_t p = 0; p < ids.dim(0); ++p) {
-      const int32_t id = ids.data_as<int32_t>()[p];
-      if (id < 0 || id >= static_cast<int64_t>(experts.size())) {
-        return Bad("ExpertMatMul", StrCat("row ", p, " names expert ", id, " of ", experts.size()));
-      }
-    }
-  }
+  if (ids.device().type == DeviceType::kCpu)
+    RRT_RETURN_IF_ERROR(CheckExpertIds(ids, experts.size()));
   if (x.dim(0) == 0) return absl::OkStatus();
   return DoExpertMatMul(x, ids, experts, y);
 }
@@ -440,13 +445,10 @@ absl::Status Backend::ExpertMatMul(const TensorView& x, const TensorView& ids,
 absl::Status Backend::DoExpertMatMul(const TensorView& x, const TensorView& ids,
                                      absl::Span<const Weight> experts, const TensorView& y) {
   RRT_ASSIGN_OR_RETURN(TensorView host_ids, OnHost(*this, ids));
+  RRT_RETURN_IF_ERROR(CheckExpertIds(host_ids, experts.size()));  // rows_of is indexed by them
   std::vector<std::vector<int32_t>> rows_of(experts.size());
   for (int64_t p = 0; p < ids.dim(0); ++p) {
-    const int32_t id = host_ids.data_as<int32_t>()[p];
-    if (id < 0 || id >= static_cast<int64_t>(experts.size())) {
-      return Bad("ExpertMatMul", StrCat("row ", p, " names expert ", id, " of ", experts.size()));
-    }
-    rows_of[id].push_back(static_cast<int32_t>(p));
+    rows_of[host_ids.data_as<int32_t>()[p]].push_back(static_cast<int32_t>(p));
   }
   std::vector<Weight> used;
   std::vector<std::vector<int32_t>> rows;

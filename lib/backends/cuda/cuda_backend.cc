@@ -1060,7 +1060,6 @@ class CudaBackend final : public Backend {
     });
   }
 
-  // y = x . W^T (+ bias) with x, y on the device; the weight through the shared copies.
   // AddWeightedRows with its weights already on the device.
   absl::Status AddWeightedRowsWith(Call& call, const TensorView& x, const float* weights, int64_t k,
                                    const TensorView& out) {
@@ -1073,6 +1072,7 @@ class CudaBackend final : public Backend {
     return call.Finish("AddWeightedRows");
   }
 
+  // y = x . W^T (+ bias) with x, y on the device; the weight through the shared copies.
   absl::Status RunMatMul(Call& call, const TensorView& x, const reasonrt::Weight& w,
                          const TensorView* bias, const TensorView& y) {
     RRT_ASSIGN_OR_RETURN(TensorView dw, call.Weight(w.data));
@@ -1255,9 +1255,8 @@ class CudaBackend final : public Backend {
   // The tensor-core GEMV for groups, RopeAndStoreKv and SiluMulMatMul in one step each
   // (RRT_CUDA_FAST_PATHS=0: off).
   bool fast_paths_ = true;
-  // RRT_CUDA_EXPERIMENTAL=1: paths written without a GPU at hand, not yet run on one
-  // (MatMulAddRmsNorm's fused GEMV, decode attention's merge in its last split, fp8 prompts
-  // on bf16 tensor cores).
+  // RRT_CUDA_EXPERIMENTAL: paths written without a GPU at hand, not yet run on one (see
+  // ExperimentalPath).
   unsigned experimental_ = 0;  // ExperimentalPath bits RRT_CUDA_EXPERIMENTAL turned on
   bool Experimental(ExperimentalPath path) const { return (experimental_ & path) != 0; }
   // The fewest prompt rows for which an fp8 weight is converted for the tensor cores (a
