@@ -249,13 +249,19 @@ cudaError_t LaunchGemv(const float* x, int64_t k, const GemvBatch& b, bool vec,
   return LaunchGemvKernel<D, R, GemvEnd::kStore>(split, x, k, b, stream);
 }
 
+// Whether GemvKernel's chunked loads take x [., k] and the batch's weights of dtype w_dtype:
+// k % 8 == 0, x 16-byte aligned, every weight as ChunkAlignment asks.
+bool ChunkedLoads(const float* x, int64_t k, DType w_dtype, const GemvBatch& b) {
+  bool ok = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  for (int s = 0; s < b.count; ++s)
+    ok = ok && reinterpret_cast<uintptr_t>(b.segments[s].w) % ChunkAlignment(w_dtype) == 0;
+  return ok;
+}
+
 template <DType D>
 cudaError_t GemvTyped(const float* x, int64_t t, int64_t k, const GemvBatch& b,
                       cudaStream_t stream) {
-  const uintptr_t align = D == DType::kF8E4M3 ? 8 : 16;
-  bool vec = k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
-  for (int s = 0; s < b.count; ++s)
-    vec = vec && reinterpret_cast<uintptr_t>(b.segments[s].w) % align == 0;
+  const bool vec = ChunkedLoads(x, k, D, b);
   if (D == DType::kBF16 && b.round_activations && t >= 2 && vec && k % 32 == 0) {
     return LaunchMaybeDependent(b.weights_settled, GemvMmaKernel, Blocks(b.first_row[b.count], 16),
                                 kMmaWarps * kWarp, 0, stream, x, t, k, b);
@@ -371,13 +377,10 @@ namespace {
 
 // One activation row through GemvKernel (vectorized loads), whatever the epilogue.
 bool OneVectorRow(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch) {
-  const uintptr_t align = w_dtype == DType::kF8E4M3 ? 8 : 16;
-  bool ok = t == 1 && k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-            (w_dtype == DType::kF32 || w_dtype == DType::kBF16 || w_dtype == DType::kF16 ||
-             w_dtype == DType::kF8E4M3);
-  for (int s = 0; s < batch.count; ++s)
-    ok = ok && reinterpret_cast<uintptr_t>(batch.segments[s].w) % align == 0;
-  return ok;
+  return t == 1 &&
+         (w_dtype == DType::kF32 || w_dtype == DType::kBF16 || w_dtype == DType::kF16 ||
+          w_dtype == DType::kF8E4M3) &&
+         ChunkedLoads(x, k, w_dtype, batch);
 }
 
 }  // namespace

@@ -20,6 +20,9 @@ struct Chunk {
   uint4 v[D == DType::kF32 ? 2 : 1];
 };
 
+// The alignment LoadChunk's loads need of weight memory: 8 bytes for fp8, else 16.
+constexpr uintptr_t ChunkAlignment(DType d) { return d == DType::kF8E4M3 ? 8 : 16; }
+
 // The chunk at element i (a multiple of 8) of weight memory w, read past L1 (each weight is
 // read once per forward pass: streaming, evict first).
 template <DType D>

@@ -31,8 +31,8 @@ cudaError_t ExpertGemv(const ExpertGemvArgs& a, cudaStream_t stream) {
                   static_cast<unsigned>(a.rows));
   const int threads = kExpertGemvWarps * kWarp;
   // The decode GEMV's chunked loads where rows and the stacked matrix allow them.
-  const uintptr_t align = a.w_dtype == DType::kF8E4M3 ? 8 : 16;
-  const bool chunks = a.k % 8 == 0 && reinterpret_cast<uintptr_t>(a.w) % align == 0;
+  const bool chunks =
+      a.k % 8 == 0 && reinterpret_cast<uintptr_t>(a.w) % ChunkAlignment(a.w_dtype) == 0;
   switch (a.w_dtype) {
     case DType::kF32:
       return Launch<DType::kF32>(a, chunks, grid, threads, stream);
