@@ -3,7 +3,8 @@
 // head), its source run on the host through tests/backends/cuda_emulation.h, against
 // softmax(scale q.k) v in f64 over a paged cache: rows at different depths, grouped-query
 // heads, more splits than some rows have keys for (empty splits), f32 and bf16 caches;
-// the tickets back at zero for the next launch. Tolerance 1e-5 (f32 cache) and 1e-5 of
+// the tickets back at zero for the next launch, and the same bits whichever split finishes
+// last (the blocks run forward, reversed and shuffled). Tolerance 1e-5 (f32 cache) and 1e-5 of
 // the largest value (bf16: the reference reads the same rounded cache).
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
@@ -25,6 +26,7 @@ template <DType C>
 void CheckMergedSplits(int64_t splits) {
   SCOPED_TRACE(std::string(DTypeName(C)) + " splits " + std::to_string(splits));
   const int64_t heads = 4, kv_heads = 2, dk = 64, dv = 48, blocks = 10;
+  const float kScale = 0.125f;
   const std::vector<int32_t> tables = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
   const std::vector<int32_t> table_offset = {0, 3};     // row 0: blocks 0-2; row 1: blocks 3-9
   const std::vector<int32_t> row_position = {37, 100};  // 38 and 101 keys
@@ -42,20 +44,32 @@ void CheckMergedSplits(int64_t splits) {
   ConvertFromF32(C, vf.data(), v.data(), vf.size());
   ConvertToF32(C, k.data(), kf.data(), kf.size());  // what the kernel reads
   ConvertToF32(C, v.data(), vf.data(), vf.size());
-  std::vector<float> out(static_cast<size_t>(rows * heads * dv), NAN);
-  std::vector<float> partial(static_cast<size_t>(rows * heads * splits * (dv + 2)), NAN);
+  // One launch in the given block order; the tickets are the same ones each time, so each
+  // launch relies on the previous one's reset.
   std::vector<unsigned> counters(static_cast<size_t>(rows * heads), 0);
-  AttentionArgs a{};
-  a.q = q.data(), a.k = k.data(), a.v = v.data(), a.cache_dtype = C;
-  a.tables = tables.data(), a.table_offset = table_offset.data(),
-  a.row_position = row_position.data();
-  a.out = out.data(), a.rows = rows, a.heads = heads, a.kv_heads = kv_heads, a.dk = dk, a.dv = dv;
-  a.scale = 0.125f, a.splits = splits, a.partial = partial.data(),
-  a.merge_counters = counters.data();
-  cuda_emulation::RunBlocks(
-      static_cast<unsigned>(rows), kAttentionWarps * kWarp, [&] { AttentionKernel<C, true>(a); },
-      static_cast<unsigned>(heads), static_cast<unsigned>(splits),
-      AttentionKernelShared(a, /*merge=*/true));
+  auto launch = [&](cuda_emulation::BlockOrder order) {
+    cuda_emulation::ScopedBlockOrder in_order(order);
+    std::vector<float> out(static_cast<size_t>(rows * heads * dv), NAN);
+    std::vector<float> partial(static_cast<size_t>(rows * heads * splits * (dv + 2)), NAN);
+    AttentionArgs a{};
+    a.q = q.data(), a.k = k.data(), a.v = v.data(), a.cache_dtype = C;
+    a.tables = tables.data(), a.table_offset = table_offset.data(),
+    a.row_position = row_position.data();
+    a.out = out.data(), a.rows = rows, a.heads = heads, a.kv_heads = kv_heads, a.dk = dk, a.dv = dv;
+    a.scale = kScale, a.splits = splits, a.partial = partial.data(),
+    a.merge_counters = counters.data();
+    cuda_emulation::RunBlocks(
+        static_cast<unsigned>(rows), kAttentionWarps * kWarp, [&] { AttentionKernel<C, true>(a); },
+        static_cast<unsigned>(heads), static_cast<unsigned>(splits),
+        AttentionKernelShared(a, /*merge=*/true));
+    for (unsigned c : counters) EXPECT_EQ(c, 0u) << "order " << static_cast<int>(order);
+    return out;
+  };
+  const std::vector<float> out = launch(cuda_emulation::BlockOrder::kForward);
+  // Whichever split takes the last ticket, it merges the splits in the same order: the
+  // same bits.
+  for (auto order : {cuda_emulation::BlockOrder::kReverse, cuda_emulation::BlockOrder::kShuffled})
+    EXPECT_EQ(launch(order), out) << "order " << static_cast<int>(order);
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* table = tables.data() + table_offset[r];
     for (int64_t h = 0; h < heads; ++h) {
@@ -67,7 +81,7 @@ void CheckMergedSplits(int64_t splits) {
         double dot = 0;
         for (int64_t d = 0; d < dk; ++d)
           dot += double(q[(r * heads + h) * dk + d]) * kf[(slot * kv_heads + kvh) * dk + d];
-        score.push_back(dot * a.scale);
+        score.push_back(dot * kScale);
         top = std::max(top, score.back());
       }
       double z = 0;
@@ -83,7 +97,6 @@ void CheckMergedSplits(int64_t splits) {
       }
     }
   }
-  for (unsigned c : counters) EXPECT_EQ(c, 0u);
 }
 
 TEST(AttentionKernelEmulationTest, LastSplitMergesTheSplits) {

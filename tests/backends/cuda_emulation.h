@@ -1,7 +1,8 @@
 // tests/backends/cuda_emulation.h: just enough of CUDA on the host to run a block of a
 // kernel written against a small set of features (sampling_kernel.cuh): one std::thread
-// per CUDA thread of the block, a barrier for __syncthreads, a barrier per warp around
-// each shuffle, shared variables as function statics, atomics through std::atomic_ref.
+// per CUDA thread of the block, the grid's blocks one at a time in a chosen order, a
+// barrier for __syncthreads, a barrier per warp around each shuffle, shared variables as
+// function statics, atomics through std::atomic_ref.
 // It checks a kernel's logic, its synchronisation included, where there is no GPU; not its
 // speed, nor anything about the device's arithmetic (expf here is glibc's). Under the
 // sanitizers (scripts/sanitize.sh) it checks more: ThreadSanitizer reports two threads of a
@@ -74,11 +75,47 @@ T* DynamicShared() {
   return reinterpret_cast<T*>(dynamic_shared);
 }
 
+// The order RunBlocks runs a grid's blocks in. A GPU gives no order, so a kernel in which
+// the last block to finish does something (a ticket) should come out the same in each:
+// reversed, the block with the highest index runs first and block 0 takes the last ticket.
+enum class BlockOrder { kForward, kReverse, kShuffled };
+inline BlockOrder block_order = BlockOrder::kForward;
+
+// Sets block_order for a scope.
+class ScopedBlockOrder {
+ public:
+  explicit ScopedBlockOrder(BlockOrder order) : saved_(block_order) { block_order = order; }
+  ~ScopedBlockOrder() { block_order = saved_; }
+  ScopedBlockOrder(const ScopedBlockOrder&) = delete;
+  ScopedBlockOrder& operator=(const ScopedBlockOrder&) = delete;
+
+ private:
+  BlockOrder saved_;
+};
+
+// The blocks' linear indices (x fastest) in block_order (kShuffled: a fixed permutation
+// from a small linear congruential generator, the same on every run).
+inline std::vector<unsigned> BlockSequence(unsigned count) {
+  std::vector<unsigned> seq(count);
+  for (unsigned b = 0; b < count; ++b) seq[b] = b;
+  if (block_order == BlockOrder::kReverse) std::reverse(seq.begin(), seq.end());
+  if (block_order == BlockOrder::kShuffled) {
+    uint32_t state = 12345;
+    for (unsigned i = count; i > 1; --i) {
+      state = state * 1664525u + 1013904223u;
+      std::swap(seq[i - 1], seq[(state >> 8) % i]);
+    }
+  }
+  return seq;
+}
+
 // Runs `kernel` (a callable taking no arguments) as a grid of blocks_x * blocks_y * blocks_z blocks
-// of `threads` threads (a multiple of 32, at most 1024), one block after another on the same
-// threads, with `shared_bytes` of dynamic shared memory (the launch's third parameter).
+// of `threads` threads (a multiple of 32, at most 1024), one block after another (in
+// block_order) on the same threads, with `shared_bytes` of dynamic shared memory (the
+// launch's third parameter).
 inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<void()>& kernel,
                       unsigned blocks_y = 1, unsigned blocks_z = 1, size_t shared_bytes = 0) {
+  const std::vector<unsigned> sequence = BlockSequence(blocks_x * blocks_y * blocks_z);
   blockDim = Index{threads, 1, 1};
   gridDim = Index{blocks_x, blocks_y, blocks_z};
   std::unique_ptr<unsigned char[]> shared(new unsigned char[shared_bytes]);
@@ -94,7 +131,7 @@ inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<v
   for (unsigned t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       threadIdx = Index{t, 0, 0};
-      for (unsigned b = 0; b < blocks_x * blocks_y * blocks_z; ++b) {
+      for (unsigned b : sequence) {
         blockIdx = Index{b % blocks_x, b / blocks_x % blocks_y, b / (blocks_x * blocks_y)};
         kernel();
         block.arrive_and_wait();  // the block's end: its shared memory is the next one's

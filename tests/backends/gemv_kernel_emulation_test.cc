@@ -3,7 +3,8 @@
 // blocks one after another, against the same steps in f64:
 // - GemvNorm (MatMulAddRmsNorm of one row in the GEMV's own launch, the norm taken by the
 //   block that finishes last): y = W x, residual += y, normed = RmsNorm(residual) * gain,
-//   and the block counter back at zero for the next launch. Tolerance: 1e-4 of each row's
+//   and the block counter back at zero for the next launch; the same bits whichever block
+//   finishes last (the blocks run forward, reversed and shuffled). Tolerance: 1e-4 of each row's
 //   sum of |w * x| (y, residual) and 1e-4 relative (normed).
 // - silu_pairs (GateUpMatMul of one row in one launch): gate's y = silu(Wg x + bg) *
 //   (Wu x + bu), up's y untouched. Tolerance: the projections' 1e-4 of their sums of
@@ -79,26 +80,45 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
   for (float& v : gain) v = 1.0f + 0.1f * u(rng);
   const int rows_per_block = kGemvWarps / kSplit;
   const unsigned blocks = static_cast<unsigned>((n + rows_per_block - 1) / rows_per_block);
-  std::vector<float> y(static_cast<size_t>(n), NAN), normed(static_cast<size_t>(n), NAN),
-      partial(blocks, NAN);
-  std::vector<float> residual_in = residual;
+  // One launch in the given block order on a fresh copy of the residual; the counter is the
+  // same one each time, so each launch relies on the previous one's reset.
   unsigned counter = 0;
-  GemvBatch b{};
-  b.count = 1;
-  b.segments[0] = weight.Segment(n, y.data());
-  b.first_row[1] = n;
-  b.norm = GemvNorm{residual.data(), gain.data(),    DType::kF32, 1e-6f,
-                    normed.data(),   partial.data(), &counter};
-  cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp,
-                            [&] { GemvKernel<D, 1, kSplit, GemvEnd::kNorm>(x.data(), k, b); });
+  struct Out {
+    std::vector<float> y, residual, normed;
+  };
+  auto launch = [&](cuda_emulation::BlockOrder order) {
+    cuda_emulation::ScopedBlockOrder in_order(order);
+    Out o{std::vector<float>(static_cast<size_t>(n), NAN), residual,
+          std::vector<float>(static_cast<size_t>(n), NAN)};
+    std::vector<float> partial(blocks, NAN);
+    GemvBatch b{};
+    b.count = 1;
+    b.segments[0] = weight.Segment(n, o.y.data());
+    b.first_row[1] = n;
+    b.norm = GemvNorm{o.residual.data(), gain.data(),    DType::kF32, 1e-6f,
+                      o.normed.data(),   partial.data(), &counter};
+    cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp,
+                              [&] { GemvKernel<D, 1, kSplit, GemvEnd::kNorm>(x.data(), k, b); });
+    EXPECT_EQ(counter, 0u) << "order " << static_cast<int>(order);  // ready for the next launch
+    return o;
+  };
+  const auto [y, sums, normed] = launch(cuda_emulation::BlockOrder::kForward);
+  // Whichever block takes the last ticket, it adds the partials in the same order: the
+  // results are the same to the bit.
+  for (auto order : {cuda_emulation::BlockOrder::kReverse, cuda_emulation::BlockOrder::kShuffled}) {
+    const Out other = launch(order);
+    EXPECT_EQ(other.y, y) << "order " << static_cast<int>(order);
+    EXPECT_EQ(other.residual, sums) << "order " << static_cast<int>(order);
+    EXPECT_EQ(other.normed, normed) << "order " << static_cast<int>(order);
+  }
 
   std::vector<double> sum_after(static_cast<size_t>(n));
   double squares = 0;
   for (int64_t r = 0; r < n; ++r) {
     const auto [want, size] = weight.Dot(r, k, x);
     ASSERT_NEAR(y[r], want, 1e-4 * size + 1e-6) << "y row " << r;
-    sum_after[r] = residual_in[r] + want;
-    ASSERT_NEAR(residual[r], sum_after[r], 1e-4 * size + 1e-6) << "residual row " << r;
+    sum_after[r] = residual[r] + want;
+    ASSERT_NEAR(sums[r], sum_after[r], 1e-4 * size + 1e-6) << "residual row " << r;
     squares += sum_after[r] * sum_after[r];
   }
   const double inv = 1.0 / std::sqrt(squares / double(n) + 1e-6);
@@ -106,7 +126,6 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
     const double want = sum_after[r] * inv * gain[r];
     ASSERT_NEAR(normed[r], want, 1e-4 * std::fabs(want) + 1e-5) << "normed row " << r;
   }
-  EXPECT_EQ(counter, 0u);  // ready for the next launch
 }
 
 template <DType D, int kSplit>
