@@ -4,7 +4,9 @@
 // MatMul's bound is per output element, |got - want| <= tol * sum_i |x_i * w_i| + 1e-6,
 // with tol = 2^-8 where a backend rounds activations to bf16 for a bf16-weight matmul of
 // several rows (the prompt GEMM, batched decode on AVX512-BF16 and on cuda's tensor cores)
-// and 1e-5 where it keeps them f32 (one row, other dtypes, or exact_activations).
+// or rounds f16 and FP8 weights to bf16 too in a prompt's GEMM (more than kGemvRows rows:
+// the cpu backend where oneDNN runs bf16), and 1e-5 where it keeps them f32 (one row,
+// f32 weights, f16 and FP8 decode rows, or exact_activations).
 #include <array>
 #include <cmath>
 #include <cstdlib>
@@ -58,6 +60,14 @@ std::vector<float> Dequantized(const Weight& w) {
   return out;
 }
 
+// Decode's rows (at most this many) keep f16 and FP8 weights' values; a prompt's may not.
+constexpr int64_t kGemvRows = 8;
+
+// Whether a backend may compute a matmul of m rows of `dtype` weights on bf16 operands.
+bool BF16Rounded(DType dtype, int64_t m) {
+  return (dtype == DType::kBF16 && m > 1) || (dtype != DType::kF32 && m > kGemvRows);
+}
+
 void ExpectAllNear(const TensorView& got, const TensorView& want, float rel, const std::string& what) {
   const std::vector<float> g = AsF32(got), w = AsF32(want);
   ASSERT_EQ(g.size(), w.size()) << what;
@@ -100,8 +110,9 @@ class ConformanceTest : public ::testing::TestWithParam<std::string> {
 TEST_P(ConformanceTest, MatMulEveryDtypeAndPath) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3}) {
     for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17, 32, 33}) {
-      // {300, 2100}: the cpu backend's f32-panel GEMM (prompts of weights oneDNN does not
-      // take) converts several panels per thread, their edges off FP8's 128-row blocks.
+      // {300, 2100}: the cpu backend's prompt GEMM of weights oneDNN does not take as they
+      // are converts each bf16 panel in chunks of 62 rows, their edges off FP8's 128-row
+      // blocks (f32 panels: see ExactActivationsKeepPromptGemmsTight).
       // {19, 4600}: 5-8 bf16 rows too wide for L1 take the AVX512-BF16 kernel's two passes
       // over tiles of 4 weight rows (19: a short last tile).
       for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 200},
@@ -123,7 +134,7 @@ TEST_P(ConformanceTest, MatMulEveryDtypeAndPath) {
         ASSERT_TRUE(be_->MatMul(x, w, &bias, y).ok()) << what;
         ASSERT_TRUE(ref_->MatMul(x, w, &bias, y_ref).ok()) << what;
         const std::vector<float> wf = Dequantized(w), xf = AsF32(x);
-        const float tol = dtype == DType::kBF16 && m > 1 ? std::ldexp(1.0f, -8) : 1e-5f;
+        const float tol = BF16Rounded(dtype, m) ? std::ldexp(1.0f, -8) : 1e-5f;
         for (int64_t r = 0; r < m; ++r) {
           for (int64_t j = 0; j < n; ++j) {
             float mag = 0.0f;
@@ -164,6 +175,29 @@ TEST_P(ConformanceTest, ExactActivationsKeepPromptGemmsTight) {
         ASSERT_NEAR(y.data_as<float>()[r * n + j], y_ref.data_as<float>()[r * n + j],
                     std::ldexp(1.0f, -15) * mag + 1e-5f)
             << "m=" << m << " " << r << "," << j;
+      }
+    }
+  }
+  // A prompt's GEMM of f16 and FP8 weights keeps them (and x) in f32: MatMul's 1e-5. (The
+  // cpu backend's f32 panels of k = 16384 are 64 rows: three a thread, edges off FP8's
+  // 128-row blocks.)
+  for (DType dtype : {DType::kF16, DType::kF8E4M3}) {
+    const int64_t m = 33, n = 300, k = 16384;
+    TensorView x = Random(DType::kF32, {m, k});
+    Weight w{Random(dtype, {n, k}), {}};
+    if (dtype == DType::kF8E4M3)
+      w.scale_inv = Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
+    TensorView y = Zeros(DType::kF32, {m, n}), y_ref = Zeros(DType::kF32, {m, n});
+    ASSERT_TRUE((*exact)->MatMul(x, w, nullptr, y).ok());
+    ASSERT_TRUE(ref_->MatMul(x, w, nullptr, y_ref).ok());
+    const std::vector<float> wf = Dequantized(w), xf = AsF32(x);
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t j = 0; j < n; ++j) {
+        float mag = 0.0f;
+        for (int64_t i = 0; i < k; ++i) mag += std::fabs(xf[r * k + i] * wf[j * k + i]);
+        ASSERT_NEAR(y.data_as<float>()[r * n + j], y_ref.data_as<float>()[r * n + j],
+                    1e-5f * mag + 1e-6f)
+            << DTypeName(dtype) << " " << r << "," << j;
       }
     }
   }
@@ -378,8 +412,10 @@ TEST_P(ConformanceTest, ExpertMatMulTakesIdsFromATensor) {
       absl::Status st = be_->ExpertMatMul(x, ids, experts, y);
       ASSERT_TRUE(st.ok()) << what << ": " << st;
       ASSERT_TRUE(ref_->ExpertMatMul(x, host_ids, experts, y_ref).ok()) << what;
-      // Rows of one expert run together: bf16 activations where several rows meet a bf16 weight.
-      ExpectAllNear(y, y_ref, dtype == DType::kBF16 ? 1e-2f : 1e-4f, "ExpertMatMul " + what);
+      // Rows of one expert run together: bf16 activations where several rows meet a bf16
+      // weight, or a prompt's many rows any weight but f32 (40: 14 rows take expert 4).
+      ExpectAllNear(y, y_ref, BF16Rounded(dtype, p == 40 ? 14 : p) ? 1e-2f : 1e-4f,
+                    "ExpertMatMul " + what);
     }
   }
   TensorView x = Random(DType::kF32, {2, 8}), y = Zeros(DType::kF32, {2, 4});

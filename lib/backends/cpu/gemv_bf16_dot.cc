@@ -68,6 +68,16 @@ __attribute__((target("avx512f"))) void SplitRowAvx512(const float* x, int64_t k
 }  // namespace
 #endif
 
+void RoundToBf16(const float* x, int64_t n, uint16_t* out) {
+#if defined(__x86_64__)
+  if (HasBf16DotKernel()) {
+    SplitRowAvx512(x, n, out, nullptr);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) out[i] = F32ToBf16(x[i]);
+}
+
 void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivations* out) {
   constexpr size_t kAlign = 32;  // uint16_t elements in 64 bytes
   out->rows = rows;

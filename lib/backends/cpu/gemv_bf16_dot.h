@@ -30,6 +30,10 @@ struct SplitActivations {
 };
 void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivations* out);
 
+// out[i] = F32ToBf16(x[i]) for i < n (round to nearest even, NaNs quiet), 16 at a time
+// where HasBf16DotKernel(): the prompt GEMM's bf16 activations and weight panels.
+void RoundToBf16(const float* x, int64_t n, uint16_t* out);
+
 // The most activation rows GemvBf16Dot takes.
 constexpr int64_t kBf16DotMaxRows = 32;
 
