@@ -161,6 +161,13 @@ BENCHMARK_CAPTURE(BM_GemvKernel1Thread, Gemv8_bf16, DType::kBF16, 8)
 BENCHMARK_CAPTURE(BM_GemvKernel1Thread, Gemv4_bf16, DType::kBF16, 4)
     ->Args({256, 1536, 0})
     ->Unit(benchmark::kMicrosecond);
+// One decode row of FP8 (block scales) on one thread: weights in L2 (256 rows, its
+// arithmetic alone) and cycled past the caches (its stream).
+BENCHMARK_CAPTURE(BM_GemvKernel1Thread, Gemv1_f8_e4m3, DType::kF8E4M3, 1)
+    ->Args({256, 1536, 0})
+    ->Args({4096, 1536, kColdBytes})
+    ->Args({1536, 8960, kColdBytes})
+    ->Unit(benchmark::kMicrosecond);
 
 // The same for the AVX512-BF16 dot kernel (activations rounded to bf16), against the
 // vdpbf16ps peak below.
