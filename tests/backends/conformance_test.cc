@@ -4,9 +4,9 @@
 // MatMul's bound is per output element, |got - want| <= tol * sum_i |x_i * w_i| + 1e-6,
 // with tol = 2^-8 where a backend rounds activations to bf16 for a bf16-weight matmul of
 // several rows (the prompt GEMM, batched decode on AVX512-BF16 and on cuda's tensor cores)
-// or rounds f16 and FP8 weights to bf16 too in a prompt's GEMM (more than kGemvRows rows:
-// the cpu backend where oneDNN runs bf16), and 1e-5 where it keeps them f32 (one row,
-// f32 weights, f16 and FP8 decode rows, or exact_activations).
+// or for an FP8 prompt's GEMM (more than kGemvRows rows: the cpu backend where oneDNN runs
+// bf16 rounds the activations times their block scales), and 1e-5 where it keeps them f32
+// (one row, f32 and f16 weights, FP8 decode rows, or exact_activations).
 #include <array>
 #include <cmath>
 #include <cstdlib>
@@ -60,12 +60,12 @@ std::vector<float> Dequantized(const Weight& w) {
   return out;
 }
 
-// Decode's rows (at most this many) keep f16 and FP8 weights' values; a prompt's may not.
+// Decode's rows (at most this many) keep FP8 activations f32; a prompt's may not.
 constexpr int64_t kGemvRows = 8;
 
 // Whether a backend may compute a matmul of m rows of `dtype` weights on bf16 operands.
 bool BF16Rounded(DType dtype, int64_t m) {
-  return (dtype == DType::kBF16 && m > 1) || (dtype != DType::kF32 && m > kGemvRows);
+  return (dtype == DType::kBF16 && m > 1) || (dtype == DType::kF8E4M3 && m > kGemvRows);
 }
 
 void ExpectAllNear(const TensorView& got, const TensorView& want, float rel, const std::string& what) {
@@ -110,9 +110,9 @@ class ConformanceTest : public ::testing::TestWithParam<std::string> {
 TEST_P(ConformanceTest, MatMulEveryDtypeAndPath) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3}) {
     for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17, 32, 33}) {
-      // {300, 2100}: the cpu backend's prompt GEMM of weights oneDNN does not take as they
-      // are converts each bf16 panel in chunks of 62 rows, their edges off FP8's 128-row
-      // blocks (f32 panels: see ExactActivationsKeepPromptGemmsTight).
+      // {300, 2100}: the cpu backend's FP8 prompt GEMM on bf16 converts each 128-row block
+      // in chunks of 62 rows, and the last block is short (f32 panels: see
+      // ExactActivationsKeepPromptGemmsTight).
       // {19, 4600}: 5-8 bf16 rows too wide for L1 take the AVX512-BF16 kernel's two passes
       // over tiles of 4 weight rows (19: a short last tile).
       for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 200},
@@ -413,7 +413,7 @@ TEST_P(ConformanceTest, ExpertMatMulTakesIdsFromATensor) {
       ASSERT_TRUE(st.ok()) << what << ": " << st;
       ASSERT_TRUE(ref_->ExpertMatMul(x, host_ids, experts, y_ref).ok()) << what;
       // Rows of one expert run together: bf16 activations where several rows meet a bf16
-      // weight, or a prompt's many rows any weight but f32 (40: 14 rows take expert 4).
+      // weight, or a prompt's many rows an FP8 one (40: 14 rows take expert 4).
       ExpectAllNear(y, y_ref, BF16Rounded(dtype, p == 40 ? 14 : p) ? 1e-2f : 1e-4f,
                     "ExpertMatMul " + what);
     }

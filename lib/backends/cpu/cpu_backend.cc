@@ -27,11 +27,11 @@ constexpr int64_t kBf16DotMaxRows = cpu::kBf16DotMaxRows;
 // A block of weight rows that the chunked GEMV (below) keeps in L2 across its chunks.
 constexpr int64_t kGemvChunkBlockBytes = 256 << 10;
 static_assert(kGemvMaxRows <= cpu::kGemvRows, "one Gemv call takes all of a decode batch's rows");
-// GemmDequantized's weight panels: each thread's GEMM takes up to 256 weight rows, at most
-// kGemmPanelBytes in the GEMM's dtype (a panel of 16 rows of 8960 read the activations
-// from L3 once per 16 rows: on Zen 5, f32 panels of 4 MiB ran 1.1-1.3x faster than of
-// 512 KiB with oneDNN's AVX-512 kernels, the same with its AVX2 ones); bf16 panels are
-// converted kConvertBytes of f32 at a time (in L2).
+// GemmDequantized's f32 weight panels: each thread's GEMM takes up to 256 weight rows, at
+// most kGemmPanelBytes (a panel of 16 rows of 8960 read the activations from L3 once per
+// 16 rows: on Zen 5, panels of 4 MiB ran 1.1-1.3x faster than of 512 KiB with oneDNN's
+// AVX-512 kernels, the same with its AVX2 ones). Fp8GemmBf16 converts its bf16 panels
+// kConvertBytes of f32 at a time (in L2).
 constexpr int64_t kGemmPanelBytes = 4 << 20;
 constexpr int64_t kConvertBytes = 512 << 10;
 
@@ -617,47 +617,76 @@ class CpuBackend final : public Backend {
   }
 
   // A prompt whose weight dtype oneDNN does not take as it is (FP8, f16, bf16 without
-  // AVX512-BF16): each thread converts panels of its weight rows (small enough to stay in
-  // L2) and runs oneDNN's GEMM on each. The conversion is one pass over the weights; the
-  // GEMM does 2 * m flops per weight, so for prompts the GEMM dominates. Where oneDNN runs
-  // bf16 (AVX512-BF16, about twice its f32 rate) the panels are rounded to bf16, as are the
-  // activations, so FP8 and f16 prompts compute at the bf16 weights' precision; with
-  // exact_ (or without AVX512-BF16) they are f32, the values the reference multiplies by.
+  // AVX512-BF16): each thread converts panels of its weight rows and runs oneDNN's GEMM on
+  // each. The conversion is one pass over the weights; the GEMM does 2 * m flops per
+  // weight, so for prompts the GEMM dominates. FP8 where oneDNN runs bf16 (AVX512-BF16,
+  // about twice its f32 rate) and not exact_: Fp8GemmBf16. Otherwise f32 panels, the
+  // values the reference multiplies by.
   absl::Status GemmDequantized(const TensorView& x, const Weight& w, const TensorView& y) {
     const int64_t m = x.dim(0), k = x.dim(1), n = w.data.dim(0);
     const DType dtype = w.data.dtype();
-    const bool bf16 = !exact_ && cpu::OneDnnGemm::Supports(DType::kBF16);
-    if (bf16) RoundActivations(x);
+    if (dtype == DType::kF8E4M3 && !exact_ && cpu::OneDnnGemm::Supports(DType::kBF16)) {
+      return Fp8GemmBf16(x, w, y);
+    }
     const float* scales = dtype == DType::kF8E4M3 ? w.scale_inv.data_as<float>() : nullptr;
     const int threads = pool_.num_threads();
     const int64_t per = ((n + threads - 1) / threads + 15) / 16 * 16;
-    const int64_t panel_rows =
-        std::clamp<int64_t>(kGemmPanelBytes / (k * (bf16 ? 2 : 4)) / 16 * 16, 16, 256);
-    const int64_t f32_rows = std::clamp<int64_t>(kConvertBytes / (k * 4), 1, panel_rows);
+    const int64_t panel_rows = std::clamp<int64_t>(kGemmPanelBytes / (k * 4) / 16 * 16, 16, 256);
     if (panels_.size() < static_cast<size_t>(threads)) panels_.resize(threads);
     std::vector<absl::Status> status(threads);
     pool_.RunOnEachThread([&](int t) {
       const int64_t n0 = std::min<int64_t>(n, t * per), n1 = std::min<int64_t>(n, n0 + per);
-      const int64_t mine = std::max<int64_t>(n1 - n0, 0);
       Panel& panel = panels_[t];
-      panel.f32.resize(static_cast<size_t>(std::min(bf16 ? f32_rows : panel_rows, mine) * k));
-      if (bf16) panel.bf16.resize(static_cast<size_t>(std::min(panel_rows, mine) * k));
+      panel.f32.resize(
+          static_cast<size_t>(std::min(panel_rows, std::max<int64_t>(n1 - n0, 0)) * k));
       for (int64_t p0 = n0; p0 < n1 && status[t].ok(); p0 += panel_rows) {
         const int64_t p1 = std::min(n1, p0 + panel_rows);
-        float* out = y.mutable_data_as<float>() + p0;
-        if (bf16) {
-          for (int64_t q0 = p0; q0 < p1; q0 += f32_rows) {
-            const int64_t q1 = std::min(p1, q0 + f32_rows);
-            cpu::DequantizeRows(dtype, w.data.data(), scales, k, q0, q1, panel.f32.data());
-            cpu::RoundToBf16(panel.f32.data(), (q1 - q0) * k, panel.bf16.data() + (q0 - p0) * k);
-          }
-          status[t] = gemm_[t].Run(DType::kBF16, x.data_as<float>(), x_bf16_.data(), m, k,
-                                   panel.bf16.data(), p1 - p0, out, n);
-        } else {
-          cpu::DequantizeRows(dtype, w.data.data(), scales, k, p0, p1, panel.f32.data());
-          status[t] = gemm_[t].Run(DType::kF32, x.data_as<float>(), nullptr, m, k, panel.f32.data(),
-                                   p1 - p0, out, n);
+        cpu::DequantizeRows(dtype, w.data.data(), scales, k, p0, p1, panel.f32.data());
+        status[t] = gemm_[t].Run(DType::kF32, x.data_as<float>(), nullptr, m, k, panel.f32.data(),
+                                 p1 - p0, y.mutable_data_as<float>() + p0, n);
+      }
+    });
+    for (const absl::Status& s : status) RRT_RETURN_IF_ERROR(s);
+    return absl::OkStatus();
+  }
+
+  // An FP8 prompt on oneDNN's bf16 GEMM with the weights exact: bf16 holds every e4m3 value,
+  // and a 128-row block's scales (one per 128 columns of K) go into the activations, so
+  // y[:, rows of block b] = bf16(x * scale[b, k / 128]) . W^T. The activations are rounded
+  // once, as for bf16 weights. Each thread takes whole 128-row blocks; per block it scales
+  // and rounds x (m * k values, against 256 * m * k flops of GEMM) and converts the block's
+  // weights (kConvertBytes of f32 at a time).
+  absl::Status Fp8GemmBf16(const TensorView& x, const Weight& w, const TensorView& y) {
+    const int64_t m = x.dim(0), k = x.dim(1), n = w.data.dim(0);
+    const int64_t k_blocks = Fp8ScaleBlocks(k), n_blocks = Fp8ScaleBlocks(n);
+    const float* scales = w.scale_inv.data_as<float>();
+    const int threads = pool_.num_threads();
+    const int64_t per = (n_blocks + threads - 1) / threads;  // blocks a thread
+    const int64_t block = kFp8BlockSize;
+    const int64_t f32_rows = std::clamp<int64_t>(kConvertBytes / (k * 4), 1, block);
+    if (panels_.size() < static_cast<size_t>(threads)) panels_.resize(threads);
+    std::vector<absl::Status> status(threads);
+    pool_.RunOnEachThread([&](int t) {
+      const int64_t b0 = std::min<int64_t>(n_blocks, t * per),
+                    b1 = std::min<int64_t>(n_blocks, b0 + per);
+      if (b0 >= b1) return;
+      Panel& panel = panels_[t];
+      panel.f32.resize(static_cast<size_t>(f32_rows * k));
+      panel.bf16.resize(static_cast<size_t>(block * k));
+      panel.x_bf16.resize(static_cast<size_t>(m * k));
+      const float* xs = x.data_as<float>();
+      for (int64_t b = b0; b < b1 && status[t].ok(); ++b) {
+        const int64_t r0 = b * block, r1 = std::min(n, r0 + block);
+        const float* s = scales + b * k_blocks;
+        for (int64_t i = 0; i < m; ++i)
+          cpu::RoundScaledToBf16(xs + i * k, k, s, panel.x_bf16.data() + i * k);
+        for (int64_t q0 = r0; q0 < r1; q0 += f32_rows) {
+          const int64_t q1 = std::min(r1, q0 + f32_rows);
+          cpu::DequantizeRows(DType::kF8E4M3, w.data.data(), nullptr, k, q0, q1, panel.f32.data());
+          cpu::RoundToBf16(panel.f32.data(), (q1 - q0) * k, panel.bf16.data() + (q0 - r0) * k);
         }
+        status[t] = gemm_[t].Run(DType::kBF16, xs, panel.x_bf16.data(), m, k, panel.bf16.data(),
+                                 r1 - r0, y.mutable_data_as<float>() + r0, n);
       }
     });
     for (const absl::Status& s : status) RRT_RETURN_IF_ERROR(s);
@@ -690,7 +719,7 @@ class CpuBackend final : public Backend {
   std::vector<float> y_lo_;
   struct Panel {
     std::vector<float> f32;
-    std::vector<uint16_t> bf16;
+    std::vector<uint16_t> bf16, x_bf16;  // Fp8GemmBf16's weights and scaled activations
   };
   std::vector<Panel> panels_;  // GemmDequantized's weight panels, per thread
 };

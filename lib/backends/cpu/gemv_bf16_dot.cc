@@ -68,6 +68,24 @@ __attribute__((target("avx512f"))) void SplitRowAvx512(const float* x, int64_t k
 }  // namespace
 #endif
 
+#if defined(__x86_64__)
+namespace {
+
+// x[i] * scales[i / kFp8BlockSize], rounded, 16 at a time (a block is 8 steps).
+__attribute__((target("avx512f"))) void ScaleRowAvx512(const float* x, int64_t n,
+                                                       const float* scales, uint16_t* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m =
+        n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 f = _mm512_set1_ps(scales[i / kFp8BlockSize]);
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), f);
+    _mm512_mask_cvtepi32_storeu_epi16(out + i, m, RoundToBf16(_mm512_castps_si512(v)));
+  }
+}
+
+}  // namespace
+#endif
+
 void RoundToBf16(const float* x, int64_t n, uint16_t* out) {
 #if defined(__x86_64__)
   if (HasBf16DotKernel()) {
@@ -76,6 +94,16 @@ void RoundToBf16(const float* x, int64_t n, uint16_t* out) {
   }
 #endif
   for (int64_t i = 0; i < n; ++i) out[i] = F32ToBf16(x[i]);
+}
+
+void RoundScaledToBf16(const float* x, int64_t n, const float* scales, uint16_t* out) {
+#if defined(__x86_64__)
+  if (HasBf16DotKernel()) {
+    ScaleRowAvx512(x, n, scales, out);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) out[i] = F32ToBf16(x[i] * scales[i / kFp8BlockSize]);
 }
 
 void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivations* out) {

@@ -33,6 +33,9 @@ void SplitBf16(const float* x, int64_t rows, int64_t k, bool exact, SplitActivat
 // out[i] = F32ToBf16(x[i]) for i < n (round to nearest even, NaNs quiet), 16 at a time
 // where HasBf16DotKernel(): the prompt GEMM's bf16 activations and weight panels.
 void RoundToBf16(const float* x, int64_t n, uint16_t* out);
+// The same of x[i] * scales[i / kFp8BlockSize] (an FP8 weight block's scales, folded into
+// the activations).
+void RoundScaledToBf16(const float* x, int64_t n, const float* scales, uint16_t* out);
 
 // The most activation rows GemvBf16Dot takes.
 constexpr int64_t kBf16DotMaxRows = 32;

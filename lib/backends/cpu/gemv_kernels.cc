@@ -462,9 +462,12 @@ void DequantizeType(const void* w, const float* scale_inv, int64_t k_dim, int64_
     for (int64_t k0 = 0; k0 < k_dim; k0 += kFp8BlockSize) {
       const int64_t k1 = k0 + kFp8BlockSize < k_dim ? k0 + kFp8BlockSize : k_dim;
       // LoadWeights gives FP8 times 2^-8; 2^8 goes back into the scale (exact: a power of two).
-      const float f = kType == DType::kF8E4M3
-                          ? scale_inv[(n / kFp8BlockSize) * k_blocks + k0 / kFp8BlockSize] * 256.0f
-                          : 1.0f;
+      float f = 1.0f;
+      if constexpr (kType == DType::kF8E4M3) {
+        f = scale_inv == nullptr
+                ? 256.0f
+                : scale_inv[(n / kFp8BlockSize) * k_blocks + k0 / kFp8BlockSize] * 256.0f;
+      }
       const VF vf = hn::Set(df, f);
       int64_t k = k0;
       for (; k + lanes <= k1; k += lanes) {

@@ -39,7 +39,8 @@ void Gemv(DType dtype, const void* w, const float* scale_inv, const GemvInput& x
           int64_t n_end, float* y, int64_t ldy);
 
 // out[(n - n_begin) * k_dim + k] = W[n, k] as f32 for n in [n_begin, n_end): W as in Gemv,
-// FP8 multiplied by its block's scale (exactly the value the reference multiplies by).
+// FP8 multiplied by its block's scale (exactly the value the reference multiplies by), or
+// with scale_inv null the FP8 values as they are.
 void DequantizeRows(DType dtype, const void* w, const float* scale_inv, int64_t k_dim, int64_t n_begin,
                     int64_t n_end, float* out);
 
