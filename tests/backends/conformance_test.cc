@@ -78,6 +78,22 @@ void ExpectAllNear(const TensorView& got, const TensorView& want, float rel, con
   }
 }
 
+// MatMul's bound at every element of y [m, n]: |got - want| <= tol * sum_i |x_i * w_i| + floor.
+void ExpectMatMulNear(const TensorView& got, const TensorView& want, const TensorView& x,
+                      const Weight& w, float tol, float floor, const std::string& what) {
+  const int64_t m = x.dim(0), k = x.dim(1), n = w.data.dim(0);
+  const std::vector<float> wf = Dequantized(w), xf = AsF32(x);
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t j = 0; j < n; ++j) {
+      float mag = 0.0f;
+      for (int64_t i = 0; i < k; ++i) mag += std::fabs(xf[r * k + i] * wf[j * k + i]);
+      ASSERT_NEAR(got.data_as<float>()[r * n + j], want.data_as<float>()[r * n + j],
+                  tol * mag + floor)
+          << what << " at " << r << "," << j;
+    }
+  }
+}
+
 class ConformanceTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -133,16 +149,9 @@ TEST_P(ConformanceTest, MatMulEveryDtypeAndPath) {
         TensorView y = Zeros(DType::kF32, {m, n}), y_ref = Zeros(DType::kF32, {m, n});
         ASSERT_TRUE(be_->MatMul(x, w, &bias, y).ok()) << what;
         ASSERT_TRUE(ref_->MatMul(x, w, &bias, y_ref).ok()) << what;
-        const std::vector<float> wf = Dequantized(w), xf = AsF32(x);
         const float tol = BF16Rounded(dtype, m) ? std::ldexp(1.0f, -8) : 1e-5f;
-        for (int64_t r = 0; r < m; ++r) {
-          for (int64_t j = 0; j < n; ++j) {
-            float mag = 0.0f;
-            for (int64_t i = 0; i < k; ++i) mag += std::fabs(xf[r * k + i] * wf[j * k + i]);
-            ASSERT_NEAR(y.data_as<float>()[r * n + j], y_ref.data_as<float>()[r * n + j],
-                        tol * mag + 1e-6f) << what << " at " << r << "," << j;
-          }
-        }
+        ExpectMatMulNear(y, y_ref, x, w, tol, 1e-6f, what);
+        if (HasFatalFailure()) return;
       }
     }
   }
@@ -166,17 +175,9 @@ TEST_P(ConformanceTest, ExactActivationsKeepPromptGemmsTight) {
     TensorView y = Zeros(DType::kF32, {m, n}), y_ref = Zeros(DType::kF32, {m, n});
     ASSERT_TRUE((*exact)->MatMul(x, w, nullptr, y).ok());
     ASSERT_TRUE(ref_->MatMul(x, w, nullptr, y_ref).ok());
-    const std::vector<float> wf = Dequantized(w), xf = AsF32(x);
-    for (int64_t r = 0; r < m; ++r) {
-      for (int64_t j = 0; j < n; ++j) {
-        float mag = 0.0f;
-        for (int64_t i = 0; i < k; ++i) mag += std::fabs(xf[r * k + i] * wf[j * k + i]);
-        // hi + lo carries 16 mantissa bits of x: 2^-15 relative, plus f32 accumulation.
-        ASSERT_NEAR(y.data_as<float>()[r * n + j], y_ref.data_as<float>()[r * n + j],
-                    std::ldexp(1.0f, -15) * mag + 1e-5f)
-            << "m=" << m << " " << r << "," << j;
-      }
-    }
+    // hi + lo carries 16 mantissa bits of x: 2^-15 relative, plus f32 accumulation.
+    ExpectMatMulNear(y, y_ref, x, w, std::ldexp(1.0f, -15), 1e-5f, "m=" + std::to_string(m));
+    if (HasFatalFailure()) return;
   }
   // A prompt's GEMM of f16 and FP8 weights keeps them (and x) in f32: MatMul's 1e-5. (The
   // cpu backend's f32 panels of k = 16384 are 64 rows: three a thread, edges off FP8's
@@ -190,16 +191,8 @@ TEST_P(ConformanceTest, ExactActivationsKeepPromptGemmsTight) {
     TensorView y = Zeros(DType::kF32, {m, n}), y_ref = Zeros(DType::kF32, {m, n});
     ASSERT_TRUE((*exact)->MatMul(x, w, nullptr, y).ok());
     ASSERT_TRUE(ref_->MatMul(x, w, nullptr, y_ref).ok());
-    const std::vector<float> wf = Dequantized(w), xf = AsF32(x);
-    for (int64_t r = 0; r < m; ++r) {
-      for (int64_t j = 0; j < n; ++j) {
-        float mag = 0.0f;
-        for (int64_t i = 0; i < k; ++i) mag += std::fabs(xf[r * k + i] * wf[j * k + i]);
-        ASSERT_NEAR(y.data_as<float>()[r * n + j], y_ref.data_as<float>()[r * n + j],
-                    1e-5f * mag + 1e-6f)
-            << DTypeName(dtype) << " " << r << "," << j;
-      }
-    }
+    ExpectMatMulNear(y, y_ref, x, w, 1e-5f, 1e-6f, std::string(DTypeName(dtype)));
+    if (HasFatalFailure()) return;
   }
 }
 
