@@ -47,13 +47,17 @@ __attribute__((target("avx512f"))) inline __m512i RoundToBf16(__m512i u) {
   return _mm512_mask_mov_epi32(rounded, nan, quiet);
 }
 
+// The lanes of a 16-wide step with `left` values still to go: all 16, or the first `left`.
+inline __mmask16 StepMask(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+}
+
 // One row of SplitBf16, 16 values at a time (the scalar loop took ~24 us for 8 rows of
 // 8960, on one thread while the others waited).
 __attribute__((target("avx512f"))) void SplitRowAvx512(const float* x, int64_t k, uint16_t* hi,
                                                        uint16_t* lo) {
   for (int64_t i = 0; i < k; i += 16) {
-    const __mmask16 m =
-        k - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (k - i)) - 1);
+    const __mmask16 m = StepMask(k - i);
     const __m512i u = _mm512_maskz_loadu_epi32(m, x + i);
     const __m512i h = RoundToBf16(u);
     _mm512_mask_cvtepi32_storeu_epi16(hi + i, m, h);
@@ -75,8 +79,7 @@ namespace {
 __attribute__((target("avx512f"))) void ScaleRowAvx512(const float* x, int64_t n,
                                                        const float* scales, uint16_t* out) {
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m =
-        n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __mmask16 m = StepMask(n - i);
     const __m512 f = _mm512_set1_ps(scales[i / kFp8BlockSize]);
     const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), f);
     _mm512_mask_cvtepi32_storeu_epi16(out + i, m, RoundToBf16(_mm512_castps_si512(v)));
