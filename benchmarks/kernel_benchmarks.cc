@@ -38,8 +38,9 @@ Setup Make(DType dtype, int64_t m, int64_t n, int64_t k, int64_t bytes = kColdBy
   const int64_t copies = std::max<int64_t>(1, bytes / (n * k * static_cast<int64_t>(DTypeSize(dtype))));
   for (int64_t c = 0; c < copies; ++c) {
     // Distinct contents per copy, so no page of one copy equals a page of another (a
-    // hypervisor merging identical pages would turn DRAM reads into cache hits).
-    for (float& v : tmp) v = u(rng);
+    // hypervisor merging identical pages would turn DRAM reads into cache hits). FP8 as a
+    // checkpoint stores it, each block's largest values near 448.
+    for (float& v : tmp) v = u(rng) * (dtype == DType::kF8E4M3 ? 448.0f : 1.0f);
     s.w.push_back(*TensorView::Allocate(dtype, {n, k}));
     ConvertFromF32(dtype, tmp.data(), s.w.back().mutable_data(), tmp.size());
   }
@@ -169,27 +170,43 @@ BENCHMARK_CAPTURE(BM_GemvKernel1Thread, Gemv1_f8_e4m3, DType::kF8E4M3, 1)
     ->Args({1536, 8960, kColdBytes})
     ->Unit(benchmark::kMicrosecond);
 
-// The same for the AVX512-BF16 dot kernel (activations rounded to bf16), against the
-// vdpbf16ps peak below.
-void BM_GemvBf16Dot1Thread(benchmark::State& state, int64_t m) {
+// The same for the AVX512-BF16 dot kernels, against the vdpbf16ps peak below: bf16 weights
+// with activations rounded to bf16, FP8 with one row split hi + lo (decode of one
+// sequence; against Gemv1_f8_e4m3 above, the f32 kernel it replaces there) and 8 rounded.
+void BM_GemvDot1Thread(benchmark::State& state, DType dtype, int64_t m, bool exact) {
   if (!cpu::HasBf16DotKernel()) return state.SkipWithError("no AVX512-BF16 here");
   const int64_t n = state.range(0), k = state.range(1);
-  Setup s = Make(DType::kBF16, m, n, k, state.range(2));
+  Setup s = Make(dtype, m, n, k, state.range(2));
   cpu::SplitActivations split;
-  cpu::SplitBf16(s.x.data_as<float>(), m, k, /*exact=*/false, &split);
+  cpu::SplitBf16(s.x.data_as<float>(), m, k, exact, &split);
   size_t next = 0;
   for (auto _ : state) {
-    const auto* w = static_cast<const uint16_t*>(s.w[next].data());
+    const void* w = s.w[next].data();
     next = (next + 1) % s.w.size();
-    cpu::GemvBf16Dot(w, split, 0, n, s.y.mutable_data_as<float>(), n);
+    if (dtype == DType::kBF16) {
+      cpu::GemvBf16Dot(static_cast<const uint16_t*>(w), split, 0, n, s.y.mutable_data_as<float>(),
+                       n);
+    } else {
+      cpu::GemvFp8Dot(static_cast<const uint8_t*>(w), s.scales.data_as<float>(), split, 0, n,
+                      s.y.mutable_data_as<float>(), n);
+    }
     benchmark::DoNotOptimize(s.y.data());
   }
   state.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * m * n * k * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK_CAPTURE(BM_GemvBf16Dot1Thread, Gemv8, 8)
+BENCHMARK_CAPTURE(BM_GemvDot1Thread, Gemv8_bf16, DType::kBF16, 8, false)
     ->Args({256, 1536, 0})
     ->Args({4096, 1536, kColdBytes})
+    ->Args({1536, 8960, kColdBytes})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_GemvDot1Thread, Gemv1_f8_exact, DType::kF8E4M3, 1, true)
+    ->Args({256, 1536, 0})
+    ->Args({4096, 1536, kColdBytes})
+    ->Args({1536, 8960, kColdBytes})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_GemvDot1Thread, Gemv8_f8, DType::kF8E4M3, 8, false)
+    ->Args({256, 1536, 0})
     ->Args({1536, 8960, kColdBytes})
     ->Unit(benchmark::kMicrosecond);
 
@@ -219,6 +236,10 @@ BENCHMARK_CAPTURE(BM_MatMul, Gemv_f16, DType::kF16, 1)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv_f8_e4m3, DType::kF8E4M3, 1)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv_f32, DType::kF32, 1)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv4_bf16, DType::kBF16, 4)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_MatMul, Gemv4_f8_e4m3, DType::kF8E4M3, 4)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_MatMul, Gemv8_f8_e4m3, DType::kF8E4M3, 8)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_MatMul, Gemv16_f8_e4m3, DType::kF8E4M3, 16)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_MatMul, Gemv32_f8_e4m3, DType::kF8E4M3, 32)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMul, Gemv8_bf16, DType::kBF16, 8)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_MatMulHot, Gemv8_bf16_cached, DType::kBF16, 8)
     ->Args({2048, 1536})

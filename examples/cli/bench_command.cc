@@ -77,7 +77,7 @@ class BandwidthProbe {
 };
 
 // The batched decode kernels' compute roofline (GFLOP/s): every thread running independent
-// multiply-add chains at once, no memory traffic. vdpbf16ps where a group's bf16 GEMVs use
+// multiply-add chains at once, no memory traffic. vdpbf16ps where a group's bf16 or FP8 GEMVs use
 // it (AVX512-BF16), f32 FMA at the SIMD width otherwise.
 class MultiplyAddProbe {
  public:
@@ -254,8 +254,8 @@ int RunBench(const BenchArgs& args) {
   // A group's rooflines: its weight reads (once per step for all G) against the read
   // bandwidth, and its multiply-adds (G per weight) against the kernels' peak (cpu only).
   const TensorInfo* down = (*ckpt)->Find("model.layers.0.mlp.down_proj.weight");
-  const bool group_bf16_dot =
-      cpu::HasBf16DotKernel() && down != nullptr && down->dtype == DType::kBF16;
+  const bool group_bf16_dot = cpu::HasBf16DotKernel() && down != nullptr &&
+                              (down->dtype == DType::kBF16 || down->dtype == DType::kF8E4M3);
   MultiplyAddProbe fma_probe(on_gpu ? 1 : threads, group_bf16_dot);
   // With --exact the dot kernel multiplies each weight by x's hi and lo parts: twice the work.
   const double group_work = group_bf16_dot && args.exact ? 2.0 : 1.0;

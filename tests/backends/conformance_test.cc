@@ -4,9 +4,10 @@
 // MatMul's bound is per output element, |got - want| <= tol * sum_i |x_i * w_i| + 1e-6,
 // with tol = 2^-8 where a backend rounds activations to bf16 for a bf16-weight matmul of
 // several rows (the prompt GEMM, batched decode on AVX512-BF16 and on cuda's tensor cores)
-// or for an FP8 prompt's GEMM (more than kGemvRows rows: the cpu backend where oneDNN runs
-// bf16 rounds the activations times their block scales), and 1e-5 where it keeps them f32
-// (one row, f32 and f16 weights, FP8 decode rows, or exact_activations).
+// or an FP8-weight matmul of several rows (the cpu backend's dot kernel for decode rows,
+// and where oneDNN runs bf16 the prompt GEMM, both round the activations, the GEMM them
+// times their block scales), and 1e-5 where it keeps them f32 (one row, f32 and f16
+// weights, or exact_activations).
 #include <array>
 #include <cmath>
 #include <cstdlib>
@@ -39,6 +40,14 @@ TensorView Random(DType dtype, std::initializer_list<int64_t> shape, float lo = 
   return t;
 }
 
+// A random [n, k] weight; FP8 with random block scales (0.001-0.01, a checkpoint's range).
+Weight RandomWeight(DType dtype, int64_t n, int64_t k) {
+  Weight w{Random(dtype, {n, k}), {}};
+  if (dtype == DType::kF8E4M3)
+    w.scale_inv = Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
+  return w;
+}
+
 TensorView Zeros(DType dtype, std::initializer_list<int64_t> shape) {
   return *TensorView::Allocate(dtype, shape);
 }
@@ -60,12 +69,10 @@ std::vector<float> Dequantized(const Weight& w) {
   return out;
 }
 
-// Decode's rows (at most this many) keep FP8 activations f32; a prompt's may not.
-constexpr int64_t kGemvRows = 8;
-
-// Whether a backend may compute a matmul of m rows of `dtype` weights on bf16 operands.
+// Whether a backend may compute a matmul of m rows of `dtype` weights on bf16 operands
+// (one row keeps x to about f32 precision: a single sequence's decode).
 bool BF16Rounded(DType dtype, int64_t m) {
-  return (dtype == DType::kBF16 && m > 1) || (dtype == DType::kF8E4M3 && m > kGemvRows);
+  return (dtype == DType::kBF16 || dtype == DType::kF8E4M3) && m > 1;
 }
 
 void ExpectAllNear(const TensorView& got, const TensorView& want, float rel, const std::string& what) {
@@ -141,10 +148,7 @@ TEST_P(ConformanceTest, MatMulEveryDtypeAndPath) {
         const std::string what = std::string(DTypeName(dtype)) + " m=" + std::to_string(m) +
                                  " n=" + std::to_string(n) + " k=" + std::to_string(k);
         TensorView x = Random(DType::kF32, {m, k});
-        Weight w{Random(dtype, {n, k}), {}};
-        if (dtype == DType::kF8E4M3) {
-          w.scale_inv = Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
-        }
+        const Weight w = RandomWeight(dtype, n, k);
         TensorView bias = Random(DType::kBF16, {n});
         TensorView y = Zeros(DType::kF32, {m, n}), y_ref = Zeros(DType::kF32, {m, n});
         ASSERT_TRUE(be_->MatMul(x, w, &bias, y).ok()) << what;
@@ -162,22 +166,25 @@ TEST_P(ConformanceTest, ExactActivationsKeepPromptGemmsTight) {
   options.exact_activations = true;
   auto exact = CreateBackend(GetParam(), options);
   ASSERT_TRUE(exact.ok());
-  // The batched-decode kernel (k = 2100: 8 rows of hi + lo exceed L1, its two passes; 13
+  // The batched-decode kernels (k = 2100: 8 rows of hi + lo exceed L1, its two passes; 13
   // rows: passes of 4 over tiles of weight rows) and the prompt GEMM.
-  for (auto [m, n, k] : {std::array<int64_t, 3>{2, 130, 1000},
-                         {5, 130, 1000},
-                         {8, 130, 1000},
-                         {8, 67, 2100},
-                         {13, 67, 1000},
-                         {33, 130, 1000}}) {
-    TensorView x = Random(DType::kF32, {m, k});
-    Weight w{Random(DType::kBF16, {n, k}), {}};
-    TensorView y = Zeros(DType::kF32, {m, n}), y_ref = Zeros(DType::kF32, {m, n});
-    ASSERT_TRUE((*exact)->MatMul(x, w, nullptr, y).ok());
-    ASSERT_TRUE(ref_->MatMul(x, w, nullptr, y_ref).ok());
-    // hi + lo carries 16 mantissa bits of x: 2^-15 relative, plus f32 accumulation.
-    ExpectMatMulNear(y, y_ref, x, w, std::ldexp(1.0f, -15), 1e-5f, "m=" + std::to_string(m));
-    if (HasFatalFailure()) return;
+  for (DType dtype : {DType::kBF16, DType::kF8E4M3}) {
+    for (auto [m, n, k] : {std::array<int64_t, 3>{2, 130, 1000},
+                           {5, 130, 1000},
+                           {8, 130, 1000},
+                           {8, 67, 2100},
+                           {13, 67, 1000},
+                           {33, 130, 1000}}) {
+      const std::string what = std::string(DTypeName(dtype)) + " m=" + std::to_string(m);
+      TensorView x = Random(DType::kF32, {m, k});
+      const Weight w = RandomWeight(dtype, n, k);
+      TensorView y = Zeros(DType::kF32, {m, n}), y_ref = Zeros(DType::kF32, {m, n});
+      ASSERT_TRUE((*exact)->MatMul(x, w, nullptr, y).ok());
+      ASSERT_TRUE(ref_->MatMul(x, w, nullptr, y_ref).ok());
+      // hi + lo carries 16 mantissa bits of x: 2^-15 relative, plus f32 accumulation.
+      ExpectMatMulNear(y, y_ref, x, w, std::ldexp(1.0f, -15), 1e-5f, what);
+      if (HasFatalFailure()) return;
+    }
   }
   // A prompt's GEMM of f16 and FP8 weights keeps them (and x) in f32: MatMul's 1e-5. (The
   // cpu backend's f32 panels of k = 16384 are 64 rows: three a thread, edges off FP8's
@@ -185,9 +192,7 @@ TEST_P(ConformanceTest, ExactActivationsKeepPromptGemmsTight) {
   for (DType dtype : {DType::kF16, DType::kF8E4M3}) {
     const int64_t m = 33, n = 300, k = 16384;
     TensorView x = Random(DType::kF32, {m, k});
-    Weight w{Random(dtype, {n, k}), {}};
-    if (dtype == DType::kF8E4M3)
-      w.scale_inv = Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
+    const Weight w = RandomWeight(dtype, n, k);
     TensorView y = Zeros(DType::kF32, {m, n}), y_ref = Zeros(DType::kF32, {m, n});
     ASSERT_TRUE((*exact)->MatMul(x, w, nullptr, y).ok());
     ASSERT_TRUE(ref_->MatMul(x, w, nullptr, y_ref).ok());
@@ -267,19 +272,14 @@ TEST_P(ConformanceTest, GateUpMatMulGivesTheProductEitherWay) {
           "GateUpMatMul m=" + std::to_string(m) + " " + std::string(DTypeName(w_dtype));
       const int64_t n = 200, k = 256;
       TensorView x = Random(DType::kF32, {m, k}, -2.0f, 2.0f);
-      Weight gate_w{Random(w_dtype, {n, k}), {}}, up_w{Random(w_dtype, {n, k}), {}};
-      if (w_dtype == DType::kF8E4M3) {
-        gate_w.scale_inv =
-            Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
-        up_w.scale_inv = Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
-      }
+      const Weight gate_w = RandomWeight(w_dtype, n, k), up_w = RandomWeight(w_dtype, n, k);
       TensorView gate = Zeros(DType::kF32, {m, n}), up = Zeros(DType::kF32, {m, n});
       TensorView gate_ref = Zeros(DType::kF32, {m, n}), up_ref = Zeros(DType::kF32, {m, n});
       absl::StatusOr<bool> formed = be_->GateUpMatMul(x, gate_w, up_w, gate, up);
       ASSERT_TRUE(formed.ok()) << what << ": " << formed.status();
       absl::StatusOr<bool> ref_formed = ref_->GateUpMatMul(x, gate_w, up_w, gate_ref, up_ref);
       ASSERT_TRUE(ref_formed.ok() && !*ref_formed) << what;  // the default: the projections
-      const float tol = m > 8 || (w_dtype == DType::kBF16 && m > 1) ? 1e-2f : 1e-5f;
+      const float tol = m > 8 || BF16Rounded(w_dtype, m) ? 1e-2f : 1e-5f;
       if (*formed) {
         ASSERT_TRUE(ref_->SiluMul(gate_ref, up_ref, gate_ref).ok());
         ExpectAllNear(gate, gate_ref, tol, what + " product");
@@ -388,10 +388,7 @@ TEST_P(ConformanceTest, ExpertMatMulTakesIdsFromATensor) {
   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3}) {
     std::vector<Weight> experts;
     for (int64_t e = 0; e < experts_n; ++e) {
-      Weight w{Random(dtype, {n, k}), {}};
-      if (dtype == DType::kF8E4M3)
-        w.scale_inv = Random(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 0.001f, 0.01f);
-      experts.push_back(w);
+      experts.push_back(RandomWeight(dtype, n, k));
     }
     for (int64_t p : {1, 8, 40}) {
       const std::string what = std::string(DTypeName(dtype)) + " rows=" + std::to_string(p);

@@ -3,6 +3,7 @@
 // ranges split the way the thread pool splits them, and inputs not prepared for bf16.
 #include "lib/backends/cpu/gemv_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -162,4 +163,79 @@ TEST(GemvKernelsTest, SplitBf16RoundsEachValueLikeF32ToBf16) {
 }
 
 }  // namespace
+// GemvFp8Dot converts each weight byte to bf16 in registers: every one of the 254 e4m3
+// values that are not NaN (both zeros and the subnormals included) must come out exact. W's row v
+// holds byte v 32 times (a tail row, k = 35, takes the masked load too); x is all ones, so y = k *
+// value * scale, exact in f32.
+TEST(GemvKernelsTest, Fp8DotConvertsEveryByteExactly) {
+  if (!cpu::HasBf16DotKernel()) GTEST_SKIP() << "no AVX512-BF16 here";
+  for (int64_t k : {32, 35}) {
+    const int64_t n = 256;
+    std::vector<uint8_t> w(n * k);
+    for (int64_t v = 0; v < n; ++v)
+      std::fill(w.begin() + v * k, w.begin() + (v + 1) * k, static_cast<uint8_t>(v));
+    const std::vector<float> scales = {0.5f, 0.25f};  // rows 0-127, 128-255
+    const std::vector<float> x(k, 1.0f);
+    for (bool exact : {false, true}) {
+      cpu::SplitActivations s;
+      cpu::SplitBf16(x.data(), 1, k, exact, &s);
+      std::vector<float> y(n, std::nanf(""));
+      cpu::GemvFp8Dot(w.data(), scales.data(), s, 0, n, y.data(), n);
+      for (int64_t v = 0; v < n; ++v) {
+        if ((v & 0x7f) == 0x7f) continue;  // NaN
+        const float want =
+            static_cast<float>(k) * Fp8E4M3ToF32(static_cast<uint8_t>(v)) * scales[v / 128];
+        ASSERT_EQ(y[v], want) << "byte " << v << " k=" << k << " exact=" << exact;
+      }
+    }
+  }
+}
+
+// Every row count the backend gives it (1..32), K with tails inside and past the last
+// 128-wide block, N across row blocks (each with its own scales), ranges cut anywhere:
+// against a double reference, within 1e-5 (x split hi + lo) or 2^-8 (x rounded to bf16)
+// of sum |x * w * scale|.
+TEST(GemvKernelsTest, Fp8DotMatchesADoubleReference) {
+  if (!cpu::HasBf16DotKernel()) GTEST_SKIP() << "no AVX512-BF16 here";
+  for (int64_t rows : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 32}) {
+    for (int64_t k : {7, 128, 200, 1003}) {
+      const int64_t n = rows > 8 ? 37 : 131;
+      const std::string what = "rows=" + std::to_string(rows) + " k=" + std::to_string(k);
+      std::mt19937 rng(static_cast<uint32_t>(rows * 131 + k));
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f), s(0.001f, 0.01f);
+      std::uniform_int_distribution<int> byte(0, 255);
+      std::vector<uint8_t> w(n * k);
+      for (uint8_t& b : w) {
+        do b = static_cast<uint8_t>(byte(rng));
+        while ((b & 0x7f) == 0x7f);
+      }
+      const int64_t kb = Fp8ScaleBlocks(k);
+      std::vector<float> scales(Fp8ScaleBlocks(n) * kb), x(rows * k);
+      for (float& v : scales) v = s(rng);
+      for (float& v : x) v = u(rng);
+      for (bool exact : {false, true}) {
+        cpu::SplitActivations split;
+        cpu::SplitBf16(x.data(), rows, k, exact, &split);
+        std::vector<float> y(rows * n, std::nanf(""));
+        const std::vector<int64_t> cuts = {0, 1, 30, n - 5, n};
+        for (size_t c = 0; c + 1 < cuts.size(); ++c)
+          cpu::GemvFp8Dot(w.data(), scales.data(), split, cuts[c], cuts[c + 1], y.data(), n);
+        for (int64_t m = 0; m < rows; ++m) {
+          for (int64_t j = 0; j < n; ++j) {
+            double want = 0.0, mag = 0.0;
+            for (int64_t i = 0; i < k; ++i) {
+              const double p = static_cast<double>(x[m * k + i]) * Fp8E4M3ToF32(w[j * k + i]) *
+                               scales[j / kFp8BlockSize * kb + i / kFp8BlockSize];
+              want += p;
+              mag += std::fabs(p);
+            }
+            ASSERT_NEAR(y[m * n + j], want, (exact ? 1e-5 : std::ldexp(1.0, -8)) * mag + 1e-7)
+                << what << " exact=" << exact << " at " << m << "," << j;
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace reasonrt

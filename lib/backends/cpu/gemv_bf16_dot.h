@@ -1,8 +1,8 @@
-// lib/backends/cpu/gemv_bf16_dot.h: batched decode (2 to 32 activation rows) with bf16
-// weights on AVX512-BF16 (vdpbf16ps): several sequences' GEMV in one pass over the weights
-// at close to the memory speed of one. The activations are rounded to bf16 (as in the
-// prompt GEMM: logits within ~3e-3 of exact), or, with `exact`, split as hi + lo bf16 pairs
-// that keep about 16 mantissa bits of x (relative error ~1e-5) at twice the arithmetic.
+// lib/backends/cpu/gemv_bf16_dot.h: decode on AVX512-BF16 (vdpbf16ps), 1 to 32 activation
+// rows: several sequences' GEMV in one pass over bf16 or FP8 weights at close to the
+// memory speed of one. The activations are rounded to bf16 (as in the prompt GEMM), or,
+// with `exact`, split as hi + lo bf16 pairs that keep about 16 mantissa bits of x
+// (relative error ~1e-5) at twice the multiply-adds.
 #ifndef REASONRT_LIB_BACKENDS_CPU_GEMV_BF16_DOT_H_
 #define REASONRT_LIB_BACKENDS_CPU_GEMV_BF16_DOT_H_
 
@@ -43,6 +43,17 @@ constexpr int64_t kBf16DotMaxRows = 32;
 // y[m * ldy + n] = sum_k x[m, k] * W[n, k] for m < x.rows (1..kBf16DotMaxRows), n in
 // [n_begin, n_end); `w` is the whole [N, k] bf16 weight. Only call when HasBf16DotKernel().
 void GemvBf16Dot(const uint16_t* w, const SplitActivations& x, int64_t n_begin, int64_t n_end, float* y, int64_t ldy);
+
+// The same for FP8 (e4m3) weights with DeepSeek's block scales: y[m * ldy + n] =
+// sum_k x[m, k] * W[n, k] * scale_inv[n / 128, k / 128], `w` the whole [N, k] weight and
+// `scale_inv` its [ceil(N / 128), ceil(k / 128)] scales. Each 32 weights become bf16 in
+// registers, exactly (bf16 holds every e4m3 value but the two NaNs, which come out as
+// finite +-480 like the f32 kernel's), for vdpbf16ps against x's hi (and lo) parts; each
+// 128-wide block's sums are scaled once. With x split exact (hi + lo) the result is within
+// ~1e-5 of sum |x * w| of f32 arithmetic, the f32 GEMV kernel's precision at about half
+// its instructions. Only call when HasBf16DotKernel(); x.rows 1..kBf16DotMaxRows.
+void GemvFp8Dot(const uint8_t* w, const float* scale_inv, const SplitActivations& x,
+                int64_t n_begin, int64_t n_end, float* y, int64_t ldy);
 
 // Independent vdpbf16ps chains, `iterations` x 12 instructions (32 multiply-adds each), no
 // memory traffic: one core's peak for the kernel above. Returns the multiply-adds done;
