@@ -105,7 +105,7 @@ class CpuBackend final : public Backend {
   // The AVX512-BF16 dot kernels, up to kBf16DotMaxRows rows: bf16 from two rows (they
   // read the weights once for all rows; one row stays on the f32 kernel, which is already
   // at memory speed), FP8 from one (the f32 kernel's conversions kept it at about half
-  // the memory speed; 16 and 32 rows ran 1.8-2x and 1.1-1.4x faster than the GEMM).
+  // the memory speed; 16 and 32 rows ran 1.6-2x and 1.1-1.4x faster than the GEMM).
   bool UseDot(int64_t m, DType dtype) const {
     if (!has_bf16_dot_ || m > kBf16DotMaxRows) return false;
     return (dtype == DType::kBF16 && m >= 2) || dtype == DType::kF8E4M3;
