@@ -190,9 +190,11 @@ RRT_BF16_TARGET void Kernel(const uint16_t* w, const SplitActivations& x, int r0
   for (int64_t n = n_begin; n < n_end; n += kW) {
     const uint16_t* wr[kW];
     for (int j = 0; j < kW; ++j) wr[j] = w + std::min<int64_t>(n + j, n_end - 1) * k;  // a short tail repeats
-    __m512 acc[kW][kRows];
+    // hi and lo in chains of their own where there are few (as in Fp8Kernel).
+    constexpr bool kLoChains = kExact && kW * kRows <= 4;
+    __m512 acc[kW][kRows], acc_lo[kW][kRows];
     for (int j = 0; j < kW; ++j) {
-      for (int r = 0; r < kRows; ++r) acc[j][r] = _mm512_setzero_ps();
+      for (int r = 0; r < kRows; ++r) acc[j][r] = acc_lo[j][r] = _mm512_setzero_ps();
     }
     auto step = [&](int64_t i, const __m512i* wv) RRT_BF16_TARGET {
       for (int r = 0; r < kRows; ++r) {
@@ -200,7 +202,10 @@ RRT_BF16_TARGET void Kernel(const uint16_t* w, const SplitActivations& x, int r0
         for (int j = 0; j < kW; ++j) acc[j][r] = _mm512_dpbf16_ps(acc[j][r], (__m512bh)wv[j], h);
         if constexpr (kExact) {
           const __m512bh l = (__m512bh)_mm512_loadu_si512(xl + r * kp + i);
-          for (int j = 0; j < kW; ++j) acc[j][r] = _mm512_dpbf16_ps(acc[j][r], (__m512bh)wv[j], l);
+          for (int j = 0; j < kW; ++j) {
+            __m512& a = kLoChains ? acc_lo[j][r] : acc[j][r];
+            a = _mm512_dpbf16_ps(a, (__m512bh)wv[j], l);
+          }
         }
       }
     };
@@ -225,6 +230,11 @@ RRT_BF16_TARGET void Kernel(const uint16_t* w, const SplitActivations& x, int r0
     if (tail_mask) {
       for (int j = 0; j < kW; ++j) wv[j] = _mm512_maskz_loadu_epi16(tail_mask, wr[j] + i);
       step(i, wv);
+    }
+    if constexpr (kLoChains) {
+      for (int j = 0; j < kW; ++j) {
+        for (int r = 0; r < kRows; ++r) acc[j][r] = _mm512_add_ps(acc[j][r], acc_lo[j][r]);
+      }
     }
     if constexpr (kW * kRows >= 8) {  // (fewer: the tree would cost more than it saves)
       __m512 all[16];
