@@ -6,7 +6,8 @@
 # ($RRT_SANITIZE_DIR overrides the folder). Not part of `scripts/test.sh`: on 2 cores a build
 # takes about 10 minutes. The cuda backend is left out, but its kernels' source still runs, on
 # the host, in cuda_emulation_tests (where the toolkit's headers are): there TSan reports a
-# missing __syncthreads as a race and ASan a step past shared memory (TSan: about 8 minutes). Extra arguments go to ctest, e.g. `scripts/sanitize.sh -R Safetensors`.
+# missing __syncthreads as a race, and a block that reads another's result before that block's
+# ticket (blocks run two and four at once), and ASan a step past shared memory (TSan: about 8 minutes). Extra arguments go to ctest, e.g. `scripts/sanitize.sh -R Safetensors`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash cmake/setup-deps.sh

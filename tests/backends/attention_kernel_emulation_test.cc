@@ -4,7 +4,8 @@
 // softmax(scale q.k) v in f64 over a paged cache: rows at different depths, grouped-query
 // heads, more splits than some rows have keys for (empty splits), f32 and bf16 caches;
 // the tickets back at zero for the next launch, and the same bits whichever split finishes
-// last (the blocks run forward, reversed and shuffled). Tolerance 1e-5 (f32 cache) and 1e-5 of
+// last (the blocks one at a time forward and reversed, two at a time shuffled, four at a
+// time). Tolerance 1e-5 (f32 cache) and 1e-5 of
 // the largest value (bf16: the reference reads the same rounded cache).
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
@@ -14,6 +15,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -47,8 +49,9 @@ void CheckMergedSplits(int64_t splits) {
   // One launch in the given block order; the tickets are the same ones each time, so each
   // launch relies on the previous one's reset.
   std::vector<unsigned> counters(static_cast<size_t>(rows * heads), 0);
-  auto launch = [&](cuda_emulation::BlockOrder order) {
+  auto launch = [&](cuda_emulation::BlockOrder order, unsigned at_once) {
     cuda_emulation::ScopedBlockOrder in_order(order);
+    cuda_emulation::ScopedConcurrentBlocks concurrent(at_once);
     std::vector<float> out(static_cast<size_t>(rows * heads * dv), NAN);
     std::vector<float> partial(static_cast<size_t>(rows * heads * splits * (dv + 2)), NAN);
     AttentionArgs a{};
@@ -62,14 +65,17 @@ void CheckMergedSplits(int64_t splits) {
         static_cast<unsigned>(rows), kAttentionWarps * kWarp, [&] { AttentionKernel<C, true>(a); },
         static_cast<unsigned>(heads), static_cast<unsigned>(splits),
         AttentionKernelShared(a, /*merge=*/true));
-    for (unsigned c : counters) EXPECT_EQ(c, 0u) << "order " << static_cast<int>(order);
+    for (unsigned c : counters) EXPECT_EQ(c, 0u);
     return out;
   };
-  const std::vector<float> out = launch(cuda_emulation::BlockOrder::kForward);
+  const std::vector<float> out = launch(cuda_emulation::BlockOrder::kForward, 1);
   // Whichever split takes the last ticket, it merges the splits in the same order: the
   // same bits.
-  for (auto order : {cuda_emulation::BlockOrder::kReverse, cuda_emulation::BlockOrder::kShuffled})
-    EXPECT_EQ(launch(order), out) << "order " << static_cast<int>(order);
+  for (auto [order, at_once] : cuda_emulation::kTicketLaunches) {
+    SCOPED_TRACE("order " + std::to_string(static_cast<int>(order)) + ", " +
+                 std::to_string(at_once) + " blocks at once");
+    EXPECT_EQ(launch(order, at_once), out);
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* table = tables.data() + table_offset[r];
     for (int64_t h = 0; h < heads; ++h) {

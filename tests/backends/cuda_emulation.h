@@ -1,34 +1,42 @@
-// tests/backends/cuda_emulation.h: just enough of CUDA on the host to run a block of a
-// kernel written against a small set of features (sampling_kernel.cuh): one std::thread
-// per CUDA thread of the block, the grid's blocks one at a time in a chosen order, a
-// barrier for __syncthreads, a barrier per warp around each shuffle, shared variables as
-// function statics, atomics through std::atomic_ref.
+// tests/backends/cuda_emulation.h: just enough of CUDA on the host to run a kernel
+// written against a small set of features (sampling_kernel.cuh): one std::thread per CUDA
+// thread of a block, the grid's blocks one at a time or a few at once (each on threads of
+// its own) in a chosen order, a barrier for __syncthreads, a barrier per warp around each
+// shuffle, a copy of each shared variable per running block, atomics through
+// std::atomic_ref.
 // It checks a kernel's logic, its synchronisation included, where there is no GPU; not its
 // speed, nor anything about the device's arithmetic (expf here is glibc's). Under the
-// sanitizers (scripts/sanitize.sh) it checks more: ThreadSanitizer reports two threads of a
-// block that touch the same shared or global word with no barrier between them (a missing
-// __syncthreads, which a GPU run may or may not show), and AddressSanitizer a read or write
-// past a shared array or past the launch's dynamic shared memory (sized as the launch sizes
-// it).
+// sanitizers (scripts/sanitize.sh) it checks more: ThreadSanitizer reports two threads that
+// touch the same shared or global word with nothing ordering them: within a block a missing
+// __syncthreads, across blocks a last block that reads another block's result before that
+// block's ticket (either of which a GPU run may or may not show); AddressSanitizer a read or
+// write past a shared array or past the launch's dynamic shared memory (sized as the
+// launch sizes it).
 //
 // Include before lib/backends/cuda/kernel_util.cuh (which then compiles for the host too)
-// and the kernel's source, then run a grid with RunBlocks. Every thread of a block must
+// and the kernel's source, then run a grid with RunBlocks. A kernel declares its shared
+// variables with RRT_SHARED (kernel_util.cuh), not __shared__. Every thread of a block must
 // reach every __syncthreads (as on a GPU) or the emulation deadlocks.
 #ifndef REASONRT_TESTS_BACKENDS_CUDA_EMULATION_H_
 #define REASONRT_TESTS_BACKENDS_CUDA_EMULATION_H_
 
 #include <cuda_runtime.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <barrier>
 #include <bit>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 // cuda_runtime.h gives these meanings for nvcc only; here they are plain C++.
@@ -42,13 +50,12 @@
 #define __device__
 #define __global__
 #define __forceinline__ inline
-#define __shared__ static  // one block runs at a time: a function static is its shared memory
+// (__shared__ stays undefined: kernels use RRT_SHARED, a copy per running block.)
+#define RRT_SHARED(type, name)                                      \
+  static ::cuda_emulation::PerBlock<type> name##_per_running_block; \
+  std::type_identity_t<type>& name = name##_per_running_block.Get()
 #define __launch_bounds__(threads)
 #define RRT_DYNAMIC_SHARED(type, name) type* name = ::cuda_emulation::DynamicShared<type>()
-
-namespace cuda_emulation {
-struct Index;
-}
 
 namespace cuda_emulation {
 
@@ -63,21 +70,86 @@ inline cuda_emulation::Index blockDim, gridDim;
 
 namespace cuda_emulation {
 
-inline std::barrier<>* block_barrier = nullptr;
-inline std::barrier<>* warp_barriers[32] = {};
-alignas(8) inline unsigned char shuffle_slots[32][32][8];
+// At most this many blocks run at once (concurrent_blocks).
+constexpr unsigned kMaxConcurrentBlocks = 4;
 
-// The launch's dynamic shared memory (RRT_DYNAMIC_SHARED): RunBlocks's shared_bytes, on
-// the heap and no larger, so that AddressSanitizer sees a kernel step past its end.
-inline unsigned char* dynamic_shared = nullptr;
+// A barrier for `count` threads whose only shared state is its own: a count of arrivals
+// and a phase, which the last thread to arrive advances; the others sleep on the phase
+// word (a futex) until it moves. std::barrier would not do: it sleeps through a table of
+// waiter pools shared by the whole process, whose atomics ThreadSanitizer takes as
+// synchronisation between any two threads that meet in one of its entries, so blocks
+// running at once would seem ordered where nothing orders them.
+class Barrier {
+ public:
+  explicit Barrier(unsigned count) : count_(count) {}
+  void arrive_and_wait() {
+    const uint32_t phase = phase_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == count_) {
+      arrived_.store(0, std::memory_order_relaxed);  // no one arrives again before the phase moves
+      phase_.store(phase + 1, std::memory_order_release);
+      syscall(SYS_futex, &phase_, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+      return;
+    }
+    for (int i = 0; i < 32; ++i) {  // a few yields first: a barrier is often about to open
+      if (phase_.load(std::memory_order_acquire) != phase) return;
+      std::this_thread::yield();
+    }
+    while (phase_.load(std::memory_order_acquire) == phase)
+      syscall(SYS_futex, &phase_, FUTEX_WAIT_PRIVATE, phase, nullptr, nullptr, 0);
+  }
+
+ private:
+  const unsigned count_;
+  std::atomic<unsigned> arrived_{0};
+  std::atomic<uint32_t> phase_{0};
+  static_assert(sizeof(std::atomic<uint32_t>) == 4, "a futex word");
+};
+
+// What the threads of one running block share: its barriers, the warps' shuffle slots and
+// the launch's dynamic shared memory (RRT_DYNAMIC_SHARED: RunBlocks's shared_bytes, on the
+// heap and no larger, so that AddressSanitizer sees a kernel step past its end).
+struct BlockState {
+  BlockState(unsigned threads, size_t shared_bytes)
+      : block(threads), dynamic_shared(new unsigned char[shared_bytes]) {
+    for (unsigned w = 0; w < threads / 32; ++w) warps.push_back(std::make_unique<Barrier>(32));
+  }
+  Barrier block;
+  std::vector<std::unique_ptr<Barrier>> warps;
+  alignas(8) unsigned char shuffle_slots[32][32][8];
+  std::unique_ptr<unsigned char[]> dynamic_shared;
+};
+
+// This thread's block: its state, and which of the concurrent blocks it is (0 to
+// kMaxConcurrentBlocks - 1), which picks its copy of each static shared variable.
+inline thread_local BlockState* block_state = nullptr;
+inline thread_local unsigned block_slot = 0;
+
 template <typename T>
 T* DynamicShared() {
-  return reinterpret_cast<T*>(dynamic_shared);
+  return reinterpret_cast<T*>(block_state->dynamic_shared.get());
 }
 
-// The order RunBlocks runs a grid's blocks in. A GPU gives no order, so a kernel in which
-// the last block to finish does something (a ticket) should come out the same in each:
-// reversed, the block with the highest index runs first and block 0 takes the last ticket.
+// A static shared variable (RRT_SHARED): one copy per concurrent block, each on the heap
+// by itself, so that AddressSanitizer sees a step past it.
+template <typename T>
+class PerBlock {
+ public:
+  PerBlock() {
+    for (auto& copy : copies_) copy = std::make_unique<Box>();
+  }
+  T& Get() { return copies_[block_slot]->value; }
+
+ private:
+  struct Box {
+    T value;
+  };
+  std::unique_ptr<Box> copies_[kMaxConcurrentBlocks];
+};
+
+// The order RunBlocks hands out a grid's blocks in. A GPU gives no order, so a kernel in
+// which the last block to finish does something (a ticket) should come out the same in
+// each: reversed, the block with the highest index runs first and block 0 takes the last
+// ticket.
 enum class BlockOrder { kForward, kReverse, kShuffled };
 inline BlockOrder block_order = BlockOrder::kForward;
 
@@ -109,76 +181,109 @@ inline std::vector<unsigned> BlockSequence(unsigned count) {
   return seq;
 }
 
-// Runs `kernel` (a callable taking no arguments) as a grid of blocks_x * blocks_y * blocks_z blocks
-// of `threads` threads (a multiple of 32, at most 1024), one block after another (in
-// block_order) on the same threads, with `shared_bytes` of dynamic shared memory (the
-// launch's third parameter).
+// How many blocks RunBlocks runs at once (1 to kMaxConcurrentBlocks): one unless a test
+// asks for more, as those of kernels whose blocks hand each other results do
+// (kTicketLaunches); the others' blocks share nothing, and a run of 1024-thread blocks two
+// at a time under ThreadSanitizer takes many times as long.
+inline unsigned concurrent_blocks = 1;
+
+// Sets concurrent_blocks for a scope.
+class ScopedConcurrentBlocks {
+ public:
+  explicit ScopedConcurrentBlocks(unsigned n) : saved_(concurrent_blocks) { concurrent_blocks = n; }
+  ~ScopedConcurrentBlocks() { concurrent_blocks = saved_; }
+  ScopedConcurrentBlocks(const ScopedConcurrentBlocks&) = delete;
+  ScopedConcurrentBlocks& operator=(const ScopedConcurrentBlocks&) = delete;
+
+ private:
+  unsigned saved_;
+};
+
+// Besides blocks one at a time in order, the launches a kernel whose last block does
+// something (a ticket) should give the same bits in: each block order, and blocks that
+// overlap.
+inline constexpr std::pair<BlockOrder, unsigned> kTicketLaunches[] = {
+    {BlockOrder::kReverse, 1}, {BlockOrder::kShuffled, 2}, {BlockOrder::kForward, 4}};
+
+// Runs `kernel` (a callable taking no arguments) as a grid of blocks_x * blocks_y *
+// blocks_z blocks of `threads` threads (a multiple of 32, at most 1024), with `shared_bytes`
+// of dynamic shared memory (the launch's third parameter). concurrent_blocks blocks run at
+// once, each on threads of its own: slot s runs the blocks at s, s + concurrent_blocks, ...
+// of the sequence block_order gives. Blocks that run at once really do overlap, so a
+// kernel's blocks must not wait on one another (as on a GPU, where they may run in turn),
+// and what they share through global memory is seen by ThreadSanitizer: a last block that
+// reads another's partial with no barrier and ticket in between is a reported race.
 inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<void()>& kernel,
                       unsigned blocks_y = 1, unsigned blocks_z = 1, size_t shared_bytes = 0) {
   const std::vector<unsigned> sequence = BlockSequence(blocks_x * blocks_y * blocks_z);
   blockDim = Index{threads, 1, 1};
   gridDim = Index{blocks_x, blocks_y, blocks_z};
-  std::unique_ptr<unsigned char[]> shared(new unsigned char[shared_bytes]);
-  dynamic_shared = shared.get();
-  std::barrier<> block(threads);
-  std::vector<std::unique_ptr<std::barrier<>>> warps;
-  for (unsigned w = 0; w < threads / 32; ++w) {
-    warps.push_back(std::make_unique<std::barrier<>>(32));
-    warp_barriers[w] = warps.back().get();
-  }
-  block_barrier = &block;
+  const unsigned slots = std::clamp(concurrent_blocks, 1u, kMaxConcurrentBlocks);
+  std::vector<std::unique_ptr<BlockState>> states;
+  for (unsigned s = 0; s < slots; ++s)
+    states.push_back(std::make_unique<BlockState>(threads, shared_bytes));
   std::vector<std::thread> pool;
-  for (unsigned t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      threadIdx = Index{t, 0, 0};
-      for (unsigned b : sequence) {
-        blockIdx = Index{b % blocks_x, b / blocks_x % blocks_y, b / (blocks_x * blocks_y)};
-        kernel();
-        block.arrive_and_wait();  // the block's end: its shared memory is the next one's
-      }
-    });
+  for (unsigned s = 0; s < slots; ++s) {
+    for (unsigned t = 0; t < threads; ++t) {
+      pool.emplace_back([&, s, t] {
+        block_state = states[s].get();
+        block_slot = s;
+        threadIdx = Index{t, 0, 0};
+        for (size_t i = s; i < sequence.size(); i += slots) {
+          const unsigned b = sequence[i];
+          blockIdx = Index{b % blocks_x, b / blocks_x % blocks_y, b / (blocks_x * blocks_y)};
+          kernel();
+          // The block's end: its shared memory is the next one's.
+          block_state->block.arrive_and_wait();
+        }
+        block_state = nullptr;
+      });
+    }
   }
   for (std::thread& t : pool) t.join();
-  dynamic_shared = nullptr;
 }
 
 }  // namespace cuda_emulation
 
-#define __syncthreads() ::cuda_emulation::block_barrier->arrive_and_wait()
+#define __syncthreads() ::cuda_emulation::block_state->block.arrive_and_wait()
 
 template <typename T>
 T __shfl_xor_sync(unsigned /*mask: the whole warp*/, T v, int lane_mask) {
   const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  std::memcpy(cuda_emulation::shuffle_slots[warp][lane], &v, sizeof(T));
-  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  std::memcpy(cuda_emulation::block_state->shuffle_slots[warp][lane], &v, sizeof(T));
+  cuda_emulation::block_state->warps[warp]->arrive_and_wait();
   T r;
-  std::memcpy(&r, cuda_emulation::shuffle_slots[warp][lane ^ static_cast<unsigned>(lane_mask)],
-              sizeof(T));
-  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  std::memcpy(
+      &r, cuda_emulation::block_state->shuffle_slots[warp][lane ^ static_cast<unsigned>(lane_mask)],
+      sizeof(T));
+  cuda_emulation::block_state->warps[warp]->arrive_and_wait();
   return r;
 }
 template <typename T>
 T __shfl_up_sync(unsigned /*mask: the whole warp*/, T v, unsigned delta) {
   const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  std::memcpy(cuda_emulation::shuffle_slots[warp][lane], &v, sizeof(T));
-  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  std::memcpy(cuda_emulation::block_state->shuffle_slots[warp][lane], &v, sizeof(T));
+  cuda_emulation::block_state->warps[warp]->arrive_and_wait();
   T r = v;
-  if (lane >= delta) std::memcpy(&r, cuda_emulation::shuffle_slots[warp][lane - delta], sizeof(T));
-  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  if (lane >= delta)
+    std::memcpy(&r, cuda_emulation::block_state->shuffle_slots[warp][lane - delta], sizeof(T));
+  cuda_emulation::block_state->warps[warp]->arrive_and_wait();
   return r;
 }
 inline unsigned __ballot_sync(unsigned /*mask: the whole warp*/, bool predicate) {
   const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  cuda_emulation::shuffle_slots[warp][lane][0] = predicate ? 1 : 0;
-  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+  cuda_emulation::block_state->shuffle_slots[warp][lane][0] = predicate ? 1 : 0;
+  cuda_emulation::block_state->warps[warp]->arrive_and_wait();
   unsigned bits = 0;
   for (unsigned l = 0; l < 32; ++l)
-    bits |= static_cast<unsigned>(cuda_emulation::shuffle_slots[warp][l][0]) << l;
-  cuda_emulation::warp_barriers[warp]->arrive_and_wait();
+    bits |= static_cast<unsigned>(cuda_emulation::block_state->shuffle_slots[warp][l][0]) << l;
+  cuda_emulation::block_state->warps[warp]->arrive_and_wait();
   return bits;
 }
 inline int __ffs(unsigned x) { return x == 0 ? 0 : std::countr_zero(x) + 1; }
-inline void __syncwarp() { cuda_emulation::warp_barriers[threadIdx.x / 32]->arrive_and_wait(); }
+inline void __syncwarp() {
+  cuda_emulation::block_state->warps[threadIdx.x / 32]->arrive_and_wait();
+}
 inline float __int_as_float(uint32_t u) {
   float f;
   std::memcpy(&f, &u, sizeof(f));

@@ -1,11 +1,12 @@
 // The cuda backend's decode GEMV with its experimental epilogues (lib/backends/cuda/
 // gemv_kernel.cuh), its source run on the host through tests/backends/cuda_emulation.h,
-// blocks one after another, against the same steps in f64:
+// one to four blocks at once, against the same steps in f64:
 // - GemvNorm (MatMulAddRmsNorm of one row in the GEMV's own launch, the norm taken by the
 //   block that finishes last): y = W x, residual += y, normed = RmsNorm(residual) * gain,
 //   and the block counter back at zero for the next launch; the same bits whichever block
-//   finishes last (the blocks run forward, reversed and shuffled). Tolerance: 1e-4 of each row's
-//   sum of |w * x| (y, residual) and 1e-4 relative (normed).
+//   finishes last (the blocks one at a time forward and reversed, two at a time shuffled,
+//   four at a time). Tolerance: 1e-4 of each row's sum of |w * x| (y, residual) and 1e-4
+//   relative (normed).
 // - silu_pairs (GateUpMatMul of one row in one launch): gate's y = silu(Wg x + bg) *
 //   (Wu x + bu), up's y untouched. Tolerance: the projections' 1e-4 of their sums of
 //   |w * x| carried through the product, plus 1e-5 relative.
@@ -86,8 +87,9 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
   struct Out {
     std::vector<float> y, residual, normed;
   };
-  auto launch = [&](cuda_emulation::BlockOrder order) {
+  auto launch = [&](cuda_emulation::BlockOrder order, unsigned at_once) {
     cuda_emulation::ScopedBlockOrder in_order(order);
+    cuda_emulation::ScopedConcurrentBlocks concurrent(at_once);
     Out o{std::vector<float>(static_cast<size_t>(n), NAN), residual,
           std::vector<float>(static_cast<size_t>(n), NAN)};
     std::vector<float> partial(blocks, NAN);
@@ -99,17 +101,19 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
                       o.normed.data(),   partial.data(), &counter};
     cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp,
                               [&] { GemvKernel<D, 1, kSplit, GemvEnd::kNorm>(x.data(), k, b); });
-    EXPECT_EQ(counter, 0u) << "order " << static_cast<int>(order);  // ready for the next launch
+    EXPECT_EQ(counter, 0u);  // ready for the next launch
     return o;
   };
-  const auto [y, sums, normed] = launch(cuda_emulation::BlockOrder::kForward);
+  const auto [y, sums, normed] = launch(cuda_emulation::BlockOrder::kForward, 1);
   // Whichever block takes the last ticket, it adds the partials in the same order: the
   // results are the same to the bit.
-  for (auto order : {cuda_emulation::BlockOrder::kReverse, cuda_emulation::BlockOrder::kShuffled}) {
-    const Out other = launch(order);
-    EXPECT_EQ(other.y, y) << "order " << static_cast<int>(order);
-    EXPECT_EQ(other.residual, sums) << "order " << static_cast<int>(order);
-    EXPECT_EQ(other.normed, normed) << "order " << static_cast<int>(order);
+  for (auto [order, at_once] : cuda_emulation::kTicketLaunches) {
+    SCOPED_TRACE("order " + std::to_string(static_cast<int>(order)) + ", " +
+                 std::to_string(at_once) + " blocks at once");
+    const Out other = launch(order, at_once);
+    EXPECT_EQ(other.y, y);
+    EXPECT_EQ(other.residual, sums);
+    EXPECT_EQ(other.normed, normed);
   }
 
   std::vector<double> sum_after(static_cast<size_t>(n));

@@ -159,7 +159,7 @@ __global__ void AttentionKernel(AttentionArgs a) {
   if constexpr (kMerge) {
     // The last of the row's splits to finish merges them (a ticket per (row, head)).
     if (splits == 1) return;
-    __shared__ bool last;
+    RRT_SHARED(bool, last);
     __threadfence();  // this split's partial before its ticket
     __syncthreads();
     unsigned int* counter = a.merge_counters + r * a.heads + h;

@@ -69,9 +69,9 @@ constexpr int kChunksInFlight = D == DType::kF32 ? 4 : 8;
 // `writer` threads hold the value y[row] they wrote. No thread may have left the kernel.
 __device__ __forceinline__ void NormEpilogue(const GemvNorm& norm, int64_t n, bool writer,
                                              int64_t row, float value) {
-  __shared__ float squares[kGemvWarps];
-  __shared__ float reduce[kWarp];  // BlockReduce's scratch
-  __shared__ bool last;
+  RRT_SHARED(float[kGemvWarps], squares);
+  RRT_SHARED(float[kWarp], reduce);  // BlockReduce's scratch
+  RRT_SHARED(bool, last);
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   if (lane == 0) {
     float square = 0.0f;
@@ -122,7 +122,8 @@ __global__ void __launch_bounds__(kGemvWarps* kWarp)
   static_assert(kEnd != GemvEnd::kSiluPairs || (kGemvWarps / kSplit) % 2 == 0,
                 "a block holds whole gate/up pairs");
   LetSuccessorLaunch();  // takes effect once every block has started: the last wave
-  __shared__ float partial[kSplit > 1 ? kGemvWarps : 1][R];
+  constexpr int kPartials = kSplit > 1 ? kGemvWarps : 1;
+  RRT_SHARED(float[kPartials][R], partial);
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, part = warp % kSplit;
   const int64_t slot = static_cast<int64_t>(blockIdx.x) * (kGemvWarps / kSplit) + warp / kSplit;
   int s = 0;
@@ -198,7 +199,7 @@ __global__ void __launch_bounds__(kGemvWarps* kWarp)
   } else if constexpr (kEnd == GemvEnd::kSiluPairs) {
     // The up warp hands its sum to the gate warp beside it. Every thread reaches the barrier.
     static_assert(R == 1, "silu_pairs takes one activation row");
-    __shared__ float up_sums[kGemvWarps];  // by slot within the block
+    RRT_SHARED(float[kGemvWarps], up_sums);  // by slot within the block
     const int in_block = warp / kSplit;
     const bool holder = live && lane == 0 && part == 0;
     const float value =

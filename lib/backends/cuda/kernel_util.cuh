@@ -111,8 +111,14 @@ __device__ float BlockReduce(float v, float* scratch) {
 // silu(g) = g * sigmoid(g), as SiluMul and the gated GEMV (silu_pairs) compute it.
 __device__ __forceinline__ float Silu(float g) { return g / (1.0f + expf(-g)); }
 
-// A kernel's dynamic shared memory, `type name[]` (a macro, so that the host emulation in
-// tests/backends/cuda_emulation.h can stand in for it).
+// A kernel's shared variable, RRT_SHARED(float[8], sums) for `__shared__ float sums[8]`,
+// and its dynamic shared memory, `type name[]`: macros, so that the host emulation in
+// tests/backends/cuda_emulation.h can stand in for them (there, a copy per running block).
+template <typename T>
+using SharedType = T;  // so that an array type can come first
+#ifndef RRT_SHARED
+#define RRT_SHARED(type, name) __shared__ SharedType<type> name
+#endif
 #ifndef RRT_DYNAMIC_SHARED
 #define RRT_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #endif

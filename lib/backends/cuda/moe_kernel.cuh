@@ -39,8 +39,8 @@ __device__ __forceinline__ void WarpBest(float& v, int32_t& i) {
 // One warp a token (RouteArgs in kernels.h): scores, selection scores, the groups, the k
 // best experts, their weights. Lane l holds experts l, l + 32, ... in shared memory.
 __global__ void __launch_bounds__(kRouteWarps* kWarp) RouteKernel(RouteArgs a) {
-  __shared__ float score_all[kRouteWarps][kMaxRoutedExperts];
-  __shared__ float choice_all[kRouteWarps][kMaxRoutedExperts];
+  RRT_SHARED(float[kRouteWarps][kMaxRoutedExperts], score_all);
+  RRT_SHARED(float[kRouteWarps][kMaxRoutedExperts], choice_all);
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int64_t t = static_cast<int64_t>(blockIdx.x) * kRouteWarps + warp;
   if (t >= a.tokens) return;  // a whole warp leaves: no other warp waits on it

@@ -140,7 +140,7 @@ __device__ __forceinline__ float RawLogProb(const float* in, int32_t token, floa
 __global__ void __launch_bounds__(kDrawThreads)
     SampleTokensKernel(const float* logits, int32_t vocab, const DeviceDraw* draws,
                        const DeviceEdit* edits, float* work, DeviceDrawn* out) {
-  __shared__ Shared sh;
+  RRT_SHARED(Shared, sh);
   const int64_t row = blockIdx.x;
   const float* in = logits + row * vocab;
   float* w = work + row * vocab;
