@@ -19,6 +19,10 @@
 //   through the backend, then silu(gate) * up: the product in the GEMV's own launch
 //   (RRT_CUDA_EXPERIMENTAL=silu_gemv) against the two projections and SiluMul. Weight bytes
 //   per second.
+// - ExpertGateUpMatMul: a decode step's 8 routed rows of Moonlight's experts (64 of them,
+//   gate and up [1408, 2048] each, bf16; 738 MB, the calls cycling over all of them) with
+//   ids on the device (RRT_CUDA_EXPERIMENTAL=moe): gate and up in one launch that writes
+//   silu(gate) * up, against two ExpertMatMuls and SiluMul. Weight bytes per second.
 //
 //   build/benchmarks/cuda_benchmarks [--benchmark_filter=Gemv]
 #include <cuda_runtime.h>
@@ -301,6 +305,58 @@ void BM_GateUpMatMul(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * kCalls * 2 * n * k * 2);
 }
 BENCHMARK(BM_GateUpMatMul)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_ExpertGateUpMatMul(benchmark::State& state) {
+  const bool fused = state.range(0) != 0;
+  constexpr int64_t kExperts = 64, kRows = 8, n = 1408, k = 2048;
+  state.SetLabel(fused ? "one launch, the product" : "two ExpertMatMuls, then SiluMul");
+  ::setenv("RRT_CUDA_EXPERIMENTAL", "moe", 1);
+  auto be = CreateBackend("cuda", {});
+  ::unsetenv("RRT_CUDA_EXPERIMENTAL");
+  if (!be.ok()) return state.SkipWithError("no cuda backend here");
+  std::vector<Weight> gates, ups;
+  for (int64_t e = 0; e < kExperts; ++e) {
+    gates.push_back({*TensorView::Allocate(DType::kBF16, {n, k}), {}});
+    ups.push_back({*TensorView::Allocate(DType::kBF16, {n, k}), {}});
+  }
+  // Call c's rows take experts 8c .. 8c + 7 (mod 64): 8 calls read every expert once.
+  std::vector<TensorView> ids;
+  for (int64_t c = 0; c < kExperts / kRows; ++c) {
+    TensorView host = *TensorView::Allocate(DType::kI32, {kRows});
+    for (int64_t j = 0; j < kRows; ++j)
+      host.mutable_data_as<int32_t>()[j] = static_cast<int32_t>(c * kRows + j);
+    ids.push_back(*(*be)->Allocate(DType::kI32, {kRows}));
+    if (!(*be)->Copy(host, ids.back()).ok()) return state.SkipWithError("ids copy failed");
+  }
+  TensorView x = *(*be)->Allocate(DType::kF32, {kRows, k});
+  TensorView gate = *(*be)->Allocate(DType::kF32, {kRows, n}),
+             up = *(*be)->Allocate(DType::kF32, {kRows, n});
+  TensorView host = *TensorView::Allocate(DType::kF32, {1, 1});
+  auto run = [&](const TensorView& id) -> absl::StatusOr<bool> {
+    if (fused) return (*be)->ExpertGateUpMatMul(x, id, gates, ups, gate, up);
+    absl::Status st = (*be)->ExpertMatMul(x, id, gates, gate);
+    if (st.ok()) st = (*be)->ExpertMatMul(x, id, ups, up);
+    if (st.ok()) st = (*be)->SiluMul(gate, up, gate);
+    if (!st.ok()) return st;
+    return false;
+  };
+  for (const TensorView& id : ids) {  // uploads every expert
+    absl::StatusOr<bool> first = run(id);
+    if (!first.ok() || *first != fused) return state.SkipWithError("not the path asked for");
+  }
+  constexpr int kCalls = 16;
+  for (auto _ : state) {
+    for (int i = 0; i < kCalls; ++i) {
+      if (!run(ids[static_cast<size_t>(i) % ids.size()]).ok())
+        return state.SkipWithError("ExpertGateUpMatMul failed");
+    }
+    if (!(*be)->Copy(*gate.Slice(1, 0, 1)->Slice(0, 0, 1), host).ok())
+      return state.SkipWithError("copy failed");
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * kCalls * kRows * 2 * n * k *
+                          2);
+}
+BENCHMARK(BM_ExpertGateUpMatMul)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace reasonrt

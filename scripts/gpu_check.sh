@@ -20,7 +20,8 @@
 # are) on q7 without and with them, alternated.
 # moe: a 4-layer synthetic MoE of Moonlight's shapes with R1's router grouping: the MoE
 # tests with RRT_CUDA_EXPERIMENTAL=1 (the router and the experts' GEMV on the GPU), then
-# `reasonrt bench` (-g 4) without and with it, alternated.
+# `reasonrt bench` (-g 4) without and with it, alternated, then the ExpertGateUpMatMul
+# benchmark (gate and up experts in one launch against two ExpertMatMuls and SiluMul).
 # kernels: the cuda kernel benchmarks (decode GEMV by shape and split, prompt attention)
 # against the device's copy bandwidth.
 # auto: every test binary that loads models through "auto" (sessions, models, generation,
@@ -110,7 +111,7 @@ fi
 if [[ $stages == *experimental* ]]; then
   (export RRT_CUDA_EXPERIMENTAL=1; gpu_tests experimental)
   # The new kernels under compute-sanitizer: memcheck, and racecheck for their shared memory.
-  new_kernels='*SampleTokens*/cuda:*ExpertMatMul*/cuda:*RouteExperts*/cuda:*MatMulAddRmsNorm*/cuda:*PagedAttention*/cuda:*GateUpMatMul*'
+  new_kernels='*SampleTokens*/cuda:*ExpertMatMul*/cuda:*ExpertGateUp*/cuda:*RouteExperts*/cuda:*MatMulAddRmsNorm*/cuda:*PagedAttention*/cuda:*GateUpMatMul*'
   for tool in memcheck racecheck; do
     RRT_CUDA_EXPERIMENTAL=1 stage experimental "${T_SANITIZER:-150}" compute-sanitizer --tool $tool \
       --report-api-errors no --error-exitcode 1 "$bin/backends_tests" --gtest_filter="$new_kernels"
@@ -134,7 +135,9 @@ if [[ $stages == *moe* ]]; then
   (export RRT_CUDA_EXPERIMENTAL=1; stage moe "${T_TESTS:-150}" "$bin/backends_tests" \
     --gtest_filter='*Expert*:*Route*:*deepseek*')
   ab_bench moe RRT_CUDA_EXPERIMENTAL "$work/moon4" -p 128 -n 32 -r 3 -g 4
-  grep -E '^\[  (FAILED|PASSED) |Failure|prompt|decode|group|== ' "$out/moe.txt"
+  stage moe "${T_KERNELS:-150}" "$bin/cuda_benchmarks" --benchmark_filter=ExpertGateUp \
+    --benchmark_min_time=0.1
+  grep -E '^\[  (FAILED|PASSED) |Failure|prompt|decode|group|ExpertGateUp|== ' "$out/moe.txt"
 fi
 if [[ $stages == *torch* ]]; then
   synth_q7

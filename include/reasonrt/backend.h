@@ -165,6 +165,23 @@ class RRT_API Backend {
   absl::Status ExpertMatMul(const TensorView& x, const TensorView& ids,
                             absl::Span<const Weight> experts, const TensorView& y);
 
+  // (optional, MoE) The gated MLP's two input projections over the experts, as
+  // GateUpMatMul is to MatMulShared: gate[p, :] = x[p, :] . gate_experts[ids[p]]^T and
+  // up[p, :] = x[p, :] . up_experts[ids[p]]^T (the two spans of equal length, every expert
+  // [N, K] of one dtype; gate and up f32 [P, N], contiguous, overlapping neither x nor each
+  // other; ids as ExpertMatMul's). Returns false where it wrote the two projections (the
+  // default: ExpertMatMul for each), or true where it wrote silu(gate) * up into gate in
+  // the same pass (up's contents then unspecified); either way the product is what SiluMul
+  // of the two projections gives, within the backend's MatMul tolerance.
+  //
+  //   RRT_ASSIGN_OR_RETURN(bool formed, be.ExpertGateUpMatMul(xe, ids, gates, ups, ge, ue));
+  //   if (!formed) RRT_RETURN_IF_ERROR(be.SiluMul(ge, ue, ge));
+  //   RRT_RETURN_IF_ERROR(be.ExpertMatMul(ge, ids, downs, de));
+  absl::StatusOr<bool> ExpertGateUpMatMul(const TensorView& x, const TensorView& ids,
+                                          absl::Span<const Weight> gate_experts,
+                                          absl::Span<const Weight> up_experts,
+                                          const TensorView& gate, const TensorView& up);
+
   // (optional, MoE) RouteTokens (reasonrt/moe.h) of logits [T, n_routed_experts] (f32)
   // under `router` with its correction bias (noaux_tc; host values): experts [T, k] (i32)
   // and weights [T, k] (f32), k = num_experts_per_tok. All three may live on this
@@ -303,6 +320,10 @@ class RRT_API Backend {
                                        const TensorView& y);
   virtual absl::Status DoExpertMatMul(const TensorView& x, const TensorView& ids,
                                       absl::Span<const Weight> experts, const TensorView& y);
+  virtual absl::StatusOr<bool> DoExpertGateUpMatMul(const TensorView& x, const TensorView& ids,
+                                                    absl::Span<const Weight> gate_experts,
+                                                    absl::Span<const Weight> up_experts,
+                                                    const TensorView& gate, const TensorView& up);
   virtual absl::Status DoRouteExperts(const TensorView& logits, const RouterConfig& router,
                                       absl::Span<const float> bias, const TensorView& experts,
                                       const TensorView& weights);

@@ -395,11 +395,11 @@ absl::Status Backend::DoGroupedMatMul(const TensorView& x, absl::Span<const Weig
 namespace {
 
 // Every id of host_ids (i32, host memory) names one of `experts` experts.
-absl::Status CheckExpertIds(const TensorView& host_ids, size_t experts) {
+absl::Status CheckExpertIds(std::string_view op, const TensorView& host_ids, size_t experts) {
   for (int64_t p = 0; p < host_ids.dim(0); ++p) {
     const int32_t id = host_ids.data_as<int32_t>()[p];
     if (id < 0 || id >= static_cast<int64_t>(experts)) {
-      return Bad("ExpertMatMul", StrCat("row ", p, " names expert ", id, " of ", experts));
+      return Bad(op, StrCat("row ", p, " names expert ", id, " of ", experts));
     }
   }
   return absl::OkStatus();
@@ -413,39 +413,79 @@ absl::StatusOr<TensorView> OnHost(Backend& be, const TensorView& t) {
   return host;
 }
 
+// ExpertMatMul's arguments for `op` (`name`: which experts, in messages): x, the ids, the
+// experts (one dtype, [y's columns, x's columns]) and y.
+absl::Status CheckExpertMatMul(std::string_view op, std::string_view name, const TensorView& x,
+                               const TensorView& ids, absl::Span<const Weight> experts,
+                               const TensorView& y) {
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "x", x, 2));
+  RRT_RETURN_IF_ERROR(CheckActivation(op, "y", y, 2));
+  RRT_RETURN_IF_ERROR(CheckWritable(op, "y", y));
+  if (y.dim(0) != x.dim(0)) return Bad(op, "x and y differ in rows");
+  if (ids.dtype() != DType::kI32 || ids.rank() != 1 || ids.dim(0) != x.dim(0) ||
+      !ids.is_contiguous()) {
+    return Bad(op, StrCat("ids must be contiguous i32 [", x.dim(0), "], is ", ids.DebugString()));
+  }
+  if (experts.empty()) return Bad(op, StrCat("no ", name, "s"));
+  for (size_t e = 0; e < experts.size(); ++e) {
+    RRT_RETURN_IF_ERROR(CheckWeight(op, experts[e], x.dim(1)));
+    if (experts[e].data.dim(0) != y.dim(1) || experts[e].data.dtype() != experts[0].data.dtype()) {
+      return Bad(op,
+                 StrCat(name, " ", e, " is ", experts[e].data.DebugString(), ", expected ",
+                        DTypeName(experts[0].data.dtype()), " [", y.dim(1), ", ", x.dim(1), "]"));
+    }
+  }
+  if (Overlap(x, y)) return Bad(op, "y overlaps x");
+  if (ids.device().type == DeviceType::kCpu)
+    RRT_RETURN_IF_ERROR(CheckExpertIds(op, ids, experts.size()));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status Backend::ExpertMatMul(const TensorView& x, const TensorView& ids,
                                    absl::Span<const Weight> experts, const TensorView& y) {
-  RRT_RETURN_IF_ERROR(CheckActivation("ExpertMatMul", "x", x, 2));
-  RRT_RETURN_IF_ERROR(CheckActivation("ExpertMatMul", "y", y, 2));
-  RRT_RETURN_IF_ERROR(CheckWritable("ExpertMatMul", "y", y));
-  if (y.dim(0) != x.dim(0)) return Bad("ExpertMatMul", "x and y differ in rows");
-  if (ids.dtype() != DType::kI32 || ids.rank() != 1 || ids.dim(0) != x.dim(0) ||
-      !ids.is_contiguous()) {
-    return Bad("ExpertMatMul",
-               StrCat("ids must be contiguous i32 [", x.dim(0), "], is ", ids.DebugString()));
-  }
-  if (experts.empty()) return Bad("ExpertMatMul", "no experts");
-  for (size_t e = 0; e < experts.size(); ++e) {
-    RRT_RETURN_IF_ERROR(CheckWeight("ExpertMatMul", experts[e], x.dim(1)));
-    if (experts[e].data.dim(0) != y.dim(1) || experts[e].data.dtype() != experts[0].data.dtype()) {
-      return Bad("ExpertMatMul",
-                 StrCat("expert ", e, " is ", experts[e].data.DebugString(), ", expected ",
-                        DTypeName(experts[0].data.dtype()), " [", y.dim(1), ", ", x.dim(1), "]"));
-    }
-  }
-  if (Overlap(x, y)) return Bad("ExpertMatMul", "y overlaps x");
-  if (ids.device().type == DeviceType::kCpu)
-    RRT_RETURN_IF_ERROR(CheckExpertIds(ids, experts.size()));
+  RRT_RETURN_IF_ERROR(CheckExpertMatMul("ExpertMatMul", "expert", x, ids, experts, y));
   if (x.dim(0) == 0) return absl::OkStatus();
   return DoExpertMatMul(x, ids, experts, y);
+}
+
+absl::StatusOr<bool> Backend::ExpertGateUpMatMul(const TensorView& x, const TensorView& ids,
+                                                 absl::Span<const Weight> gate_experts,
+                                                 absl::Span<const Weight> up_experts,
+                                                 const TensorView& gate, const TensorView& up) {
+  constexpr std::string_view kOp = "ExpertGateUpMatMul";
+  RRT_RETURN_IF_ERROR(CheckExpertMatMul(kOp, "gate expert", x, ids, gate_experts, gate));
+  RRT_RETURN_IF_ERROR(CheckExpertMatMul(kOp, "up expert", x, ids, up_experts, up));
+  if (gate_experts.size() != up_experts.size()) {
+    return Bad(kOp, StrCat(gate_experts.size(), " gate experts but ", up_experts.size(), " up"));
+  }
+  if (gate_experts[0].data.dtype() != up_experts[0].data.dtype())
+    return Bad(kOp, "gate and up experts differ in dtype");
+  for (const TensorView* y : {&gate, &up}) {
+    if (!y->is_contiguous())
+      return Bad(kOp, StrCat("output ", y->DebugString(), " is not contiguous"));
+  }
+  if (gate.dim(1) != up.dim(1)) return Bad(kOp, "gate and up differ in columns");
+  if (Overlap(gate, up)) return Bad(kOp, "gate and up overlap");
+  if (x.dim(0) == 0) return false;
+  return DoExpertGateUpMatMul(x, ids, gate_experts, up_experts, gate, up);
+}
+
+absl::StatusOr<bool> Backend::DoExpertGateUpMatMul(const TensorView& x, const TensorView& ids,
+                                                   absl::Span<const Weight> gate_experts,
+                                                   absl::Span<const Weight> up_experts,
+                                                   const TensorView& gate, const TensorView& up) {
+  RRT_RETURN_IF_ERROR(DoExpertMatMul(x, ids, gate_experts, gate));
+  RRT_RETURN_IF_ERROR(DoExpertMatMul(x, ids, up_experts, up));
+  return false;
 }
 
 absl::Status Backend::DoExpertMatMul(const TensorView& x, const TensorView& ids,
                                      absl::Span<const Weight> experts, const TensorView& y) {
   RRT_ASSIGN_OR_RETURN(TensorView host_ids, OnHost(*this, ids));
-  RRT_RETURN_IF_ERROR(CheckExpertIds(host_ids, experts.size()));  // rows_of is indexed by them
+  RRT_RETURN_IF_ERROR(
+      CheckExpertIds("ExpertMatMul", host_ids, experts.size()));  // rows_of is indexed by them
   std::vector<std::vector<int32_t>> rows_of(experts.size());
   for (int64_t p = 0; p < ids.dim(0); ++p) {
     rows_of[host_ids.data_as<int32_t>()[p]].push_back(static_cast<int32_t>(p));

@@ -348,9 +348,9 @@ class DeepseekModel final : public ArchitectureModel {
     RRT_ASSIGN_OR_RETURN(TensorView ue, be.Allocate(DType::kF32, {pairs, inter}));
     RRT_ASSIGN_OR_RETURN(TensorView de, be.Allocate(DType::kF32, {pairs, h}));
     RRT_RETURN_IF_ERROR(be.Embedding(x, token_of, xe));
-    RRT_RETURN_IF_ERROR(be.ExpertMatMul(xe, ids, l.expert_gates, ge));
-    RRT_RETURN_IF_ERROR(be.ExpertMatMul(xe, ids, l.expert_ups, ue));
-    RRT_RETURN_IF_ERROR(be.SiluMul(ge, ue, ge));
+    RRT_ASSIGN_OR_RETURN(const bool formed,
+                         be.ExpertGateUpMatMul(xe, ids, l.expert_gates, l.expert_ups, ge, ue));
+    if (!formed) RRT_RETURN_IF_ERROR(be.SiluMul(ge, ue, ge));
     RRT_RETURN_IF_ERROR(be.ExpertMatMul(ge, ids, l.expert_downs, de));
     if (l.has_shared) {
       RRT_RETURN_IF_ERROR(RunMlp(be, l.shared, x, out));

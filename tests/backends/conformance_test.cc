@@ -420,6 +420,70 @@ TEST_P(ConformanceTest, ExpertMatMulTakesIdsFromATensor) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// ExpertGateUpMatMul gives the two projections (false) or silu(gate) * up in gate (true),
+// as the reference's two ExpertMatMuls and SiluMul give them: ids in the backend's memory,
+// every dtype, a decode's few rows and a prompt's many (tolerances as ExpertMatMul's); bad
+// operands are refused, naming what is wrong.
+TEST_P(ConformanceTest, ExpertGateUpMatMulGivesTheProductEitherWay) {
+  const int64_t experts_n = 5, n = 192, k = 256;
+  std::mt19937 rng(9);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3}) {
+    std::vector<Weight> gates, ups;
+    for (int64_t e = 0; e < experts_n; ++e) {
+      gates.push_back(RandomWeight(dtype, n, k));
+      ups.push_back(RandomWeight(dtype, n, k));
+    }
+    for (int64_t p : {1, 6, 40}) {
+      const std::string what =
+          "ExpertGateUpMatMul " + std::string(DTypeName(dtype)) + " rows=" + std::to_string(p);
+      TensorView x = Random(DType::kF32, {p, k}, -2.0f, 2.0f);
+      TensorView host_ids = Zeros(DType::kI32, {p});
+      for (int64_t i = 0; i < p; ++i)
+        host_ids.mutable_data_as<int32_t>()[i] = i % 3 == 0 ? 3 : static_cast<int32_t>(rng() % 3);
+      TensorView ids = *be_->Allocate(DType::kI32, {p});
+      ASSERT_TRUE(be_->Copy(host_ids, ids).ok());
+      TensorView gate = Zeros(DType::kF32, {p, n}), up = Zeros(DType::kF32, {p, n});
+      TensorView gate_ref = Zeros(DType::kF32, {p, n}), up_ref = Zeros(DType::kF32, {p, n});
+      absl::StatusOr<bool> formed = be_->ExpertGateUpMatMul(x, ids, gates, ups, gate, up);
+      ASSERT_TRUE(formed.ok()) << what << ": " << formed.status();
+      absl::StatusOr<bool> ref_formed =
+          ref_->ExpertGateUpMatMul(x, host_ids, gates, ups, gate_ref, up_ref);
+      ASSERT_TRUE(ref_formed.ok() && !*ref_formed) << what;  // the default: the projections
+      // Expert 3 takes rows 0, 3, 6, ...: 14 of 40.
+      const float tol = BF16Rounded(dtype, p == 40 ? 14 : (p + 2) / 3) ? 1e-2f : 1e-4f;
+      if (*formed) {
+        ASSERT_TRUE(ref_->SiluMul(gate_ref, up_ref, gate_ref).ok());
+        ExpectAllNear(gate, gate_ref, tol, what + " product");
+      } else {
+        ExpectAllNear(gate, gate_ref, tol, what + " gate");
+        ExpectAllNear(up, up_ref, tol, what + " up");
+      }
+    }
+  }
+  TensorView x = Random(DType::kF32, {2, 8}), gate = Zeros(DType::kF32, {2, 4}),
+             up = Zeros(DType::kF32, {2, 4}), both = Zeros(DType::kF32, {2, 6});
+  const std::vector<Weight> two = {{Random(DType::kF32, {4, 8}), {}},
+                                   {Random(DType::kF32, {4, 8}), {}}};
+  const std::vector<Weight> three = {two[0], two[1], two[0]};
+  const std::vector<Weight> bf16 = {{Random(DType::kBF16, {4, 8}), {}},
+                                    {Random(DType::kBF16, {4, 8}), {}}};
+  const TensorView ids = Zeros(DType::kI32, {2});
+  auto code = [&](const absl::StatusOr<bool>& r) { return r.status().code(); };
+  constexpr absl::StatusCode kBad = absl::StatusCode::kInvalidArgument;
+  EXPECT_EQ(code(be_->ExpertGateUpMatMul(x, ids, two, three, gate, up)), kBad);  // counts
+  EXPECT_EQ(code(be_->ExpertGateUpMatMul(x, ids, two, bf16, gate, up)), kBad);   // dtypes
+  EXPECT_EQ(
+      code(be_->ExpertGateUpMatMul(x, ids, two, two, *both.Slice(1, 0, 4), *both.Slice(1, 2, 6))),
+      kBad);  // overlapping outputs
+  EXPECT_EQ(code(be_->ExpertGateUpMatMul(x, ids, two, two, gate, *x.Slice(1, 0, 4))), kBad);
+  TensorView bad = Zeros(DType::kI32, {2});
+  bad.mutable_data_as<int32_t>()[1] = -1;
+  const absl::StatusOr<bool> st = be_->ExpertGateUpMatMul(x, bad, two, two, gate, up);
+  EXPECT_EQ(code(st), kBad);
+  EXPECT_NE(st.status().message().find("row 1 names expert -1"), std::string_view::npos)
+      << st.status();
+}
+
 // DeepSeek-V3's router (256 experts in 8 groups, the best 4 groups, 8 experts a token,
 // sigmoid scores with a correction bias, normalised and scaled) and V2's (softmax, greedy),
 // the outputs in the backend's memory, against RouteTokens on the host (the reference's).

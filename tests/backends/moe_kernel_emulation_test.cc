@@ -2,7 +2,9 @@
 // token, and the experts' GEMV that reads each row's expert from device memory), their
 // source run on the host through tests/backends/cuda_emulation.h: the router against
 // RouteTokens (the same experts; weights within 1e-5), the GEMV against the weights
-// dequantized on the host (1e-4 of the row's sum of |x * w|). The conformance suite runs
+// dequantized on the host (1e-4 of the row's sum of |x * w|), and its gated form (gate and
+// up experts in one launch) against silu(gate) * up in f64 (those errors carried through
+// the product, plus 1e-5 relative). The conformance suite runs
 // the kernels themselves where a GPU is at hand.
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
@@ -12,6 +14,8 @@
 
 #include <cmath>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -96,70 +100,106 @@ TEST(MoeKernelEmulationTest, RouterTiesAndNaN) {
   EXPECT_EQ(got.experts[8], 200);
 }
 
+// Stacked experts [experts * n, k] of one dtype with random values (fp8: with random
+// 128x128 block scales) and the f32 values the kernel computes with.
+struct StackedExperts {
+  std::vector<char> w;
+  std::vector<float> scales, dense;
+
+  StackedExperts(DType dtype, int64_t rows, int64_t k, std::mt19937& rng) {
+    const bool fp8 = dtype == DType::kF8E4M3;
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f), scale(0.001f, 0.01f);
+    std::vector<float> values(static_cast<size_t>(rows * k));
+    for (float& v : values) v = fp8 ? u(rng) * 200.0f : u(rng);
+    w.resize(values.size() * DTypeSize(dtype));
+    ConvertFromF32(dtype, values.data(), w.data(), values.size());
+    scales.resize(static_cast<size_t>((rows / 128) * Fp8ScaleBlocks(k)));
+    for (float& s : scales) s = scale(rng);
+    dense.resize(values.size());
+    if (fp8) {
+      DequantizeFp8Blocks(reinterpret_cast<const uint8_t*>(w.data()), scales.data(), rows, k,
+                          dense.data());
+    } else {
+      ConvertToF32(dtype, w.data(), dense.data(), dense.size());
+    }
+  }
+  // x . row in f64, and the sum of |x * w| (the size of its rounding).
+  std::pair<double, double> Dot(int64_t row, int64_t k, const float* x) const {
+    double dot = 0, size = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      dot += double(dense[row * k + i]) * x[i];
+      size += std::fabs(double(dense[row * k + i]) * x[i]);
+    }
+    return {dot, size};
+  }
+};
+
 // kChunks: the decode GEMV's chunks of 8 (k = 304: two full 128-blocks and a short one);
-// otherwise one weight at a time (k = 300).
-template <bool kChunks>
+// otherwise one weight at a time (k = 300). kGated: gate and up experts, silu(gate) * up.
+template <bool kChunks, bool kGated>
 void CheckExpertGemv() {
   const int32_t experts = 3;
   const int64_t n = 256, k = kChunks ? 304 : 300, rows = 5;
   const std::vector<int32_t> ids = {2, 0, -1, 2, 7};  // -1 and 7 are not experts: zeros
   std::mt19937 rng(9);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f), scale(0.001f, 0.01f);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(rows * k));
   for (float& v : x) v = u(rng);
   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3}) {
+    SCOPED_TRACE(std::string(DTypeName(dtype)) + (kChunks ? " chunks" : "") +
+                 (kGated ? " gated" : ""));
     const bool fp8 = dtype == DType::kF8E4M3;
-    std::vector<float> values(static_cast<size_t>(experts * n * k));
-    for (float& v : values) v = fp8 ? u(rng) * 200.0f : u(rng);
-    std::vector<char> w(values.size() * DTypeSize(dtype));
-    ConvertFromF32(dtype, values.data(), w.data(), values.size());
-    const int64_t scale_cols = Fp8ScaleBlocks(k);
-    std::vector<float> scales(static_cast<size_t>(experts * (n / 128) * scale_cols));
-    for (float& s : scales) s = scale(rng);
-    std::vector<float> dense(values.size());  // what the weights stand for, f32
-    if (fp8) {
-      DequantizeFp8Blocks(reinterpret_cast<const uint8_t*>(w.data()), scales.data(), experts * n, k,
-                          dense.data());
-    } else {
-      ConvertToF32(dtype, w.data(), dense.data(), dense.size());
-    }
+    const StackedExperts gate(dtype, experts * n, k, rng), up(dtype, experts * n, k, rng);
     std::vector<float> y(static_cast<size_t>(rows * n), -1.0f);
     ExpertGemvArgs a{};
-    a.x = x.data(), a.ids = ids.data(), a.w = w.data(), a.w_dtype = dtype;
-    a.scale_inv = fp8 ? scales.data() : nullptr, a.scale_cols = fp8 ? scale_cols : 0;
+    a.x = x.data(), a.ids = ids.data(), a.w = gate.w.data(), a.w_dtype = dtype;
+    a.scale_inv = fp8 ? gate.scales.data() : nullptr, a.scale_cols = fp8 ? Fp8ScaleBlocks(k) : 0;
     a.experts = experts, a.rows = rows, a.n = n, a.k = k, a.y = y.data();
+    if (kGated) a.up_w = up.w.data(), a.up_scale_inv = fp8 ? up.scales.data() : nullptr;
     const unsigned blocks_x = static_cast<unsigned>((n + kExpertGemvWarps - 1) / kExpertGemvWarps);
     auto run = [&] {
       switch (dtype) {
         case DType::kF32:
-          return ExpertGemvKernel<DType::kF32, kChunks>(a);
+          return ExpertGemvKernel<DType::kF32, kChunks, kGated>(a);
         case DType::kBF16:
-          return ExpertGemvKernel<DType::kBF16, kChunks>(a);
+          return ExpertGemvKernel<DType::kBF16, kChunks, kGated>(a);
         case DType::kF16:
-          return ExpertGemvKernel<DType::kF16, kChunks>(a);
+          return ExpertGemvKernel<DType::kF16, kChunks, kGated>(a);
         default:
-          return ExpertGemvKernel<DType::kF8E4M3, kChunks>(a);
+          return ExpertGemvKernel<DType::kF8E4M3, kChunks, kGated>(a);
       }
     };
     cuda_emulation::RunBlocks(blocks_x, kExpertGemvWarps * kWarp, run, static_cast<unsigned>(rows));
     for (int64_t p = 0; p < rows; ++p) {
       for (int64_t o = 0; o < n; ++o) {
-        double want = 0, size = 0;
+        double want = 0, tol = 1e-6;
         if (ids[p] >= 0 && ids[p] < experts) {
-          const float* row = dense.data() + (static_cast<int64_t>(ids[p]) * n + o) * k;
-          for (int64_t i = 0; i < k; ++i)
-            want += double(row[i]) * x[p * k + i], size += std::fabs(double(row[i]) * x[p * k + i]);
+          const int64_t row = static_cast<int64_t>(ids[p]) * n + o;
+          const auto [g, g_size] = gate.Dot(row, k, x.data() + p * k);
+          want = g, tol += 1e-4 * g_size;
+          if (kGated) {
+            const auto [v, v_size] = up.Dot(row, k, x.data() + p * k);
+            const double silu = g / (1.0 + std::exp(-g));
+            want = silu * v;
+            // silu's slope is at most 1.1: an error e in g moves the product by up to 1.1 e |v|.
+            tol = 1e-4 * (1.1 * g_size * std::fabs(v) + v_size * std::fabs(silu)) +
+                  1e-5 * std::fabs(want) + 1e-6;
+          }
         }
-        ASSERT_NEAR(y[p * n + o], want, 1e-4 * size + 1e-6)
-            << DTypeName(dtype) << " chunks " << kChunks << " row " << p << " out " << o;
+        ASSERT_NEAR(y[p * n + o], want, tol) << "row " << p << " out " << o;
       }
     }
   }
 }
 
 TEST(MoeKernelEmulationTest, ExpertGemvReadsEachRowsExpert) {
-  CheckExpertGemv<true>();
-  CheckExpertGemv<false>();
+  CheckExpertGemv<true, false>();
+  CheckExpertGemv<false, false>();
+}
+
+TEST(MoeKernelEmulationTest, GatedExpertGemvGivesSiluGateTimesUp) {
+  CheckExpertGemv<true, true>();
+  CheckExpertGemv<false, true>();
 }
 
 }  // namespace

@@ -321,27 +321,10 @@ class CudaBackend final : public Backend {
     const DType dtype = experts[0].data.dtype();
     const int64_t p = x.dim(0), k = x.dim(1), n = y.dim(1);
     const bool fp8 = dtype == DType::kF8E4M3;
-    // (ExpertMatMul has checked that every expert is [n, k] of one float dtype.)
-    bool stackable = Experimental(kMoe) && (!fp8 || n % 128 == 0) &&
-                     experts.size() <= static_cast<size_t>(INT32_MAX);
-    for (const reasonrt::Weight& w : experts) {
-      stackable &= w.data.device().type == DeviceType::kCpu && w.data.owner() != nullptr &&
-                   w.data.is_contiguous() &&
-                   (!fp8 || (w.scale_inv.device().type == DeviceType::kCpu &&
-                             w.scale_inv.owner() != nullptr && w.scale_inv.is_contiguous()));
-    }
-    if (!stackable) return Backend::DoExpertMatMul(x, ids, experts, y);
+    if (!Stackable(experts, n)) return Backend::DoExpertMatMul(x, ids, experts, y);
     Call call(*this);
-    std::vector<const TensorView*> parts, scale_parts;
-    for (const reasonrt::Weight& w : experts) {
-      parts.push_back(&w.data);
-      scale_parts.push_back(&w.scale_inv);
-    }
-    RRT_ASSIGN_OR_RETURN(TensorView dw, call.Fused(parts));
-    TensorView ds;
-    if (fp8) {
-      RRT_ASSIGN_OR_RETURN(ds, call.Fused(scale_parts));
-    }
+    TensorView dw, ds;
+    RRT_RETURN_IF_ERROR(Stack(call, experts, dw, ds));
     if (p > kExpertGemvMaxRows) {
       // A prompt: the default (ids to the host, the rows by expert), its experts being
       // slices of the stacked matrix, so the weights are on the device once, for prompts
@@ -377,6 +360,36 @@ class CudaBackend final : public Backend {
     a.y = dy.mutable_data_as<float>();
     RRT_RETURN_IF_ERROR(CudaStatus(ExpertGemv(a, stream()), "ExpertMatMul"));
     return call.Finish("ExpertMatMul");
+  }
+
+  // Experimental with ExpertMatMul (moe): a decode step's gate and up experts in one
+  // launch that writes silu(gate) * up, each warp a row of both.
+  absl::StatusOr<bool> DoExpertGateUpMatMul(const TensorView& x, const TensorView& ids,
+                                            absl::Span<const reasonrt::Weight> gate_experts,
+                                            absl::Span<const reasonrt::Weight> up_experts,
+                                            const TensorView& gate, const TensorView& up) override {
+    const int64_t p = x.dim(0), n = gate.dim(1);
+    if (p > kExpertGemvMaxRows || !Stackable(gate_experts, n) || !Stackable(up_experts, n))
+      return Backend::DoExpertGateUpMatMul(x, ids, gate_experts, up_experts, gate, up);
+    Call call(*this);
+    TensorView gw, gs, uw, us;
+    RRT_RETURN_IF_ERROR(Stack(call, gate_experts, gw, gs));
+    RRT_RETURN_IF_ERROR(Stack(call, up_experts, uw, us));
+    RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
+    RRT_ASSIGN_OR_RETURN(TensorView di, call.In(ids));
+    RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(gate, /*keep_contents=*/false));
+    const bool fp8 = gate_experts[0].data.dtype() == DType::kF8E4M3;
+    ExpertGemvArgs a{};
+    a.x = dx.data_as<float>(), a.ids = di.data_as<int32_t>(), a.w = gw.data(),
+    a.w_dtype = gate_experts[0].data.dtype();
+    a.scale_inv = fp8 ? gs.data_as<float>() : nullptr,
+    a.scale_cols = fp8 ? gate_experts[0].scale_inv.dim(1) : 0;
+    a.experts = static_cast<int32_t>(gate_experts.size()), a.rows = p, a.n = n, a.k = x.dim(1);
+    a.y = dy.mutable_data_as<float>();
+    a.up_w = uw.data(), a.up_scale_inv = fp8 ? us.data_as<float>() : nullptr;
+    RRT_RETURN_IF_ERROR(CudaStatus(ExpertGemv(a, stream()), "ExpertGateUpMatMul"));
+    RRT_RETURN_IF_ERROR(call.Finish("ExpertGateUpMatMul"));
+    return true;
   }
 
   // Experimental likewise: the router on the GPU, one warp a token.
@@ -1061,6 +1074,36 @@ class CudaBackend final : public Backend {
   }
 
   // AddWeightedRows with its weights already on the device.
+  // Whether ExpertMatMul may stack these experts ([n, k], one float dtype, as checked)
+  // into one device matrix: the moe path is on, each is a contiguous host weight with an
+  // owner (fp8: its scales too, and n a whole number of scale blocks).
+  bool Stackable(absl::Span<const reasonrt::Weight> experts, int64_t n) const {
+    const bool fp8 = experts[0].data.dtype() == DType::kF8E4M3;
+    bool stackable = Experimental(kMoe) && (!fp8 || n % 128 == 0) &&
+                     experts.size() <= static_cast<size_t>(INT32_MAX);
+    for (const reasonrt::Weight& w : experts) {
+      stackable &= w.data.device().type == DeviceType::kCpu && w.data.owner() != nullptr &&
+                   w.data.is_contiguous() &&
+                   (!fp8 || (w.scale_inv.device().type == DeviceType::kCpu &&
+                             w.scale_inv.owner() != nullptr && w.scale_inv.is_contiguous()));
+    }
+    return stackable;
+  }
+  // The experts' device matrix (uploaded once) and, for fp8, their stacked scales.
+  static absl::Status Stack(Call& call, absl::Span<const reasonrt::Weight> experts, TensorView& w,
+                            TensorView& scales) {
+    std::vector<const TensorView*> parts, scale_parts;
+    for (const reasonrt::Weight& e : experts) {
+      parts.push_back(&e.data);
+      scale_parts.push_back(&e.scale_inv);
+    }
+    RRT_ASSIGN_OR_RETURN(w, call.Fused(parts));
+    if (experts[0].data.dtype() == DType::kF8E4M3) {
+      RRT_ASSIGN_OR_RETURN(scales, call.Fused(scale_parts));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status AddWeightedRowsWith(Call& call, const TensorView& x, const float* weights, int64_t k,
                                    const TensorView& out) {
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));

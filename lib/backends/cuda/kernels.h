@@ -334,7 +334,9 @@ cudaError_t Route(const RouteArgs& a, cudaStream_t stream);
 // Backend::ExpertMatMul for ids on the device: y[p, :] = x[p, :] . W_e^T, e = ids[p], for
 // the experts' weights stacked into w [experts * n, k] (f32, f16, bf16 or f8_e4m3; fp8 with
 // its stacked block scales scale_inv [experts * n / 128, scale_cols], n % 128 == 0). Rows
-// whose id is not in [0, experts) get zeros.
+// whose id is not in [0, experts) get zeros. With up_w (a gated MLP's up experts, stacked
+// as w, of its dtype and shape; fp8: up_scale_inv as scale_inv) y[p, :] is
+// silu(x[p, :] . W_e^T) * (x[p, :] . U_e^T), gate and up in one launch.
 struct ExpertGemvArgs {
   const float* x;
   const int32_t* ids;
@@ -345,6 +347,8 @@ struct ExpertGemvArgs {
   int32_t experts;
   int64_t rows, n, k;
   float* y;
+  const void* up_w = nullptr;
+  const float* up_scale_inv = nullptr;
 };
 cudaError_t ExpertGemv(const ExpertGemvArgs& a, cudaStream_t stream);
 

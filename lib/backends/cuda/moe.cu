@@ -8,8 +8,13 @@ namespace {
 template <DType D>
 cudaError_t Launch(const ExpertGemvArgs& a, bool chunks, dim3 grid, int threads,
                    cudaStream_t stream) {
-  if (chunks) {
+  const bool gated = a.up_w != nullptr;
+  if (chunks && gated) {
+    ExpertGemvKernel<D, true, true><<<grid, threads, 0, stream>>>(a);
+  } else if (chunks) {
     ExpertGemvKernel<D, true><<<grid, threads, 0, stream>>>(a);
+  } else if (gated) {
+    ExpertGemvKernel<D, false, true><<<grid, threads, 0, stream>>>(a);
   } else {
     ExpertGemvKernel<D, false><<<grid, threads, 0, stream>>>(a);
   }
@@ -31,8 +36,9 @@ cudaError_t ExpertGemv(const ExpertGemvArgs& a, cudaStream_t stream) {
                   static_cast<unsigned>(a.rows));
   const int threads = kExpertGemvWarps * kWarp;
   // The decode GEMV's chunked loads where rows and the stacked matrix allow them.
-  const bool chunks =
-      a.k % 8 == 0 && reinterpret_cast<uintptr_t>(a.w) % ChunkAlignment(a.w_dtype) == 0;
+  const bool chunks = a.k % 8 == 0 &&
+                      reinterpret_cast<uintptr_t>(a.w) % ChunkAlignment(a.w_dtype) == 0 &&
+                      reinterpret_cast<uintptr_t>(a.up_w) % ChunkAlignment(a.w_dtype) == 0;
   switch (a.w_dtype) {
     case DType::kF32:
       return Launch<DType::kF32>(a, chunks, grid, threads, stream);

@@ -134,44 +134,57 @@ __global__ void __launch_bounds__(kRouteWarps* kWarp) RouteKernel(RouteArgs a) {
   }
 }
 
+// This lane's part of x . W[row, :] (ExpertGemvKernel's loads; row in the stacked weights).
+template <DType D, bool kChunks>
+__device__ __forceinline__ float ExpertRowPart(const void* w, const float* scale_inv,
+                                               int64_t scale_cols, int64_t row, int64_t k,
+                                               const float* x, int lane) {
+  float acc = 0.0f;
+  if constexpr (kChunks) {
+    for (int64_t ch = lane; ch < k / 8; ch += kWarp) {
+      float wv[8];
+      Convert<D>(LoadChunk<D>(w, row * k + ch * 8), wv);
+      float dot = 0.0f;
+      for (int j = 0; j < 8; ++j) dot += wv[j] * x[ch * 8 + j];
+      if constexpr (D == DType::kF8E4M3) dot *= scale_inv[(row / 128) * scale_cols + ch / 16];
+      acc += dot;
+    }
+  } else {
+    for (int64_t kb = 0; kb < k; kb += 128) {
+      const int64_t end = kb + 128 < k ? kb + 128 : k;
+      float part = 0.0f;
+      for (int64_t i = kb + lane; i < end; i += kWarp) part += Load<D>(w, row * k + i) * x[i];
+      if constexpr (D == DType::kF8E4M3) part *= scale_inv[(row / 128) * scale_cols + kb / 128];
+      acc += part;
+    }
+  }
+  return acc;
+}
+
 // y[p, n] = x[p, :] . W_e[n, :] for e = ids[p] (ExpertGemvArgs in kernels.h): block
 // (blockIdx.x, p) computes kExpertGemvWarps rows n, a warp each. kChunks (k % 8 == 0, the
 // weights 16-byte aligned, 8 for fp8): lane l takes the row's chunks of 8 weights l,
 // l + 32, ... (the decode GEMV's loads; fp8: each chunk's dot times its block's scale);
 // else its lanes go over the row's 128-wide blocks one weight at a time (fp8: each
-// block's partial sum times its scale). A row whose id is not an expert gets zeros.
-template <DType D, bool kChunks>
+// block's partial sum times its scale). kGated (a.up_w set): the warp takes row n of the
+// expert's up weights too and writes silu(gate) * up. A row whose id is not an expert
+// gets zeros.
+template <DType D, bool kChunks, bool kGated = false>
 __global__ void __launch_bounds__(kExpertGemvWarps* kWarp) ExpertGemvKernel(ExpertGemvArgs a) {
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int64_t p = blockIdx.y, n = static_cast<int64_t>(blockIdx.x) * kExpertGemvWarps + warp;
   if (n >= a.n) return;
   const int32_t e = a.ids[p];
-  float acc = 0.0f;
+  float acc = 0.0f, up = 0.0f;
   if (e >= 0 && e < a.experts) {
     const int64_t row = static_cast<int64_t>(e) * a.n + n;  // in the stacked weights
     const float* x = a.x + p * a.k;
-    if constexpr (kChunks) {
-      for (int64_t ch = lane; ch < a.k / 8; ch += kWarp) {
-        float wv[8];
-        Convert<D>(LoadChunk<D>(a.w, row * a.k + ch * 8), wv);
-        float dot = 0.0f;
-        for (int j = 0; j < 8; ++j) dot += wv[j] * x[ch * 8 + j];
-        if constexpr (D == DType::kF8E4M3) dot *= a.scale_inv[(row / 128) * a.scale_cols + ch / 16];
-        acc += dot;
-      }
-    } else {
-      for (int64_t kb = 0; kb < a.k; kb += 128) {
-        const int64_t end = kb + 128 < a.k ? kb + 128 : a.k;
-        float part = 0.0f;
-        for (int64_t i = kb + lane; i < end; i += kWarp) part += Load<D>(a.w, row * a.k + i) * x[i];
-        if constexpr (D == DType::kF8E4M3)
-          part *= a.scale_inv[(row / 128) * a.scale_cols + kb / 128];
-        acc += part;
-      }
-    }
-    for (int o = kWarp / 2; o > 0; o /= 2) acc += __shfl_xor_sync(kFullMask, acc, o);
+    acc = WarpSum(ExpertRowPart<D, kChunks>(a.w, a.scale_inv, a.scale_cols, row, a.k, x, lane));
+    if constexpr (kGated)
+      up = WarpSum(
+          ExpertRowPart<D, kChunks>(a.up_w, a.up_scale_inv, a.scale_cols, row, a.k, x, lane));
   }
-  if (lane == 0) a.y[p * a.n + n] = acc;
+  if (lane == 0) a.y[p * a.n + n] = kGated ? Silu(acc) * up : acc;
 }
 
 }  // namespace
