@@ -109,6 +109,33 @@ class ConformanceTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(b.ok()) << b.status();
     be_ = std::move(*b);
   }
+  // Expert ids for p rows, on the host and in this backend's memory: every third row
+  // (from row 0) names expert `favourite`, the others one of experts 0 .. others - 1.
+  std::pair<TensorView, TensorView> ExpertIds(int64_t p, int32_t favourite, int32_t others,
+                                              std::mt19937& rng) {
+    TensorView host = Zeros(DType::kI32, {p});
+    for (int64_t i = 0; i < p; ++i) {
+      host.mutable_data_as<int32_t>()[i] =
+          i % 3 == 0 ? favourite : static_cast<int32_t>(rng() % static_cast<uint32_t>(others));
+    }
+    TensorView device = *be_->Allocate(DType::kI32, {p});
+    EXPECT_TRUE(be_->Copy(host, device).ok());
+    return {host, device};
+  }
+  // A gated MLP's projections as formed (gate holds silu(gate) * up) or not (both), against
+  // the reference's two projections: the product, or each, within tol of the largest.
+  void ExpectGatedOutputs(bool formed, const TensorView& gate, const TensorView& up,
+                          const TensorView& gate_ref, const TensorView& up_ref, float tol,
+                          const std::string& what) {
+    if (!formed) {
+      ExpectAllNear(gate, gate_ref, tol, what + " gate");
+      ExpectAllNear(up, up_ref, tol, what + " up");
+      return;
+    }
+    TensorView product = *TensorView::Allocate(DType::kF32, gate_ref.shape());
+    ASSERT_TRUE(ref_->SiluMul(gate_ref, up_ref, product).ok());
+    ExpectAllNear(gate, product, tol, what + " product");
+  }
   // Two paged caches of `blocks` blocks, this backend's and the reference's, holding the
   // same random keys and values at positions 0..n-1 through `table`.
   std::pair<PagedKvLayer, PagedKvLayer> FilledCaches(DType dtype, int64_t kv_heads, int64_t dk,
@@ -280,13 +307,7 @@ TEST_P(ConformanceTest, GateUpMatMulGivesTheProductEitherWay) {
       absl::StatusOr<bool> ref_formed = ref_->GateUpMatMul(x, gate_w, up_w, gate_ref, up_ref);
       ASSERT_TRUE(ref_formed.ok() && !*ref_formed) << what;  // the default: the projections
       const float tol = m > 8 || BF16Rounded(w_dtype, m) ? 1e-2f : 1e-5f;
-      if (*formed) {
-        ASSERT_TRUE(ref_->SiluMul(gate_ref, up_ref, gate_ref).ok());
-        ExpectAllNear(gate, gate_ref, tol, what + " product");
-      } else {
-        ExpectAllNear(gate, gate_ref, tol, what + " gate");
-        ExpectAllNear(up, up_ref, tol, what + " up");
-      }
+      ExpectGatedOutputs(*formed, gate, up, gate_ref, up_ref, tol, what);
     }
   }
   TensorView x = Random(DType::kF32, {1, 64});
@@ -393,11 +414,7 @@ TEST_P(ConformanceTest, ExpertMatMulTakesIdsFromATensor) {
     for (int64_t p : {1, 8, 40}) {
       const std::string what = std::string(DTypeName(dtype)) + " rows=" + std::to_string(p);
       TensorView x = Random(DType::kF32, {p, k});
-      TensorView host_ids = Zeros(DType::kI32, {p});
-      for (int64_t i = 0; i < p; ++i)
-        host_ids.mutable_data_as<int32_t>()[i] = i % 3 == 0 ? 4 : static_cast<int32_t>(rng() % 4);
-      TensorView ids = *be_->Allocate(DType::kI32, {p});
-      ASSERT_TRUE(be_->Copy(host_ids, ids).ok());
+      const auto [host_ids, ids] = ExpertIds(p, 4, 4, rng);
       TensorView y = Zeros(DType::kF32, {p, n}), y_ref = Zeros(DType::kF32, {p, n});
       absl::Status st = be_->ExpertMatMul(x, ids, experts, y);
       ASSERT_TRUE(st.ok()) << what << ": " << st;
@@ -437,11 +454,7 @@ TEST_P(ConformanceTest, ExpertGateUpMatMulGivesTheProductEitherWay) {
       const std::string what =
           "ExpertGateUpMatMul " + std::string(DTypeName(dtype)) + " rows=" + std::to_string(p);
       TensorView x = Random(DType::kF32, {p, k}, -2.0f, 2.0f);
-      TensorView host_ids = Zeros(DType::kI32, {p});
-      for (int64_t i = 0; i < p; ++i)
-        host_ids.mutable_data_as<int32_t>()[i] = i % 3 == 0 ? 3 : static_cast<int32_t>(rng() % 3);
-      TensorView ids = *be_->Allocate(DType::kI32, {p});
-      ASSERT_TRUE(be_->Copy(host_ids, ids).ok());
+      const auto [host_ids, ids] = ExpertIds(p, 3, 3, rng);
       TensorView gate = Zeros(DType::kF32, {p, n}), up = Zeros(DType::kF32, {p, n});
       TensorView gate_ref = Zeros(DType::kF32, {p, n}), up_ref = Zeros(DType::kF32, {p, n});
       absl::StatusOr<bool> formed = be_->ExpertGateUpMatMul(x, ids, gates, ups, gate, up);
@@ -451,13 +464,7 @@ TEST_P(ConformanceTest, ExpertGateUpMatMulGivesTheProductEitherWay) {
       ASSERT_TRUE(ref_formed.ok() && !*ref_formed) << what;  // the default: the projections
       // Expert 3 takes rows 0, 3, 6, ...: 14 of 40.
       const float tol = BF16Rounded(dtype, p == 40 ? 14 : (p + 2) / 3) ? 1e-2f : 1e-4f;
-      if (*formed) {
-        ASSERT_TRUE(ref_->SiluMul(gate_ref, up_ref, gate_ref).ok());
-        ExpectAllNear(gate, gate_ref, tol, what + " product");
-      } else {
-        ExpectAllNear(gate, gate_ref, tol, what + " gate");
-        ExpectAllNear(up, up_ref, tol, what + " up");
-      }
+      ExpectGatedOutputs(*formed, gate, up, gate_ref, up_ref, tol, what);
     }
   }
   TensorView x = Random(DType::kF32, {2, 8}), gate = Zeros(DType::kF32, {2, 4}),

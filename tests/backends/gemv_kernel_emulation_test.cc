@@ -23,49 +23,17 @@
 
 #include "gtest/gtest.h"
 #include "reasonrt/dtype.h"
+#include "tests/backends/emulation_weights.h"
 
 namespace reasonrt::cuda {
 namespace {
 
-// A weight [n, k] of dtype D with random values (fp8: with random 128x128 block scales) and
-// the f32 values the kernel computes with.
-template <DType D>
-struct TestWeight {
-  std::vector<char> w;
-  std::vector<float> scales, dense;
-  int64_t scale_cols = 0;
+using testing::EmulationWeight;
 
-  TestWeight(int64_t n, int64_t k, std::mt19937& rng) : dense(static_cast<size_t>(n * k)) {
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    std::vector<float> values(static_cast<size_t>(n * k));
-    for (float& v : values) v = D == DType::kF8E4M3 ? u(rng) * 200.0f : u(rng);
-    w.resize(values.size() * DTypeSize(D));
-    ConvertFromF32(D, values.data(), w.data(), values.size());
-    scale_cols = Fp8ScaleBlocks(k);
-    scales.resize(static_cast<size_t>(Fp8ScaleBlocks(n) * scale_cols));
-    for (float& s : scales) s = 0.001f + 0.01f * std::fabs(u(rng));
-    if (D == DType::kF8E4M3) {
-      DequantizeFp8Blocks(reinterpret_cast<const uint8_t*>(w.data()), scales.data(), n, k,
-                          dense.data());
-    } else {
-      ConvertToF32(D, w.data(), dense.data(), dense.size());
-    }
-  }
-  GemvSegment Segment(int64_t n, float* y, const float* bias = nullptr) const {
-    return GemvSegment{
-        w.data(), D == DType::kF8E4M3 ? scales.data() : nullptr, scale_cols, bias, DType::kF32, n,
-        y};
-  }
-  // Row r times x in f64, and the sum of |w * x| (the size of its rounding).
-  std::pair<double, double> Dot(int64_t r, int64_t k, const std::vector<float>& x) const {
-    double dot = 0, size = 0;
-    for (int64_t i = 0; i < k; ++i) {
-      dot += double(dense[r * k + i]) * x[i];
-      size += std::fabs(double(dense[r * k + i]) * x[i]);
-    }
-    return {dot, size};
-  }
-};
+// The weight as a GemvBatch segment writing y (n rows, an f32 bias or none).
+GemvSegment Segment(const EmulationWeight& w, int64_t n, float* y, const float* bias = nullptr) {
+  return GemvSegment{w.w.data(), w.scale_inv(), w.scale_cols, bias, DType::kF32, n, y};
+}
 
 template <DType D, int kSplit>
 void CheckNormEpilogue(int64_t n, int64_t k) {
@@ -73,7 +41,7 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
                std::to_string(n));
   std::mt19937 rng(17);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  const TestWeight<D> weight(n, k, rng);
+  const EmulationWeight weight(D, n, k, rng);
   std::vector<float> x(static_cast<size_t>(k)), residual(static_cast<size_t>(n)),
       gain(static_cast<size_t>(n));
   for (float& v : x) v = u(rng);
@@ -95,7 +63,7 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
     std::vector<float> partial(blocks, NAN);
     GemvBatch b{};
     b.count = 1;
-    b.segments[0] = weight.Segment(n, o.y.data());
+    b.segments[0] = Segment(weight, n, o.y.data());
     b.first_row[1] = n;
     b.norm = GemvNorm{o.residual.data(), gain.data(),    DType::kF32, 1e-6f,
                       o.normed.data(),   partial.data(), &counter};
@@ -119,7 +87,7 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
   std::vector<double> sum_after(static_cast<size_t>(n));
   double squares = 0;
   for (int64_t r = 0; r < n; ++r) {
-    const auto [want, size] = weight.Dot(r, k, x);
+    const auto [want, size] = weight.Dot(r, k, x.data());
     ASSERT_NEAR(y[r], want, 1e-4 * size + 1e-6) << "y row " << r;
     sum_after[r] = residual[r] + want;
     ASSERT_NEAR(sums[r], sum_after[r], 1e-4 * size + 1e-6) << "residual row " << r;
@@ -138,7 +106,7 @@ void CheckSiluPairs(int64_t n, int64_t k, bool biases) {
                std::to_string(n) + (biases ? " biases" : ""));
   std::mt19937 rng(29);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  const TestWeight<D> gate_w(n, k, rng), up_w(n, k, rng);
+  const EmulationWeight gate_w(D, n, k, rng), up_w(D, n, k, rng);
   std::vector<float> x(static_cast<size_t>(k)), gate_bias(static_cast<size_t>(n)),
       up_bias(static_cast<size_t>(n));
   for (float& v : x) v = u(rng) * 2.0f;  // gate sums of a few units: silu's bend matters
@@ -148,16 +116,16 @@ void CheckSiluPairs(int64_t n, int64_t k, bool biases) {
   GemvBatch b{};
   b.count = 2;
   b.silu_pairs = true;
-  b.segments[0] = gate_w.Segment(n, gate.data(), biases ? gate_bias.data() : nullptr);
-  b.segments[1] = up_w.Segment(n, up.data(), biases ? up_bias.data() : nullptr);
+  b.segments[0] = Segment(gate_w, n, gate.data(), biases ? gate_bias.data() : nullptr);
+  b.segments[1] = Segment(up_w, n, up.data(), biases ? up_bias.data() : nullptr);
   b.first_row[1] = n, b.first_row[2] = 2 * n;
   const int slots_per_block = kGemvWarps / kSplit;
   const unsigned blocks = static_cast<unsigned>((2 * n + slots_per_block - 1) / slots_per_block);
   cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp,
                             [&] { GemvKernel<D, 1, kSplit, GemvEnd::kSiluPairs>(x.data(), k, b); });
   for (int64_t r = 0; r < n; ++r) {
-    auto [g, g_size] = gate_w.Dot(r, k, x);
-    auto [v, v_size] = up_w.Dot(r, k, x);
+    auto [g, g_size] = gate_w.Dot(r, k, x.data());
+    auto [v, v_size] = up_w.Dot(r, k, x.data());
     g += gate_bias[r], v += up_bias[r];
     const double silu = g / (1.0 + std::exp(-g)), want = silu * v;
     // silu's slope is at most 1.1: an error e in g moves the product by up to 1.1 e |v|.

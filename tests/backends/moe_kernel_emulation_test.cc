@@ -22,6 +22,7 @@
 #include "reasonrt/dtype.h"
 #include "reasonrt/moe.h"
 #include "reasonrt/tensor.h"
+#include "tests/backends/emulation_weights.h"
 
 namespace reasonrt::cuda {
 namespace {
@@ -100,40 +101,6 @@ TEST(MoeKernelEmulationTest, RouterTiesAndNaN) {
   EXPECT_EQ(got.experts[8], 200);
 }
 
-// Stacked experts [experts * n, k] of one dtype with random values (fp8: with random
-// 128x128 block scales) and the f32 values the kernel computes with.
-struct StackedExperts {
-  std::vector<char> w;
-  std::vector<float> scales, dense;
-
-  StackedExperts(DType dtype, int64_t rows, int64_t k, std::mt19937& rng) {
-    const bool fp8 = dtype == DType::kF8E4M3;
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f), scale(0.001f, 0.01f);
-    std::vector<float> values(static_cast<size_t>(rows * k));
-    for (float& v : values) v = fp8 ? u(rng) * 200.0f : u(rng);
-    w.resize(values.size() * DTypeSize(dtype));
-    ConvertFromF32(dtype, values.data(), w.data(), values.size());
-    scales.resize(static_cast<size_t>((rows / 128) * Fp8ScaleBlocks(k)));
-    for (float& s : scales) s = scale(rng);
-    dense.resize(values.size());
-    if (fp8) {
-      DequantizeFp8Blocks(reinterpret_cast<const uint8_t*>(w.data()), scales.data(), rows, k,
-                          dense.data());
-    } else {
-      ConvertToF32(dtype, w.data(), dense.data(), dense.size());
-    }
-  }
-  // x . row in f64, and the sum of |x * w| (the size of its rounding).
-  std::pair<double, double> Dot(int64_t row, int64_t k, const float* x) const {
-    double dot = 0, size = 0;
-    for (int64_t i = 0; i < k; ++i) {
-      dot += double(dense[row * k + i]) * x[i];
-      size += std::fabs(double(dense[row * k + i]) * x[i]);
-    }
-    return {dot, size};
-  }
-};
-
 // kChunks: the decode GEMV's chunks of 8 (k = 304: two full 128-blocks and a short one);
 // otherwise one weight at a time (k = 300). kGated: gate and up experts, silu(gate) * up.
 template <bool kChunks, bool kGated>
@@ -149,13 +116,14 @@ void CheckExpertGemv() {
     SCOPED_TRACE(std::string(DTypeName(dtype)) + (kChunks ? " chunks" : "") +
                  (kGated ? " gated" : ""));
     const bool fp8 = dtype == DType::kF8E4M3;
-    const StackedExperts gate(dtype, experts * n, k, rng), up(dtype, experts * n, k, rng);
+    // The experts stacked, [experts * n, k] each.
+    const testing::EmulationWeight gate(dtype, experts * n, k, rng), up(dtype, experts * n, k, rng);
     std::vector<float> y(static_cast<size_t>(rows * n), -1.0f);
     ExpertGemvArgs a{};
     a.x = x.data(), a.ids = ids.data(), a.w = gate.w.data(), a.w_dtype = dtype;
-    a.scale_inv = fp8 ? gate.scales.data() : nullptr, a.scale_cols = fp8 ? Fp8ScaleBlocks(k) : 0;
+    a.scale_inv = gate.scale_inv(), a.scale_cols = fp8 ? gate.scale_cols : 0;
     a.experts = experts, a.rows = rows, a.n = n, a.k = k, a.y = y.data();
-    if (kGated) a.up_w = up.w.data(), a.up_scale_inv = fp8 ? up.scales.data() : nullptr;
+    if (kGated) a.up_w = up.w.data(), a.up_scale_inv = up.scale_inv();
     const unsigned blocks_x = static_cast<unsigned>((n + kExpertGemvWarps - 1) / kExpertGemvWarps);
     auto run = [&] {
       switch (dtype) {
