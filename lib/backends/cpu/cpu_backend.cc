@@ -207,110 +207,61 @@ class CpuBackend final : public Backend {
     return true;
   }
 
-  // MoE decode: every group a decode pass takes (kGemvMaxRows rows, or the dot kernels'
-  // kBf16DotMaxRows) in one parallel pass over the concatenated weight rows (one dispatch
-  // for all active experts instead of one each); larger groups (prompts) go through the
-  // per-group GEMM path.
+  // MoE decode: every group of at most kGemvMaxRows rows in one parallel pass over the
+  // concatenated weight rows (one dispatch for all active experts instead of one each);
+  // larger groups (prompts) go through the per-group GEMM path.
   absl::Status DoGroupedMatMul(const TensorView& x, absl::Span<const Weight> weights,
                                absl::Span<const std::vector<int32_t>> rows, const TensorView& y) override {
-    std::vector<DecodeGroup> small;
+    const int64_t k = x.dim(1), n = y.dim(1);
+    std::vector<size_t> small;
     std::vector<Weight> large_w;
     std::vector<std::vector<int32_t>> large_rows;
     for (size_t g = 0; g < weights.size(); ++g) {
       const int64_t m = static_cast<int64_t>(rows[g].size());
       if (m == 0) continue;
-      const Weight* one[] = {&weights[g]};
-      if (DecodePass(m, one)) {
-        small.push_back({&rows[g], &weights[g], nullptr});
+      if (m <= kGemvMaxRows) {
+        small.push_back(g);
       } else {
         large_w.push_back(weights[g]);
         large_rows.push_back(rows[g]);
       }
     }
     if (!large_w.empty()) RRT_RETURN_IF_ERROR(Backend::DoGroupedMatMul(x, large_w, large_rows, y));
-    RunDecodeGroups(x, small, y.mutable_data_as<float>(), y.dim(1));
-    return absl::OkStatus();
-  }
-
-  // MoE decode: the experts' gate and up projections and their product in one parallel
-  // pass over all active experts' rows (each thread's range of an expert's intermediate
-  // rows gets both projections, then the product while they are in its cache). Prompts
-  // (an expert with more rows than a decode pass takes) go the default way.
-  absl::StatusOr<bool> DoExpertGateUpMatMul(const TensorView& x, const TensorView& ids,
-                                            absl::Span<const Weight> gate_experts,
-                                            absl::Span<const Weight> up_experts,
-                                            const TensorView& gate, const TensorView& up) override {
-    std::vector<std::vector<int32_t>> rows_of(gate_experts.size());
-    const int32_t* id = ids.data_as<int32_t>();  // on the host, checked by ExpertGateUpMatMul
-    for (int64_t p = 0; p < ids.dim(0); ++p) rows_of[id[p]].push_back(static_cast<int32_t>(p));
-    std::vector<DecodeGroup> groups;
-    for (size_t e = 0; e < rows_of.size(); ++e) {
-      if (rows_of[e].empty()) continue;
-      const Weight* pair[] = {&gate_experts[e], &up_experts[e]};
-      if (!DecodePass(static_cast<int64_t>(rows_of[e].size()), pair))
-        return Backend::DoExpertGateUpMatMul(x, ids, gate_experts, up_experts, gate, up);
-      groups.push_back({&rows_of[e], &gate_experts[e], &up_experts[e]});
-    }
-    RunDecodeGroups(x, groups, gate.mutable_data_as<float>(), gate.dim(1));
-    return true;
-  }
-
-  // A decode group: rows of x against a weight, or (gated) against gate and up weights,
-  // giving silu(x . gate^T) * (x . up^T).
-  struct DecodeGroup {
-    const std::vector<int32_t>* rows;
-    const Weight* w;
-    const Weight* up;  // null, or the group is gated
-  };
-  // y's rows (of n columns) for each group's rows, its x rows gathered contiguously and
-  // prepared once, all groups' output rows in one parallel pass.
-  void RunDecodeGroups(const TensorView& x, absl::Span<const DecodeGroup> groups, float* y,
-                       int64_t n) {
-    if (groups.empty()) return;
-    const int64_t k = x.dim(1);
-    bool gated = false;
+    if (small.empty()) return absl::OkStatus();
+    // Each small group's x rows gathered contiguously, its outputs likewise.
     std::vector<int64_t> row_start = {0};
-    for (const DecodeGroup& g : groups) {
-      row_start.push_back(row_start.back() + static_cast<int64_t>(g.rows->size()));
-      gated = gated || g.up != nullptr;
-    }
-    const size_t total_rows = static_cast<size_t>(row_start.back());
-    std::vector<float> xs(total_rows * static_cast<size_t>(k)),
-        ys(total_rows * static_cast<size_t>(n)),
-        us(gated ? total_rows * static_cast<size_t>(n) : 0);
-    std::vector<DecodeInput> inputs(groups.size());
-    for (size_t i = 0; i < groups.size(); ++i) {
-      const std::vector<int32_t>& r = *groups[i].rows;
+    for (size_t g : small) row_start.push_back(row_start.back() + static_cast<int64_t>(rows[g].size()));
+    std::vector<float> xs(static_cast<size_t>(row_start.back() * k)), ys(static_cast<size_t>(row_start.back() * n));
+    for (size_t i = 0; i < small.size(); ++i) {
+      const std::vector<int32_t>& r = rows[small[i]];
       for (size_t j = 0; j < r.size(); ++j) {
-        std::memcpy(xs.data() + (row_start[i] + static_cast<int64_t>(j)) * k,
-                    x.data_as<float>() + r[j] * k, sizeof(float) * static_cast<size_t>(k));
+        std::memcpy(xs.data() + (row_start[i] + static_cast<int64_t>(j)) * k, x.data_as<float>() + r[j] * k,
+                    sizeof(float) * static_cast<size_t>(k));
       }
-      const Weight* used[] = {groups[i].w, groups[i].up};
-      PrepareDecode(xs.data() + row_start[i] * k, row_start[i + 1] - row_start[i], k,
-                    absl::MakeSpan(used, groups[i].up != nullptr ? 2 : 1), &inputs[i]);
     }
-    const int64_t total = static_cast<int64_t>(groups.size()) * n;  // output rows of all groups
+    std::vector<DecodeInput> inputs(small.size());
+    for (size_t i = 0; i < small.size(); ++i) {
+      const Weight* one[] = {&weights[small[i]]};
+      PrepareDecode(xs.data() + row_start[i] * k, row_start[i + 1] - row_start[i], k, one,
+                    &inputs[i]);
+    }
+    const int64_t total = static_cast<int64_t>(small.size()) * n;  // weight rows of all small groups
     pool_.ParallelFor(total, 16, [&](int64_t b, int64_t e) {
-      for (size_t i = 0; i < groups.size(); ++i) {
-        const int64_t first = static_cast<int64_t>(i) * n;
-        const int64_t n0 = std::max(b, first) - first, n1 = std::min(e, first + n) - first;
+      for (size_t i = 0; i < small.size(); ++i) {
+        const int64_t n0 = std::max<int64_t>(b, static_cast<int64_t>(i) * n) - static_cast<int64_t>(i) * n;
+        const int64_t n1 = std::min<int64_t>(e, static_cast<int64_t>(i + 1) * n) - static_cast<int64_t>(i) * n;
         if (n0 >= n1) continue;
-        float* yg = ys.data() + row_start[i] * n;
-        DecodeRows(inputs[i], *groups[i].w, n0, n1, yg, n);
-        if (groups[i].up == nullptr) continue;
-        float* ug = us.data() + row_start[i] * n;
-        DecodeRows(inputs[i], *groups[i].up, n0, n1, ug, n);
-        for (int64_t r = 0; r < inputs[i].rows; ++r)
-          cpu::SiluMul(yg + r * n + n0, ug + r * n + n0, yg + r * n + n0, n1 - n0);
+        DecodeRows(inputs[i], weights[small[i]], n0, n1, ys.data() + row_start[i] * n, n);
       }
     });
-    for (size_t i = 0; i < groups.size(); ++i) {
-      const std::vector<int32_t>& r = *groups[i].rows;
+    for (size_t i = 0; i < small.size(); ++i) {
+      const std::vector<int32_t>& r = rows[small[i]];
       for (size_t j = 0; j < r.size(); ++j) {
-        std::memcpy(y + r[j] * n, ys.data() + (row_start[i] + static_cast<int64_t>(j)) * n,
+        std::memcpy(y.mutable_data_as<float>() + r[j] * n, ys.data() + (row_start[i] + static_cast<int64_t>(j)) * n,
                     sizeof(float) * static_cast<size_t>(n));
       }
     }
+    return absl::OkStatus();
   }
 
   absl::Status DoRmsNorm(const TensorView& x, const TensorView& gain, float eps,
