@@ -38,7 +38,9 @@
 //   drawing there; moe: RouteExperts routes on the GPU (one warp a token), and
 //   ExpertMatMul of up to 16 rows reads each row's expert id in device memory (the experts
 //   of a projection stacked into one device matrix; fp8 experts need a multiple of 128
-//   rows) instead of bringing the ids to the host and running the rows expert by expert;
+//   rows) instead of bringing the ids to the host and running the rows expert by expert,
+//   and ExpertGateUpMatMul of such rows runs the gate and up experts as one launch of that
+//   GEMV that writes silu(gate) * up (returns true; two launches fewer a MoE layer);
 //   silu_gemv: GateUpMatMul of one decode row runs gate and up as one GEMV launch that
 //   writes silu(gate) * up (returns true; one launch and a pass over gate and up fewer a
 //   layer). The kernels of all but fp8_prompt (cuBLAS) also run, their very source, on the
