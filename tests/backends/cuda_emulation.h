@@ -116,6 +116,7 @@ struct BlockState {
   Barrier block;
   std::vector<std::unique_ptr<Barrier>> warps;
   alignas(8) unsigned char shuffle_slots[32][32][8];
+  uint32_t mma_slots[32][32][6];  // each warp's lanes' mma operands (MmaBf16)
   std::unique_ptr<unsigned char[]> dynamic_shared;
 };
 
@@ -279,6 +280,41 @@ inline unsigned __ballot_sync(unsigned /*mask: the whole warp*/, bool predicate)
     bits |= static_cast<unsigned>(cuda_emulation::block_state->shuffle_slots[warp][l][0]) << l;
   cuda_emulation::block_state->warps[warp]->arrive_and_wait();
   return bits;
+}
+// mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32 (the kernels' MmaBf16, kernel_util.cuh's
+// layout): every lane hands its A and B registers to the warp, then sums its four outputs'
+// 16 products in f32, in k order (the hardware's order and rounding inside one mma are its
+// own: a kernel's tolerance should not depend on them).
+#define RRT_EMULATED_MMA
+inline void MmaBf16(float c[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                    uint32_t b1) {
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  uint32_t(&slots)[32][6] = cuda_emulation::block_state->mma_slots[warp];
+  const uint32_t mine[6] = {a0, a1, a2, a3, b0, b1};
+  std::memcpy(slots[lane], mine, sizeof(mine));
+  cuda_emulation::block_state->warps[warp]->arrive_and_wait();
+  // Element (row, k) of A and (k, col) of B, from the lane and register that hold them.
+  auto half = [](uint32_t pair, unsigned k) {
+    const uint32_t bits = (k % 2 == 0 ? pair : pair >> 16) << 16;
+    float v;
+    std::memcpy(&v, &bits, sizeof(v));
+    return v;
+  };
+  auto a = [&](unsigned row, unsigned k) {
+    const unsigned reg = (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0);
+    return half(slots[(row % 8) * 4 + (k % 8) / 2][reg], k);
+  };
+  auto b = [&](unsigned k, unsigned col) {
+    return half(slots[col * 4 + (k % 8) / 2][k >= 8 ? 5 : 4], k);
+  };
+  const unsigned g = lane / 4, q = lane % 4;
+  for (int i = 0; i < 4; ++i) {
+    const unsigned row = g + (i >= 2 ? 8 : 0), col = 2 * q + i % 2;
+    float sum = c[i];
+    for (unsigned k = 0; k < 16; ++k) sum += a(row, k) * b(k, col);
+    c[i] = sum;
+  }
+  cuda_emulation::block_state->warps[warp]->arrive_and_wait();  // the slots are reused
 }
 inline int __ffs(unsigned x) { return x == 0 ? 0 : std::countr_zero(x) + 1; }
 inline void __syncwarp() {

@@ -10,6 +10,9 @@
 // - silu_pairs (GateUpMatMul of one row in one launch): gate's y = silu(Wg x + bg) *
 //   (Wu x + bu), up's y untouched. Tolerance: the projections' 1e-4 of their sums of
 //   |w * x| carried through the product, plus 1e-5 relative.
+// - The tensor-core GEMV of 2 to 8 rows (GemvMmaKernel, mma.sync emulated by
+//   cuda_emulation.h's MmaBf16): y = W bf16(x) + bias against f64 over the same rounded
+//   activations, 1e-4 of each row's sum of |w * x|.
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
 #include "lib/backends/cuda/kernel_util.cuh"
@@ -18,6 +21,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -134,6 +138,49 @@ void CheckSiluPairs(int64_t n, int64_t k, bool biases) {
     ASSERT_NEAR(gate[r], want, tol) << "row " << r << " (gate " << g << ", up " << v << ")";
     ASSERT_TRUE(std::isnan(up[r])) << "up's y written at row " << r;
   }
+}
+
+// The tensor-core GEMV (GemvMmaKernel) of t rows against two bf16 segments (n0 + n1 rows,
+// the last block of 16 part empty; the second with a bias): y = W bf16(x) + bias, against
+// f64 over the same bf16-rounded activations, within 1e-4 of each row's sum of |w * x|;
+// activation rows past t and rows past the weights left unwritten.
+void CheckMma(int64_t t, int64_t n0, int64_t n1, int64_t k) {
+  SCOPED_TRACE("mma t " + std::to_string(t) + " n " + std::to_string(n0) + "+" +
+               std::to_string(n1) + " k " + std::to_string(k));
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const EmulationWeight w0(DType::kBF16, n0, k, rng), w1(DType::kBF16, n1, k, rng);
+  std::vector<float> x(static_cast<size_t>(t * k)), rounded(x.size()), bias(n1);
+  for (float& v : x) v = u(rng) * 2.0f;
+  for (float& v : bias) v = u(rng);
+  std::vector<uint16_t> bits(x.size());
+  ConvertFromF32(DType::kBF16, x.data(), bits.data(), x.size());
+  ConvertToF32(DType::kBF16, bits.data(), rounded.data(), x.size());
+  std::vector<float> y0(static_cast<size_t>(t * n0), NAN), y1(static_cast<size_t>(t * n1), NAN);
+  GemvBatch b{};
+  b.count = 2;
+  b.segments[0] = Segment(w0, n0, y0.data());
+  b.segments[1] = Segment(w1, n1, y1.data(), bias.data());
+  b.first_row[1] = n0, b.first_row[2] = n0 + n1;
+  const unsigned blocks = static_cast<unsigned>((n0 + n1 + 15) / 16);
+  cuda_emulation::RunBlocks(blocks, kMmaWarps * kWarp, [&] { GemvMmaKernel(x.data(), t, k, b); });
+  for (int64_t r = 0; r < t; ++r) {
+    for (int64_t n = 0; n < n0 + n1; ++n) {
+      const bool first = n < n0;
+      const EmulationWeight& w = first ? w0 : w1;
+      const int64_t row = first ? n : n - n0;
+      auto [want, size] = w.Dot(row, k, rounded.data() + r * k);
+      if (!first) want += bias[row];
+      const float got = first ? y0[r * n0 + row] : y1[r * n1 + row];
+      ASSERT_NEAR(got, want, 1e-4 * size + 1e-6) << "activation row " << r << " weight row " << n;
+    }
+  }
+}
+
+TEST(GemvKernelEmulationTest, TensorCoreGemvOfTwoToEightRows) {
+  CheckMma(2, 40, 23, 96);     // 3 of 8 warps with columns; a last block of 15 rows
+  CheckMma(5, 16, 16, 1024);   // a whole chunk step a warp
+  CheckMma(8, 100, 60, 1312);  // 41 column blocks: steps of 4 and a last of 1
 }
 
 TEST(GemvKernelEmulationTest, SiluPairsEveryBlockAndSplit) {

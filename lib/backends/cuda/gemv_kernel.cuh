@@ -1,6 +1,7 @@
-// lib/backends/cuda/gemv_kernel.cuh: the decode GEMV's kernel (gemv.cu launches it) and
-// GemvNorm's epilogue, apart so that tests/backends/cuda_emulation.h can run the same
-// source on the host (which includes cuda_emulation.h before this).
+// lib/backends/cuda/gemv_kernel.cuh: the decode GEMV's kernels (gemv.cu launches them), its
+// f32 one with GemvNorm's epilogue and its tensor-core one for 2 to 8 rows, apart so that
+// tests/backends/cuda_emulation.h can run the same source on the host (which includes
+// cuda_emulation.h before this).
 #ifndef REASONRT_LIB_BACKENDS_CUDA_GEMV_KERNEL_CUH_
 #define REASONRT_LIB_BACKENDS_CUDA_GEMV_KERNEL_CUH_
 
@@ -218,6 +219,105 @@ __global__ void __launch_bounds__(kGemvWarps* kWarp)
       g.y[row] = value;
     }
     NormEpilogue(b.norm, g.n, writer, row, value);
+  }
+}
+
+// 2 to 8 activation rows against bf16 weights on tensor cores (mma.sync m16n8k16: the
+// weights as A, 16 rows a block; the activation rows, rounded to bf16, as B's 8 columns;
+// f32 sums). The 8 warps of a block split k; each lane loads 16 bytes of each of its two
+// weight rows (g and g + 8) per 32 columns, kMmaChunks at a time before using any. As the
+// sum over k does not depend on its order, the 32 columns a lane loads are given to the mma
+// in a permuted order that the activations follow too, so no shuffling is needed. Needs
+// k % 32 == 0 and 16-byte aligned weights and x.
+constexpr int kMmaWarps = 8, kMmaChunks = 4;
+
+// c += A . B for one m16n8k16 tile (bf16 A 16x16 row-major, B 16x8 column-major, f32 c),
+// in the warp's registers as mma.sync lays them out: lane l = 4 g + q holds A's (g, 2q..2q+1)
+// in a0, (g + 8, 2q..) in a1, (g, 2q + 8..) in a2, (g + 8, 2q + 8..) in a3; B's (2q..2q+1, g)
+// in b0 and (2q + 8.., g) in b1; c (g, 2q), (g, 2q + 1), (g + 8, 2q), (g + 8, 2q + 1). (The
+// host emulation in tests/backends/cuda_emulation.h defines RRT_EMULATED_MMA and its own.)
+#ifndef RRT_EMULATED_MMA
+__device__ __forceinline__ void MmaBf16(float c[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                        uint32_t a3, uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+#endif
+
+__global__ void __launch_bounds__(kMmaWarps* kWarp)
+    GemvMmaKernel(const float* __restrict__ x, int64_t t, int64_t k,
+                  const __grid_constant__ GemvBatch b) {
+  LetSuccessorLaunch();
+  RRT_SHARED(float[kMmaWarps][kWarp][4], partial);
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int g = lane / 4, q = lane % 4;
+  const int64_t total = b.first_row[b.count];
+  // This lane's two weight rows (g and g + 8 of the block's 16): segment and row in it.
+  const __nv_bfloat16* w_row[2];
+  for (int h = 0; h < 2; ++h) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * 16 + g + 8 * h;
+    const int64_t clamped = row < total ? row : 0;  // a row past the end reads row 0
+    int s = 0;
+    while (clamped >= b.first_row[s + 1]) ++s;
+    w_row[h] = static_cast<const __nv_bfloat16*>(b.segments[s].w) + (clamped - b.first_row[s]) * k;
+  }
+  const int64_t blocks32 = k / 32, per_warp = (blocks32 + kMmaWarps - 1) / kMmaWarps;
+  const int64_t begin = warp * per_warp, end = min(blocks32, begin + per_warp);
+  const float* x_row = x + g * k;  // activation row g (rows >= t read as zeros)
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  bool waited = false;
+  for (int64_t base = begin; base < end; base += kMmaChunks) {
+    uint4 wa[kMmaChunks], wb[kMmaChunks];
+#pragma unroll
+    for (int u = 0; u < kMmaChunks; ++u) {
+      if (base + u < end) {
+        const int64_t col = (base + u) * 32 + 8 * q;
+        wa[u] = __ldcs(reinterpret_cast<const uint4*>(w_row[0] + col));
+        wb[u] = __ldcs(reinterpret_cast<const uint4*>(w_row[1] + col));
+      }
+    }
+    if (!waited) WaitForPredecessor(), waited = true;  // x comes from the kernel before
+#pragma unroll
+    for (int u = 0; u < kMmaChunks; ++u) {
+      if (base + u >= end) break;
+      const int64_t col = (base + u) * 32 + 8 * q;
+      uint4 xb = make_uint4(0, 0, 0, 0);
+      if (g < t) {
+        const uint2 lo = PackBf16x4(*reinterpret_cast<const float4*>(x_row + col)),
+                    hi = PackBf16x4(*reinterpret_cast<const float4*>(x_row + col + 4));
+        xb = make_uint4(lo.x, lo.y, hi.x, hi.y);
+      }
+      MmaBf16(c, wa[u].x, wb[u].x, wa[u].y, wb[u].y, xb.x, xb.y);
+      MmaBf16(c, wa[u].z, wb[u].z, wa[u].w, wb[u].w, xb.z, xb.w);
+    }
+  }
+  if (!waited) WaitForPredecessor();  // before any write
+  for (int i = 0; i < 4; ++i) partial[warp][lane][i] = c[i];
+  __syncthreads();
+  if (warp != 0) return;
+  for (int i = 0; i < 4; ++i) {
+    float sum = 0.0f;
+    for (int w = 0; w < kMmaWarps; ++w) sum += partial[w][lane][i];
+    c[i] = sum;
+  }
+  // c[0], c[1]: weight row g, activation rows 2q and 2q + 1; c[2], c[3]: weight row g + 8.
+  for (int h = 0; h < 2; ++h) {
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * 16 + g + 8 * h;
+    if (row >= total) continue;
+    int s = 0;
+    while (row >= b.first_row[s + 1]) ++s;
+    const GemvSegment& seg = b.segments[s];
+    const int64_t local = row - b.first_row[s];
+    const float bias = seg.bias != nullptr ? LoadAny(seg.bias, local, seg.bias_dtype) : 0.0f;
+    for (int j = 0; j < 2; ++j) {
+      const int n = 2 * q + j;
+      if (n < t) seg.y[n * seg.n + local] = c[2 * h + j] + bias;
+    }
   }
 }
 
