@@ -633,31 +633,35 @@ TEST(CudaBackendTest, FusedGateUpMatMulMatchesTheTwoSteps) {
   auto fused = CudaBackendWith("RRT_CUDA_EXPERIMENTAL", "silu_gemv");
   const int64_t k = 1536;
   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3}) {
-    for (int64_t n : {1000, 5000}) {
-      for (bool on_device : {true, false}) {
-        SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " n=" << n
-                                          << (on_device ? " device" : " host") << " operands");
-        Weight gate_w{RandomHost(dtype, {n, k}, 61), {}}, up_w{RandomHost(dtype, {n, k}, 62), {}};
-        if (dtype == DType::kF8E4M3) {
-          gate_w.scale_inv = RandomHost(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 63);
-          up_w.scale_inv = RandomHost(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 64);
+    // One row (any dtype), and a group of 4 rows, which bf16 weights run on tensor cores
+    // (both backends round its activations to bf16 alike).
+    for (int64_t t : {1, 4}) {
+      for (int64_t n : {1000, 5000}) {
+        for (bool on_device : {true, false}) {
+          SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " t=" << t << " n=" << n
+                                            << (on_device ? " device" : " host") << " operands");
+          Weight gate_w{RandomHost(dtype, {n, k}, 61), {}}, up_w{RandomHost(dtype, {n, k}, 62), {}};
+          if (dtype == DType::kF8E4M3) {
+            gate_w.scale_inv = RandomHost(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 63);
+            up_w.scale_inv = RandomHost(DType::kF32, {Fp8ScaleBlocks(n), Fp8ScaleBlocks(k)}, 64);
+          }
+          std::vector<TensorView> products;
+          for (Backend* be : {plain.get(), fused.get()}) {
+            auto make = [&](int64_t cols) {
+              return on_device ? *be->Allocate(DType::kF32, {t, cols})
+                               : *TensorView::Allocate(DType::kF32, {t, cols});
+            };
+            TensorView x = make(k), gate = make(n), up = make(n);
+            ASSERT_TRUE(be->Copy(RandomHost(DType::kF32, {t, k}, 65), x).ok());
+            absl::StatusOr<bool> formed = be->GateUpMatMul(x, gate_w, up_w, gate, up);
+            ASSERT_TRUE(formed.ok()) << formed.status();
+            EXPECT_EQ(*formed, be == fused.get() && (t == 1 || dtype == DType::kBF16));
+            if (!*formed) ASSERT_TRUE(be->SiluMul(gate, up, gate).ok());
+            products.push_back(*TensorView::Allocate(DType::kF32, {t, n}));
+            ASSERT_TRUE(be->Copy(gate, products.back()).ok());
+          }
+          ExpectClose(products[1], products[0], t == 1 ? 1e-6f : 1e-5f);
         }
-        std::vector<TensorView> products;
-        for (Backend* be : {plain.get(), fused.get()}) {
-          auto make = [&](int64_t cols) {
-            return on_device ? *be->Allocate(DType::kF32, {1, cols})
-                             : *TensorView::Allocate(DType::kF32, {1, cols});
-          };
-          TensorView x = make(k), gate = make(n), up = make(n);
-          ASSERT_TRUE(be->Copy(RandomHost(DType::kF32, {1, k}, 65), x).ok());
-          absl::StatusOr<bool> formed = be->GateUpMatMul(x, gate_w, up_w, gate, up);
-          ASSERT_TRUE(formed.ok()) << formed.status();
-          EXPECT_EQ(*formed, be == fused.get());
-          if (!*formed) ASSERT_TRUE(be->SiluMul(gate, up, gate).ok());
-          products.push_back(*TensorView::Allocate(DType::kF32, {1, n}));
-          ASSERT_TRUE(be->Copy(gate, products.back()).ok());
-        }
-        ExpectClose(products[1], products[0], 1e-6f);
       }
     }
   }

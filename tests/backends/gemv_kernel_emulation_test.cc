@@ -12,7 +12,8 @@
 //   |w * x| carried through the product, plus 1e-5 relative.
 // - The tensor-core GEMV of 2 to 8 rows (GemvMmaKernel, mma.sync emulated by
 //   cuda_emulation.h's MmaBf16): y = W bf16(x) + bias against f64 over the same rounded
-//   activations, 1e-4 of each row's sum of |w * x|.
+//   activations, 1e-4 of each row's sum of |w * x|; and with silu_pairs (a group's gate
+//   and up in one launch) silu(gate) * up, tolerances as silu_pairs' above.
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
 #include "lib/backends/cuda/kernel_util.cuh"
@@ -163,7 +164,8 @@ void CheckMma(int64_t t, int64_t n0, int64_t n1, int64_t k) {
   b.segments[1] = Segment(w1, n1, y1.data(), bias.data());
   b.first_row[1] = n0, b.first_row[2] = n0 + n1;
   const unsigned blocks = static_cast<unsigned>((n0 + n1 + 15) / 16);
-  cuda_emulation::RunBlocks(blocks, kMmaWarps * kWarp, [&] { GemvMmaKernel(x.data(), t, k, b); });
+  cuda_emulation::RunBlocks(blocks, kMmaWarps * kWarp,
+                            [&] { GemvMmaKernel<false>(x.data(), t, k, b); });
   for (int64_t r = 0; r < t; ++r) {
     for (int64_t n = 0; n < n0 + n1; ++n) {
       const bool first = n < n0;
@@ -175,6 +177,53 @@ void CheckMma(int64_t t, int64_t n0, int64_t n1, int64_t k) {
       ASSERT_NEAR(got, want, 1e-4 * size + 1e-6) << "activation row " << r << " weight row " << n;
     }
   }
+}
+
+// The same kernel with silu_pairs: t rows of gate and up (n rows each, with biases or
+// not) in one launch, silu(Wg bf16(x) + bg) * (Wu bf16(x) + bu) in gate's y (tolerance as
+// CheckSiluPairs'), up's y untouched.
+void CheckMmaSiluPairs(int64_t t, int64_t n, int64_t k, bool biases) {
+  SCOPED_TRACE("mma silu pairs t " + std::to_string(t) + " n " + std::to_string(n) + " k " +
+               std::to_string(k) + (biases ? " biases" : ""));
+  std::mt19937 rng(37);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const EmulationWeight gate_w(DType::kBF16, n, k, rng), up_w(DType::kBF16, n, k, rng);
+  std::vector<float> x(static_cast<size_t>(t * k)), rounded(x.size()), gate_bias(n), up_bias(n);
+  for (float& v : x) v = u(rng) * 2.0f;
+  for (float& v : gate_bias) v = biases ? u(rng) * 3.0f : 0.0f;
+  for (float& v : up_bias) v = biases ? u(rng) : 0.0f;
+  std::vector<uint16_t> bits(x.size());
+  ConvertFromF32(DType::kBF16, x.data(), bits.data(), x.size());
+  ConvertToF32(DType::kBF16, bits.data(), rounded.data(), x.size());
+  std::vector<float> gate(static_cast<size_t>(t * n), NAN), up(gate.size(), NAN);
+  GemvBatch b{};
+  b.count = 2;
+  b.silu_pairs = true;
+  b.round_activations = true;
+  b.segments[0] = Segment(gate_w, n, gate.data(), biases ? gate_bias.data() : nullptr);
+  b.segments[1] = Segment(up_w, n, up.data(), biases ? up_bias.data() : nullptr);
+  b.first_row[1] = n, b.first_row[2] = 2 * n;
+  const unsigned blocks = static_cast<unsigned>((n + 7) / 8);
+  cuda_emulation::RunBlocks(blocks, kMmaWarps * kWarp,
+                            [&] { GemvMmaKernel<true>(x.data(), t, k, b); });
+  for (int64_t r = 0; r < t; ++r) {
+    for (int64_t row = 0; row < n; ++row) {
+      auto [g, g_size] = gate_w.Dot(row, k, rounded.data() + r * k);
+      auto [v, v_size] = up_w.Dot(row, k, rounded.data() + r * k);
+      g += gate_bias[row], v += up_bias[row];
+      const double silu = g / (1.0 + std::exp(-g)), want = silu * v;
+      const double tol = 1e-4 * (1.1 * g_size * std::fabs(v) + v_size * std::fabs(silu)) +
+                         1e-5 * std::fabs(want) + 1e-6;
+      ASSERT_NEAR(gate[r * n + row], want, tol) << "activation row " << r << " row " << row;
+      ASSERT_TRUE(std::isnan(up[r * n + row])) << "up's y written at row " << row;
+    }
+  }
+}
+
+TEST(GemvKernelEmulationTest, TensorCoreSiluPairsOfTwoToEightRows) {
+  CheckMmaSiluPairs(2, 37, 96, true);  // a last block of 5 pairs
+  CheckMmaSiluPairs(8, 64, 1024, false);
+  CheckMmaSiluPairs(3, 20, 1312, true);
 }
 
 TEST(GemvKernelEmulationTest, TensorCoreGemvOfTwoToEightRows) {

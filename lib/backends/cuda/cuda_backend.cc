@@ -231,13 +231,15 @@ class CudaBackend final : public Backend {
   // Experimental (RRT_CUDA_EXPERIMENTAL=silu_gemv; not yet run on a GPU): one decode row of
   // gate and up runs as one GEMV launch whose blocks hold gate row i beside up row i and
   // write silu(gate) * up (GemvBatch::silu_pairs): SiluMul's launch and its pass over
-  // gate and up gone. Else (prompts, groups) the two projections, as MatMulShared runs them.
+  // gate and up gone; so do groups of 2 to 8 rows against bf16 weights on tensor cores
+  // (where their activations may be rounded). Else (prompts, other groups) the two
+  // projections, as MatMulShared runs them.
   absl::StatusOr<bool> DoGateUpMatMul(const TensorView& x, const reasonrt::Weight& gate_w,
                                       const reasonrt::Weight& up_w, const TensorView& gate,
                                       const TensorView& up) override {
-    const int64_t k = x.dim(1), n = gate_w.data.dim(0);
+    const int64_t t = x.dim(0), k = x.dim(1), n = gate_w.data.dim(0);
     const DType dtype = gate_w.data.dtype();
-    if (!Experimental(kSiluGemv) || x.dim(0) != 1 || up_w.data.dtype() != dtype) {
+    if (!Experimental(kSiluGemv) || t > kMaxGemvRows || up_w.data.dtype() != dtype) {
       return Backend::DoGateUpMatMul(x, gate_w, up_w, gate, up);
     }
     Call call(*this);
@@ -245,6 +247,7 @@ class CudaBackend final : public Backend {
     GemvBatch batch{};
     batch.count = 2;
     batch.silu_pairs = true;
+    batch.round_activations = RoundGemvActivations();
     batch.weights_settled = WeightsSettled(gate_w) && WeightsSettled(up_w);
     const reasonrt::Weight* weights[] = {&gate_w, &up_w};
     for (int i = 0; i < 2; ++i) {
@@ -255,13 +258,13 @@ class CudaBackend final : public Backend {
       g.n = n, g.bias_dtype = DType::kF32;
       batch.first_row[i + 1] = batch.first_row[i] + n;
     }
-    if (!GemvTakesSiluPairs(dx.data_as<float>(), 1, k, dtype, batch)) {
+    if (!GemvTakesSiluPairs(dx.data_as<float>(), t, k, dtype, batch)) {
       return Backend::DoGateUpMatMul(x, gate_w, up_w, gate, up);
     }
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(gate, /*keep_contents=*/false));
     batch.segments[0].y = dy.mutable_data_as<float>();  // up's y stays unwritten
     RRT_RETURN_IF_ERROR(
-        CudaStatus(Gemv(dx.data_as<float>(), 1, k, dtype, batch, stream()), "GateUpMatMul"));
+        CudaStatus(Gemv(dx.data_as<float>(), t, k, dtype, batch, stream()), "GateUpMatMul"));
     RRT_RETURN_IF_ERROR(call.Finish("GateUpMatMul"));
     return true;
   }

@@ -41,10 +41,10 @@
 //   rows) instead of bringing the ids to the host and running the rows expert by expert,
 //   and ExpertGateUpMatMul of such rows runs the gate and up experts as one launch of that
 //   GEMV that writes silu(gate) * up (returns true; two launches fewer a MoE layer);
-//   silu_gemv: GateUpMatMul of one decode row runs gate and up as one GEMV launch that
-//   writes silu(gate) * up (returns true; one launch and a pass over gate and up fewer a
-//   layer). The kernels of all but fp8_prompt (cuBLAS) also run, their very source, on the
-//   host in cuda_emulation_tests.
+//   silu_gemv: GateUpMatMul of one decode row, or of a group of 2 to 8 rows against bf16
+//   weights on tensor cores, runs gate and up as one GEMV launch that writes silu(gate) *
+//   up (returns true; one launch and a pass over gate and up fewer a layer). The kernels of all but
+//   fp8_prompt (cuBLAS) also run, their very source, on the host in cuda_emulation_tests.
 // - A kernel that fails leaves the error in the returned status (Internal, naming the
 //   operation), never a crash of the host.
 #ifndef REASONRT_LIB_BACKENDS_CUDA_CUDA_BACKEND_H_

@@ -166,13 +166,26 @@ bool ChunkedLoads(const float* x, int64_t k, DType w_dtype, const GemvBatch& b) 
   return ok;
 }
 
+// Whether GemvMmaKernel takes the batch: 2 to 8 rows that may be rounded against bf16
+// weights, chunked loads, k % 32 == 0.
+bool TakesMma(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& b) {
+  return w_dtype == DType::kBF16 && b.round_activations && t >= 2 && t <= 8 && k % 32 == 0 &&
+         ChunkedLoads(x, k, w_dtype, b);
+}
+
 template <DType D>
 cudaError_t GemvTyped(const float* x, int64_t t, int64_t k, const GemvBatch& b,
                       cudaStream_t stream) {
   const bool vec = ChunkedLoads(x, k, D, b);
-  if (D == DType::kBF16 && b.round_activations && t >= 2 && vec && k % 32 == 0) {
-    return LaunchMaybeDependent(b.weights_settled, GemvMmaKernel, Blocks(b.first_row[b.count], 16),
-                                kMmaWarps * kWarp, 0, stream, x, t, k, b);
+  if (TakesMma(x, t, k, D, b)) {
+    if (b.silu_pairs) {
+      return LaunchMaybeDependent(b.weights_settled, GemvMmaKernel<true>,
+                                  Blocks(b.segments[0].n, 8), kMmaWarps * kWarp, 0, stream, x, t, k,
+                                  b);
+    }
+    return LaunchMaybeDependent(b.weights_settled, GemvMmaKernel<false>,
+                                Blocks(b.first_row[b.count], 16), kMmaWarps * kWarp, 0, stream, x,
+                                t, k, b);
   }
   switch (t) {
     case 1:
@@ -300,7 +313,7 @@ bool GemvTakesNorm(const float* x, int64_t t, int64_t k, DType w_dtype, const Ge
 bool GemvTakesSiluPairs(const float* x, int64_t t, int64_t k, DType w_dtype,
                         const GemvBatch& batch) {
   return batch.count == 2 && batch.segments[0].n == batch.segments[1].n &&
-         OneVectorRow(x, t, k, w_dtype, batch);
+         (OneVectorRow(x, t, k, w_dtype, batch) || TakesMma(x, t, k, w_dtype, batch));
 }
 
 cudaError_t Gemv(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch,

@@ -249,6 +249,11 @@ __device__ __forceinline__ void MmaBf16(float c[4], uint32_t a0, uint32_t a1, ui
 }
 #endif
 
+// kSiluPairs (GemvBatch::silu_pairs, gate and up segments of n rows each): the block's 16
+// rows are gate rows 8 blockIdx.x + g and the same rows of up (g + 8), so that each lane
+// of warp 0 ends with gate and up of the same rows and writes silu(gate) * up into the
+// gate segment's y (blocks: n / 8 rounded up).
+template <bool kSiluPairs = false>
 __global__ void __launch_bounds__(kMmaWarps* kWarp)
     GemvMmaKernel(const float* __restrict__ x, int64_t t, int64_t k,
                   const __grid_constant__ GemvBatch b) {
@@ -260,6 +265,12 @@ __global__ void __launch_bounds__(kMmaWarps* kWarp)
   // This lane's two weight rows (g and g + 8 of the block's 16): segment and row in it.
   const __nv_bfloat16* w_row[2];
   for (int h = 0; h < 2; ++h) {
+    if constexpr (kSiluPairs) {
+      const int64_t row = static_cast<int64_t>(blockIdx.x) * 8 + g;
+      const int64_t clamped = row < b.segments[0].n ? row : 0;  // past the end: row 0
+      w_row[h] = static_cast<const __nv_bfloat16*>(b.segments[h].w) + clamped * k;
+      continue;
+    }
     const int64_t row = static_cast<int64_t>(blockIdx.x) * 16 + g + 8 * h;
     const int64_t clamped = row < total ? row : 0;  // a row past the end reads row 0
     int s = 0;
@@ -306,6 +317,18 @@ __global__ void __launch_bounds__(kMmaWarps* kWarp)
     c[i] = sum;
   }
   // c[0], c[1]: weight row g, activation rows 2q and 2q + 1; c[2], c[3]: weight row g + 8.
+  if constexpr (kSiluPairs) {
+    const GemvSegment &gate = b.segments[0], &up = b.segments[1];
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * 8 + g;
+    if (row >= gate.n) return;
+    const float gate_bias = gate.bias != nullptr ? LoadAny(gate.bias, row, gate.bias_dtype) : 0.0f;
+    const float up_bias = up.bias != nullptr ? LoadAny(up.bias, row, up.bias_dtype) : 0.0f;
+    for (int j = 0; j < 2; ++j) {
+      const int n = 2 * q + j;
+      if (n < t) gate.y[n * gate.n + row] = Silu(c[j] + gate_bias) * (c[2 + j] + up_bias);
+    }
+    return;
+  }
   for (int h = 0; h < 2; ++h) {
     const int64_t row = static_cast<int64_t>(blockIdx.x) * 16 + g + 8 * h;
     if (row >= total) continue;

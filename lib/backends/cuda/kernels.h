@@ -95,8 +95,9 @@ inline GemvBatch OneWeightBatch(const void* w, const float* scale_inv, int64_t s
 // segment, one activation row, k % 8 == 0, x 16-byte aligned, the weights 16-byte aligned
 // (8 for fp8).
 bool GemvTakesNorm(const float* x, int64_t t, int64_t k, DType w_dtype, const GemvBatch& batch);
-// Whether Gemv takes this batch with silu_pairs: as GemvTakesNorm, but two segments of the
-// same n.
+// Whether Gemv takes this batch with silu_pairs: two segments of the same n, and one row as
+// GemvTakesNorm, or 2 to 8 rows on tensor cores (round_activations, bf16 weights, k % 32
+// == 0, x and the weights 16-byte aligned).
 bool GemvTakesSiluPairs(const float* x, int64_t t, int64_t k, DType w_dtype,
                         const GemvBatch& batch);
 
