@@ -1076,7 +1076,6 @@ class CudaBackend final : public Backend {
     });
   }
 
-  // AddWeightedRows with its weights already on the device.
   // Whether ExpertMatMul may stack these experts ([n, k], one float dtype, as checked)
   // into one device matrix: the moe path is on, each is a contiguous host weight with an
   // owner (fp8: its scales too, and n a whole number of scale blocks).
@@ -1107,6 +1106,7 @@ class CudaBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  // AddWeightedRows with its weights already on the device.
   absl::Status AddWeightedRowsWith(Call& call, const TensorView& x, const float* weights, int64_t k,
                                    const TensorView& out) {
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
