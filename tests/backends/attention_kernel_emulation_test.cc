@@ -50,8 +50,7 @@ void CheckMergedSplits(int64_t splits) {
   // launch relies on the previous one's reset.
   std::vector<unsigned> counters(static_cast<size_t>(rows * heads), 0);
   auto launch = [&](cuda_emulation::BlockOrder order, unsigned at_once) {
-    cuda_emulation::ScopedBlockOrder in_order(order);
-    cuda_emulation::ScopedConcurrentBlocks concurrent(at_once);
+    cuda_emulation::ScopedLaunch in_order(order, at_once);
     std::vector<float> out(static_cast<size_t>(rows * heads * dv), NAN);
     std::vector<float> partial(static_cast<size_t>(rows * heads * splits * (dv + 2)), NAN);
     AttentionArgs a{};

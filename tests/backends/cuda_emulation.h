@@ -70,7 +70,7 @@ inline cuda_emulation::Index blockDim, gridDim;
 
 namespace cuda_emulation {
 
-// At most this many blocks run at once (concurrent_blocks).
+// At most this many blocks run at once (concurrent_blocks; ScopedLaunch sets it).
 constexpr unsigned kMaxConcurrentBlocks = 4;
 
 // A barrier for `count` threads whose only shared state is its own: a count of arrivals
@@ -154,18 +154,6 @@ class PerBlock {
 enum class BlockOrder { kForward, kReverse, kShuffled };
 inline BlockOrder block_order = BlockOrder::kForward;
 
-// Sets block_order for a scope.
-class ScopedBlockOrder {
- public:
-  explicit ScopedBlockOrder(BlockOrder order) : saved_(block_order) { block_order = order; }
-  ~ScopedBlockOrder() { block_order = saved_; }
-  ScopedBlockOrder(const ScopedBlockOrder&) = delete;
-  ScopedBlockOrder& operator=(const ScopedBlockOrder&) = delete;
-
- private:
-  BlockOrder saved_;
-};
-
 // The blocks' linear indices (x fastest) in block_order (kShuffled: a fixed permutation
 // from a small linear congruential generator, the same on every run).
 inline std::vector<unsigned> BlockSequence(unsigned count) {
@@ -188,16 +176,20 @@ inline std::vector<unsigned> BlockSequence(unsigned count) {
 // at a time under ThreadSanitizer takes many times as long.
 inline unsigned concurrent_blocks = 1;
 
-// Sets concurrent_blocks for a scope.
-class ScopedConcurrentBlocks {
+// Sets block_order and concurrent_blocks for a scope.
+class ScopedLaunch {
  public:
-  explicit ScopedConcurrentBlocks(unsigned n) : saved_(concurrent_blocks) { concurrent_blocks = n; }
-  ~ScopedConcurrentBlocks() { concurrent_blocks = saved_; }
-  ScopedConcurrentBlocks(const ScopedConcurrentBlocks&) = delete;
-  ScopedConcurrentBlocks& operator=(const ScopedConcurrentBlocks&) = delete;
+  ScopedLaunch(BlockOrder order, unsigned at_once)
+      : saved_order_(block_order), saved_at_once_(concurrent_blocks) {
+    block_order = order, concurrent_blocks = at_once;
+  }
+  ~ScopedLaunch() { block_order = saved_order_, concurrent_blocks = saved_at_once_; }
+  ScopedLaunch(const ScopedLaunch&) = delete;
+  ScopedLaunch& operator=(const ScopedLaunch&) = delete;
 
  private:
-  unsigned saved_;
+  BlockOrder saved_order_;
+  unsigned saved_at_once_;
 };
 
 // Besides blocks one at a time in order, the launches a kernel whose last block does

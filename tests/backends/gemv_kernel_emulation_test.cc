@@ -61,8 +61,7 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
     std::vector<float> y, residual, normed;
   };
   auto launch = [&](cuda_emulation::BlockOrder order, unsigned at_once) {
-    cuda_emulation::ScopedBlockOrder in_order(order);
-    cuda_emulation::ScopedConcurrentBlocks concurrent(at_once);
+    cuda_emulation::ScopedLaunch in_order(order, at_once);
     Out o{std::vector<float>(static_cast<size_t>(n), NAN), residual,
           std::vector<float>(static_cast<size_t>(n), NAN)};
     std::vector<float> partial(blocks, NAN);
