@@ -355,12 +355,7 @@ class CudaBackend final : public Backend {
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView di, call.In(ids));
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(y, /*keep_contents=*/false));
-    ExpertGemvArgs a{};
-    a.x = dx.data_as<float>(), a.ids = di.data_as<int32_t>(), a.w = dw.data(), a.w_dtype = dtype;
-    a.scale_inv = fp8 ? ds.data_as<float>() : nullptr,
-    a.scale_cols = fp8 ? experts[0].scale_inv.dim(1) : 0;
-    a.experts = static_cast<int32_t>(experts.size()), a.rows = p, a.n = n, a.k = k;
-    a.y = dy.mutable_data_as<float>();
+    const ExpertGemvArgs a = StackedExpertArgs(dx, di, experts, dw, ds, dy);
     RRT_RETURN_IF_ERROR(CudaStatus(ExpertGemv(a, stream()), "ExpertMatMul"));
     return call.Finish("ExpertMatMul");
   }
@@ -381,15 +376,8 @@ class CudaBackend final : public Backend {
     RRT_ASSIGN_OR_RETURN(TensorView dx, call.In(x));
     RRT_ASSIGN_OR_RETURN(TensorView di, call.In(ids));
     RRT_ASSIGN_OR_RETURN(TensorView dy, call.Out(gate, /*keep_contents=*/false));
-    const bool fp8 = gate_experts[0].data.dtype() == DType::kF8E4M3;
-    ExpertGemvArgs a{};
-    a.x = dx.data_as<float>(), a.ids = di.data_as<int32_t>(), a.w = gw.data(),
-    a.w_dtype = gate_experts[0].data.dtype();
-    a.scale_inv = fp8 ? gs.data_as<float>() : nullptr,
-    a.scale_cols = fp8 ? gate_experts[0].scale_inv.dim(1) : 0;
-    a.experts = static_cast<int32_t>(gate_experts.size()), a.rows = p, a.n = n, a.k = x.dim(1);
-    a.y = dy.mutable_data_as<float>();
-    a.up_w = uw.data(), a.up_scale_inv = fp8 ? us.data_as<float>() : nullptr;
+    ExpertGemvArgs a = StackedExpertArgs(dx, di, gate_experts, gw, gs, dy);
+    a.up_w = uw.data(), a.up_scale_inv = a.scale_inv != nullptr ? us.data_as<float>() : nullptr;
     RRT_RETURN_IF_ERROR(CudaStatus(ExpertGemv(a, stream()), "ExpertGateUpMatMul"));
     RRT_RETURN_IF_ERROR(call.Finish("ExpertGateUpMatMul"));
     return true;
@@ -1090,6 +1078,23 @@ class CudaBackend final : public Backend {
                              w.scale_inv.owner() != nullptr && w.scale_inv.is_contiguous()));
     }
     return stackable;
+  }
+  // ExpertGemv's arguments: x [P, K] and the ids on the device, the experts stacked
+  // (Stack's w and scales), y [P, N].
+  static ExpertGemvArgs StackedExpertArgs(const TensorView& x, const TensorView& ids,
+                                          absl::Span<const reasonrt::Weight> experts,
+                                          const TensorView& w, const TensorView& scales,
+                                          const TensorView& y) {
+    const bool fp8 = experts[0].data.dtype() == DType::kF8E4M3;
+    ExpertGemvArgs a{};
+    a.x = x.data_as<float>(), a.ids = ids.data_as<int32_t>(), a.w = w.data();
+    a.w_dtype = experts[0].data.dtype();
+    a.scale_inv = fp8 ? scales.data_as<float>() : nullptr;
+    a.scale_cols = fp8 ? experts[0].scale_inv.dim(1) : 0;
+    a.experts = static_cast<int32_t>(experts.size());
+    a.rows = x.dim(0), a.n = y.dim(1), a.k = x.dim(1);
+    a.y = y.mutable_data_as<float>();
+    return a;
   }
   // The experts' device matrix (uploaded once) and, for fp8, their stacked scales.
   static absl::Status Stack(Call& call, absl::Span<const reasonrt::Weight> experts, TensorView& w,
