@@ -6,13 +6,16 @@
 // the tickets back at zero for the next launch, and the same bits whichever split finishes
 // last (the blocks one at a time forward and reversed, two at a time shuffled, four at a
 // time). Tolerance 1e-5 (f32 cache) and 1e-5 of
-// the largest value (bf16: the reference reads the same rounded cache).
+// the largest value (bf16: the reference reads the same rounded cache). Each launch is a
+// dependent one (cuda_emulation.h's ScopedPredecessor): the query and the cache are written
+// only when the kernel waits for the kernels before.
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
 #include "lib/backends/cuda/kernel_util.cuh"
 #include "lib/backends/cuda/attention_kernel.cuh"
 // clang-format on
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -53,8 +56,18 @@ void CheckMergedSplits(int64_t splits) {
     cuda_emulation::ScopedLaunch in_order(order, at_once);
     std::vector<float> out(static_cast<size_t>(rows * heads * dv), NAN);
     std::vector<float> partial(static_cast<size_t>(rows * heads * splits * (dv + 2)), NAN);
+    // A dependent launch: the kernels before (the query's RoPE, the KV store) still write
+    // the query and the cache until the attention waits for them.
+    std::vector<float> q_in(q.size(), NAN);
+    std::vector<char> k_in(k.size(), '\xff'), v_in(v.size(), '\xff');  // NaN in f32 and bf16
+    cuda_emulation::ScopedPredecessor before([&] {
+      std::copy(q.begin(), q.end(), q_in.begin());
+      std::copy(k.begin(), k.end(), k_in.begin());
+      std::copy(v.begin(), v.end(), v_in.begin());
+      std::fill(out.begin(), out.end(), NAN);
+    });
     AttentionArgs a{};
-    a.q = q.data(), a.k = k.data(), a.v = v.data(), a.cache_dtype = C;
+    a.q = q_in.data(), a.k = k_in.data(), a.v = v_in.data(), a.cache_dtype = C;
     a.tables = tables.data(), a.table_offset = table_offset.data(),
     a.row_position = row_position.data();
     a.out = out.data(), a.rows = rows, a.heads = heads, a.kv_heads = kv_heads, a.dk = dk, a.dv = dv;

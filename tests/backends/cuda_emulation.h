@@ -3,7 +3,7 @@
 // thread of a block, the grid's blocks one at a time or a few at once (each on threads of
 // its own) in a chosen order, a barrier for __syncthreads, a barrier per warp around each
 // shuffle, a copy of each shared variable per running block, atomics through
-// std::atomic_ref.
+// std::atomic_ref, and the kernel before a dependent launch (ScopedPredecessor).
 // It checks a kernel's logic, its synchronisation included, where there is no GPU; not its
 // speed, nor anything about the device's arithmetic (expf here is glibc's). Under the
 // sanitizers (scripts/sanitize.sh) it checks more: ThreadSanitizer reports two threads that
@@ -192,6 +192,64 @@ class ScopedLaunch {
   unsigned saved_at_once_;
 };
 
+// A flag that opens once per launch; threads that wait on it sleep (a futex) until then.
+class Gate {
+ public:
+  void Open() {
+    open_.store(1, std::memory_order_release);
+    syscall(SYS_futex, &open_, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+  }
+  void Wait() {
+    while (open_.load(std::memory_order_acquire) == 0)
+      syscall(SYS_futex, &open_, FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+  }
+  void Close() { open_.store(0, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint32_t> open_{0};
+};
+
+// Programmatic dependent launch. A kernel launched as a dependent one (the decode GEMV,
+// every small decode kernel) may start while the kernel before it on the stream still
+// runs: until its WaitForPredecessor it must not read what that kernel writes, nor write
+// what that kernel reads or writes. A test checks this by giving RunBlocks the rest of the
+// kernel before (ScopedPredecessor): what it still had to do when this launch started,
+// typically writing this launch's inputs into memory the test filled with NaN, and NaN
+// into its outputs. RunBlocks runs it once, on the first thread to reach
+// WaitForPredecessor, and every thread's wait returns only after it has run (a launch that
+// never waits runs it at its end). So a read of such memory before the wait sees NaN, a
+// write before the wait is overwritten by NaN, and ThreadSanitizer reports either as a
+// race with the predecessor where another thread ran it. Only the first blocks to run are
+// checked that way; the kernels' blocks all run the same code.
+struct Predecessor {
+  std::function<void()> rest;  // none: the kernel before had finished (not a dependent launch)
+  std::atomic<bool> claimed{false};
+  Gate done;
+};
+inline Predecessor predecessor;
+
+// Runs the predecessor's rest if no thread has yet, and returns once it has run.
+inline void FinishPredecessor() {
+  if (!predecessor.rest) return;
+  // Relaxed: the threads that wait are ordered after the rest (by the gate), not after the
+  // thread that ran it.
+  if (!predecessor.claimed.exchange(true, std::memory_order_relaxed)) {
+    predecessor.rest();
+    predecessor.done.Open();
+  } else {
+    predecessor.done.Wait();
+  }
+}
+
+// Sets predecessor.rest for a scope (every launch in it).
+class ScopedPredecessor {
+ public:
+  explicit ScopedPredecessor(std::function<void()> rest) { predecessor.rest = std::move(rest); }
+  ~ScopedPredecessor() { predecessor.rest = nullptr; }
+  ScopedPredecessor(const ScopedPredecessor&) = delete;
+  ScopedPredecessor& operator=(const ScopedPredecessor&) = delete;
+};
+
 // Besides blocks one at a time in order, the launches a kernel whose last block does
 // something (a ticket) should give the same bits in: each block order, and blocks that
 // overlap.
@@ -209,6 +267,8 @@ inline constexpr std::pair<BlockOrder, unsigned> kTicketLaunches[] = {
 inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<void()>& kernel,
                       unsigned blocks_y = 1, unsigned blocks_z = 1, size_t shared_bytes = 0) {
   const std::vector<unsigned> sequence = BlockSequence(blocks_x * blocks_y * blocks_z);
+  predecessor.claimed.store(false, std::memory_order_relaxed);
+  predecessor.done.Close();
   blockDim = Index{threads, 1, 1};
   gridDim = Index{blocks_x, blocks_y, blocks_z};
   const unsigned slots = std::clamp(concurrent_blocks, 1u, kMaxConcurrentBlocks);
@@ -234,6 +294,7 @@ inline void RunBlocks(unsigned blocks_x, unsigned threads, const std::function<v
     }
   }
   for (std::thread& t : pool) t.join();
+  FinishPredecessor();  // if no thread waited for it
 }
 
 }  // namespace cuda_emulation
@@ -308,6 +369,9 @@ inline void MmaBf16(float c[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t 
   }
   cuda_emulation::block_state->warps[warp]->arrive_and_wait();  // the slots are reused
 }
+// griddepcontrol.wait: after the kernel before (RunBlocks's predecessor) has finished.
+#define RRT_EMULATED_PDL
+inline void WaitForPredecessor() { cuda_emulation::FinishPredecessor(); }
 inline int __ffs(unsigned x) { return x == 0 ? 0 : std::countr_zero(x) + 1; }
 inline void __syncwarp() {
   cuda_emulation::block_state->warps[threadIdx.x / 32]->arrive_and_wait();

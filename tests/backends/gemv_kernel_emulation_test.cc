@@ -14,12 +14,16 @@
 //   cuda_emulation.h's MmaBf16): y = W bf16(x) + bias against f64 over the same rounded
 //   activations, 1e-4 of each row's sum of |w * x|; and with silu_pairs (a group's gate
 //   and up in one launch) silu(gate) * up, tolerances as silu_pairs' above.
+// The GEMVs run as dependent launches (cuda_emulation.h's ScopedPredecessor): the kernel
+// before writes the activations (and the residual) only when the GEMV waits for it, and
+// NaN into the outputs, so a read of them before the wait, or a write before it, gives NaN.
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
 #include "lib/backends/cuda/kernel_util.cuh"
 #include "lib/backends/cuda/gemv_kernel.cuh"
 // clang-format on
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -54,17 +58,25 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
   for (float& v : gain) v = 1.0f + 0.1f * u(rng);
   const int rows_per_block = kGemvWarps / kSplit;
   const unsigned blocks = static_cast<unsigned>((n + rows_per_block - 1) / rows_per_block);
-  // One launch in the given block order on a fresh copy of the residual; the counter is the
-  // same one each time, so each launch relies on the previous one's reset.
+  // One launch in the given block order, as a dependent launch: the kernel before is still
+  // writing x and the residual, and is the GEMV before, whose last block resets the counter.
   unsigned counter = 0;
   struct Out {
     std::vector<float> y, residual, normed;
   };
   auto launch = [&](cuda_emulation::BlockOrder order, unsigned at_once) {
     cuda_emulation::ScopedLaunch in_order(order, at_once);
-    Out o{std::vector<float>(static_cast<size_t>(n), NAN), residual,
+    Out o{std::vector<float>(static_cast<size_t>(n), NAN),
+          std::vector<float>(static_cast<size_t>(n), NAN),
           std::vector<float>(static_cast<size_t>(n), NAN)};
-    std::vector<float> partial(blocks, NAN);
+    std::vector<float> partial(blocks, NAN), x_in(x.size(), NAN);
+    counter = 7;
+    cuda_emulation::ScopedPredecessor before([&] {
+      std::copy(x.begin(), x.end(), x_in.begin());
+      std::copy(residual.begin(), residual.end(), o.residual.begin());
+      counter = 0;
+      for (auto* v : {&o.y, &o.normed, &partial}) std::fill(v->begin(), v->end(), NAN);
+    });
     GemvBatch b{};
     b.count = 1;
     b.segments[0] = Segment(weight, n, o.y.data());
@@ -72,7 +84,7 @@ void CheckNormEpilogue(int64_t n, int64_t k) {
     b.norm = GemvNorm{o.residual.data(), gain.data(),    DType::kF32, 1e-6f,
                       o.normed.data(),   partial.data(), &counter};
     cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp,
-                              [&] { GemvKernel<D, 1, kSplit, GemvEnd::kNorm>(x.data(), k, b); });
+                              [&] { GemvKernel<D, 1, kSplit, GemvEnd::kNorm>(x_in.data(), k, b); });
     EXPECT_EQ(counter, 0u);  // ready for the next launch
     return o;
   };
@@ -117,6 +129,11 @@ void CheckSiluPairs(int64_t n, int64_t k, bool biases) {
   for (float& v : gate_bias) v = biases ? u(rng) * 3.0f : 0.0f;
   for (float& v : up_bias) v = biases ? u(rng) : 0.0f;
   std::vector<float> gate(static_cast<size_t>(n), NAN), up(static_cast<size_t>(n), NAN);
+  std::vector<float> x_in(x.size(), NAN);
+  cuda_emulation::ScopedPredecessor before([&] {
+    std::copy(x.begin(), x.end(), x_in.begin());
+    std::fill(gate.begin(), gate.end(), NAN);
+  });
   GemvBatch b{};
   b.count = 2;
   b.silu_pairs = true;
@@ -125,8 +142,9 @@ void CheckSiluPairs(int64_t n, int64_t k, bool biases) {
   b.first_row[1] = n, b.first_row[2] = 2 * n;
   const int slots_per_block = kGemvWarps / kSplit;
   const unsigned blocks = static_cast<unsigned>((2 * n + slots_per_block - 1) / slots_per_block);
-  cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp,
-                            [&] { GemvKernel<D, 1, kSplit, GemvEnd::kSiluPairs>(x.data(), k, b); });
+  cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp, [&] {
+    GemvKernel<D, 1, kSplit, GemvEnd::kSiluPairs>(x_in.data(), k, b);
+  });
   for (int64_t r = 0; r < n; ++r) {
     auto [g, g_size] = gate_w.Dot(r, k, x.data());
     auto [v, v_size] = up_w.Dot(r, k, x.data());
@@ -157,6 +175,11 @@ void CheckMma(int64_t t, int64_t n0, int64_t n1, int64_t k) {
   ConvertFromF32(DType::kBF16, x.data(), bits.data(), x.size());
   ConvertToF32(DType::kBF16, bits.data(), rounded.data(), x.size());
   std::vector<float> y0(static_cast<size_t>(t * n0), NAN), y1(static_cast<size_t>(t * n1), NAN);
+  std::vector<float> x_in(x.size(), NAN);
+  cuda_emulation::ScopedPredecessor before([&] {
+    std::copy(x.begin(), x.end(), x_in.begin());
+    for (auto* y : {&y0, &y1}) std::fill(y->begin(), y->end(), NAN);
+  });
   GemvBatch b{};
   b.count = 2;
   b.segments[0] = Segment(w0, n0, y0.data());
@@ -164,7 +187,7 @@ void CheckMma(int64_t t, int64_t n0, int64_t n1, int64_t k) {
   b.first_row[1] = n0, b.first_row[2] = n0 + n1;
   const unsigned blocks = static_cast<unsigned>((n0 + n1 + 15) / 16);
   cuda_emulation::RunBlocks(blocks, kMmaWarps * kWarp,
-                            [&] { GemvMmaKernel<false>(x.data(), t, k, b); });
+                            [&] { GemvMmaKernel<false>(x_in.data(), t, k, b); });
   for (int64_t r = 0; r < t; ++r) {
     for (int64_t n = 0; n < n0 + n1; ++n) {
       const bool first = n < n0;
@@ -195,6 +218,11 @@ void CheckMmaSiluPairs(int64_t t, int64_t n, int64_t k, bool biases) {
   ConvertFromF32(DType::kBF16, x.data(), bits.data(), x.size());
   ConvertToF32(DType::kBF16, bits.data(), rounded.data(), x.size());
   std::vector<float> gate(static_cast<size_t>(t * n), NAN), up(gate.size(), NAN);
+  std::vector<float> x_in(x.size(), NAN);
+  cuda_emulation::ScopedPredecessor before([&] {
+    std::copy(x.begin(), x.end(), x_in.begin());
+    std::fill(gate.begin(), gate.end(), NAN);
+  });
   GemvBatch b{};
   b.count = 2;
   b.silu_pairs = true;
@@ -204,7 +232,7 @@ void CheckMmaSiluPairs(int64_t t, int64_t n, int64_t k, bool biases) {
   b.first_row[1] = n, b.first_row[2] = 2 * n;
   const unsigned blocks = static_cast<unsigned>((n + 7) / 8);
   cuda_emulation::RunBlocks(blocks, kMmaWarps * kWarp,
-                            [&] { GemvMmaKernel<true>(x.data(), t, k, b); });
+                            [&] { GemvMmaKernel<true>(x_in.data(), t, k, b); });
   for (int64_t r = 0; r < t; ++r) {
     for (int64_t row = 0; row < n; ++row) {
       auto [g, g_size] = gate_w.Dot(row, k, rounded.data() + r * k);

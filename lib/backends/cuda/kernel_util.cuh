@@ -133,11 +133,15 @@ inline int Blocks(int64_t n, int threads) { return static_cast<int>((n + threads
 // anything. Kernels that often come before a GEMV let it launch from their start. Both are
 // no-ops where the code is compiled for older GPUs.
 
+// (The host emulation in tests/backends/cuda_emulation.h defines RRT_EMULATED_PDL and its
+// own WaitForPredecessor, which runs a test's stand-in for the kernel before.)
+#ifndef RRT_EMULATED_PDL
 __device__ __forceinline__ void WaitForPredecessor() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
+#endif
 
 __device__ __forceinline__ void LetSuccessorLaunch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
