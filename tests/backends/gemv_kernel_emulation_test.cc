@@ -14,6 +14,7 @@
 //   cuda_emulation.h's MmaBf16): y = W bf16(x) + bias against f64 over the same rounded
 //   activations, 1e-4 of each row's sum of |w * x|; and with silu_pairs (a group's gate
 //   and up in one launch) silu(gate) * up, tolerances as silu_pairs' above.
+// - The fp8 prompt weight as bf16 (DequantizeFp8Kernel): the host's bits.
 // The GEMVs run as dependent launches (cuda_emulation.h's ScopedPredecessor): the kernel
 // before writes the activations (and the residual) only when the GEMV waits for it, and
 // NaN into the outputs, so a read of them before the wait, or a write before it, gives NaN.
@@ -25,6 +26,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <random>
 #include <string>
 #include <utility>
@@ -245,6 +247,40 @@ void CheckMmaSiluPairs(int64_t t, int64_t n, int64_t k, bool biases) {
       ASSERT_TRUE(std::isnan(up[r * n + row])) << "up's y written at row " << row;
     }
   }
+}
+
+// The fp8 prompt weight's conversion to bf16 (DequantizeFp8Kernel, kPer weights a thread):
+// the same bits as the library's host dequantization (DequantizeFp8Blocks) rounded to bf16
+// by ConvertFromF32, the extremes of e4m3 included (zeros of both signs, the smallest
+// subnormal, +-448); nothing written past the weight.
+template <int kPer>
+void CheckDequantizeFp8(int64_t n, int64_t k) {
+  SCOPED_TRACE("dequantize fp8, " + std::to_string(kPer) + " a thread, n " + std::to_string(n) +
+               " k " + std::to_string(k));
+  std::mt19937 rng(41);
+  EmulationWeight w(DType::kF8E4M3, n, k, rng);
+  const uint8_t extremes[] = {0x00, 0x80, 0x01, 0x81, 0x7e, 0xfe, 0x08};
+  for (size_t i = 0; i < std::size(extremes) && i < w.w.size(); ++i)
+    w.w[i] = static_cast<char>(extremes[i]);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(w.w.data());
+  DequantizeFp8Blocks(bytes, w.scales.data(), n, k, w.dense.data());
+  std::vector<uint16_t> want(static_cast<size_t>(n * k)), got(want.size() + 8, 0x7fc1);
+  ConvertFromF32(DType::kBF16, w.dense.data(), want.data(), want.size());
+  const auto blocks = static_cast<unsigned>((n * k / kPer + 255) / 256);
+  auto* out = reinterpret_cast<__nv_bfloat16*>(got.data());
+  cuda_emulation::RunBlocks(blocks, 256, [&] {
+    DequantizeFp8Kernel<kPer>(bytes, w.scales.data(), w.scale_cols, n, k, out);
+  });
+  for (int64_t i = 0; i < n * k; ++i)
+    ASSERT_EQ(got[i], want[i]) << "row " << i / k << " column " << i % k;
+  for (size_t i = want.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 0x7fc1) << "past the end";
+}
+
+TEST(GemvKernelEmulationTest, DequantizeFp8GivesTheHostsBf16Bits) {
+  CheckDequantizeFp8<4>(300, 1024);  // rows past two whole scale blocks
+  CheckDequantizeFp8<4>(130, 260);   // columns past two whole scale blocks
+  CheckDequantizeFp8<1>(130, 250);   // k % 4 != 0: a weight a thread
+  CheckDequantizeFp8<1>(3, 7);
 }
 
 TEST(GemvKernelEmulationTest, TensorCoreSiluPairsOfTwoToEightRows) {

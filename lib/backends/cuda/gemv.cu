@@ -246,24 +246,6 @@ __global__ void SplitBf16Kernel(const float* x, int64_t n, __nv_bfloat16* hi, __
   if (lo != nullptr) lo[i] = __float2bfloat16_rn(x[i] - __bfloat162float(h));
 }
 
-// Four weights a thread (k % 4 == 0: one 4-byte load) or one.
-template <int kPer>
-__global__ void DequantizeFp8Kernel(const uint8_t* w, const float* scale_inv, int64_t scale_cols,
-                                    int64_t n, int64_t k, __nv_bfloat16* out) {
-  const int64_t first = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * kPer;
-  if (first >= n * k) return;
-  const int64_t row = first / k, col = first % k;  // kPer divides k: one row, one scale block
-  const float scale = scale_inv[(row / 128) * scale_cols + col / 128];
-  uint8_t v[kPer];
-  if constexpr (kPer == 4) {
-    const uint32_t word = *reinterpret_cast<const uint32_t*>(w + first);
-    for (int i = 0; i < 4; ++i) v[i] = static_cast<uint8_t>(word >> (8 * i));
-  } else {
-    v[0] = w[first];
-  }
-  for (int i = 0; i < kPer; ++i) out[first + i] = __float2bfloat16_rn(E4m3Bits(v[i]) * scale);
-}
-
 __global__ void AddBiasKernel(float* y, int64_t t, int64_t n, const void* bias, DType bias_dtype) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < t * n) y[i] += LoadAny(bias, i % n, bias_dtype);

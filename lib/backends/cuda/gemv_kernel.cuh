@@ -1,5 +1,6 @@
 // lib/backends/cuda/gemv_kernel.cuh: the decode GEMV's kernels (gemv.cu launches them), its
-// f32 one with GemvNorm's epilogue and its tensor-core one for 2 to 8 rows, apart so that
+// f32 one with GemvNorm's epilogue and its tensor-core one for 2 to 8 rows, and the fp8
+// prompt weight's conversion to bf16, apart so that
 // tests/backends/cuda_emulation.h can run the same source on the host (which includes
 // cuda_emulation.h before this).
 #ifndef REASONRT_LIB_BACKENDS_CUDA_GEMV_KERNEL_CUH_
@@ -327,21 +328,41 @@ __global__ void __launch_bounds__(kMmaWarps* kWarp)
       const int n = 2 * q + j;
       if (n < t) gate.y[n * gate.n + row] = Silu(c[j] + gate_bias) * (c[2 + j] + up_bias);
     }
-    return;
-  }
-  for (int h = 0; h < 2; ++h) {
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * 16 + g + 8 * h;
-    if (row >= total) continue;
-    int s = 0;
-    while (row >= b.first_row[s + 1]) ++s;
-    const GemvSegment& seg = b.segments[s];
-    const int64_t local = row - b.first_row[s];
-    const float bias = seg.bias != nullptr ? LoadAny(seg.bias, local, seg.bias_dtype) : 0.0f;
-    for (int j = 0; j < 2; ++j) {
-      const int n = 2 * q + j;
-      if (n < t) seg.y[n * seg.n + local] = c[2 * h + j] + bias;
+  } else {
+    for (int h = 0; h < 2; ++h) {
+      const int64_t row = static_cast<int64_t>(blockIdx.x) * 16 + g + 8 * h;
+      if (row >= total) continue;
+      int s = 0;
+      while (row >= b.first_row[s + 1]) ++s;
+      const GemvSegment& seg = b.segments[s];
+      const int64_t local = row - b.first_row[s];
+      const float bias = seg.bias != nullptr ? LoadAny(seg.bias, local, seg.bias_dtype) : 0.0f;
+      for (int j = 0; j < 2; ++j) {
+        const int n = 2 * q + j;
+        if (n < t) seg.y[n * seg.n + local] = c[2 * h + j] + bias;
+      }
     }
   }
+}
+
+// A prompt's fp8 weight [n, k] as bf16 for the tensor-core GEMM (fp8_prompt): each weight
+// times its 128x128 block's scale in f32, rounded to nearest even. kPer weights a thread:
+// 4 (k % 4 == 0 and w 4-byte aligned: one 4-byte load) or 1.
+template <int kPer>
+__global__ void DequantizeFp8Kernel(const uint8_t* w, const float* scale_inv, int64_t scale_cols,
+                                    int64_t n, int64_t k, __nv_bfloat16* out) {
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * kPer;
+  if (first >= n * k) return;
+  const int64_t row = first / k, col = first % k;  // kPer divides k: one row, one scale block
+  const float scale = scale_inv[(row / 128) * scale_cols + col / 128];
+  uint8_t v[kPer];
+  if constexpr (kPer == 4) {
+    const uint32_t word = *reinterpret_cast<const uint32_t*>(w + first);
+    for (int i = 0; i < 4; ++i) v[i] = static_cast<uint8_t>(word >> (8 * i));
+  } else {
+    v[0] = w[first];
+  }
+  for (int i = 0; i < kPer; ++i) out[first + i] = __float2bfloat16_rn(E4m3Bits(v[i]) * scale);
 }
 
 }  // namespace
