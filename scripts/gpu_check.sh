@@ -16,8 +16,8 @@
 # product in its GEMV): backends_tests, sessions and DeepSeek with them, the new kernels'
 # tests under compute-sanitizer's memcheck and racecheck, the fp8 prompt matmul,
 # SampleTokens and GateUpMatMul benchmarks both ways.
-# expbench: `reasonrt bench --sample` (-g 8 too; R1's sampling, the draws where the logits
-# are) on q7 without and with them, alternated.
+# expbench: `reasonrt bench` (-g 8 too) on q7 without and with them, alternated: greedy (the
+# batch-1 decode target), then with --sample (R1's sampling, the draws where the logits are).
 # moe: a 4-layer synthetic MoE of Moonlight's shapes with R1's router grouping: the MoE
 # tests with RRT_CUDA_EXPERIMENTAL=1 (the router and the experts' GEMV on the GPU), then
 # `reasonrt bench` (-g 4) without and with it, alternated, then the ExpertGateUpMatMul
@@ -73,9 +73,9 @@ synth_q7() {  # the synthetic R1-Distill-Qwen-7B the benchmarks run, made once
 }
 
 ab_bench() {  # ab_bench NAME VARIABLE MODEL ARGS...: `reasonrt bench ARGS` on MODEL with
-  # VARIABLE=0, then =1, two rounds
+  # VARIABLE=0, then =1, ROUNDS rounds (2 unless set)
   local name=$1 variable=$2 model=$3; shift 3
-  for round in 1 2; do
+  for round in $(seq "${ROUNDS:-2}"); do
     for on in 0 1; do
       echo "== $variable=$on, round $round" >>"$out/$name.txt"
       (export "$variable=$on"; stage "$name" "${T_BENCH:-150}" "$bin/reasonrt" bench \
@@ -122,7 +122,10 @@ if [[ $stages == *experimental* ]]; then
 fi
 if [[ $stages == *expbench* ]]; then
   synth_q7
-  ab_bench expbench RRT_CUDA_EXPERIMENTAL "$work/q7" -p 512 -n 64 -r 3 -g 8 --sample
+  # Greedy (the decode target's measure: norm_gemv, silu_gemv and the attention merge), then
+  # R1's sampling (the draws on the GPU too); a round each.
+  ROUNDS=1 ab_bench expbench RRT_CUDA_EXPERIMENTAL "$work/q7" -p 512 -n 64 -r 3 -g 8
+  ROUNDS=1 ab_bench expbench RRT_CUDA_EXPERIMENTAL "$work/q7" -p 512 -n 64 -r 3 -g 8 --sample
   grep -E 'prompt|decode|group|== ' "$out/expbench.txt"
 fi
 if [[ $stages == *moe* ]]; then
