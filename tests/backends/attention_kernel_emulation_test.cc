@@ -1,14 +1,20 @@
-// The cuda backend's decode attention (lib/backends/cuda/attention_kernel.cuh) over split
-// keys with the experimental merge by the last split to finish (a ticket per row and
-// head), its source run on the host through tests/backends/cuda_emulation.h, against
-// softmax(scale q.k) v in f64 over a paged cache: rows at different depths, grouped-query
-// heads, more splits than some rows have keys for (empty splits), f32 and bf16 caches;
-// the tickets back at zero for the next launch, and the same bits whichever split finishes
-// last (the blocks one at a time forward and reversed, two at a time shuffled, four at a
-// time). Tolerance 1e-5 (f32 cache) and 1e-5 of
-// the largest value (bf16: the reference reads the same rounded cache). Each launch is a
-// dependent one (cuda_emulation.h's ScopedPredecessor): the query and the cache are written
-// only when the kernel waits for the kernels before.
+// The cuda backend's attention kernels over the paged cache (lib/backends/cuda/
+// attention_kernel.cuh), their source run on the host through tests/backends/cuda_emulation.h,
+// against softmax(scale q.k) v in f64 over the same cache (rows at different depths,
+// grouped-query heads, f32 and bf16 caches; the reference reads the same rounded cache):
+// - decode (AttentionKernel) with its keys split, merged by AttentionCombineKernel, or by
+//   the experimental merge in the last split to finish (a ticket per row and head): the
+//   tickets back at zero for the next launch, and the same bits whichever split finishes
+//   last (the blocks one at a time forward and reversed, two at a time shuffled, four at a
+//   time); more splits than some rows have keys for (empty splits);
+// - MLA's absorbed decode (MlaDecodeKernel) over a latent cache (one kv head, the values
+//   the keys' first dv dims), DeepSeek-V3's widths among them, a head tile part empty, a
+//   row no sequence covers (left unwritten), one split or several;
+// - the tiled prompt kernel (TiledAttentionKernel): two sequences' query rows in tiles of
+//   up to 32, causal, one split of the keys or two.
+// Tolerance 1e-5 absolute (every output is a weighted mean of values in [-1, 1]).
+// The decode kernels run as dependent launches (cuda_emulation.h's ScopedPredecessor): the
+// query and the cache are written only when the kernel waits for the kernels before.
 // clang-format off
 #include "tests/backends/cuda_emulation.h"
 #include "lib/backends/cuda/kernel_util.cuh"
@@ -27,57 +33,151 @@
 namespace reasonrt::cuda {
 namespace {
 
+// Query rows over a paged cache of 16-slot blocks: each row reads the keys at positions
+// [0, row_position] through its table (tables + table_offset[row]); a position of -1 is a
+// row no sequence covers. With latent = true there is one kv head and no values: the
+// first dv dims of each key are its value (MLA).
+struct PagedCase {
+  DType cache_dtype;
+  int64_t heads, kv_heads, dk, dv;
+  bool latent;
+  std::vector<int32_t> tables, table_offset, row_position;
+  std::vector<float> q, kf, vf;  // vf empty when latent; kf, vf as the cache rounds them
+  std::vector<char> k, v;        // the cache in cache_dtype
+  std::vector<float> q_in;       // what the kernels read: NaN until the predecessor runs
+  std::vector<char> k_in, v_in;
+  float scale;
+
+  PagedCase(DType c, int64_t heads_, int64_t kv_heads_, int64_t dk_, int64_t dv_, bool latent_,
+            std::vector<int32_t> tables_, std::vector<int32_t> offsets,
+            std::vector<int32_t> positions)
+      : cache_dtype(c),
+        heads(heads_),
+        kv_heads(kv_heads_),
+        dk(dk_),
+        dv(dv_),
+        latent(latent_),
+        tables(std::move(tables_)),
+        table_offset(std::move(offsets)),
+        row_position(std::move(positions)),
+        scale(1.0f / std::sqrt(static_cast<float>(dk_))) {
+    std::mt19937 rng(23);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    const int64_t slots = 16 * (*std::max_element(tables.begin(), tables.end()) + 1);
+    q.resize(static_cast<size_t>(rows() * heads * dk));
+    kf.resize(static_cast<size_t>(slots * kv_heads * dk));
+    vf.resize(latent ? 0 : static_cast<size_t>(slots * kv_heads * dv));
+    for (float& x : q) x = u(rng) * 2.0f;  // scores of a few units: softmax far from flat
+    for (float& x : kf) x = u(rng);
+    for (float& x : vf) x = u(rng);
+    k.resize(kf.size() * DTypeSize(c)), v.resize(vf.size() * DTypeSize(c));
+    ConvertFromF32(c, kf.data(), k.data(), kf.size());
+    ConvertFromF32(c, vf.data(), v.data(), vf.size());
+    ConvertToF32(c, k.data(), kf.data(), kf.size());  // what the kernels read
+    ConvertToF32(c, v.data(), vf.data(), vf.size());
+    q_in.assign(q.size(), NAN);
+    k_in.assign(k.size(), '\xff');  // NaN in f32 and bf16
+    v_in.assign(v.size(), '\xff');
+  }
+  int64_t rows() const { return static_cast<int64_t>(row_position.size()); }
+
+  // The kernels' arguments, writing `out` ([rows, heads, dv]).
+  AttentionArgs Args(std::vector<float>& out) {
+    AttentionArgs a{};
+    a.q = q_in.data(), a.k = k_in.data(), a.v = latent ? nullptr : v_in.data();
+    a.cache_dtype = cache_dtype;
+    a.tables = tables.data(), a.table_offset = table_offset.data(),
+    a.row_position = row_position.data();
+    a.out = out.data(), a.rows = rows(), a.heads = heads, a.kv_heads = kv_heads, a.dk = dk,
+    a.dv = dv, a.scale = scale;
+    return a;
+  }
+
+  // The query and the cache where the kernels read them.
+  void WriteInputs() {
+    std::copy(q.begin(), q.end(), q_in.begin());
+    std::copy(k.begin(), k.end(), k_in.begin());
+    std::copy(v.begin(), v.end(), v_in.begin());
+  }
+
+  // The kernels before a dependent launch: they write the inputs, and NaN into the output
+  // (whose memory they may have used), only when the launch waits.
+  cuda_emulation::ScopedPredecessor Before(std::vector<float>& out) {
+    return cuda_emulation::ScopedPredecessor([this, &out] {
+      WriteInputs();
+      std::fill(out.begin(), out.end(), NAN);
+    });
+  }
+
+  // `out` against the f64 reference; rows of position -1 must be unwritten (NaN).
+  void Expect(const std::vector<float>& out) const {
+    for (int64_t r = 0; r < rows(); ++r) {
+      for (int64_t h = 0; h < heads; ++h) {
+        const float* got = out.data() + (r * heads + h) * dv;
+        if (row_position[r] < 0) {
+          for (int64_t d = 0; d < dv; ++d)
+            ASSERT_TRUE(std::isnan(got[d])) << "uncovered row " << r << " written";
+          continue;
+        }
+        const int32_t* table = tables.data() + table_offset[r];
+        const int64_t kvh = h / (heads / kv_heads);
+        std::vector<double> score;
+        double top = -INFINITY;
+        for (int64_t p = 0; p <= row_position[r]; ++p) {
+          const int64_t slot = int64_t{table[p / 16]} * 16 + p % 16;
+          double dot = 0;
+          for (int64_t d = 0; d < dk; ++d)
+            dot += double(q[(r * heads + h) * dk + d]) * kf[(slot * kv_heads + kvh) * dk + d];
+          score.push_back(dot * scale);
+          top = std::max(top, score.back());
+        }
+        double z = 0;
+        for (double& s : score) z += (s = std::exp(s - top));
+        for (int64_t d = 0; d < dv; ++d) {
+          double want = 0;
+          for (int64_t p = 0; p <= row_position[r]; ++p) {
+            const int64_t slot = int64_t{table[p / 16]} * 16 + p % 16;
+            want +=
+                score[p] / z * (latent ? kf[slot * dk + d] : vf[(slot * kv_heads + kvh) * dv + d]);
+          }
+          ASSERT_NEAR(got[d], want, 1e-5) << "row " << r << " head " << h << " dim " << d;
+        }
+      }
+    }
+  }
+};
+
+// The decode case: row 0 at position 37 (blocks 0-2), row 1 at 100 (blocks 3-9).
+PagedCase DecodeCase(DType c) {
+  return PagedCase(c, 4, 2, 64, 48, false, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {0, 3}, {37, 100});
+}
+
+// AttentionCombineKernel over a.splits splits of a.partial (one block a row and head).
+void Combine(const AttentionArgs& a) {
+  cuda_emulation::RunBlocks(
+      static_cast<unsigned>(a.rows), 128, [&] { AttentionCombineKernel(a); },
+      static_cast<unsigned>(a.heads), 1, sizeof(float) * static_cast<size_t>(a.splits + 4));
+}
+
 template <DType C>
 void CheckMergedSplits(int64_t splits) {
   SCOPED_TRACE(std::string(DTypeName(C)) + " splits " + std::to_string(splits));
-  const int64_t heads = 4, kv_heads = 2, dk = 64, dv = 48, blocks = 10;
-  const float kScale = 0.125f;
-  const std::vector<int32_t> tables = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-  const std::vector<int32_t> table_offset = {0, 3};     // row 0: blocks 0-2; row 1: blocks 3-9
-  const std::vector<int32_t> row_position = {37, 100};  // 38 and 101 keys
-  const int64_t rows = 2;
-  std::mt19937 rng(23);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> q(static_cast<size_t>(rows * heads * dk)),
-      kf(static_cast<size_t>(blocks * 16 * kv_heads * dk)),
-      vf(static_cast<size_t>(blocks * 16 * kv_heads * dv));
-  for (float& v : q) v = u(rng);
-  for (float& v : kf) v = u(rng);
-  for (float& v : vf) v = u(rng);
-  std::vector<char> k(kf.size() * DTypeSize(C)), v(vf.size() * DTypeSize(C));
-  ConvertFromF32(C, kf.data(), k.data(), kf.size());
-  ConvertFromF32(C, vf.data(), v.data(), vf.size());
-  ConvertToF32(C, k.data(), kf.data(), kf.size());  // what the kernel reads
-  ConvertToF32(C, v.data(), vf.data(), vf.size());
+  PagedCase c = DecodeCase(C);
   // One launch in the given block order; the tickets are the same ones each time, so each
   // launch relies on the previous one's reset.
-  std::vector<unsigned> counters(static_cast<size_t>(rows * heads), 0);
+  std::vector<unsigned> counters(static_cast<size_t>(c.rows() * c.heads), 0);
   auto launch = [&](cuda_emulation::BlockOrder order, unsigned at_once) {
     cuda_emulation::ScopedLaunch in_order(order, at_once);
-    std::vector<float> out(static_cast<size_t>(rows * heads * dv), NAN);
-    std::vector<float> partial(static_cast<size_t>(rows * heads * splits * (dv + 2)), NAN);
-    // A dependent launch: the kernels before (the query's RoPE, the KV store) still write
-    // the query and the cache until the attention waits for them.
-    std::vector<float> q_in(q.size(), NAN);
-    std::vector<char> k_in(k.size(), '\xff'), v_in(v.size(), '\xff');  // NaN in f32 and bf16
-    cuda_emulation::ScopedPredecessor before([&] {
-      std::copy(q.begin(), q.end(), q_in.begin());
-      std::copy(k.begin(), k.end(), k_in.begin());
-      std::copy(v.begin(), v.end(), v_in.begin());
-      std::fill(out.begin(), out.end(), NAN);
-    });
-    AttentionArgs a{};
-    a.q = q_in.data(), a.k = k_in.data(), a.v = v_in.data(), a.cache_dtype = C;
-    a.tables = tables.data(), a.table_offset = table_offset.data(),
-    a.row_position = row_position.data();
-    a.out = out.data(), a.rows = rows, a.heads = heads, a.kv_heads = kv_heads, a.dk = dk, a.dv = dv;
-    a.scale = kScale, a.splits = splits, a.partial = partial.data(),
-    a.merge_counters = counters.data();
+    std::vector<float> out(static_cast<size_t>(c.rows() * c.heads * c.dv), NAN);
+    std::vector<float> partial(static_cast<size_t>(c.rows() * c.heads * splits * (c.dv + 2)), NAN);
+    const auto before = c.Before(out);
+    AttentionArgs a = c.Args(out);
+    a.splits = splits, a.partial = partial.data(), a.merge_counters = counters.data();
     cuda_emulation::RunBlocks(
-        static_cast<unsigned>(rows), kAttentionWarps * kWarp, [&] { AttentionKernel<C, true>(a); },
-        static_cast<unsigned>(heads), static_cast<unsigned>(splits),
-        AttentionKernelShared(a, /*merge=*/true));
-    for (unsigned c : counters) EXPECT_EQ(c, 0u);
+        static_cast<unsigned>(a.rows), kAttentionWarps * kWarp,
+        [&] { AttentionKernel<C, true>(a); }, static_cast<unsigned>(a.heads),
+        static_cast<unsigned>(splits), AttentionKernelShared(a, /*merge=*/true));
+    for (unsigned n : counters) EXPECT_EQ(n, 0u);
     return out;
   };
   const std::vector<float> out = launch(cuda_emulation::BlockOrder::kForward, 1);
@@ -88,39 +188,110 @@ void CheckMergedSplits(int64_t splits) {
                  std::to_string(at_once) + " blocks at once");
     EXPECT_EQ(launch(order, at_once), out);
   }
-  for (int64_t r = 0; r < rows; ++r) {
-    const int32_t* table = tables.data() + table_offset[r];
-    for (int64_t h = 0; h < heads; ++h) {
-      const int64_t kvh = h / (heads / kv_heads);
-      std::vector<double> score;
-      double top = -INFINITY;
-      for (int64_t p = 0; p <= row_position[r]; ++p) {
-        const int64_t slot = int64_t{table[p / 16]} * 16 + p % 16;
-        double dot = 0;
-        for (int64_t d = 0; d < dk; ++d)
-          dot += double(q[(r * heads + h) * dk + d]) * kf[(slot * kv_heads + kvh) * dk + d];
-        score.push_back(dot * kScale);
-        top = std::max(top, score.back());
-      }
-      double z = 0;
-      for (double& s : score) z += (s = std::exp(s - top));
-      for (int64_t d = 0; d < dv; ++d) {
-        double want = 0;
-        for (int64_t p = 0; p <= row_position[r]; ++p) {
-          const int64_t slot = int64_t{table[p / 16]} * 16 + p % 16;
-          want += score[p] / z * vf[(slot * kv_heads + kvh) * dv + d];
-        }
-        ASSERT_NEAR(out[(r * heads + h) * dv + d], want, 1e-5)
-            << "row " << r << " head " << h << " dim " << d;
-      }
-    }
+  c.Expect(out);
+}
+
+// The default decode path: AttentionKernel writes the output (one split) or its splits'
+// partials, which AttentionCombineKernel merges.
+template <DType C>
+void CheckCombinedSplits(int64_t splits) {
+  SCOPED_TRACE(std::string(DTypeName(C)) + " splits " + std::to_string(splits));
+  PagedCase c = DecodeCase(C);
+  std::vector<float> out(static_cast<size_t>(c.rows() * c.heads * c.dv), NAN);
+  std::vector<float> partial(static_cast<size_t>(c.rows() * c.heads * splits * (c.dv + 2)), 7.0f);
+  AttentionArgs a = c.Args(out);
+  a.splits = splits, a.partial = splits > 1 ? partial.data() : nullptr;
+  {
+    const auto before = c.Before(out);
+    cuda_emulation::RunBlocks(
+        static_cast<unsigned>(a.rows), kAttentionWarps * kWarp, [&] { AttentionKernel<C>(a); },
+        static_cast<unsigned>(a.heads), static_cast<unsigned>(splits),
+        AttentionKernelShared(a, /*merge=*/false));
   }
+  if (splits > 1) Combine(a);
+  c.Expect(out);
+}
+
+// MLA's absorbed decode over a latent cache: rows at positions 37 and 100 and a row no
+// sequence covers, `heads` heads in tiles of kMlaHeads.
+template <DType C>
+void CheckMlaDecode(int64_t heads, int64_t dk, int64_t dv, int64_t splits) {
+  SCOPED_TRACE(std::string(DTypeName(C)) + " heads " + std::to_string(heads) + " dk " +
+               std::to_string(dk) + " dv " + std::to_string(dv) + " splits " +
+               std::to_string(splits));
+  PagedCase c(C, heads, 1, dk, dv, /*latent=*/true, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {0, 3, 0},
+              {37, 100, -1});
+  std::vector<float> out(static_cast<size_t>(c.rows() * heads * dv), NAN);
+  // Finite garbage: a read of a partial no split wrote, or a merge of a row no sequence
+  // covers, shows in the output.
+  std::vector<float> partial(static_cast<size_t>(c.rows() * heads * splits * (dv + 2)), 7.0f);
+  AttentionArgs a = c.Args(out);
+  a.splits = splits, a.partial = splits > 1 ? partial.data() : nullptr;
+  ASSERT_TRUE(UseMlaDecode(a));
+  {
+    const auto before = c.Before(out);
+    cuda_emulation::RunBlocks(
+        static_cast<unsigned>(a.rows), kMlaHeads * kWarp, [&] { MlaDecodeKernel<C>(a); },
+        static_cast<unsigned>((heads + kMlaHeads - 1) / kMlaHeads), static_cast<unsigned>(splits),
+        sizeof(float) * static_cast<size_t>(kMlaKeys * dk));
+  }
+  if (splits > 1) Combine(a);
+  c.Expect(out);
+}
+
+// A prompt of two sequences: 40 query rows at positions 5-44 (blocks 0-2; 5 keys cached
+// before) in tiles of 32 and 8, then 7 rows at positions 0-6 (block 3), causal; the keys
+// in one split or in splits of 32 (kAttentionTileKeys).
+template <DType C>
+void CheckTiledPrompt(int64_t dk, int64_t dv, bool split) {
+  SCOPED_TRACE(std::string(DTypeName(C)) + " dk " + std::to_string(dk) + " dv " +
+               std::to_string(dv) + (split ? " split" : ""));
+  std::vector<int32_t> offsets, positions;
+  for (int32_t i = 0; i < 40; ++i) offsets.push_back(0), positions.push_back(5 + i);
+  for (int32_t i = 0; i < 7; ++i) offsets.push_back(3), positions.push_back(i);
+  PagedCase c(C, 4, 2, dk, dv, /*latent=*/false, {0, 1, 2, 3}, offsets, positions);
+  const std::vector<int32_t> tiles = {0, 32, 32, 8, 40, 7};
+  std::vector<float> out(static_cast<size_t>(c.rows() * c.heads * dv), NAN);
+  AttentionArgs a = c.Args(out);
+  ASSERT_TRUE(TiledAttentionFits(a));
+  a.tiles = tiles.data(), a.tile_count = 3;
+  std::vector<float> partial;
+  if (split) {  // 45 keys at most: two splits of 32
+    a.tile_keys_per_split = kAttentionTileKeys, a.splits = 2;
+    partial.assign(static_cast<size_t>(c.rows() * c.heads * a.splits * (dv + 2)), NAN);
+    a.partial = partial.data();
+  }
+  c.WriteInputs();  // (not a dependent launch)
+  cuda_emulation::RunBlocks(
+      static_cast<unsigned>(a.tile_count), kTileThreads, [&] { TiledAttentionKernel<C>(a); },
+      static_cast<unsigned>(a.heads), static_cast<unsigned>(a.splits), TiledAttentionShared(a));
+  if (split) Combine(a);
+  c.Expect(out);
 }
 
 TEST(AttentionKernelEmulationTest, LastSplitMergesTheSplits) {
   CheckMergedSplits<DType::kF32>(3);
   CheckMergedSplits<DType::kF32>(16);  // row 0 has keys for 13 of 16 splits
   CheckMergedSplits<DType::kBF16>(5);
+}
+
+TEST(AttentionKernelEmulationTest, CombineKernelMergesTheSplits) {
+  CheckCombinedSplits<DType::kF32>(1);
+  CheckCombinedSplits<DType::kF32>(16);
+  CheckCombinedSplits<DType::kBF16>(5);
+}
+
+TEST(AttentionKernelEmulationTest, MlaDecodeReadsTheLatentCacheOncePerHeadTile) {
+  CheckMlaDecode<DType::kBF16>(16, 576, 512, 1);  // DeepSeek-V3's latent widths
+  CheckMlaDecode<DType::kBF16>(12, 576, 512, 4);  // a last head tile of 4: 4 warps idle
+  CheckMlaDecode<DType::kF32>(8, 96, 64, 16);     // row 0 has keys for 13 of 16 splits
+}
+
+TEST(AttentionKernelEmulationTest, TiledPromptAttention) {
+  CheckTiledPrompt<DType::kF32>(64, 64, false);
+  CheckTiledPrompt<DType::kF32>(64, 64, true);
+  CheckTiledPrompt<DType::kBF16>(128, 128, true);
+  CheckTiledPrompt<DType::kBF16>(36, 32, false);  // dk a multiple of 4, not of 32
 }
 
 }  // namespace

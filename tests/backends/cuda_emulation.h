@@ -405,6 +405,7 @@ inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v)
   return std::atomic_ref<unsigned long long>(*p).fetch_add(v);
 }
 using std::isnan;
+using std::max;
 using std::min;
 
 

@@ -1,7 +1,8 @@
-// lib/backends/cuda/attention_kernel.cuh: the decode attention kernel (attention.cu launches
-// it), with its split keys and the experimental merge by the last split, apart so that
-// tests/backends/cuda_emulation.h can run the same source on the host (which includes
-// cuda_emulation.h before this).
+// lib/backends/cuda/attention_kernel.cuh: the attention kernels over the paged cache
+// (attention.cu launches them): decode, with its split keys and the experimental merge by
+// the last split; MLA's absorbed decode over the latent cache; the tiled prompt kernel; and
+// the merge of splits. Apart so that tests/backends/cuda_emulation.h can run the same source
+// on the host (which includes cuda_emulation.h before this).
 #ifndef REASONRT_LIB_BACKENDS_CUDA_ATTENTION_KERNEL_CUH_
 #define REASONRT_LIB_BACKENDS_CUDA_ATTENTION_KERNEL_CUH_
 
@@ -170,6 +171,232 @@ __global__ void AttentionKernel(AttentionArgs a) {
     MergeSplits<true>(a, r, h, sums + kAttentionWarps);
     if (threadIdx.x == 0) *counter = 0;  // for the next launch
   }
+}
+
+
+// MLA's absorbed decode: one latent cache row (kv_heads 1, no values: the first dv dims of
+// each key are its value) read by every head. AttentionKernel would read each key once per
+// head (128 times for DeepSeek-V3); this kernel reads it once per kMlaHeads heads. One
+// block per (query row, tile of kMlaHeads heads, split of the keys): the block stages
+// kMlaKeys keys at a time in shared memory, then warp w (head tile * kMlaHeads + w) scores
+// them with its query, kept in registers, and folds them into its running max, denominator
+// and weighted value sum. Splits write a.partial in AttentionKernel's layout, for
+// AttentionCombineKernel.
+constexpr int kMlaHeads = 8, kMlaKeys = 8, kMlaMaxKeyPerLane = 18;  // dk <= 576
+
+template <DType C>
+__global__ void MlaDecodeKernel(AttentionArgs a) {
+  DependentStart();
+  RRT_DYNAMIC_SHARED(float, keys);  // kMlaKeys * dk
+  const int64_t r = blockIdx.x, split = blockIdx.z, splits = a.splits;
+  if (a.row_position[r] < 0) return;  // a row no sequence covers (the whole block returns)
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int64_t h = static_cast<int64_t>(blockIdx.y) * kMlaHeads + warp;
+  const bool live = h < a.heads;  // a warp past the last head still helps stage the keys
+  float q[kMlaMaxKeyPerLane];
+#pragma unroll
+  for (int j = 0; j < kMlaMaxKeyPerLane; ++j) {
+    const int64_t d = lane + kWarp * j;
+    q[j] = live && d < a.dk ? a.q[(r * a.heads + h) * a.dk + d] : 0.0f;
+  }
+  const int32_t* table = a.tables + a.table_offset[r];
+  const auto [begin, end] = SplitKeys(a, r, split);
+  float m = -INFINITY, l = 0.0f, acc[kMaxValuePerLane];
+  for (int j = 0; j < kMaxValuePerLane; ++j) acc[j] = 0.0f;
+  for (int64_t first = begin; first < end; first += kMlaKeys) {
+    const int64_t count = end - first < kMlaKeys ? end - first : kMlaKeys;
+    __syncthreads();  // every warp is done with the previous keys
+    for (int64_t i = threadIdx.x; i < count * a.dk; i += blockDim.x) {
+      const int64_t p = first + i / a.dk, d = i % a.dk;
+      const int64_t slot = static_cast<int64_t>(table[p / 16]) * 16 + p % 16;
+      keys[i] = Load<C>(a.k, slot * a.dk + d);
+    }
+    __syncthreads();
+    if (!live) continue;
+    for (int64_t i = 0; i < count; ++i) {
+      const float* key = keys + i * a.dk;
+      float dot = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kMlaMaxKeyPerLane; ++j) {
+        const int64_t d = lane + kWarp * j;
+        if (d < a.dk) dot += q[j] * key[d];
+      }
+      const float s = WarpSum(dot) * a.scale;
+      const float m_new = fmaxf(m, s);
+      const float correction = expf(m - m_new), weight = expf(s - m_new);
+      l = l * correction + weight;
+#pragma unroll
+      for (int j = 0; j < kMaxValuePerLane; ++j) {
+        const int64_t d = lane + kWarp * j;
+        if (d < a.dv) acc[j] = acc[j] * correction + weight * key[d];
+      }
+      m = m_new;
+    }
+  }
+  if (!live) return;
+  if (splits == 1) {
+    for (int j = 0; j < kMaxValuePerLane; ++j) {
+      const int64_t d = lane + kWarp * j;
+      if (d < a.dv) a.out[(r * a.heads + h) * a.dv + d] = acc[j] / l;
+    }
+    return;
+  }
+  // A split past the row's keys leaves max -inf and denominator 0: the merge weighs it 0.
+  float* part = a.partial + ((r * a.heads + h) * splits + split) * (a.dv + 2);
+  if (lane == 0) part[0] = m, part[1] = l;
+  for (int j = 0; j < kMaxValuePerLane; ++j) {
+    const int64_t d = lane + kWarp * j;
+    if (d < a.dv) part[2 + d] = acc[j];
+  }
+}
+
+// Prompt attention by tiles: one block of 128 threads per (tile of kAttentionTileRows query
+// rows of one sequence, head). The tile's queries sit in shared memory; the keys up to the
+// tile's last position go through in blocks of kTileKeys, each staged once (as f32) for
+// all the tile's rows. Thread t owns rows 2 (t / 8) and 2 (t / 8) + 1: it scores keys
+// t % 8 + 8 j of each block and accumulates value dims 4 (t % 8) + 32 m; the 8 threads of
+// a row pair share the online softmax's max and denominator through shuffles.
+constexpr int kTileKeys = kAttentionTileKeys, kTileThreads = 128, kTilePad = 4;
+
+template <DType C>
+__global__ void __launch_bounds__(kTileThreads) TiledAttentionKernel(AttentionArgs a) {
+  RRT_DYNAMIC_SHARED(float, smem);
+  const int64_t qs = a.dk + kTilePad, vs = a.dv + kTilePad;  // row strides, multiples of 4
+  float* q_tile = smem;                                      // kAttentionTileRows x qs
+  float* k_tile = q_tile + kAttentionTileRows * qs;          // kTileKeys x qs
+  float* v_tile = k_tile + kTileKeys * qs;                   // kTileKeys x vs
+  float* p_tile = v_tile + kTileKeys * vs;                   // kAttentionTileRows x (kTileKeys + 1)
+  constexpr int kPs = kTileKeys + 1;
+  const int64_t first_row = a.tiles[2 * blockIdx.x], count = a.tiles[2 * blockIdx.x + 1];
+  const int64_t h = blockIdx.y, kvh = h / (a.heads / a.kv_heads);
+  const int32_t* table = a.tables + a.table_offset[first_row];
+  const int t = threadIdx.x, g = t % 8, i0 = 2 * (t / 8);
+  int64_t pos[2];
+  for (int r = 0; r < 2; ++r) pos[r] = i0 + r < count ? a.row_position[first_row + i0 + r] : -1;
+  int64_t last = 0;  // the tile's last key position
+  for (int64_t i = 0; i < count; ++i)
+    last = max(last, static_cast<int64_t>(a.row_position[first_row + i]));
+  const int kc = static_cast<int>(a.dk / 4), vc = static_cast<int>(a.dv / 4);  // float4s a row
+  for (int e = t; e < kAttentionTileRows * kc; e += kTileThreads) {
+    const int i = e / kc, c = e % kc;
+    *reinterpret_cast<float4*>(q_tile + i * qs + 4 * c) =
+        i < count ? Load4<DType::kF32>(a.q, ((first_row + i) * a.heads + h) * a.dk + 4 * c)
+                  : make_float4(0, 0, 0, 0);
+  }
+  const int dv_chunks = static_cast<int>(a.dv / 32);  // float4s a thread owns per row, <= 4
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  float4 o[2][4];
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < 4; ++c) o[r][c] = make_float4(0, 0, 0, 0);
+  // This block's keys: split blockIdx.z of a.tile_keys_per_split (a multiple of kTileKeys).
+  const int64_t key_begin = blockIdx.z * a.tile_keys_per_split;
+  if (a.splits > 1) last = min(last, key_begin + a.tile_keys_per_split - 1);
+  for (int64_t kt = key_begin; kt <= last; kt += kTileKeys) {
+    __syncthreads();  // the previous block's keys, values and weights are used up
+    for (int e = t; e < kTileKeys * (kc + vc); e += kTileThreads) {
+      const bool is_key = e < kTileKeys * kc;
+      const int f = is_key ? e : e - kTileKeys * kc, w = is_key ? kc : vc;
+      const int j = f / w, c = f % w;
+      const int64_t p = kt + j;
+      float4 v = make_float4(0, 0, 0, 0);
+      if (p <= last) {
+        const int64_t slot = static_cast<int64_t>(table[p / 16]) * 16 + p % 16;
+        v = is_key ? Load4<C>(a.k, (slot * a.kv_heads + kvh) * a.dk + 4 * c)
+                   : Load4<C>(a.v, (slot * a.kv_heads + kvh) * a.dv + 4 * c);
+      }
+      *reinterpret_cast<float4*>(is_key ? k_tile + j * qs + 4 * c : v_tile + j * vs + 4 * c) = v;
+    }
+    __syncthreads();
+    float s[2][4] = {};
+    for (int64_t d = 0; d < a.dk; d += 4) {
+      const float4 qa = *reinterpret_cast<const float4*>(q_tile + i0 * qs + d);
+      const float4 qb = *reinterpret_cast<const float4*>(q_tile + (i0 + 1) * qs + d);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float4 kv = *reinterpret_cast<const float4*>(k_tile + (g + 8 * j) * qs + d);
+        s[0][j] += qa.x * kv.x + qa.y * kv.y + qa.z * kv.z + qa.w * kv.w;
+        s[1][j] += qb.x * kv.x + qb.y * kv.y + qb.z * kv.z + qb.w * kv.w;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float top = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        s[r][j] = kt + g + 8 * j <= pos[r] ? s[r][j] * a.scale : -INFINITY;
+        top = fmaxf(top, s[r][j]);
+      }
+      for (int off = 1; off < 8; off *= 2) top = fmaxf(top, __shfl_xor_sync(kFullMask, top, off));
+      const float m_new = fmaxf(m[r], top);
+      // A row that sees no key yet (or a padding row) keeps max -inf and weighs nothing.
+      const float correction = m_new == -INFINITY ? 1.0f : expf(m[r] - m_new);
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float w = m_new == -INFINITY ? 0.0f : expf(s[r][j] - m_new);
+        p_tile[(i0 + r) * kPs + g + 8 * j] = w;
+        sum += w;
+      }
+      for (int off = 1; off < 8; off *= 2) sum += __shfl_xor_sync(kFullMask, sum, off);
+      l[r] = l[r] * correction + sum;
+      m[r] = m_new;
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        o[r][c].x *= correction, o[r][c].y *= correction, o[r][c].z *= correction,
+            o[r][c].w *= correction;
+      }
+    }
+    __syncthreads();  // every row's weights are in p_tile
+    for (int j = 0; j < kTileKeys; ++j) {
+      const float pa = p_tile[i0 * kPs + j], pb = p_tile[(i0 + 1) * kPs + j];
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        if (c >= dv_chunks) break;
+        const float4 v = *reinterpret_cast<const float4*>(v_tile + j * vs + 4 * g + 32 * c);
+        o[0][c].x += pa * v.x, o[0][c].y += pa * v.y, o[0][c].z += pa * v.z, o[0][c].w += pa * v.w;
+        o[1][c].x += pb * v.x, o[1][c].y += pb * v.y, o[1][c].z += pb * v.z, o[1][c].w += pb * v.w;
+      }
+    }
+  }
+  for (int r = 0; r < 2; ++r) {
+    if (i0 + r >= count) continue;
+    const int64_t row = first_row + i0 + r;
+    if (a.splits == 1) {
+      float* out = a.out + (row * a.heads + h) * a.dv;
+      const float inv = 1.0f / l[r];
+      for (int c = 0; c < dv_chunks; ++c) {
+        *reinterpret_cast<float4*>(out + 4 * g + 32 * c) =
+            make_float4(o[r][c].x * inv, o[r][c].y * inv, o[r][c].z * inv, o[r][c].w * inv);
+      }
+      continue;
+    }
+    // AttentionKernel's partial layout; a row none of whose keys is in this split leaves
+    // max -inf, denominator 0 and values 0, which the merge weighs 0.
+    float* part = a.partial + ((row * a.heads + h) * a.splits + blockIdx.z) * (a.dv + 2);
+    if (g == 0) part[0] = m[r], part[1] = l[r];
+    for (int c = 0; c < dv_chunks; ++c) {
+      for (int e = 0; e < 4; ++e) part[2 + 4 * g + 32 * c + e] = (&o[r][c].x)[e];
+    }
+  }
+}
+
+inline size_t TiledAttentionShared(const AttentionArgs& a) {
+  return sizeof(float) * ((kAttentionTileRows + kTileKeys) * (a.dk + kTilePad) +
+                          kTileKeys * (a.dv + kTilePad) + kAttentionTileRows * (kTileKeys + 1));
+}
+
+inline bool UseMlaDecode(const AttentionArgs& a) {
+  return a.v == nullptr && a.kv_heads == 1 && a.heads >= kMlaHeads &&
+         a.dk <= kWarp * kMlaMaxKeyPerLane;
+}
+
+// Merges the splits of AttentionKernel: one block per (query row, head).
+__global__ void AttentionCombineKernel(AttentionArgs a) {
+  DependentStart();
+  RRT_DYNAMIC_SHARED(float, weight);  // a.splits (+ 4: see the launch)
+  const int64_t r = blockIdx.x, h = blockIdx.y;
+  if (a.row_position[r] < 0) return;
+  MergeSplits<false>(a, r, h, weight);
 }
 
 }  // namespace
