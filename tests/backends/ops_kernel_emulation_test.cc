@@ -1,0 +1,213 @@
+// The cuda backend's decode-step norm and RoPE kernels (lib/backends/cuda/ops_kernel.cuh),
+// their source run on the host through tests/backends/cuda_emulation.h, against the same
+// steps in f64:
+// - RmsNormKernel: y = x / sqrt(mean(x^2) + eps) * gain, with delta (AddRmsNorm) x += delta
+//   first and written back (the same f32 sums, so the same bits); float4 rows (up to 8192
+//   wide, the widest kept in registers) and one value a thread; strided rows, y in place;
+//   f32, bf16 and f16 gains. Tolerance 1e-5 relative (y).
+// - RopeStoreKernel (RoPE and the KV store in one launch) and RopeKernel: q and k rotated
+//   in place inside a fused q/k/v row (both pair layouts, YaRN's cos/sin scale), the
+//   rotated keys and the values stored into the cache rows of their slots (f32, or bf16 as
+//   the host rounds), other cache rows untouched. The angle is the kernel's f32 product of
+//   position and frequency; its cos and sin in f64. Tolerance 1e-5 (and bf16's half ulp).
+// Each runs as a dependent launch (cuda_emulation.h's ScopedPredecessor): the kernel before
+// writes the inputs (and a gain that is not settled) only when the kernel waits for it.
+// clang-format off
+#include "tests/backends/cuda_emulation.h"
+#include "lib/backends/cuda/kernel_util.cuh"
+#include "lib/backends/cuda/ops_kernel.cuh"
+// clang-format on
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "reasonrt/dtype.h"
+
+namespace reasonrt::cuda {
+namespace {
+
+// rows rows of width h (x's rows x_stride apart, y's y_stride; y == x when in_place), with
+// delta or not, the gain in gain_dtype, read before the wait (settled) or after; vec: the
+// float4 path.
+struct NormCase {
+  int64_t rows, h, x_stride, y_stride;
+  bool delta, in_place, vec, settled;
+  DType gain_dtype;
+};
+
+void CheckRmsNorm(const NormCase& c) {
+  SCOPED_TRACE("rows " + std::to_string(c.rows) + " h " + std::to_string(c.h) + " strides " +
+               std::to_string(c.x_stride) + "/" + std::to_string(c.y_stride) +
+               (c.delta ? " delta" : "") + (c.in_place ? " in place" : "") +
+               (c.vec ? " vec" : " scalar") + (c.settled ? " settled" : "") + " gain " +
+               std::string(DTypeName(c.gain_dtype)));
+  std::mt19937 rng(43);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const float eps = 1e-6f;
+  std::vector<float> x(static_cast<size_t>(c.rows * c.x_stride)),
+      delta(static_cast<size_t>(c.rows * c.h)), gain_f(static_cast<size_t>(c.h));
+  for (float& v : x) v = u(rng) * 4.0f;
+  for (float& v : delta) v = u(rng);
+  for (float& v : gain_f) v = 1.0f + 0.1f * u(rng);
+  std::vector<char> gain(gain_f.size() * DTypeSize(c.gain_dtype));
+  ConvertFromF32(c.gain_dtype, gain_f.data(), gain.data(), gain_f.size());
+  ConvertToF32(c.gain_dtype, gain.data(), gain_f.data(), gain_f.size());  // what the kernel reads
+  // What the kernel reads and writes: NaN until the kernel before writes it (a settled gain
+  // is there from the start).
+  std::vector<float> x_in(x.size(), NAN), delta_in(delta.size(), NAN),
+      y_out(static_cast<size_t>(c.rows * c.y_stride), NAN);
+  std::vector<char> gain_in = gain;
+  if (!c.settled) std::fill(gain_in.begin(), gain_in.end(), '\xff');
+  float* y = c.in_place ? x_in.data() : y_out.data();
+  {
+    cuda_emulation::ScopedPredecessor before([&] {
+      std::copy(x.begin(), x.end(), x_in.begin());
+      std::copy(delta.begin(), delta.end(), delta_in.begin());
+      if (!c.settled) std::copy(gain.begin(), gain.end(), gain_in.begin());
+      if (!c.in_place) std::fill(y_out.begin(), y_out.end(), NAN);
+    });
+    cuda_emulation::RunBlocks(static_cast<unsigned>(c.rows), kNormThreads, [&] {
+      RmsNormKernel(x_in.data(), c.x_stride, c.delta ? delta_in.data() : nullptr, gain_in.data(),
+                    c.gain_dtype, c.settled, c.h, eps, y, c.in_place ? c.x_stride : c.y_stride,
+                    c.vec);
+    });
+  }
+  const int64_t y_stride = c.in_place ? c.x_stride : c.y_stride;
+  for (int64_t r = 0; r < c.rows; ++r) {
+    std::vector<float> v(static_cast<size_t>(c.h));
+    double squares = 0;
+    for (int64_t i = 0; i < c.h; ++i) {
+      v[i] = x[r * c.x_stride + i] + (c.delta ? delta[r * c.h + i] : 0.0f);
+      squares += double(v[i]) * v[i];
+    }
+    const double inv = 1.0 / std::sqrt(squares / double(c.h) + eps);
+    for (int64_t i = 0; i < c.h; ++i) {
+      if (c.delta && !c.in_place)
+        ASSERT_EQ(x_in[r * c.x_stride + i], v[i]) << "residual row " << r << " column " << i;
+      const double want = v[i] * inv * gain_f[i];
+      ASSERT_NEAR(y[r * y_stride + i], want, 1e-5 * std::fabs(want) + 1e-6)
+          << "row " << r << " column " << i;
+    }
+    for (int64_t i = c.h; i < y_stride && !c.in_place; ++i)
+      ASSERT_TRUE(std::isnan(y[r * y_stride + i])) << "y's padding written, row " << r;
+  }
+}
+
+TEST(OpsKernelEmulationTest, RmsNormEveryPath) {
+  // AddRmsNorm at R1-Distill-Qwen-7B's width (896 float4s: some threads 3, some 4), y strided.
+  CheckRmsNorm({3, 3584, 3584, 3592, true, false, true, false, DType::kBF16});
+  CheckRmsNorm({2, 8192, 8196, 8192, false, false, true, true, DType::kF32});  // the widest
+  CheckRmsNorm({2, 512, 516, 516, false, true, true, false, DType::kF32});     // y = x
+  CheckRmsNorm({3, 1001, 1001, 1003, true, false, false, true, DType::kF16});  // a value a thread
+  CheckRmsNorm({2, 10000, 10000, 10000, false, false, false, false, DType::kBF16});  // too wide
+}
+
+// RoPE (and the KV store) over t rows of a fused q/k/v row: q_heads heads of q, then
+// k_heads of k, then v (k_heads * dims, also given apart as RopeStoreArgs::v, contiguous).
+struct RopeCase {
+  bool store, interleaved;
+  float scale;
+  DType cache_dtype;
+};
+
+void CheckRope(const RopeCase& c) {
+  SCOPED_TRACE(std::string(c.store ? "RopeStoreKernel" : "RopeKernel") +
+               (c.interleaved ? " interleaved" : " halves") + " scale " + std::to_string(c.scale) +
+               " cache " + std::string(DTypeName(c.cache_dtype)));
+  const int64_t t = 3, q_heads = 4, k_heads = 2, dims = 64, half = dims / 2, slots_n = 10;
+  const int64_t row_width = (q_heads + 2 * k_heads) * dims, v_width = k_heads * dims;
+  const std::vector<int32_t> positions = {0, 7, 4099};
+  const std::vector<int64_t> slots = {5, 0, 9};
+  std::mt19937 rng(47);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> qkv(static_cast<size_t>(t * row_width)), v(static_cast<size_t>(t * v_width)),
+      inv_freq(static_cast<size_t>(half));
+  for (float& x : qkv) x = u(rng);
+  for (float& x : v) x = u(rng);
+  for (int64_t i = 0; i < half; ++i)
+    inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * double(i) / double(dims)));
+  const size_t cache_bytes = static_cast<size_t>(slots_n * v_width) * DTypeSize(c.cache_dtype);
+  std::vector<char> k_cache(cache_bytes, '\x7f'), v_cache(cache_bytes, '\x7f');
+  std::vector<float> qkv_in(qkv.size(), NAN), v_in(v.size(), NAN);
+  {
+    cuda_emulation::ScopedPredecessor before([&] {
+      std::copy(qkv.begin(), qkv.end(), qkv_in.begin());
+      std::copy(v.begin(), v.end(), v_in.begin());
+    });
+    if (c.store) {
+      RopeStoreArgs a{};
+      a.q = qkv_in.data(), a.q_stride_t = row_width, a.q_stride_h = dims, a.q_heads = q_heads;
+      a.k = qkv_in.data() + q_heads * dims, a.k_stride_t = row_width, a.k_stride_h = dims,
+      a.k_heads = k_heads;
+      a.v = v_in.data(), a.v_width = v_width, a.t = t, a.dims = dims;
+      a.positions = positions.data(), a.inv_freq = inv_freq.data(), a.interleaved = c.interleaved,
+      a.cos_sin_scale = c.scale;
+      a.slots = slots.data(), a.k_cache = k_cache.data(), a.v_cache = v_cache.data(),
+      a.cache_dtype = c.cache_dtype;
+      const int64_t n = t * (q_heads + k_heads) * half + t * v_width;
+      cuda_emulation::RunBlocks(static_cast<unsigned>((n + 255) / 256), 256,
+                                [&] { RopeStoreKernel(a); });
+    } else {  // q and k as one tensor of q_heads + k_heads heads
+      const int64_t n = t * (q_heads + k_heads) * half;
+      cuda_emulation::RunBlocks(static_cast<unsigned>((n + 255) / 256), 256, [&] {
+        RopeKernel(qkv_in.data(), t, q_heads + k_heads, half, row_width, dims, positions.data(),
+                   inv_freq.data(), c.interleaved, c.scale);
+      });
+    }
+  }
+  std::vector<float> k_f(static_cast<size_t>(slots_n * v_width)), v_f(k_f.size());
+  ConvertToF32(c.cache_dtype, k_cache.data(), k_f.data(), k_f.size());
+  ConvertToF32(c.cache_dtype, v_cache.data(), v_f.data(), v_f.size());
+  const double ulp = c.cache_dtype == DType::kBF16 ? 1.0 / 256 : 0.0;  // bf16's half ulp, relative
+  for (int64_t r = 0; r < t; ++r) {
+    for (int64_t h = 0; h < q_heads + k_heads; ++h) {
+      const bool is_k = h >= q_heads;
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t ia = c.interleaved ? 2 * i : i, ib = c.interleaved ? 2 * i + 1 : i + half;
+        const float* head = qkv.data() + r * row_width + h * dims;
+        const double angle = static_cast<float>(positions[r]) * inv_freq[i];  // f32, as the kernel
+        const double cs = std::cos(angle) * c.scale, sn = std::sin(angle) * c.scale;
+        const double a = head[ia] * cs - head[ib] * sn, b = head[ib] * cs + head[ia] * sn;
+        const float* got = qkv_in.data() + r * row_width + h * dims;
+        ASSERT_NEAR(got[ia], a, 1e-5) << "row " << r << " head " << h << " pair " << i;
+        ASSERT_NEAR(got[ib], b, 1e-5) << "row " << r << " head " << h << " pair " << i;
+        if (!is_k || !c.store) continue;
+        const float* cached = k_f.data() + slots[r] * v_width + (h - q_heads) * dims;
+        ASSERT_NEAR(cached[ia], a, 1e-5 + ulp * std::fabs(a)) << "cached key row " << r;
+        ASSERT_NEAR(cached[ib], b, 1e-5 + ulp * std::fabs(b)) << "cached key row " << r;
+      }
+    }
+    if (!c.store) continue;
+    // The values as the host rounds them: the same bits.
+    std::vector<char> want(static_cast<size_t>(v_width) * DTypeSize(c.cache_dtype));
+    ConvertFromF32(c.cache_dtype, v.data() + r * v_width, want.data(), v_width);
+    ASSERT_TRUE(std::equal(want.begin(), want.end(), v_cache.begin() + slots[r] * want.size()))
+        << "cached values row " << r;
+  }
+  if (!c.store) return;
+  const size_t row_bytes = static_cast<size_t>(v_width) * DTypeSize(c.cache_dtype);
+  for (int64_t s = 0; s < slots_n; ++s) {
+    if (std::find(slots.begin(), slots.end(), s) != slots.end()) continue;
+    for (const std::vector<char>* cache : {&k_cache, &v_cache}) {
+      const auto row = cache->begin() + s * static_cast<int64_t>(row_bytes);
+      ASSERT_TRUE(std::all_of(row, row + static_cast<int64_t>(row_bytes),
+                              [](char b) { return b == '\x7f'; }))
+          << "cache row " << s << " written";
+    }
+  }
+}
+
+TEST(OpsKernelEmulationTest, RopeAndStoreKvBothLayouts) {
+  CheckRope({true, false, 1.0f, DType::kF32});
+  CheckRope({true, true, 1.0f, DType::kBF16});
+  CheckRope({true, false, 1.2f, DType::kBF16});  // YaRN's mscale
+  CheckRope({false, true, 1.0f, DType::kF32});
+  CheckRope({false, false, 1.2f, DType::kF32});
+}
+
+}  // namespace
+}  // namespace reasonrt::cuda
