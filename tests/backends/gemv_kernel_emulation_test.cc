@@ -14,7 +14,13 @@
 //   cuda_emulation.h's MmaBf16): y = W bf16(x) + bias against f64 over the same rounded
 //   activations, 1e-4 of each row's sum of |w * x|; and with silu_pairs (a group's gate
 //   and up in one launch) silu(gate) * up, tolerances as silu_pairs' above.
-// - The fp8 prompt weight as bf16 (DequantizeFp8Kernel): the host's bits.
+// - The default decode GEMV (kStore) of 1 to 8 rows, every dtype and split, three
+//   segments with f32 and bf16 biases; its scalar fallback (any k); the tiled f32 prompt
+//   GEMM (partial tiles); MLA's per-head products, both weight layouts: 1e-4 of each
+//   output's sum of |w * x|.
+// - The kernels around cuBLAS's GEMM: the activations' bf16 halves, the fp8 prompt weight as
+//   bf16 (DequantizeFp8Kernel): the host's bits; the stacked GEMM's columns split into
+//   segments, biases added: exact.
 // The GEMVs run as dependent launches (cuda_emulation.h's ScopedPredecessor): the kernel
 // before writes the activations (and the residual) only when the GEMV waits for it, and
 // NaN into the outputs, so a read of them before the wait, or a write before it, gives NaN.
@@ -249,6 +255,147 @@ void CheckMmaSiluPairs(int64_t t, int64_t n, int64_t k, bool biases) {
   }
 }
 
+// Activation rows x [t, k] with values in [-2, 2].
+std::vector<float> Activations(int64_t t, int64_t k, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  std::vector<float> x(static_cast<size_t>(t * k));
+  for (float& v : x) v = u(rng);
+  return x;
+}
+
+// y [t, n] of a weight against x, + bias, within 1e-4 of each row's sum of |w * x|.
+void ExpectProducts(const std::vector<float>& y, const EmulationWeight& w, int64_t t, int64_t n,
+                    int64_t k, const std::vector<float>& x, const std::vector<float>& bias,
+                    const std::string& what) {
+  for (int64_t r = 0; r < t; ++r) {
+    for (int64_t row = 0; row < n; ++row) {
+      auto [want, size] = w.Dot(row, k, x.data() + r * k);
+      if (!bias.empty()) want += bias[row];
+      ASSERT_NEAR(y[r * n + row], want, 1e-4 * size + 1e-6)
+          << what << ": activation row " << r << " weight row " << row;
+    }
+  }
+}
+
+// The default decode GEMV (GemvKernel, kStore): R activation rows against three segments
+// of n0, n1, n2 rows (q, k and v as one launch; the second with an f32 bias, the third with
+// a bf16 one), kSplit warps a weight row, as a dependent launch.
+template <DType D, int R, int kSplit>
+void CheckGemv(int64_t n0, int64_t n1, int64_t n2, int64_t k) {
+  SCOPED_TRACE(std::string(DTypeName(D)) + " rows " + std::to_string(R) + " split " +
+               std::to_string(kSplit) + " k " + std::to_string(k));
+  std::mt19937 rng(53);
+  const int64_t ns[3] = {n0, n1, n2};
+  std::vector<EmulationWeight> w;
+  for (int64_t n : ns) w.emplace_back(D, n, k, rng);
+  const std::vector<float> x = Activations(R, k, rng);
+  std::vector<float> bias1 = Activations(1, n1, rng), bias2 = Activations(1, n2, rng);
+  std::vector<uint16_t> bias2_bits(bias2.size());
+  ConvertFromF32(DType::kBF16, bias2.data(), bias2_bits.data(), bias2.size());
+  ConvertToF32(DType::kBF16, bias2_bits.data(), bias2.data(), bias2.size());
+  std::vector<std::vector<float>> y;
+  for (int64_t n : ns) y.emplace_back(static_cast<size_t>(R * n), NAN);
+  std::vector<float> x_in(x.size(), NAN);
+  cuda_emulation::ScopedPredecessor before([&] {
+    std::copy(x.begin(), x.end(), x_in.begin());
+    for (auto& v : y) std::fill(v.begin(), v.end(), NAN);
+  });
+  GemvBatch b{};
+  b.count = 3;
+  b.segments[0] = Segment(w[0], n0, y[0].data());
+  b.segments[1] = Segment(w[1], n1, y[1].data(), bias1.data());
+  b.segments[2] = Segment(w[2], n2, y[2].data());
+  b.segments[2].bias = bias2_bits.data(), b.segments[2].bias_dtype = DType::kBF16;
+  b.first_row[1] = n0, b.first_row[2] = n0 + n1, b.first_row[3] = n0 + n1 + n2;
+  const int rows_per_block = kGemvWarps / kSplit;
+  const auto blocks = static_cast<unsigned>((n0 + n1 + n2 + rows_per_block - 1) / rows_per_block);
+  cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp,
+                            [&] { GemvKernel<D, R, kSplit>(x_in.data(), k, b); });
+  ExpectProducts(y[0], w[0], R, n0, k, x, {}, "segment 0");
+  ExpectProducts(y[1], w[1], R, n1, k, x, bias1, "segment 1");
+  ExpectProducts(y[2], w[2], R, n2, k, x, bias2, "segment 2");
+}
+
+// The scalar fallback (GemvScalarKernel: any k), two segments, the second with a bias.
+template <DType D, int R>
+void CheckScalarGemv(int64_t n0, int64_t n1, int64_t k) {
+  SCOPED_TRACE(std::string(DTypeName(D)) + " scalar rows " + std::to_string(R) + " k " +
+               std::to_string(k));
+  std::mt19937 rng(59);
+  const EmulationWeight w0(D, n0, k, rng), w1(D, n1, k, rng);
+  const std::vector<float> x = Activations(R, k, rng), bias = Activations(1, n1, rng);
+  std::vector<float> y0(static_cast<size_t>(R * n0), NAN), y1(static_cast<size_t>(R * n1), NAN);
+  GemvBatch b{};
+  b.count = 2;
+  b.segments[0] = Segment(w0, n0, y0.data());
+  b.segments[1] = Segment(w1, n1, y1.data(), bias.data());
+  b.first_row[1] = n0, b.first_row[2] = n0 + n1;
+  cuda_emulation::RunBlocks(static_cast<unsigned>((n0 + n1 + kGemvWarps - 1) / kGemvWarps),
+                            kGemvWarps * kWarp, [&] { GemvScalarKernel<D, R>(x.data(), k, b); });
+  ExpectProducts(y0, w0, R, n0, k, x, {}, "segment 0");
+  ExpectProducts(y1, w1, R, n1, k, x, bias, "segment 1");
+}
+
+// The tiled f32 prompt GEMM of non-bf16 weights (GemmKernel): t x n outputs in 64 x 64
+// tiles, k in steps of 16, none of them whole; a bf16 bias.
+template <DType D>
+void CheckGemm(int64_t t, int64_t n, int64_t k) {
+  SCOPED_TRACE(std::string(DTypeName(D)) + " GEMM t " + std::to_string(t) + " n " +
+               std::to_string(n) + " k " + std::to_string(k));
+  std::mt19937 rng(61);
+  const EmulationWeight w(D, n, k, rng);
+  const std::vector<float> x = Activations(t, k, rng);
+  std::vector<float> bias = Activations(1, n, rng);
+  std::vector<uint16_t> bias_bits(bias.size());
+  ConvertFromF32(DType::kBF16, bias.data(), bias_bits.data(), bias.size());
+  ConvertToF32(DType::kBF16, bias_bits.data(), bias.data(), bias.size());
+  std::vector<float> y(static_cast<size_t>(t * n), NAN);
+  cuda_emulation::RunBlocks(
+      static_cast<unsigned>((n + kTile - 1) / kTile), 256,
+      [&] {
+        GemmKernel<D>(x.data(), t, k, w.w.data(), w.scale_inv(), w.scale_cols, bias_bits.data(),
+                      DType::kBF16, n, y.data());
+      },
+      static_cast<unsigned>((t + kTile - 1) / kTile));
+  ExpectProducts(y, w, t, n, k, x, bias, "GEMM");
+}
+
+// MLA's per-head products (HeadMatMulKernel): y[t, h, :] = x[t, h, :] . W[h]^T (out_in) or
+// x[t, h, :] . W[h], with x's and y's rows padded (strides wider than the heads).
+template <DType D>
+void CheckHeadMatMul(bool out_in) {
+  SCOPED_TRACE(std::string(DTypeName(D)) + (out_in ? " W[h] [n, k]" : " W[h] [k, n]"));
+  const int64_t t = 2, heads = 3, k = 40, n = 24;
+  std::mt19937 rng(67);
+  const EmulationWeight w(D, heads * n, k, rng);  // out_in: W[h] is rows h * n ..; else [k, n]
+  const std::vector<float> x = Activations(t, heads * k + 4, rng);
+  std::vector<float> y(static_cast<size_t>(t * (heads * n + 8)), NAN);
+  HeadMatMulArgs a{};
+  a.x = x.data(), a.x_stride_t = heads * k + 4, a.x_stride_h = k;
+  a.w = w.w.data(), a.w_dtype = D, a.w_stride_h = n * k, a.w_stride_row = out_in ? k : n;
+  a.out_in = out_in;
+  a.y = y.data(), a.y_stride_t = heads * n + 8, a.y_stride_h = n;
+  a.t = t, a.heads = heads, a.k = k, a.n = n;
+  cuda_emulation::RunBlocks(static_cast<unsigned>((t * heads * n + 7) / 8), 256,
+                            [&] { HeadMatMulKernel<D>(a); });
+  for (int64_t r = 0; r < t; ++r) {
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t j = 0; j < n; ++j) {
+        double want = 0, size = 0;
+        for (int64_t i = 0; i < k; ++i) {
+          const double wv = w.dense[h * n * k + (out_in ? j * k + i : i * n + j)];
+          want += wv * x[r * a.x_stride_t + h * k + i];
+          size += std::fabs(wv * x[r * a.x_stride_t + h * k + i]);
+        }
+        ASSERT_NEAR(y[r * a.y_stride_t + h * n + j], want, 1e-4 * size + 1e-6)
+            << "row " << r << " head " << h << " output " << j;
+      }
+    }
+    for (int64_t j = heads * n; j < a.y_stride_t; ++j)
+      ASSERT_TRUE(std::isnan(y[r * a.y_stride_t + j])) << "y's padding written";
+  }
+}
+
 // The fp8 prompt weight's conversion to bf16 (DequantizeFp8Kernel, kPer weights a thread):
 // the same bits as the library's host dequantization (DequantizeFp8Blocks) rounded to bf16
 // by ConvertFromF32, the extremes of e4m3 included (zeros of both signs, the smallest
@@ -274,6 +421,77 @@ void CheckDequantizeFp8(int64_t n, int64_t k) {
   for (int64_t i = 0; i < n * k; ++i)
     ASSERT_EQ(got[i], want[i]) << "row " << i / k << " column " << i % k;
   for (size_t i = want.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 0x7fc1) << "past the end";
+}
+
+TEST(GemvKernelEmulationTest, DecodeGemvEveryDTypeRowsAndSplit) {
+  CheckGemv<DType::kBF16, 1, 4>(40, 8, 8, 512);   // q, k, v of a small model
+  CheckGemv<DType::kBF16, 1, 1>(20, 9, 3, 4096);  // two steps of 8 chunks a lane
+  CheckGemv<DType::kF32, 3, 2>(16, 5, 7, 256);
+  CheckGemv<DType::kF16, 8, 8>(9, 9, 9, 512);
+  CheckGemv<DType::kF8E4M3, 1, 4>(200, 60, 8, 1024);  // rows across fp8 scale blocks
+  CheckGemv<DType::kF8E4M3, 5, 1>(130, 4, 4, 384);
+}
+
+TEST(GemvKernelEmulationTest, ScalarGemvAnyWidth) {
+  CheckScalarGemv<DType::kF32, 2>(13, 6, 37);
+  CheckScalarGemv<DType::kF8E4M3, 1>(150, 20, 300);
+  CheckScalarGemv<DType::kBF16, 8>(9, 3, 61);
+}
+
+TEST(GemvKernelEmulationTest, TiledPromptGemm) {
+  CheckGemm<DType::kF32>(70, 130, 300);
+  CheckGemm<DType::kF16>(5, 64, 40);
+  CheckGemm<DType::kF8E4M3>(70, 200, 272);
+}
+
+TEST(GemvKernelEmulationTest, HeadMatMulBothLayouts) {
+  CheckHeadMatMul<DType::kBF16>(true);
+  CheckHeadMatMul<DType::kBF16>(false);
+  CheckHeadMatMul<DType::kF32>(true);
+}
+
+// SplitBf16Kernel: hi = bf16(x), lo = bf16(x - hi) (round to nearest even, the host's
+// bits), or hi only; SplitColumnsKernel and AddBiasKernel: a stacked GEMM's columns into
+// its segments with their biases, and a bias added in place.
+TEST(GemvKernelEmulationTest, KernelsAroundTheBlasGemm) {
+  std::mt19937 rng(71);
+  std::vector<float> x = Activations(1, 1000, rng);
+  x[0] = 1e30f, x[1] = -3e-38f, x[2] = 0.0f, x[3] = 1.0f + 1.0f / 256;  // a tie
+  std::vector<uint16_t> hi(x.size()), lo(x.size()), want_hi(x.size()), want_lo(x.size());
+  ConvertFromF32(DType::kBF16, x.data(), want_hi.data(), x.size());
+  std::vector<float> rest(x.size());
+  ConvertToF32(DType::kBF16, want_hi.data(), rest.data(), x.size());
+  for (size_t i = 0; i < x.size(); ++i) rest[i] = x[i] - rest[i];
+  ConvertFromF32(DType::kBF16, rest.data(), want_lo.data(), x.size());
+  for (bool with_lo : {true, false}) {
+    std::fill(lo.begin(), lo.end(), 0x7fc1);
+    cuda_emulation::RunBlocks(4, 256, [&] {
+      SplitBf16Kernel(x.data(), 1000, reinterpret_cast<__nv_bfloat16*>(hi.data()),
+                      with_lo ? reinterpret_cast<__nv_bfloat16*>(lo.data()) : nullptr);
+    });
+    EXPECT_EQ(hi, want_hi);
+    if (with_lo) EXPECT_EQ(lo, want_lo);
+    if (!with_lo) EXPECT_EQ(lo, std::vector<uint16_t>(x.size(), 0x7fc1));
+  }
+
+  const int64_t t = 3, n0 = 5, n1 = 300;
+  const std::vector<float> all = Activations(t, n0 + n1, rng), bias = Activations(1, n1, rng);
+  std::vector<float> y0(static_cast<size_t>(t * n0), NAN), y1(static_cast<size_t>(t * n1), NAN);
+  GemvBatch b{};
+  b.count = 2;
+  b.segments[0] = GemvSegment{nullptr, nullptr, 0, nullptr, DType::kF32, n0, y0.data()};
+  b.segments[1] = GemvSegment{nullptr, nullptr, 0, bias.data(), DType::kF32, n1, y1.data()};
+  b.first_row[1] = n0, b.first_row[2] = n0 + n1;
+  cuda_emulation::RunBlocks(4, 256, [&] { SplitColumnsKernel(all.data(), t, b); });
+  for (int64_t r = 0; r < t; ++r) {
+    for (int64_t c = 0; c < n0; ++c) ASSERT_EQ(y0[r * n0 + c], all[r * (n0 + n1) + c]);
+    for (int64_t c = 0; c < n1; ++c)
+      ASSERT_EQ(y1[r * n1 + c], all[r * (n0 + n1) + n0 + c] + bias[c]) << r << ", " << c;
+  }
+  std::vector<float> y = y1;
+  cuda_emulation::RunBlocks(4, 256,
+                            [&] { AddBiasKernel(y.data(), t, n1, bias.data(), DType::kF32); });
+  for (int64_t i = 0; i < t * n1; ++i) ASSERT_EQ(y[i], y1[i] + bias[i % n1]) << i;
 }
 
 TEST(GemvKernelEmulationTest, DequantizeFp8GivesTheHostsBf16Bits) {

@@ -1,8 +1,9 @@
-// lib/backends/cuda/gemv_kernel.cuh: the decode GEMV's kernels (gemv.cu launches them), its
-// f32 one with GemvNorm's epilogue and its tensor-core one for 2 to 8 rows, and the fp8
-// prompt weight's conversion to bf16, apart so that
-// tests/backends/cuda_emulation.h can run the same source on the host (which includes
-// cuda_emulation.h before this).
+// lib/backends/cuda/gemv_kernel.cuh: the matrix products' kernels (gemv.cu launches them):
+// the decode GEMV, f32 with GemvNorm's and silu_pairs' epilogues and on tensor cores for 2
+// to 8 rows, its scalar fallback, the tiled f32 prompt GEMM, MLA's per-head products, and
+// the small kernels around cuBLAS's GEMM (bf16 activations, fp8 weights as bf16, biases),
+// apart so that tests/backends/cuda_emulation.h can run the same source on the host (which
+// includes cuda_emulation.h before this).
 #ifndef REASONRT_LIB_BACKENDS_CUDA_GEMV_KERNEL_CUH_
 #define REASONRT_LIB_BACKENDS_CUDA_GEMV_KERNEL_CUH_
 
@@ -345,6 +346,10 @@ __global__ void __launch_bounds__(kMmaWarps* kWarp)
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// The fallback GEMV, the prompt GEMM of non-bf16 weights, MLA's per-head products and the
+// small kernels around cuBLAS's GEMM
+
 // A prompt's fp8 weight [n, k] as bf16 for the tensor-core GEMM (fp8_prompt): each weight
 // times its 128x128 block's scale in f32, rounded to nearest even. kPer weights a thread:
 // 4 (k % 4 == 0 and w 4-byte aligned: one 4-byte load) or 1.
@@ -363,6 +368,129 @@ __global__ void DequantizeFp8Kernel(const uint8_t* w, const float* scale_inv, in
     v[0] = w[first];
   }
   for (int i = 0; i < kPer; ++i) out[first + i] = __float2bfloat16_rn(E4m3Bits(v[i]) * scale);
+}
+
+// The same for any k and alignment, one element per lane at a time (a fallback: no model
+// shape takes it).
+template <DType D, int R>
+__global__ void GemvScalarKernel(const float* __restrict__ x, int64_t k,
+                                 const __grid_constant__ GemvBatch b) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t global_row = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / kWarp;
+  if (global_row >= b.first_row[b.count]) return;
+  int s = 0;
+  while (global_row >= b.first_row[s + 1]) ++s;
+  const GemvSegment& g = b.segments[s];
+  const int64_t row = global_row - b.first_row[s];
+  const float* row_scales =
+      D == DType::kF8E4M3 ? g.scale_inv + (row / 128) * g.scale_cols : nullptr;
+  float acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  for (int64_t c = lane; c < k; c += kWarp) {
+    float wv = Load<D>(g.w, row * k + c);
+    if constexpr (D == DType::kF8E4M3) wv *= row_scales[c / 128];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] += x[r * k + c] * wv;
+  }
+  const float bias = g.bias != nullptr ? LoadAny(g.bias, row, g.bias_dtype) : 0.0f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float sum = WarpSum(acc[r]);
+    if (lane == 0) g.y[r * g.n + row] = sum + bias;
+  }
+}
+
+__global__ void SplitColumnsKernel(const float* all, int64_t t,
+                                   const __grid_constant__ GemvBatch b) {
+  const int64_t width = b.first_row[b.count];
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= t * width) return;
+  const int64_t r = i / width, c = i % width;
+  int s = 0;
+  while (c >= b.first_row[s + 1]) ++s;
+  const GemvSegment& g = b.segments[s];
+  const int64_t col = c - b.first_row[s];
+  g.y[r * g.n + col] = all[i] + (g.bias != nullptr ? LoadAny(g.bias, col, g.bias_dtype) : 0.0f);
+}
+
+constexpr int kTile = 64, kTileK = 16;
+
+// y[m0 .. m0 + 64, n0 .. n0 + 64] by one block of 256 threads, 4x4 outputs each, through
+// shared-memory tiles of x and of the (converted) weights.
+template <DType D>
+__global__ void GemmKernel(const float* __restrict__ x, int64_t t, int64_t k,
+                           const void* __restrict__ w, const float* __restrict__ scale_inv,
+                           int64_t scale_cols, const void* __restrict__ bias, DType bias_dtype,
+                           int64_t n, float* __restrict__ y) {
+  RRT_SHARED(float[kTileK][kTile + 4], xs);
+  RRT_SHARED(float[kTileK][kTile + 4], ws);
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kTile,
+                n0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < k; k0 += kTileK) {
+    for (int i = threadIdx.x; i < kTile * kTileK; i += blockDim.x) {
+      const int r = i / kTileK, kk = i % kTileK;
+      const int64_t gk = k0 + kk;
+      const int64_t gm = m0 + r, gn = n0 + r;
+      xs[kk][r] = gm < t && gk < k ? x[gm * k + gk] : 0.0f;
+      float wv = 0.0f;
+      if (gn < n && gk < k) {
+        wv = Load<D>(w, gn * k + gk);
+        if constexpr (D == DType::kF8E4M3) wv *= scale_inv[(gn / 128) * scale_cols + gk / 128];
+      }
+      ws[kk][r] = wv;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      float a[4], b[4];
+      for (int i = 0; i < 4; ++i) a[i] = xs[kk][ty * 4 + i];
+      for (int j = 0; j < 4; ++j) b[j] = ws[kk][tx * 4 + j];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 4; ++i) {
+    const int64_t gm = m0 + ty * 4 + i;
+    if (gm >= t) continue;
+    for (int j = 0; j < 4; ++j) {
+      const int64_t gn = n0 + tx * 4 + j;
+      if (gn < n)
+        y[gm * n + gn] = acc[i][j] + (bias != nullptr ? LoadAny(bias, gn, bias_dtype) : 0.0f);
+    }
+  }
+}
+
+template <DType D>
+__global__ void HeadMatMulKernel(HeadMatMulArgs a) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t out = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (out >= a.t * a.heads * a.n) return;
+  const int64_t j = out % a.n, h = (out / a.n) % a.heads, t = out / (a.n * a.heads);
+  const float* xv = a.x + t * a.x_stride_t + h * a.x_stride_h;
+  const int64_t wh = h * a.w_stride_h;
+  float acc = 0.0f;
+  for (int64_t i = lane; i < a.k; i += kWarp) {
+    const int64_t wi = a.out_in ? wh + j * a.w_stride_row + i : wh + i * a.w_stride_row + j;
+    acc += xv[i] * Load<D>(a.w, wi);
+  }
+  acc = WarpSum(acc);
+  if (lane == 0) a.y[t * a.y_stride_t + h * a.y_stride_h + j] = acc;
+}
+
+__global__ void SplitBf16Kernel(const float* x, int64_t n, __nv_bfloat16* hi, __nv_bfloat16* lo) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const __nv_bfloat16 h = __float2bfloat16_rn(x[i]);
+  hi[i] = h;
+  if (lo != nullptr) lo[i] = __float2bfloat16_rn(x[i] - __bfloat162float(h));
+}
+
+__global__ void AddBiasKernel(float* y, int64_t t, int64_t n, const void* bias, DType bias_dtype) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < t * n) y[i] += LoadAny(bias, i % n, bias_dtype);
 }
 
 }  // namespace
