@@ -13,6 +13,9 @@
 // - the tiled prompt kernel (TiledAttentionKernel): two sequences' query rows in tiles of
 //   up to 32, causal, one split of the keys or two.
 // Tolerance 1e-5 absolute (every output is a weighted mean of values in [-1, 1]).
+// And the KV store and the kernels around the tensor-core prompt path's GEMMs (gathering a
+// sequence's keys, the query and output layouts, the causal softmax): the host's bits, or
+// bf16's rounding of the f64 softmax.
 // The decode kernels run as dependent launches (cuda_emulation.h's ScopedPredecessor): the
 // query and the cache are written only when the kernel waits for the kernels before.
 // clang-format off
@@ -25,6 +28,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -267,6 +271,155 @@ void CheckTiledPrompt(int64_t dk, int64_t dv, bool split) {
       static_cast<unsigned>(a.heads), static_cast<unsigned>(a.splits), TiledAttentionShared(a));
   if (split) Combine(a);
   c.Expect(out);
+}
+
+// The cache's bytes for `values` in dtype c.
+std::vector<char> CacheBytes(DType c, const std::vector<float>& values) {
+  std::vector<char> bytes(values.size() * DTypeSize(c));
+  ConvertFromF32(c, values.data(), bytes.data(), values.size());
+  return bytes;
+}
+
+// StoreRowsKernel and StoreKeysAndValuesKernel (as dependent launches): rows of keys (and
+// values) into the cache rows of their slots, as the host converts them (the same bytes);
+// the other rows untouched.
+TEST(AttentionKernelEmulationTest, KvStoreWritesTheSlotsRows) {
+  std::mt19937 rng(89);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const int64_t t = 3, kw = 64, vw = 48, slots_n = 10;
+  const std::vector<int64_t> slots = {4, 0, 9};
+  std::vector<float> k(static_cast<size_t>(t * kw)), v(static_cast<size_t>(t * vw));
+  for (float& x : k) x = u(rng);
+  for (float& x : v) x = u(rng);
+  for (DType c : {DType::kF32, DType::kBF16}) {
+    SCOPED_TRACE(DTypeName(c));
+    const size_t size = DTypeSize(c);
+    std::vector<char> k_cache(slots_n * kw * size, '\x7f'), v_cache(slots_n * vw * size, '\x7f');
+    std::vector<float> k_in(k.size(), NAN), v_in(v.size(), NAN);
+    auto before = [&] {
+      std::copy(k.begin(), k.end(), k_in.begin());
+      std::copy(v.begin(), v.end(), v_in.begin());
+    };
+    {
+      cuda_emulation::ScopedPredecessor p(before);
+      cuda_emulation::RunBlocks(static_cast<unsigned>((t * (kw + vw) + 255) / 256), 256, [&] {
+        StoreKeysAndValuesKernel(k_in.data(), kw, k_cache.data(), v_in.data(), vw, v_cache.data(),
+                                 t, slots.data(), c);
+      });
+    }
+    std::vector<char> rows_only(slots_n * kw * size, '\x7f');
+    std::fill(k_in.begin(), k_in.end(), NAN);
+    {
+      cuda_emulation::ScopedPredecessor p(before);
+      cuda_emulation::RunBlocks(static_cast<unsigned>((t * kw + 255) / 256), 256, [&] {
+        StoreRowsKernel(k_in.data(), t, kw, slots.data(), rows_only.data(), c);
+      });
+    }
+    EXPECT_EQ(rows_only, k_cache);
+    const std::vector<char> k_bytes = CacheBytes(c, k), v_bytes = CacheBytes(c, v);
+    for (int64_t s = 0; s < slots_n; ++s) {
+      const auto it = std::find(slots.begin(), slots.end(), s);
+      for (auto [cache, bytes, w] :
+           {std::tuple{&k_cache, &k_bytes, kw}, {&v_cache, &v_bytes, vw}}) {
+        const size_t row = static_cast<size_t>(w) * size;
+        const char* got = cache->data() + s * row;
+        if (it == slots.end()) {
+          ASSERT_TRUE(std::all_of(got, got + row, [](char b) { return b == '\x7f'; }))
+              << "row " << s << " written";
+        } else {
+          ASSERT_TRUE(std::equal(got, got + row, bytes->data() + (it - slots.begin()) * row))
+              << "slot " << s;
+        }
+      }
+    }
+  }
+}
+
+// The tensor-core prompt path's kernels around its GEMMs: GatherKeysKernel (a sequence's
+// keys from the paged cache as bf16 rows), HeadsFirstKernel and RowsFirstKernel (queries
+// heads-first in bf16, outputs back rows-first): the host's bits. CausalSoftmaxKernel: the
+// weights of each query's first_keys + r keys (at most `keys`) within bf16's rounding of the
+// f64 softmax, the masked keys and the padding to ld exactly 0.
+TEST(AttentionKernelEmulationTest, TensorCorePromptHelpers) {
+  std::mt19937 rng(97);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  {
+    const int64_t width = 64, keys = 40;
+    const std::vector<int32_t> table = {2, 0, 3};  // keys 0-15 in block 2, 16-31 in 0, 32-39 in 3
+    std::vector<float> cache_f(static_cast<size_t>(4 * 16 * width));
+    for (float& x : cache_f) x = u(rng);
+    for (DType c : {DType::kF32, DType::kBF16}) {
+      SCOPED_TRACE(DTypeName(c));
+      const std::vector<char> cache = CacheBytes(c, cache_f);
+      std::vector<uint16_t> dst(static_cast<size_t>(keys * width) + 8, 0x7fc1);
+      auto* out = reinterpret_cast<__nv_bfloat16*>(dst.data());
+      cuda_emulation::RunBlocks(static_cast<unsigned>((keys * width / 8 + 255) / 256), 256, [&] {
+        if (c == DType::kBF16)
+          GatherKeysKernel<DType::kBF16>(cache.data(), table.data(), keys, width, out);
+        else
+          GatherKeysKernel<DType::kF32>(cache.data(), table.data(), keys, width, out);
+      });
+      std::vector<float> cached(cache_f.size());
+      ConvertToF32(c, cache.data(), cached.data(), cached.size());
+      for (int64_t j = 0; j < keys; ++j) {
+        const int64_t slot = int64_t{table[j / 16]} * 16 + j % 16;
+        std::vector<uint16_t> want(static_cast<size_t>(width));
+        ConvertFromF32(DType::kBF16, cached.data() + slot * width, want.data(), width);
+        ASSERT_TRUE(std::equal(want.begin(), want.end(), dst.begin() + j * width)) << "key " << j;
+      }
+      ASSERT_EQ(dst[keys * width], 0x7fc1) << "written past the keys";
+    }
+  }
+  {
+    const int64_t rows = 5, heads = 3, d = 12;
+    std::vector<float> q(static_cast<size_t>(rows * heads * d)), back(q.size(), NAN);
+    for (float& x : q) x = u(rng);
+    std::vector<uint16_t> hf(q.size());
+    const auto blocks = static_cast<unsigned>((rows * heads * d / 4 + 255) / 256);
+    cuda_emulation::RunBlocks(blocks, 256, [&] {
+      HeadsFirstKernel(q.data(), rows, heads, d, reinterpret_cast<__nv_bfloat16*>(hf.data()));
+    });
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t h = 0; h < heads; ++h) {
+        std::vector<uint16_t> want(static_cast<size_t>(d));
+        ConvertFromF32(DType::kBF16, q.data() + (r * heads + h) * d, want.data(), d);
+        ASSERT_TRUE(std::equal(want.begin(), want.end(), hf.begin() + (h * rows + r) * d))
+            << "row " << r << " head " << h;
+      }
+    }
+    // RowsFirst takes [heads, rows, d] back to [rows, heads, d]: q read as heads-first.
+    cuda_emulation::RunBlocks(blocks, 256,
+                              [&] { RowsFirstKernel(q.data(), heads, rows, d, back.data()); });
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < d; ++i)
+          ASSERT_EQ(back[(r * heads + h) * d + i], q[(h * rows + r) * d + i]);
+  }
+  {
+    const int64_t heads = 2, rows = 7, keys = 10, ld = 16, first_keys = 5;
+    std::vector<float> s(static_cast<size_t>(heads * rows * ld));
+    for (float& x : s) x = u(rng) * 6.0f;
+    for (int64_t i = 0; i < heads * rows; ++i)  // past `seen`: NaN, which must not be read
+      for (int64_t j = std::min(keys, first_keys + i % rows); j < ld; ++j) s[i * ld + j] = NAN;
+    std::vector<uint16_t> p(s.size(), 0x7fc1);
+    cuda_emulation::RunBlocks(static_cast<unsigned>((heads * rows + 7) / 8), 8 * kWarp, [&] {
+      CausalSoftmaxKernel(s.data(), reinterpret_cast<__nv_bfloat16*>(p.data()), heads * rows, rows,
+                          keys, ld, first_keys);
+    });
+    std::vector<float> pf(p.size());
+    ConvertToF32(DType::kBF16, p.data(), pf.data(), pf.size());
+    for (int64_t i = 0; i < heads * rows; ++i) {
+      const int64_t seen = std::min(keys, first_keys + i % rows);
+      double top = -INFINITY, z = 0;
+      for (int64_t j = 0; j < seen; ++j) top = std::max(top, double(s[i * ld + j]));
+      for (int64_t j = 0; j < seen; ++j) z += std::exp(s[i * ld + j] - top);
+      for (int64_t j = 0; j < ld; ++j) {
+        const double want = j < seen ? std::exp(s[i * ld + j] - top) / z : 0.0;
+        ASSERT_NEAR(pf[i * ld + j], want, want / 256 + 1e-7) << "row " << i << " key " << j;
+        if (j >= seen) ASSERT_EQ(p[i * ld + j], 0) << "row " << i << " key " << j;
+      }
+    }
+  }
 }
 
 TEST(AttentionKernelEmulationTest, LastSplitMergesTheSplits) {

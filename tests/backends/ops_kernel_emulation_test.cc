@@ -209,5 +209,190 @@ TEST(OpsKernelEmulationTest, RopeAndStoreKvBothLayouts) {
   CheckRope({false, false, 1.2f, DType::kF32});
 }
 
+// Values in [-scale, scale].
+std::vector<float> Uniform(int64_t n, float scale, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+// f32 rounded to bf16 and back (round to nearest even, as ConvertFromF32).
+float Bf16Round(float v) {
+  uint16_t bits;
+  ConvertFromF32(DType::kBF16, &v, &bits, 1);
+  float back;
+  ConvertToF32(DType::kBF16, &bits, &back, 1);
+  return back;
+}
+
+// SiluMulKernel (f32 out, or bf16 for a prompt GEMM's input) and AddKernel, four values a
+// thread (vec) or one; n not a multiple of the block. silu(g) * u within 1e-6 relative (bf16
+// out: the host's rounding of the same f32 product, or the next bf16 value beside it); a + b
+// exact. As dependent launches: the inputs written when the kernel waits.
+TEST(OpsKernelEmulationTest, ElementWise) {
+  std::mt19937 rng(73);
+  const int64_t n = 1000;
+  const std::vector<float> gate = Uniform(n, 6.0f, rng), up = Uniform(n, 2.0f, rng);
+  for (bool vec : {true, false}) {
+    SCOPED_TRACE(vec ? "vec" : "one a thread");
+    const auto blocks = static_cast<unsigned>(((vec ? n / 4 : n) + 255) / 256);
+    std::vector<float> g_in(n, NAN), u_in(n, NAN), out(n + 4, NAN);
+    std::vector<uint16_t> out_bf16(n + 4, 0x7fc1);
+    auto before = [&] {
+      std::copy(gate.begin(), gate.end(), g_in.begin());
+      std::copy(up.begin(), up.end(), u_in.begin());
+    };
+    {
+      cuda_emulation::ScopedPredecessor p(before);
+      cuda_emulation::RunBlocks(
+          blocks, 256, [&] { SiluMulKernel<float>(g_in.data(), u_in.data(), out.data(), n, vec); });
+    }
+    {
+      std::fill(g_in.begin(), g_in.end(), NAN), std::fill(u_in.begin(), u_in.end(), NAN);
+      cuda_emulation::ScopedPredecessor p(before);
+      auto* o = reinterpret_cast<__nv_bfloat16*>(out_bf16.data());
+      cuda_emulation::RunBlocks(
+          blocks, 256, [&] { SiluMulKernel<__nv_bfloat16>(g_in.data(), u_in.data(), o, n, vec); });
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = gate[i] / (1.0 + std::exp(-double(gate[i]))) * up[i];
+      ASSERT_NEAR(out[i], want, 1e-6 * std::fabs(want) + 1e-7) << i;
+      float got_bf16;
+      ConvertToF32(DType::kBF16, &out_bf16[i], &got_bf16, 1);
+      ASSERT_NEAR(got_bf16, Bf16Round(out[i]), std::fabs(out[i]) / 128 + 1e-30) << i;
+    }
+    for (int64_t i = n; i < n + 4; ++i) {
+      ASSERT_TRUE(std::isnan(out[i])) << "written past n";
+      ASSERT_EQ(out_bf16[i], 0x7fc1) << "written past n";
+    }
+    std::fill(g_in.begin(), g_in.end(), NAN), std::fill(u_in.begin(), u_in.end(), NAN);
+    {
+      cuda_emulation::ScopedPredecessor p(before);
+      cuda_emulation::RunBlocks(blocks, 256,
+                                [&] { AddKernel(g_in.data(), u_in.data(), out.data(), n, vec); });
+    }
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(out[i], gate[i] + up[i]) << i;
+  }
+}
+
+// GatherRowsKernel (embedding rows of an f32, bf16 or f16 table, as the host converts
+// them), ScatterRowsKernel (rows into chosen rows of y, the others untouched) and
+// AddWeightedRowsKernel (out[t] += sum_j w[t, j] x[t k + j], the MoE's combine): exact, and
+// the combine within 1e-6 relative of f64.
+TEST(OpsKernelEmulationTest, RowGathersScattersAndCombine) {
+  std::mt19937 rng(79);
+  const int64_t h = 70, vocab = 9;
+  const std::vector<int32_t> ids = {3, 0, 8, 3};
+  const std::vector<float> table_f = Uniform(vocab * h, 1.0f, rng);
+  for (DType d : {DType::kF32, DType::kBF16, DType::kF16}) {
+    SCOPED_TRACE(DTypeName(d));
+    std::vector<char> table(table_f.size() * DTypeSize(d));
+    ConvertFromF32(d, table_f.data(), table.data(), table_f.size());
+    std::vector<float> want(table_f.size()), out(ids.size() * h, NAN);
+    ConvertToF32(d, table.data(), want.data(), want.size());
+    const int64_t count = static_cast<int64_t>(ids.size());
+    cuda_emulation::RunBlocks(static_cast<unsigned>((count * h + 255) / 256), 256, [&] {
+      if (d == DType::kF32)
+        GatherRowsKernel<DType::kF32>(table.data(), h, ids.data(), count, out.data());
+      if (d == DType::kBF16)
+        GatherRowsKernel<DType::kBF16>(table.data(), h, ids.data(), count, out.data());
+      if (d == DType::kF16)
+        GatherRowsKernel<DType::kF16>(table.data(), h, ids.data(), count, out.data());
+    });
+    for (int64_t r = 0; r < count; ++r)
+      for (int64_t c = 0; c < h; ++c)
+        ASSERT_EQ(out[r * h + c], want[ids[r] * h + c]) << r << ", " << c;
+  }
+
+  const std::vector<int32_t> rows = {4, 1};
+  const std::vector<float> src = Uniform(2 * h, 1.0f, rng);
+  std::vector<float> y(static_cast<size_t>(6 * h), 5.0f);
+  cuda_emulation::RunBlocks(1, 256,
+                            [&] { ScatterRowsKernel(src.data(), h, rows.data(), 2, y.data()); });
+  for (int64_t r = 0; r < 6; ++r) {
+    for (int64_t c = 0; c < h; ++c) {
+      const float want = r == 4 ? src[c] : r == 1 ? src[h + c] : 5.0f;
+      ASSERT_EQ(y[r * h + c], want) << r << ", " << c;
+    }
+  }
+
+  const int64_t t = 3, k = 6;
+  const std::vector<float> x = Uniform(t * k * h, 1.0f, rng), w = Uniform(t * k, 1.0f, rng);
+  const std::vector<float> start = Uniform(t * h, 1.0f, rng);
+  std::vector<float> out = start;
+  cuda_emulation::RunBlocks(static_cast<unsigned>((t * h + 255) / 256), 256, [&] {
+    AddWeightedRowsKernel(x.data(), w.data(), t, k, h, out.data());
+  });
+  for (int64_t r = 0; r < t; ++r) {
+    for (int64_t c = 0; c < h; ++c) {
+      double want = start[r * h + c], size = std::fabs(want);
+      for (int64_t j = 0; j < k; ++j) {
+        want += double(w[r * k + j]) * x[(r * k + j) * h + c];
+        size += std::fabs(double(w[r * k + j]) * x[(r * k + j) * h + c]);
+      }
+      ASSERT_NEAR(out[r * h + c], want, 1e-6 * size) << r << ", " << c;
+    }
+  }
+}
+
+// SoftmaxKernel (probabilities, or log-probabilities) over rows of 1000 with -inf entries,
+// against f64: 1e-6 relative (probabilities), 1e-5 absolute (logs). TopKKernel: k values and
+// indices a row, larger first, equal values by lower index, NaN as -inf (after every number).
+TEST(OpsKernelEmulationTest, SoftmaxAndTopK) {
+  std::mt19937 rng(83);
+  const int64_t rows = 3, n = 1000;
+  std::vector<float> x = Uniform(rows * n, 8.0f, rng);
+  x[5] = -INFINITY, x[n + 999] = -INFINITY;
+  for (bool log : {false, true}) {
+    SCOPED_TRACE(log ? "log" : "probabilities");
+    std::vector<float> out(x.size(), NAN);
+    cuda_emulation::RunBlocks(static_cast<unsigned>(rows), 256,
+                              [&] { SoftmaxKernel(x.data(), out.data(), n, log); });
+    for (int64_t r = 0; r < rows; ++r) {
+      double top = -INFINITY, z = 0;
+      for (int64_t i = 0; i < n; ++i) top = std::max(top, double(x[r * n + i]));
+      for (int64_t i = 0; i < n; ++i) z += std::exp(x[r * n + i] - top);
+      for (int64_t i = 0; i < n; ++i) {
+        const double lp = x[r * n + i] - top - std::log(z);
+        if (log) {
+          if (std::isinf(lp))
+            ASSERT_EQ(out[r * n + i], -INFINITY) << r << ", " << i;
+          else
+            ASSERT_NEAR(out[r * n + i], lp, 1e-5) << r << ", " << i;
+        } else {
+          ASSERT_NEAR(out[r * n + i], std::exp(lp), 1e-6 * std::exp(lp) + 1e-12) << r << ", " << i;
+        }
+      }
+    }
+  }
+
+  const int64_t k = 6, m = 300;
+  std::vector<float> v = Uniform(rows * m, 1.0f, rng);
+  v[10] = v[20] = v[30] = 3.0f;                    // row 0: a three-way tie at the top
+  v[40] = NAN, v[41] = 2.5f;                       // NaN sorts last
+  for (int64_t i = 0; i < m; ++i) v[m + i] = NAN;  // row 1: all NaN but two
+  v[m + 7] = -1.0f, v[m + 200] = -1.0f;
+  std::vector<float> values(static_cast<size_t>(rows * k), NAN);
+  std::vector<int32_t> indices(static_cast<size_t>(rows * k), -7);
+  cuda_emulation::RunBlocks(static_cast<unsigned>(rows), 256,
+                            [&] { TopKKernel(v.data(), m, k, values.data(), indices.data()); });
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<int32_t> order(static_cast<size_t>(m));
+    for (int32_t i = 0; i < m; ++i) order[i] = i;
+    auto key = [&](int32_t i) { return std::isnan(v[r * m + i]) ? -INFINITY : v[r * m + i]; };
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int32_t a, int32_t b) { return key(a) > key(b); });
+    for (int64_t j = 0; j < k; ++j) {
+      ASSERT_EQ(indices[r * k + j], order[j]) << "row " << r << " rank " << j;
+      const float want = v[r * m + order[j]];
+      if (std::isnan(want))
+        ASSERT_TRUE(std::isnan(values[r * k + j])) << "row " << r << " rank " << j;
+      else
+        ASSERT_EQ(values[r * k + j], want) << "row " << r << " rank " << j;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace reasonrt::cuda

@@ -1,8 +1,9 @@
 // lib/backends/cuda/attention_kernel.cuh: the attention kernels over the paged cache
 // (attention.cu launches them): decode, with its split keys and the experimental merge by
-// the last split; MLA's absorbed decode over the latent cache; the tiled prompt kernel; and
-// the merge of splits. Apart so that tests/backends/cuda_emulation.h can run the same source
-// on the host (which includes cuda_emulation.h before this).
+// the last split; MLA's absorbed decode over the latent cache; the tiled prompt kernel; the
+// merge of splits; the KV store; and the kernels around the tensor-core prompt path's cuBLAS
+// GEMMs. Apart so that tests/backends/cuda_emulation.h can run the same source on the host
+// (which includes cuda_emulation.h before this).
 #ifndef REASONRT_LIB_BACKENDS_CUDA_ATTENTION_KERNEL_CUH_
 #define REASONRT_LIB_BACKENDS_CUDA_ATTENTION_KERNEL_CUH_
 
@@ -397,6 +398,128 @@ __global__ void AttentionCombineKernel(AttentionArgs a) {
   const int64_t r = blockIdx.x, h = blockIdx.y;
   if (a.row_position[r] < 0) return;
   MergeSplits<false>(a, r, h, weight);
+}
+
+// ---------------------------------------------------------------------------------------
+// The KV store, and the tensor-core prompt path's gather, layout and softmax kernels
+
+__global__ void StoreRowsKernel(const float* src, int64_t t, int64_t width, const int64_t* slots,
+                                void* cache, DType cache_dtype) {
+  DependentStart();
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= t * width) return;
+  const int64_t row = i / width, col = i % width;
+  const int64_t dst = slots[row] * width + col;
+  if (cache_dtype == DType::kBF16) {
+    static_cast<__nv_bfloat16*>(cache)[dst] = __float2bfloat16_rn(src[i]);
+  } else {
+    static_cast<float*>(cache)[dst] = src[i];
+  }
+}
+
+// Rows of keys, then rows of values, one thread a value.
+__global__ void StoreKeysAndValuesKernel(const float* k, int64_t k_width, void* k_cache,
+                                         const float* v, int64_t v_width, void* v_cache, int64_t t,
+                                         const int64_t* slots, DType cache_dtype) {
+  DependentStart();
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const float* src = k;
+  void* cache = k_cache;
+  int64_t width = k_width;
+  if (i >= t * k_width) {
+    i -= t * k_width, src = v, cache = v_cache, width = v_width;
+    if (i >= t * v_width) return;
+  }
+  const int64_t dst = slots[i / width] * width + i % width;
+  if (cache_dtype == DType::kBF16) {
+    static_cast<__nv_bfloat16*>(cache)[dst] = __float2bfloat16_rn(src[i]);
+  } else {
+    static_cast<float*>(cache)[dst] = src[i];
+  }
+}
+
+// Eight values (16 bytes of bf16) a thread: dst row j is the cache row of the sequence's
+// key j (its block table's entry j / 16, slot j % 16).
+template <DType C>
+__global__ void GatherKeysKernel(const void* cache, const int32_t* table, int64_t keys,
+                                 int64_t width, __nv_bfloat16* dst) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t eights = width / 8;
+  if (i >= keys * eights) return;
+  const int64_t j = i / eights, col = (i % eights) * 8;
+  const int64_t src = (static_cast<int64_t>(table[j / 16]) * 16 + j % 16) * width + col;
+  uint4 out;
+  if constexpr (C == DType::kBF16) {
+    out = *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(cache) + src);
+  } else {
+    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(cache) + src);
+    const uint2 a = PackBf16x4(p[0]), b = PackBf16x4(p[1]);
+    out = make_uint4(a.x, a.y, b.x, b.y);
+  }
+  *reinterpret_cast<uint4*>(dst + j * width + col) = out;
+}
+
+// One warp a (head, query) row of scores, four at a time: max, sum of exponentials, then
+// the normalised weights in bf16 (masked keys and the padding up to ld: 0). Scores past
+// `seen` (unwritten padding among them) are never used.
+__global__ void CausalSoftmaxKernel(const float* s, __nv_bfloat16* p, int64_t total_rows,
+                                    int64_t rows, int64_t keys, int64_t ld, int64_t first_keys) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (row >= total_rows) return;
+  const int lane = threadIdx.x % kWarp;
+  const int64_t seen = min(keys, first_keys + row % rows);
+  const float4* in = reinterpret_cast<const float4*>(s + row * ld);
+  const int64_t quads = (seen + 3) / 4;
+  float m = -INFINITY;
+  for (int64_t j = lane; j < quads; j += kWarp) {
+    const float4 v = in[j];
+    const int64_t e = 4 * j;
+    m = fmaxf(m, fmaxf(fmaxf(v.x, e + 1 < seen ? v.y : -INFINITY),
+                       fmaxf(e + 2 < seen ? v.z : -INFINITY, e + 3 < seen ? v.w : -INFINITY)));
+  }
+  m = WarpMax(m);
+  float total = 0.0f;
+  for (int64_t j = lane; j < quads; j += kWarp) {
+    const float4 v = in[j];
+    const int64_t e = 4 * j;
+    total += expf(v.x - m) + (e + 1 < seen ? expf(v.y - m) : 0.0f) +
+             (e + 2 < seen ? expf(v.z - m) : 0.0f) + (e + 3 < seen ? expf(v.w - m) : 0.0f);
+  }
+  const float inv = 1.0f / WarpSum(total);
+  uint2* out = reinterpret_cast<uint2*>(p + row * ld);
+  for (int64_t j = lane; j < ld / 4; j += kWarp) {
+    const int64_t e = 4 * j;
+    float4 w = make_float4(0, 0, 0, 0);
+    if (e < seen) {
+      const float4 v = in[j];
+      w = make_float4(expf(v.x - m) * inv, e + 1 < seen ? expf(v.y - m) * inv : 0.0f,
+                      e + 2 < seen ? expf(v.z - m) * inv : 0.0f,
+                      e + 3 < seen ? expf(v.w - m) * inv : 0.0f);
+    }
+    out[j] = PackBf16x4(w);
+  }
+}
+
+// Four values a thread: dst[h, r, :] = bf16(q[r, h, :]).
+__global__ void HeadsFirstKernel(const float* q, int64_t rows, int64_t heads, int64_t d,
+                                 __nv_bfloat16* dst) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t quads = d / 4;
+  if (i >= rows * heads * quads) return;
+  const int64_t c = i % quads, h = (i / quads) % heads, r = i / (quads * heads);
+  const float4 v = reinterpret_cast<const float4*>(q)[i];  // q's own order: (r, h, c)
+  reinterpret_cast<uint2*>(dst)[(h * rows + r) * quads + c] = PackBf16x4(v);
+}
+
+// Four values a thread: out[r, h, :] = o[h, r, :].
+__global__ void RowsFirstKernel(const float* o, int64_t heads, int64_t rows, int64_t d,
+                                float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t quads = d / 4;
+  if (i >= rows * heads * quads) return;
+  const int64_t c = i % quads, h = (i / quads) % heads, r = i / (quads * heads);
+  reinterpret_cast<float4*>(out)[i] =
+      reinterpret_cast<const float4*>(o)[(h * rows + r) * quads + c];
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // weight row once for up to 8 activation rows with 16-byte loads, several in flight per
 // lane (or, without exact activations, 2-8 rows on tensor cores); the prompt GEMM of non-bf16
 // weights is a shared-memory tiled f32 kernel (bf16 prompts go to cuBLAS, with SplitBf16's
-// activations); HeadMatMul is MLA's per-head projection.
+// activations); HeadMatMul is MLA's per-head projection. The kernels are in gemv_kernel.cuh;
+// here are their launchers.
 #include "lib/backends/cuda/gemv_kernel.cuh"
 #include "lib/backends/cuda/kernel_util.cuh"
 
