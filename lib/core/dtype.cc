@@ -64,6 +64,7 @@ absl::StatusOr<DType> ParseDTypeName(std::string_view name) {
 }
 
 void ConvertToF32(DType dtype, const void* src, float* dst, size_t n) {
+  if (n == 0) return;  // (empty arrays may be null: memcpy must not see them)
   switch (dtype) {
     case DType::kF32:
       std::memcpy(dst, src, n * sizeof(float));
@@ -107,6 +108,7 @@ void ConvertToF32(DType dtype, const void* src, float* dst, size_t n) {
 }
 
 void ConvertFromF32(DType dtype, const float* src, void* dst, size_t n) {
+  if (n == 0) return;  // (empty arrays may be null: memcpy must not see them)
   switch (dtype) {
     case DType::kF32:
       std::memcpy(dst, src, n * sizeof(float));
