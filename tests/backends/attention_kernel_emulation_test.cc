@@ -156,8 +156,15 @@ PagedCase DecodeCase(DType c) {
   return PagedCase(c, 4, 2, 64, 48, false, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {0, 3}, {37, 100});
 }
 
-// AttentionCombineKernel over a.splits splits of a.partial (one block a row and head).
-void Combine(const AttentionArgs& a) {
+// AttentionCombineKernel over a.splits splits of a.partial (one block a row and head), as a
+// dependent launch: the partials are there only when it waits for the attention kernel.
+void Combine(AttentionArgs a) {
+  const auto size = static_cast<size_t>(a.rows * a.heads * a.splits * (a.dv + 2));
+  const std::vector<float> written(a.partial, a.partial + size);
+  std::vector<float> partial(size, NAN);
+  a.partial = partial.data();
+  cuda_emulation::ScopedPredecessor before(
+      [&] { std::copy(written.begin(), written.end(), partial.begin()); });
   cuda_emulation::RunBlocks(
       static_cast<unsigned>(a.rows), 128, [&] { AttentionCombineKernel(a); },
       static_cast<unsigned>(a.heads), 1, sizeof(float) * static_cast<size_t>(a.splits + 4));

@@ -292,13 +292,17 @@ TEST(OpsKernelEmulationTest, RowGathersScattersAndCombine) {
     std::vector<float> want(table_f.size()), out(ids.size() * h, NAN);
     ConvertToF32(d, table.data(), want.data(), want.size());
     const int64_t count = static_cast<int64_t>(ids.size());
+    // A dependent launch: the ids are written when it waits (till then 2, asked by no row).
+    std::vector<int32_t> ids_in(ids.size(), 2);
+    cuda_emulation::ScopedPredecessor before(
+        [&] { std::copy(ids.begin(), ids.end(), ids_in.begin()); });
     cuda_emulation::RunBlocks(static_cast<unsigned>((count * h + 255) / 256), 256, [&] {
       if (d == DType::kF32)
-        GatherRowsKernel<DType::kF32>(table.data(), h, ids.data(), count, out.data());
+        GatherRowsKernel<DType::kF32>(table.data(), h, ids_in.data(), count, out.data());
       if (d == DType::kBF16)
-        GatherRowsKernel<DType::kBF16>(table.data(), h, ids.data(), count, out.data());
+        GatherRowsKernel<DType::kBF16>(table.data(), h, ids_in.data(), count, out.data());
       if (d == DType::kF16)
-        GatherRowsKernel<DType::kF16>(table.data(), h, ids.data(), count, out.data());
+        GatherRowsKernel<DType::kF16>(table.data(), h, ids_in.data(), count, out.data());
     });
     for (int64_t r = 0; r < count; ++r)
       for (int64_t c = 0; c < h; ++c)
