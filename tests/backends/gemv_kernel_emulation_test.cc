@@ -52,6 +52,78 @@ GemvSegment Segment(const EmulationWeight& w, int64_t n, float* y, const float* 
   return GemvSegment{w.w.data(), w.scale_inv(), w.scale_cols, bias, DType::kF32, n, y};
 }
 
+// v rounded to bf16 in place (to nearest even, as the host rounds); its bits.
+std::vector<uint16_t> RoundToBf16(std::vector<float>& v) {
+  std::vector<uint16_t> bits(v.size());
+  ConvertFromF32(DType::kBF16, v.data(), bits.data(), v.size());
+  ConvertToF32(DType::kBF16, bits.data(), v.data(), v.size());
+  return bits;
+}
+
+// A GEMV as a dependent launch: the kernel before writes the activations x into x_in (NaN
+// till then) and NaN into `outputs`, when the GEMV waits for it.
+cuda_emulation::ScopedPredecessor WrittenOnWait(const std::vector<float>& x,
+                                                std::vector<float>& x_in,
+                                                std::vector<std::vector<float>*> outputs) {
+  return cuda_emulation::ScopedPredecessor([&x, &x_in, outputs] {
+    std::copy(x.begin(), x.end(), x_in.begin());
+    for (std::vector<float>* y : outputs) std::fill(y->begin(), y->end(), NAN);
+  });
+}
+
+// A gated MLP's gate and up (n rows each, biases or none) as a silu_pairs batch writing
+// gate's y (up's y is not to be written).
+GemvBatch SiluPairsBatch(const EmulationWeight& gate_w, const EmulationWeight& up_w, int64_t n,
+                         float* gate, float* up, const float* gate_bias, const float* up_bias) {
+  GemvBatch b{};
+  b.count = 2;
+  b.silu_pairs = true;
+  b.segments[0] = Segment(gate_w, n, gate, gate_bias);
+  b.segments[1] = Segment(up_w, n, up, up_bias);
+  b.first_row[1] = n, b.first_row[2] = 2 * n;
+  return b;
+}
+
+// Whether `got` is silu(Wg x + bg) * (Wu x + bu) for weight row `row` within the
+// projections' 1e-4 of their sums of |w * x| carried through the product, plus 1e-5
+// relative.
+::testing::AssertionResult SiluProduct(float got, const EmulationWeight& gate_w,
+                                       const EmulationWeight& up_w, int64_t row, int64_t k,
+                                       const float* x, float gate_bias, float up_bias) {
+  auto [g, g_size] = gate_w.Dot(row, k, x);
+  auto [v, v_size] = up_w.Dot(row, k, x);
+  g += gate_bias, v += up_bias;
+  const double silu = g / (1.0 + std::exp(-g)), want = silu * v;
+  // silu's slope is at most 1.1: an error e in g moves the product by up to 1.1 e |v|.
+  const double tol = 1e-4 * (1.1 * g_size * std::fabs(v) + v_size * std::fabs(silu)) +
+                     1e-5 * std::fabs(want) + 1e-6;
+  if (std::fabs(got - want) <= tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << got << " against " << want << " (tolerance " << tol
+                                       << "; gate " << g << ", up " << v << ")";
+}
+
+// Activation rows x [t, k] with values in [-2, 2].
+std::vector<float> Activations(int64_t t, int64_t k, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  std::vector<float> x(static_cast<size_t>(t * k));
+  for (float& v : x) v = u(rng);
+  return x;
+}
+
+// y [t, n] of a weight against x, + bias, within 1e-4 of each row's sum of |w * x|.
+void ExpectProducts(const std::vector<float>& y, const EmulationWeight& w, int64_t t, int64_t n,
+                    int64_t k, const std::vector<float>& x, const std::vector<float>& bias,
+                    const std::string& what) {
+  for (int64_t r = 0; r < t; ++r) {
+    for (int64_t row = 0; row < n; ++row) {
+      auto [want, size] = w.Dot(row, k, x.data() + r * k);
+      if (!bias.empty()) want += bias[row];
+      ASSERT_NEAR(y[r * n + row], want, 1e-4 * size + 1e-6)
+          << what << ": activation row " << r << " weight row " << row;
+    }
+  }
+}
+
 template <DType D, int kSplit>
 void CheckNormEpilogue(int64_t n, int64_t k) {
   SCOPED_TRACE(std::string(DTypeName(D)) + " split " + std::to_string(kSplit) + " n " +
@@ -138,30 +210,18 @@ void CheckSiluPairs(int64_t n, int64_t k, bool biases) {
   for (float& v : up_bias) v = biases ? u(rng) : 0.0f;
   std::vector<float> gate(static_cast<size_t>(n), NAN), up(static_cast<size_t>(n), NAN);
   std::vector<float> x_in(x.size(), NAN);
-  cuda_emulation::ScopedPredecessor before([&] {
-    std::copy(x.begin(), x.end(), x_in.begin());
-    std::fill(gate.begin(), gate.end(), NAN);
-  });
-  GemvBatch b{};
-  b.count = 2;
-  b.silu_pairs = true;
-  b.segments[0] = Segment(gate_w, n, gate.data(), biases ? gate_bias.data() : nullptr);
-  b.segments[1] = Segment(up_w, n, up.data(), biases ? up_bias.data() : nullptr);
-  b.first_row[1] = n, b.first_row[2] = 2 * n;
+  const auto before = WrittenOnWait(x, x_in, {&gate});
+  const GemvBatch b =
+      SiluPairsBatch(gate_w, up_w, n, gate.data(), up.data(), biases ? gate_bias.data() : nullptr,
+                     biases ? up_bias.data() : nullptr);
   const int slots_per_block = kGemvWarps / kSplit;
   const unsigned blocks = static_cast<unsigned>((2 * n + slots_per_block - 1) / slots_per_block);
   cuda_emulation::RunBlocks(blocks, kGemvWarps * kWarp, [&] {
     GemvKernel<D, 1, kSplit, GemvEnd::kSiluPairs>(x_in.data(), k, b);
   });
   for (int64_t r = 0; r < n; ++r) {
-    auto [g, g_size] = gate_w.Dot(r, k, x.data());
-    auto [v, v_size] = up_w.Dot(r, k, x.data());
-    g += gate_bias[r], v += up_bias[r];
-    const double silu = g / (1.0 + std::exp(-g)), want = silu * v;
-    // silu's slope is at most 1.1: an error e in g moves the product by up to 1.1 e |v|.
-    const double tol = 1e-4 * (1.1 * g_size * std::fabs(v) + v_size * std::fabs(silu)) +
-                       1e-5 * std::fabs(want) + 1e-6;
-    ASSERT_NEAR(gate[r], want, tol) << "row " << r << " (gate " << g << ", up " << v << ")";
+    ASSERT_TRUE(SiluProduct(gate[r], gate_w, up_w, r, k, x.data(), gate_bias[r], up_bias[r]))
+        << "row " << r;
     ASSERT_TRUE(std::isnan(up[r])) << "up's y written at row " << r;
   }
 }
@@ -176,18 +236,14 @@ void CheckMma(int64_t t, int64_t n0, int64_t n1, int64_t k) {
   std::mt19937 rng(31);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   const EmulationWeight w0(DType::kBF16, n0, k, rng), w1(DType::kBF16, n1, k, rng);
-  std::vector<float> x(static_cast<size_t>(t * k)), rounded(x.size()), bias(n1);
+  std::vector<float> x(static_cast<size_t>(t * k)), bias(n1);
   for (float& v : x) v = u(rng) * 2.0f;
   for (float& v : bias) v = u(rng);
-  std::vector<uint16_t> bits(x.size());
-  ConvertFromF32(DType::kBF16, x.data(), bits.data(), x.size());
-  ConvertToF32(DType::kBF16, bits.data(), rounded.data(), x.size());
+  std::vector<float> rounded = x;
+  RoundToBf16(rounded);
   std::vector<float> y0(static_cast<size_t>(t * n0), NAN), y1(static_cast<size_t>(t * n1), NAN);
   std::vector<float> x_in(x.size(), NAN);
-  cuda_emulation::ScopedPredecessor before([&] {
-    std::copy(x.begin(), x.end(), x_in.begin());
-    for (auto* y : {&y0, &y1}) std::fill(y->begin(), y->end(), NAN);
-  });
+  const auto before = WrittenOnWait(x, x_in, {&y0, &y1});
   GemvBatch b{};
   b.count = 2;
   b.segments[0] = Segment(w0, n0, y0.data());
@@ -196,17 +252,8 @@ void CheckMma(int64_t t, int64_t n0, int64_t n1, int64_t k) {
   const unsigned blocks = static_cast<unsigned>((n0 + n1 + 15) / 16);
   cuda_emulation::RunBlocks(blocks, kMmaWarps * kWarp,
                             [&] { GemvMmaKernel<false>(x_in.data(), t, k, b); });
-  for (int64_t r = 0; r < t; ++r) {
-    for (int64_t n = 0; n < n0 + n1; ++n) {
-      const bool first = n < n0;
-      const EmulationWeight& w = first ? w0 : w1;
-      const int64_t row = first ? n : n - n0;
-      auto [want, size] = w.Dot(row, k, rounded.data() + r * k);
-      if (!first) want += bias[row];
-      const float got = first ? y0[r * n0 + row] : y1[r * n1 + row];
-      ASSERT_NEAR(got, want, 1e-4 * size + 1e-6) << "activation row " << r << " weight row " << n;
-    }
-  }
+  ExpectProducts(y0, w0, t, n0, k, rounded, {}, "segment 0");
+  ExpectProducts(y1, w1, t, n1, k, rounded, bias, "segment 1");
 }
 
 // The same kernel with silu_pairs: t rows of gate and up (n rows each, with biases or
@@ -218,61 +265,28 @@ void CheckMmaSiluPairs(int64_t t, int64_t n, int64_t k, bool biases) {
   std::mt19937 rng(37);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   const EmulationWeight gate_w(DType::kBF16, n, k, rng), up_w(DType::kBF16, n, k, rng);
-  std::vector<float> x(static_cast<size_t>(t * k)), rounded(x.size()), gate_bias(n), up_bias(n);
+  std::vector<float> x(static_cast<size_t>(t * k)), gate_bias(n), up_bias(n);
   for (float& v : x) v = u(rng) * 2.0f;
   for (float& v : gate_bias) v = biases ? u(rng) * 3.0f : 0.0f;
   for (float& v : up_bias) v = biases ? u(rng) : 0.0f;
-  std::vector<uint16_t> bits(x.size());
-  ConvertFromF32(DType::kBF16, x.data(), bits.data(), x.size());
-  ConvertToF32(DType::kBF16, bits.data(), rounded.data(), x.size());
+  std::vector<float> rounded = x;
+  RoundToBf16(rounded);
   std::vector<float> gate(static_cast<size_t>(t * n), NAN), up(gate.size(), NAN);
   std::vector<float> x_in(x.size(), NAN);
-  cuda_emulation::ScopedPredecessor before([&] {
-    std::copy(x.begin(), x.end(), x_in.begin());
-    std::fill(gate.begin(), gate.end(), NAN);
-  });
-  GemvBatch b{};
-  b.count = 2;
-  b.silu_pairs = true;
+  const auto before = WrittenOnWait(x, x_in, {&gate});
+  GemvBatch b =
+      SiluPairsBatch(gate_w, up_w, n, gate.data(), up.data(), biases ? gate_bias.data() : nullptr,
+                     biases ? up_bias.data() : nullptr);
   b.round_activations = true;
-  b.segments[0] = Segment(gate_w, n, gate.data(), biases ? gate_bias.data() : nullptr);
-  b.segments[1] = Segment(up_w, n, up.data(), biases ? up_bias.data() : nullptr);
-  b.first_row[1] = n, b.first_row[2] = 2 * n;
   const unsigned blocks = static_cast<unsigned>((n + 7) / 8);
   cuda_emulation::RunBlocks(blocks, kMmaWarps * kWarp,
                             [&] { GemvMmaKernel<true>(x_in.data(), t, k, b); });
   for (int64_t r = 0; r < t; ++r) {
     for (int64_t row = 0; row < n; ++row) {
-      auto [g, g_size] = gate_w.Dot(row, k, rounded.data() + r * k);
-      auto [v, v_size] = up_w.Dot(row, k, rounded.data() + r * k);
-      g += gate_bias[row], v += up_bias[row];
-      const double silu = g / (1.0 + std::exp(-g)), want = silu * v;
-      const double tol = 1e-4 * (1.1 * g_size * std::fabs(v) + v_size * std::fabs(silu)) +
-                         1e-5 * std::fabs(want) + 1e-6;
-      ASSERT_NEAR(gate[r * n + row], want, tol) << "activation row " << r << " row " << row;
+      ASSERT_TRUE(SiluProduct(gate[r * n + row], gate_w, up_w, row, k, rounded.data() + r * k,
+                              gate_bias[row], up_bias[row]))
+          << "activation row " << r << " row " << row;
       ASSERT_TRUE(std::isnan(up[r * n + row])) << "up's y written at row " << row;
-    }
-  }
-}
-
-// Activation rows x [t, k] with values in [-2, 2].
-std::vector<float> Activations(int64_t t, int64_t k, std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
-  std::vector<float> x(static_cast<size_t>(t * k));
-  for (float& v : x) v = u(rng);
-  return x;
-}
-
-// y [t, n] of a weight against x, + bias, within 1e-4 of each row's sum of |w * x|.
-void ExpectProducts(const std::vector<float>& y, const EmulationWeight& w, int64_t t, int64_t n,
-                    int64_t k, const std::vector<float>& x, const std::vector<float>& bias,
-                    const std::string& what) {
-  for (int64_t r = 0; r < t; ++r) {
-    for (int64_t row = 0; row < n; ++row) {
-      auto [want, size] = w.Dot(row, k, x.data() + r * k);
-      if (!bias.empty()) want += bias[row];
-      ASSERT_NEAR(y[r * n + row], want, 1e-4 * size + 1e-6)
-          << what << ": activation row " << r << " weight row " << row;
     }
   }
 }
@@ -290,16 +304,11 @@ void CheckGemv(int64_t n0, int64_t n1, int64_t n2, int64_t k) {
   for (int64_t n : ns) w.emplace_back(D, n, k, rng);
   const std::vector<float> x = Activations(R, k, rng);
   std::vector<float> bias1 = Activations(1, n1, rng), bias2 = Activations(1, n2, rng);
-  std::vector<uint16_t> bias2_bits(bias2.size());
-  ConvertFromF32(DType::kBF16, bias2.data(), bias2_bits.data(), bias2.size());
-  ConvertToF32(DType::kBF16, bias2_bits.data(), bias2.data(), bias2.size());
+  const std::vector<uint16_t> bias2_bits = RoundToBf16(bias2);
   std::vector<std::vector<float>> y;
   for (int64_t n : ns) y.emplace_back(static_cast<size_t>(R * n), NAN);
   std::vector<float> x_in(x.size(), NAN);
-  cuda_emulation::ScopedPredecessor before([&] {
-    std::copy(x.begin(), x.end(), x_in.begin());
-    for (auto& v : y) std::fill(v.begin(), v.end(), NAN);
-  });
+  const auto before = WrittenOnWait(x, x_in, {&y[0], &y[1], &y[2]});
   GemvBatch b{};
   b.count = 3;
   b.segments[0] = Segment(w[0], n0, y[0].data());
@@ -346,9 +355,7 @@ void CheckGemm(int64_t t, int64_t n, int64_t k) {
   const EmulationWeight w(D, n, k, rng);
   const std::vector<float> x = Activations(t, k, rng);
   std::vector<float> bias = Activations(1, n, rng);
-  std::vector<uint16_t> bias_bits(bias.size());
-  ConvertFromF32(DType::kBF16, bias.data(), bias_bits.data(), bias.size());
-  ConvertToF32(DType::kBF16, bias_bits.data(), bias.data(), bias.size());
+  const std::vector<uint16_t> bias_bits = RoundToBf16(bias);
   std::vector<float> y(static_cast<size_t>(t * n), NAN);
   cuda_emulation::RunBlocks(
       static_cast<unsigned>((n + kTile - 1) / kTile), 256,
