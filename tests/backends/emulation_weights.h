@@ -1,5 +1,5 @@
-// tests/backends/emulation_weights.h: the weights the cuda kernels' emulation tests feed
-// their kernels, with the values those kernels should compute with.
+// tests/backends/emulation_weights.h: the weights and values the cuda kernels' emulation
+// tests feed their kernels, with the values those kernels should compute with.
 #ifndef REASONRT_TESTS_BACKENDS_EMULATION_WEIGHTS_H_
 #define REASONRT_TESTS_BACKENDS_EMULATION_WEIGHTS_H_
 
@@ -12,6 +12,22 @@
 #include "reasonrt/dtype.h"
 
 namespace reasonrt::cuda::testing {
+
+// n values drawn uniformly from [-scale, scale].
+inline std::vector<float> Uniform(int64_t n, float scale, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+// v rounded to bf16 in place (to nearest even, as the host rounds); its bits.
+inline std::vector<uint16_t> RoundToBf16(std::vector<float>& v) {
+  std::vector<uint16_t> bits(v.size());
+  ConvertFromF32(DType::kBF16, v.data(), bits.data(), v.size());
+  ConvertToF32(DType::kBF16, bits.data(), v.data(), v.size());
+  return bits;
+}
 
 // A weight [n, k] of `dtype` with random values (fp8: with random 128x128 block scales,
 // rows n a whole number of blocks or not) and the f32 values a kernel computes with.

@@ -46,18 +46,12 @@ namespace reasonrt::cuda {
 namespace {
 
 using testing::EmulationWeight;
+using testing::RoundToBf16;
+using testing::Uniform;
 
 // The weight as a GemvBatch segment writing y (n rows, an f32 bias or none).
 GemvSegment Segment(const EmulationWeight& w, int64_t n, float* y, const float* bias = nullptr) {
   return GemvSegment{w.w.data(), w.scale_inv(), w.scale_cols, bias, DType::kF32, n, y};
-}
-
-// v rounded to bf16 in place (to nearest even, as the host rounds); its bits.
-std::vector<uint16_t> RoundToBf16(std::vector<float>& v) {
-  std::vector<uint16_t> bits(v.size());
-  ConvertFromF32(DType::kBF16, v.data(), bits.data(), v.size());
-  ConvertToF32(DType::kBF16, bits.data(), v.data(), v.size());
-  return bits;
 }
 
 // A GEMV as a dependent launch: the kernel before writes the activations x into x_in (NaN
@@ -100,14 +94,6 @@ GemvBatch SiluPairsBatch(const EmulationWeight& gate_w, const EmulationWeight& u
   if (std::fabs(got - want) <= tol) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << got << " against " << want << " (tolerance " << tol
                                        << "; gate " << g << ", up " << v << ")";
-}
-
-// Activation rows x [t, k] with values in [-2, 2].
-std::vector<float> Activations(int64_t t, int64_t k, std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
-  std::vector<float> x(static_cast<size_t>(t * k));
-  for (float& v : x) v = u(rng);
-  return x;
 }
 
 // y [t, n] of a weight against x, + bias, within 1e-4 of each row's sum of |w * x|.
@@ -302,8 +288,8 @@ void CheckGemv(int64_t n0, int64_t n1, int64_t n2, int64_t k) {
   const int64_t ns[3] = {n0, n1, n2};
   std::vector<EmulationWeight> w;
   for (int64_t n : ns) w.emplace_back(D, n, k, rng);
-  const std::vector<float> x = Activations(R, k, rng);
-  std::vector<float> bias1 = Activations(1, n1, rng), bias2 = Activations(1, n2, rng);
+  const std::vector<float> x = Uniform(R * k, 2.0f, rng);
+  std::vector<float> bias1 = Uniform(n1, 2.0f, rng), bias2 = Uniform(n2, 2.0f, rng);
   const std::vector<uint16_t> bias2_bits = RoundToBf16(bias2);
   std::vector<std::vector<float>> y;
   for (int64_t n : ns) y.emplace_back(static_cast<size_t>(R * n), NAN);
@@ -332,7 +318,7 @@ void CheckScalarGemv(int64_t n0, int64_t n1, int64_t k) {
                std::to_string(k));
   std::mt19937 rng(59);
   const EmulationWeight w0(D, n0, k, rng), w1(D, n1, k, rng);
-  const std::vector<float> x = Activations(R, k, rng), bias = Activations(1, n1, rng);
+  const std::vector<float> x = Uniform(R * k, 2.0f, rng), bias = Uniform(n1, 2.0f, rng);
   std::vector<float> y0(static_cast<size_t>(R * n0), NAN), y1(static_cast<size_t>(R * n1), NAN);
   GemvBatch b{};
   b.count = 2;
@@ -353,8 +339,8 @@ void CheckGemm(int64_t t, int64_t n, int64_t k) {
                std::to_string(n) + " k " + std::to_string(k));
   std::mt19937 rng(61);
   const EmulationWeight w(D, n, k, rng);
-  const std::vector<float> x = Activations(t, k, rng);
-  std::vector<float> bias = Activations(1, n, rng);
+  const std::vector<float> x = Uniform(t * k, 2.0f, rng);
+  std::vector<float> bias = Uniform(n, 2.0f, rng);
   const std::vector<uint16_t> bias_bits = RoundToBf16(bias);
   std::vector<float> y(static_cast<size_t>(t * n), NAN);
   cuda_emulation::RunBlocks(
@@ -375,7 +361,7 @@ void CheckHeadMatMul(bool out_in) {
   const int64_t t = 2, heads = 3, k = 40, n = 24;
   std::mt19937 rng(67);
   const EmulationWeight w(D, heads * n, k, rng);  // out_in: W[h] is rows h * n ..; else [k, n]
-  const std::vector<float> x = Activations(t, heads * k + 4, rng);
+  const std::vector<float> x = Uniform(t * (heads * k + 4), 2.0f, rng);
   std::vector<float> y(static_cast<size_t>(t * (heads * n + 8)), NAN);
   HeadMatMulArgs a{};
   a.x = x.data(), a.x_stride_t = heads * k + 4, a.x_stride_h = k;
@@ -462,7 +448,7 @@ TEST(GemvKernelEmulationTest, HeadMatMulBothLayouts) {
 // its segments with their biases, and a bias added in place.
 TEST(GemvKernelEmulationTest, KernelsAroundTheBlasGemm) {
   std::mt19937 rng(71);
-  std::vector<float> x = Activations(1, 1000, rng);
+  std::vector<float> x = Uniform(1000, 2.0f, rng);
   x[0] = 1e30f, x[1] = -3e-38f, x[2] = 0.0f, x[3] = 1.0f + 1.0f / 256;  // a tie
   std::vector<uint16_t> hi(x.size()), lo(x.size()), want_hi(x.size()), want_lo(x.size());
   ConvertFromF32(DType::kBF16, x.data(), want_hi.data(), x.size());
@@ -482,7 +468,7 @@ TEST(GemvKernelEmulationTest, KernelsAroundTheBlasGemm) {
   }
 
   const int64_t t = 3, n0 = 5, n1 = 300;
-  const std::vector<float> all = Activations(t, n0 + n1, rng), bias = Activations(1, n1, rng);
+  const std::vector<float> all = Uniform(t * (n0 + n1), 2.0f, rng), bias = Uniform(n1, 2.0f, rng);
   std::vector<float> y0(static_cast<size_t>(t * n0), NAN), y1(static_cast<size_t>(t * n1), NAN);
   GemvBatch b{};
   b.count = 2;

@@ -26,9 +26,13 @@
 
 #include "gtest/gtest.h"
 #include "reasonrt/dtype.h"
+#include "tests/backends/emulation_weights.h"
 
 namespace reasonrt::cuda {
 namespace {
+
+using testing::RoundToBf16;
+using testing::Uniform;
 
 // rows rows of width h (x's rows x_stride apart, y's y_stride; y == x when in_place), with
 // delta or not, the gain in gain_dtype, read before the wait (settled) or after; vec: the
@@ -209,23 +213,6 @@ TEST(OpsKernelEmulationTest, RopeAndStoreKvBothLayouts) {
   CheckRope({false, false, 1.2f, DType::kF32});
 }
 
-// Values in [-scale, scale].
-std::vector<float> Uniform(int64_t n, float scale, std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(-scale, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = u(rng);
-  return v;
-}
-
-// f32 rounded to bf16 and back (round to nearest even, as ConvertFromF32).
-float Bf16Round(float v) {
-  uint16_t bits;
-  ConvertFromF32(DType::kBF16, &v, &bits, 1);
-  float back;
-  ConvertToF32(DType::kBF16, &bits, &back, 1);
-  return back;
-}
-
 // SiluMulKernel (f32 out, or bf16 for a prompt GEMM's input) and AddKernel, four values a
 // thread (vec) or one; n not a multiple of the block. silu(g) * u within 1e-6 relative (bf16
 // out: the host's rounding of the same f32 product, or the next bf16 value beside it); a + b
@@ -255,12 +242,14 @@ TEST(OpsKernelEmulationTest, ElementWise) {
       cuda_emulation::RunBlocks(
           blocks, 256, [&] { SiluMulKernel<__nv_bfloat16>(g_in.data(), u_in.data(), o, n, vec); });
     }
+    std::vector<float> rounded(out.begin(), out.begin() + n);
+    RoundToBf16(rounded);
     for (int64_t i = 0; i < n; ++i) {
       const double want = gate[i] / (1.0 + std::exp(-double(gate[i]))) * up[i];
       ASSERT_NEAR(out[i], want, 1e-6 * std::fabs(want) + 1e-7) << i;
       float got_bf16;
       ConvertToF32(DType::kBF16, &out_bf16[i], &got_bf16, 1);
-      ASSERT_NEAR(got_bf16, Bf16Round(out[i]), std::fabs(out[i]) / 128 + 1e-30) << i;
+      ASSERT_NEAR(got_bf16, rounded[i], std::fabs(out[i]) / 128 + 1e-30) << i;
     }
     for (int64_t i = n; i < n + 4; ++i) {
       ASSERT_TRUE(std::isnan(out[i])) << "written past n";
