@@ -73,6 +73,15 @@ namespace cuda_emulation {
 // At most this many blocks run at once (concurrent_blocks; ScopedLaunch sets it).
 constexpr unsigned kMaxConcurrentBlocks = 4;
 
+// Sleeps while *word holds `value` (a futex); wakes every thread asleep on word.
+inline void FutexWait(std::atomic<uint32_t>* word, uint32_t value) {
+  static_assert(sizeof(std::atomic<uint32_t>) == 4, "a futex word");
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, nullptr, nullptr, 0);
+}
+inline void FutexWakeAll(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
 // A barrier for `count` threads whose only shared state is its own: a count of arrivals
 // and a phase, which the last thread to arrive advances; the others sleep on the phase
 // word (a futex) until it moves. std::barrier would not do: it sleeps through a table of
@@ -87,22 +96,20 @@ class Barrier {
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == count_) {
       arrived_.store(0, std::memory_order_relaxed);  // no one arrives again before the phase moves
       phase_.store(phase + 1, std::memory_order_release);
-      syscall(SYS_futex, &phase_, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+      FutexWakeAll(&phase_);
       return;
     }
     for (int i = 0; i < 32; ++i) {  // a few yields first: a barrier is often about to open
       if (phase_.load(std::memory_order_acquire) != phase) return;
       std::this_thread::yield();
     }
-    while (phase_.load(std::memory_order_acquire) == phase)
-      syscall(SYS_futex, &phase_, FUTEX_WAIT_PRIVATE, phase, nullptr, nullptr, 0);
+    while (phase_.load(std::memory_order_acquire) == phase) FutexWait(&phase_, phase);
   }
 
  private:
   const unsigned count_;
   std::atomic<unsigned> arrived_{0};
   std::atomic<uint32_t> phase_{0};
-  static_assert(sizeof(std::atomic<uint32_t>) == 4, "a futex word");
 };
 
 // What the threads of one running block share: its barriers, the warps' shuffle slots and
@@ -197,11 +204,10 @@ class Gate {
  public:
   void Open() {
     open_.store(1, std::memory_order_release);
-    syscall(SYS_futex, &open_, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+    FutexWakeAll(&open_);
   }
   void Wait() {
-    while (open_.load(std::memory_order_acquire) == 0)
-      syscall(SYS_futex, &open_, FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+    while (open_.load(std::memory_order_acquire) == 0) FutexWait(&open_, 0);
   }
   void Close() { open_.store(0, std::memory_order_relaxed); }
 
