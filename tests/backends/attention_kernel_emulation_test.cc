@@ -37,6 +37,13 @@
 namespace reasonrt::cuda {
 namespace {
 
+// The cache's bytes for `values` in dtype c.
+std::vector<char> CacheBytes(DType c, const std::vector<float>& values) {
+  std::vector<char> bytes(values.size() * DTypeSize(c));
+  ConvertFromF32(c, values.data(), bytes.data(), values.size());
+  return bytes;
+}
+
 // Query rows over a paged cache of 16-slot blocks: each row reads the keys at positions
 // [0, row_position] through its table (tables + table_offset[row]); a position of -1 is a
 // row no sequence covers. With latent = true there is one kv head and no values: the
@@ -74,9 +81,7 @@ struct PagedCase {
     for (float& x : q) x = u(rng) * 2.0f;  // scores of a few units: softmax far from flat
     for (float& x : kf) x = u(rng);
     for (float& x : vf) x = u(rng);
-    k.resize(kf.size() * DTypeSize(c)), v.resize(vf.size() * DTypeSize(c));
-    ConvertFromF32(c, kf.data(), k.data(), kf.size());
-    ConvertFromF32(c, vf.data(), v.data(), vf.size());
+    k = CacheBytes(c, kf), v = CacheBytes(c, vf);
     ConvertToF32(c, k.data(), kf.data(), kf.size());  // what the kernels read
     ConvertToF32(c, v.data(), vf.data(), vf.size());
     q_in.assign(q.size(), NAN);
@@ -278,13 +283,6 @@ void CheckTiledPrompt(int64_t dk, int64_t dv, bool split) {
       static_cast<unsigned>(a.heads), static_cast<unsigned>(a.splits), TiledAttentionShared(a));
   if (split) Combine(a);
   c.Expect(out);
-}
-
-// The cache's bytes for `values` in dtype c.
-std::vector<char> CacheBytes(DType c, const std::vector<float>& values) {
-  std::vector<char> bytes(values.size() * DTypeSize(c));
-  ConvertFromF32(c, values.data(), bytes.data(), values.size());
-  return bytes;
 }
 
 // StoreRowsKernel and StoreKeysAndValuesKernel (as dependent launches): rows of keys (and
